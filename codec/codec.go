@@ -1,0 +1,55 @@
+package codec
+
+import (
+	"fmt"
+
+	"github.com/fxamacker/cbor/v2"
+)
+
+// Decode limits. They bound the work a hostile peer can make a node do per
+// message; legitimate messages stay far below them.
+const (
+	MaxNesting       = 16
+	MaxArrayElements = 1 << 16
+	MaxMapPairs      = 1 << 12
+)
+
+var (
+	enc cbor.EncMode
+	dec cbor.DecMode
+)
+
+func init() {
+	var err error
+	enc, err = cbor.CoreDetEncOptions().EncMode()
+	if err != nil {
+		panic(err)
+	}
+	dec, err = cbor.DecOptions{
+		MaxNestedLevels:   MaxNesting,
+		MaxArrayElements:  MaxArrayElements,
+		MaxMapPairs:       MaxMapPairs,
+		DupMapKey:         cbor.DupMapKeyEnforcedAPF,
+		IndefLength:       cbor.IndefLengthForbidden,
+		ExtraReturnErrors: cbor.ExtraDecErrorUnknownField,
+		UTF8:              cbor.UTF8RejectInvalid,
+	}.DecMode()
+	if err != nil {
+		panic(err)
+	}
+}
+
+// Marshal encodes v deterministically.
+func Marshal(v any) ([]byte, error) { return enc.Marshal(v) }
+
+// Unmarshal decodes exactly one CBOR item from data into v, refusing
+// trailing bytes and anything past the decode limits.
+func Unmarshal(data []byte, v any) error {
+	if err := dec.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("codec: malformed cbor: %w", err)
+	}
+	return nil
+}
+
+// RawMessage is an encoded CBOR item, decoded later.
+type RawMessage = cbor.RawMessage

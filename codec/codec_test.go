@@ -1,0 +1,188 @@
+package codec
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/fxamacker/cbor/v2"
+)
+
+type keyed struct {
+	Version int    `cbor:"1,keyasint"`
+	Name    string `cbor:"2,keyasint"`
+}
+
+type tuple struct {
+	_ struct{} `cbor:",toarray"`
+	A uint64
+	B []byte
+}
+
+func nested(depth int) []byte {
+	// depth one-element arrays around an integer.
+	return append(bytes.Repeat([]byte{0x81}, depth), 0x01)
+}
+
+func TestMarshalRoundTrip(t *testing.T) {
+	in := tuple{A: 7, B: []byte("x")}
+	b, err := Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out tuple
+	if err := Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	if out.A != in.A || !bytes.Equal(out.B, in.B) {
+		t.Fatalf("round trip gave %+v", out)
+	}
+	kb, err := Marshal(keyed{Version: 1, Name: "n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var k keyed
+	if err := Unmarshal(kb, &k); err != nil || k != (keyed{Version: 1, Name: "n"}) {
+		t.Fatalf("keyed round trip = %+v, %v", k, err)
+	}
+}
+
+// TestMarshalIsDeterministic: equal values give equal bytes (RFC 8949
+// §4.2.1: sorted map keys, shortest integer heads).
+func TestMarshalIsDeterministic(t *testing.T) {
+	a := map[string]uint64{}
+	b := map[string]uint64{}
+	keys := []string{"zz", "a", "mm", "b", "c", "yyy"}
+	for i, k := range keys {
+		a[k] = uint64(i)
+	}
+	for i := len(keys) - 1; i >= 0; i-- {
+		b[keys[i]] = uint64(i)
+	}
+	ea, _ := Marshal(a)
+	for range 20 {
+		eb, _ := Marshal(b)
+		if !bytes.Equal(ea, eb) {
+			t.Fatalf("equal maps encode differently: %x vs %x", ea, eb)
+		}
+	}
+	if got, _ := Marshal(uint64(1)); !bytes.Equal(got, []byte{0x01}) {
+		t.Fatalf("Marshal(1) = %x, want shortest form 01", got)
+	}
+	if got, _ := Marshal(map[string]int{"b": 1, "a": 2}); !bytes.Equal(got, []byte{0xa2, 0x61, 0x61, 0x02, 0x61, 0x62, 0x01}) {
+		t.Fatalf("map keys not sorted: %x", got)
+	}
+}
+
+func TestUnmarshalAcceptsTheLimits(t *testing.T) {
+	var v any
+	if err := Unmarshal(nested(MaxNesting), &v); err != nil {
+		t.Fatalf("%d nested arrays: %v", MaxNesting, err)
+	}
+	arr, _ := Marshal(make([]int, MaxArrayElements))
+	var ints []int
+	if err := Unmarshal(arr, &ints); err != nil || len(ints) != MaxArrayElements {
+		t.Fatalf("%d array elements: %d, %v", MaxArrayElements, len(ints), err)
+	}
+	m := map[int]int{}
+	for i := range MaxMapPairs {
+		m[i] = i
+	}
+	mb, _ := Marshal(m)
+	var back map[int]int
+	if err := Unmarshal(mb, &back); err != nil || len(back) != MaxMapPairs {
+		t.Fatalf("%d map pairs: %d, %v", MaxMapPairs, len(back), err)
+	}
+}
+
+func TestUnmarshalRejects(t *testing.T) {
+	one, _ := Marshal(tuple{A: 1})
+	bigArray, _ := Marshal(make([]int, MaxArrayElements+1))
+	bigMap := map[int]int{}
+	for i := range MaxMapPairs + 1 {
+		bigMap[i] = i
+	}
+	bigMapEnc, _ := Marshal(bigMap)
+	unknownField, _ := Marshal(map[int]any{1: 1, 2: "n", 3: true})
+
+	tests := []struct {
+		name string
+		data []byte
+		into func() any
+		as   any // a pointer to the cbor error type expected, or nil
+	}{
+		{"empty input", nil, newAny, nil},
+		{"trailing bytes", append(one[:len(one):len(one)], 0x00), newTuple, new(*cbor.ExtraneousDataError)},
+		{"two items", []byte{0x01, 0x02}, newAny, new(*cbor.ExtraneousDataError)},
+		{"truncated", one[:len(one)-1], newTuple, nil},
+		{"indefinite-length array", []byte{0x9f, 0x01, 0xff}, newAny, new(*cbor.IndefiniteLengthError)},
+		{"indefinite-length map", []byte{0xbf, 0x61, 0x61, 0x01, 0xff}, newAny, new(*cbor.IndefiniteLengthError)},
+		{"indefinite-length byte string", []byte{0x5f, 0x41, 0x00, 0xff}, newAny, new(*cbor.IndefiniteLengthError)},
+		{"indefinite-length text string", []byte{0x7f, 0x61, 0x61, 0xff}, newAny, new(*cbor.IndefiniteLengthError)},
+		{"indefinite-length inside a struct", []byte{0x82, 0x01, 0x5f, 0x41, 0x00, 0xff}, newTuple, new(*cbor.IndefiniteLengthError)},
+		{"duplicate map key into any", []byte{0xa2, 0x61, 0x61, 0x01, 0x61, 0x61, 0x02}, newAny, new(*cbor.DupMapKeyError)},
+		{"duplicate map key into a map", []byte{0xa2, 0x61, 0x61, 0x01, 0x61, 0x61, 0x02}, newStringMap, new(*cbor.DupMapKeyError)},
+		{"duplicate field of a keyed struct", []byte{0xa2, 0x01, 0x01, 0x01, 0x02}, newKeyed, new(*cbor.DupMapKeyError)},
+		{"unknown field of a keyed struct", unknownField, newKeyed, new(*cbor.UnknownFieldError)},
+		{"nesting one past the limit", nested(MaxNesting + 1), newAny, new(*cbor.MaxNestedLevelError)},
+		{"deep nesting", nested(10000), newAny, new(*cbor.MaxNestedLevelError)},
+		{"deep map nesting", append(bytes.Repeat([]byte{0xa1, 0x01}, MaxNesting+1), 0x01), newAny, new(*cbor.MaxNestedLevelError)},
+		{"deep tag nesting", append(bytes.Repeat([]byte{0xd8, 0x64}, 100), 0x01), newAny, new(*cbor.MaxNestedLevelError)},
+		{"too many array elements", bigArray, newAny, new(*cbor.MaxArrayElementsError)},
+		{"array header past the limit with no data", []byte{0x9a, 0x7f, 0xff, 0xff, 0xff}, newAny, new(*cbor.MaxArrayElementsError)},
+		{"too many map pairs", bigMapEnc, newAny, new(*cbor.MaxMapPairsError)},
+		{"byte string longer than the input", []byte{0x5a, 0x7f, 0xff, 0xff, 0xff, 0x00}, newAny, nil},
+		{"invalid utf-8", []byte{0x62, 0xc3, 0x28}, newAny, nil},
+		{"array too long for a toarray struct", []byte{0x83, 0x01, 0x40, 0x01}, newTuple, nil},
+		{"wrong type", []byte{0x61, 0x61}, newTuple, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := Unmarshal(tt.data, tt.into())
+			if err == nil {
+				t.Fatalf("Unmarshal(%x) succeeded", tt.data)
+			}
+			if !strings.HasPrefix(err.Error(), "codec: ") {
+				t.Errorf("error %q lacks the package prefix", err)
+			}
+			if tt.as != nil && !errors.As(err, tt.as) {
+				t.Errorf("error %v (%T) does not wrap %T", err, errors.Unwrap(err), tt.as)
+			}
+		})
+	}
+}
+
+func newAny() any       { return new(any) }
+func newTuple() any     { return new(tuple) }
+func newKeyed() any     { return new(keyed) }
+func newStringMap() any { return new(map[string]uint64) }
+
+// FuzzUnmarshal: no input makes the decoder panic, and whatever it accepts
+// re-encodes to bytes it accepts again.
+func FuzzUnmarshal(f *testing.F) {
+	for _, v := range []any{1, "a", []byte{1}, []any{1, "b"}, map[string]uint64{"a": 1}, tuple{A: 3, B: []byte("x")}} {
+		b, err := Marshal(v)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add(nested(MaxNesting))
+	f.Add([]byte{0x9f, 0x01, 0xff})
+	f.Add([]byte{0xc1, 0x1a, 0x00, 0x00, 0x00, 0x00})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for _, into := range []func() any{newAny, newTuple, newKeyed, newStringMap} {
+			v := into()
+			if err := Unmarshal(data, v); err != nil {
+				continue
+			}
+			if _, err := Marshal(v); err != nil {
+				// Not every decoded value has a deterministic encoding
+				// (e.g. NaN map keys); that is fine as long as nothing
+				// panics.
+				continue
+			}
+		}
+	})
+}
