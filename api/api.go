@@ -1,0 +1,185 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/meridian-kv/meridian/consistency"
+)
+
+// MsgType values of the client protocol (wan reserves types below 16).
+const (
+	TypeGet         = 16 // GetRequest -> GetResponse
+	TypePut         = 17 // PutRequest -> PutResponse (a delete is a put with Delete set)
+	TypeStatus      = 18 // StatusRequest -> StatusResponse
+	TypeRing        = 19 // RingRequest -> RingResponse
+	TypeGetReply    = 20
+	TypePutReply    = 21
+	TypeStatusReply = 22
+	TypeRingReply   = 23
+	TypeClientError = 24 // ClientError, instead of any reply
+)
+
+// Limits.
+const (
+	// MaxKeyLen is the largest key, in bytes.
+	MaxKeyLen = 64 << 10
+	// DefaultMaxValueLen is the default largest value, in bytes; nodes may
+	// configure another.
+	DefaultMaxValueLen = 1 << 20
+)
+
+// GetRequest reads one key.
+type GetRequest struct {
+	_           struct{} `cbor:",toarray"`
+	V           uint8
+	Keyspace    string
+	Key         []byte
+	Consistency string // "" = keyspace default
+}
+
+// Sibling is one value of a key as a client sees it.
+type Sibling struct {
+	_     struct{} `cbor:",toarray"`
+	Value []byte
+	// Writer is the dot of the write that created it, "actor:counter".
+	Writer string
+}
+
+// GetResponse holds every live sibling (none when the key does not exist
+// or is deleted) and the opaque causal context to pass to the next write.
+type GetResponse struct {
+	_        struct{} `cbor:",toarray"`
+	V        uint8
+	Siblings []Sibling
+	Context  string
+	// Deleted is true when the key exists only as a tombstone.
+	Deleted bool
+	Acked   map[string]int
+}
+
+// PutRequest writes (or, with Delete, deletes) one key.
+type PutRequest struct {
+	_           struct{} `cbor:",toarray"`
+	V           uint8
+	Keyspace    string
+	Key         []byte
+	Value       []byte
+	Delete      bool
+	Context     string // from a previous get; "" = blind write
+	Consistency string
+	// Forwarded is set when a node that holds no replica of the key passes
+	// the request to one that does; LocalDC is then the datacenter whose
+	// LOCAL_* levels apply (the first node's).
+	Forwarded bool
+	LocalDC   string
+}
+
+// PutResponse reports a successful write.
+type PutResponse struct {
+	_ struct{} `cbor:",toarray"`
+	V uint8
+	// Context supersedes exactly what this write stored.
+	Context  string
+	Siblings int
+	Acked    map[string]int
+	// Warning is set when the key has more siblings than the keyspace's
+	// soft limit.
+	Warning     string
+	Coordinator string
+}
+
+// StatusRequest asks a node for its view of the cluster.
+type StatusRequest struct {
+	_ struct{} `cbor:",toarray"`
+	V uint8
+}
+
+// NodeStatus is one member as the answering node sees it.
+type NodeStatus struct {
+	_     struct{} `cbor:",toarray"`
+	ID    string   `json:"id"`
+	DC    string   `json:"dc"`
+	Rack  string   `json:"rack"`
+	Addr  string   `json:"addr"`
+	State string   `json:"state"` // up, down
+	RTTms float64  `json:"rtt_ms"`
+}
+
+// StatusResponse lists the members.
+type StatusResponse struct {
+	_     struct{} `cbor:",toarray"`
+	V     uint8
+	Node  string
+	Nodes []NodeStatus
+}
+
+// RingRequest asks for the preference list of a key.
+type RingRequest struct {
+	_        struct{} `cbor:",toarray"`
+	V        uint8
+	Keyspace string
+	Key      []byte
+}
+
+// RingResponse is a key's preference list.
+type RingResponse struct {
+	_         struct{} `cbor:",toarray"`
+	V         uint8
+	Token     uint64
+	Replicas  map[string][]string
+	Fallbacks map[string][]string
+	Short     map[string]int
+}
+
+// Error codes of ClientError.
+const (
+	CodeBadRequest      = "bad_request"
+	CodeUnknownKeyspace = "unknown_keyspace"
+	CodeTooLarge        = "too_large"
+	CodeConsistency     = "bad_consistency"
+	CodeQuorum          = "quorum"
+	CodeTooManySiblings = "too_many_siblings"
+	CodeUnavailable     = "unavailable"
+	CodeInternal        = "internal"
+)
+
+// ClientError is a node's refusal of a request.
+type ClientError struct {
+	_       struct{} `cbor:",toarray"`
+	Code    string
+	Message string
+	Quorum  *consistency.QuorumError
+}
+
+func (e *ClientError) Error() string { return e.Message }
+
+// Unwrap exposes the quorum shortfall to errors.As.
+func (e *ClientError) Unwrap() error {
+	if e.Quorum == nil {
+		return nil
+	}
+	return e.Quorum
+}
+
+// Errorf builds a ClientError.
+func Errorf(code, format string, args ...any) *ClientError {
+	return &ClientError{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrKeyTooLarge and friends are the client-side checks of the limits.
+var (
+	ErrEmptyKey    = errors.New("meridian: empty key")
+	ErrKeyTooLarge = fmt.Errorf("meridian: key longer than %d bytes", MaxKeyLen)
+)
+
+// CheckKey validates a key against the protocol limits.
+func CheckKey(key []byte) error {
+	if len(key) == 0 {
+		return &ClientError{Code: CodeBadRequest, Message: ErrEmptyKey.Error()}
+	}
+	if len(key) > MaxKeyLen {
+		return &ClientError{Code: CodeTooLarge, Message: fmt.Sprintf("meridian: key of %d bytes is longer than the %d-byte limit", len(key), MaxKeyLen)}
+	}
+	return nil
+}
