@@ -1,0 +1,205 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/meridian-kv/meridian/placement"
+	"github.com/meridian-kv/meridian/version"
+)
+
+// lockStripes is the number of per-key lock stripes (a power of two).
+const lockStripes = 4096
+
+// Store holds a node's versioned objects in Pebble. All methods are safe
+// for concurrent use.
+type Store struct {
+	db  *pebble.DB
+	log *pebbleLogger
+	// wo are the options of every write: pebble.Sync. Tests swap in
+	// pebble.NoSync to show the crash test catches an unsynced store.
+	wo *pebble.WriteOptions
+
+	// locks serialise Updates of one key (and let Get wait for an
+	// in-flight Update of its key); a key uses locks[token%lockStripes].
+	locks [lockStripes]sync.RWMutex
+
+	// calls lets Close wait for the calls using db.
+	calls *gate
+
+	// failed holds the ErrFailed-wrapping error once Pebble reported a
+	// fatal error; from then on every call returns it.
+	failed atomic.Pointer[error]
+}
+
+// Open opens (creating if needed) the store in directory dir. A nil opts
+// means defaults.
+func Open(dir string, opts *Options) (s *Store, err error) {
+	if dir == "" {
+		return nil, errors.New("store: empty data directory")
+	}
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	o := opts.withDefaults()
+	s = &Store{log: &pebbleLogger{l: o.Logger}, wo: pebble.Sync, calls: newGate()}
+	defer catchFatal(&err, nil)
+	db, err := pebble.Open(dir, o.pebbleOptions(s.log))
+	if err != nil {
+		return nil, fmt.Errorf("store: open %q: %w", dir, err)
+	}
+	s.db = db
+	return s, nil
+}
+
+// Close waits for the calls in flight, then closes the store. Calls
+// that start once Close has begun return ErrClosed; so do later calls of
+// Close.
+func (s *Store) Close() (err error) {
+	if !s.calls.close() {
+		return ErrClosed
+	}
+	defer catchFatal(&err, s.fail)
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("store: close: %w", err)
+	}
+	return nil
+}
+
+// acquire marks a call in flight; the caller must call s.release when
+// acquire returned nil.
+func (s *Store) acquire() error {
+	if !s.calls.enter() {
+		return ErrClosed
+	}
+	if errp := s.failed.Load(); errp != nil {
+		s.calls.leave()
+		return *errp
+	}
+	return nil
+}
+
+func (s *Store) release() { s.calls.leave() }
+
+// fail puts the store in the failed state (first error wins).
+func (s *Store) fail(err error) { s.failed.CompareAndSwap(nil, &err) }
+
+func (s *Store) stripe(tok uint64) *sync.RWMutex { return &s.locks[tok&(lockStripes-1)] }
+
+// Get returns the stored object of key in keyspace ks; a never-written key
+// returns (version.New(), nil). Get waits for an Update of the same key in
+// flight, so it never returns a write that is not yet durable.
+func (s *Store) Get(ks string, key []byte) (*version.Object, error) {
+	if err := validate(ks, key); err != nil {
+		return nil, err
+	}
+	if err := s.acquire(); err != nil {
+		return nil, err
+	}
+	defer s.release()
+	tok := placement.KeyToken(key)
+	l := s.stripe(tok)
+	l.RLock()
+	defer l.RUnlock()
+	return s.read(ks, key, objectKey(ks, tok, key))
+}
+
+// read returns the object stored under Pebble key k.
+func (s *Store) read(ks string, key, k []byte) (obj *version.Object, err error) {
+	defer catchFatal(&err, s.fail)
+	v, closer, err := s.db.Get(k)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return version.New(), nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: read keyspace %q key %s: %w", ks, printableKey(key), err)
+	}
+	defer closer.Close()
+	obj, err = decodeObject(v)
+	if err != nil {
+		return nil, corrupt(ks, key, err)
+	}
+	return obj, nil
+}
+
+// Update runs fn on the current object of the key while holding that
+// key's lock, and durably stores (WAL fsync) the object fn returns before
+// returning it with changed=true.
+//
+// If fn returns (nil, nil) or an object version.Equal to the current one,
+// nothing is written and the current object is returned with
+// changed=false. An error from fn is returned as is and nothing is written.
+// fn owns cur. fn runs under a lock stripe shared with other keys, so it
+// must not call Get, Update or Merge (that could deadlock); Scan is safe.
+// Updates of different keys run concurrently and share fsyncs.
+//
+// An error other than fn's means the write is not acknowledged: it may or
+// may not survive a crash. After an fsync failure the error wraps
+// ErrFailed and the Store serves nothing more.
+func (s *Store) Update(ks string, key []byte, fn func(cur *version.Object) (*version.Object, error)) (obj *version.Object, changed bool, err error) {
+	if err := validate(ks, key); err != nil {
+		return nil, false, err
+	}
+	if err := s.acquire(); err != nil {
+		return nil, false, err
+	}
+	defer s.release()
+	tok := placement.KeyToken(key)
+	k := objectKey(ks, tok, key)
+	l := s.stripe(tok)
+	l.Lock()
+	defer l.Unlock()
+
+	cur, err := s.read(ks, key, k)
+	if err != nil {
+		return nil, false, err
+	}
+	next, err := fn(cur)
+	if err != nil {
+		return nil, false, err
+	}
+	if next == nil || version.Equal(next, cur) {
+		return cur, false, nil
+	}
+	v, err := encodeObject(next)
+	if err != nil {
+		return nil, false, err
+	}
+	if err := s.write(k, v); err != nil {
+		if errors.Is(err, ErrFailed) {
+			return nil, false, err
+		}
+		return nil, false, fmt.Errorf("store: write keyspace %q key %s: %w", ks, printableKey(key), err)
+	}
+	return next, true, nil
+}
+
+// write stores v under k with s.wo (fsynced).
+func (s *Store) write(k, v []byte) (err error) {
+	defer catchFatal(&err, s.fail)
+	return s.db.Set(k, v, s.wo)
+}
+
+// Merge joins in into the stored object of the key (version.Merge), via
+// Update: changed reports whether in brought anything new.
+func (s *Store) Merge(ks string, key []byte, in *version.Object) (obj *version.Object, changed bool, err error) {
+	return s.Update(ks, key, func(cur *version.Object) (*version.Object, error) {
+		return version.Merge(cur, in), nil
+	})
+}
+
+// DiskUsage returns the bytes the store occupies on disk (WAL, sstables,
+// and files awaiting deletion), or 0 once closed or failed.
+func (s *Store) DiskUsage() (n uint64) {
+	if s.acquire() != nil {
+		return 0
+	}
+	defer s.release()
+	var err error
+	defer catchFatal(&err, s.fail)
+	return s.db.Metrics().DiskSpaceUsage()
+}
