@@ -1,0 +1,156 @@
+package telemetry
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
+)
+
+// InstrumentationName is the instrumentation scope of Meridian's tracers
+// and meters.
+const InstrumentationName = "github.com/meridian-kv/meridian"
+
+// LatencyBuckets are the histogram boundaries, in seconds, of Meridian's
+// latency histograms: 100µs (a local Pebble write without sync) to 10s (a
+// request stuck behind a WAN timeout) in 1-2.5-5 steps, 16 boundaries. A
+// LAN quorum lands in the 1-10 ms buckets, a cross-region one in
+// 25-250 ms, so both are resolved.
+var LatencyBuckets = []float64{
+	0.0001, 0.00025, 0.0005,
+	0.001, 0.0025, 0.005,
+	0.01, 0.025, 0.05,
+	0.1, 0.25, 0.5,
+	1, 2.5, 5,
+	10,
+}
+
+// Metrics are Meridian's instruments. Build them once per process with
+// NewMetrics and share them; instruments are safe for concurrent use.
+type Metrics struct {
+	// RequestDuration is the coordinator-side latency of a client request:
+	// "meridian.request.duration", seconds; attributes db.operation.name,
+	// meridian.consistency, meridian.dc (coordinator's datacenter), and
+	// error.type when the request failed.
+	RequestDuration metric.Float64Histogram
+	// ReplicaRPCDuration is the latency of one node-to-node call:
+	// "meridian.replica.rpc.duration", seconds; attributes
+	// db.operation.name and meridian.replica.dc (destination datacenter).
+	ReplicaRPCDuration metric.Float64Histogram
+	// HintsStored, HintsDelivered and HintsDropped count hints
+	// ("meridian.hints.stored", ".delivered", ".dropped"); attribute
+	// meridian.hint.target, the node the hint is for.
+	HintsStored, HintsDelivered, HintsDropped metric.Int64Counter
+	// Errors counts failures: "meridian.errors"; attribute error.type (the
+	// kind, e.g. "quorum", "timeout", "decode").
+	Errors metric.Int64Counter
+	// QUICConnections is the number of open QUIC connections:
+	// "meridian.quic.connections".
+	QUICConnections metric.Int64UpDownCounter
+}
+
+// NewMetrics creates Meridian's instruments on mp; a nil mp gives no-op
+// instruments, so callers never check for nil.
+func NewMetrics(mp metric.MeterProvider) (*Metrics, error) {
+	m := meter(mp)
+	var (
+		ms  Metrics
+		err error
+	)
+	hist := func(name, desc string) metric.Float64Histogram {
+		if err != nil {
+			return nil
+		}
+		var h metric.Float64Histogram
+		h, err = m.Float64Histogram(name,
+			metric.WithUnit("s"),
+			metric.WithDescription(desc),
+			metric.WithExplicitBucketBoundaries(LatencyBuckets...))
+		return h
+	}
+	counter := func(name, unit, desc string) metric.Int64Counter {
+		if err != nil {
+			return nil
+		}
+		var c metric.Int64Counter
+		c, err = m.Int64Counter(name, metric.WithUnit(unit), metric.WithDescription(desc))
+		return c
+	}
+	ms.RequestDuration = hist("meridian.request.duration",
+		"Duration of client requests at the coordinator, by operation, consistency level and datacenter.")
+	ms.ReplicaRPCDuration = hist("meridian.replica.rpc.duration",
+		"Duration of node-to-node replica calls, by operation and destination datacenter.")
+	ms.HintsStored = counter("meridian.hints.stored", "{hint}", "Hints stored for unavailable replicas.")
+	ms.HintsDelivered = counter("meridian.hints.delivered", "{hint}", "Hints delivered to their target.")
+	ms.HintsDropped = counter("meridian.hints.dropped", "{hint}", "Hints dropped (too old, over the byte limit, or target gone).")
+	ms.Errors = counter("meridian.errors", "{error}", "Errors, by kind.")
+	if err == nil {
+		ms.QUICConnections, err = m.Int64UpDownCounter("meridian.quic.connections",
+			metric.WithUnit("{connection}"),
+			metric.WithDescription("Open QUIC connections."))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("telemetry: metrics: %w", err)
+	}
+	return &ms, nil
+}
+
+// ObserveRequest records one client request's duration. errKind is "" for
+// success, else the error.type value.
+func (m *Metrics) ObserveRequest(ctx context.Context, op, consistency, dc, errKind string, d time.Duration) {
+	attrs := []attribute.KeyValue{Operation(op), Consistency(consistency), DC(dc)}
+	if errKind != "" {
+		attrs = append(attrs, ErrorKind(errKind))
+	}
+	m.RequestDuration.Record(ctx, d.Seconds(), metric.WithAttributes(attrs...))
+}
+
+// ObserveReplicaRPC records one node-to-node call to a replica in dc.
+func (m *Metrics) ObserveReplicaRPC(ctx context.Context, op, dc string, d time.Duration) {
+	m.ReplicaRPCDuration.Record(ctx, d.Seconds(), metric.WithAttributes(Operation(op), ReplicaDC(dc)))
+}
+
+// RegisterGauge registers an observable int64 gauge named name on mp (nil:
+// no-op). At each collection (each Prometheus scrape) cb is called and
+// reports the current values through observe, once per attribute set — for
+// example the pending hints per target:
+//
+//	unregister, err := telemetry.RegisterGauge(mp, "meridian.hints.pending", "{hint}",
+//		"Hints waiting for delivery.", func(observe func(int64, ...attribute.KeyValue)) {
+//			for target, n := range store.PendingHints() {
+//				observe(n, telemetry.HintTarget(target))
+//			}
+//		})
+//
+// cb runs on the collecting goroutine, must be safe for concurrent use with
+// the rest of the program, and must not block. unregister stops the
+// callback (the instrument then reports nothing); it is safe to call more
+// than once.
+func RegisterGauge(mp metric.MeterProvider, name, unit, desc string, cb func(observe func(v int64, attrs ...attribute.KeyValue))) (unregister func(), err error) {
+	m := meter(mp)
+	g, err := m.Int64ObservableGauge(name, metric.WithUnit(unit), metric.WithDescription(desc))
+	if err != nil {
+		return nil, fmt.Errorf("telemetry: gauge %s: %w", name, err)
+	}
+	reg, err := m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		cb(func(v int64, attrs ...attribute.KeyValue) {
+			o.ObserveInt64(g, v, metric.WithAttributes(attrs...))
+		})
+		return nil
+	}, g)
+	if err != nil {
+		return nil, fmt.Errorf("telemetry: gauge %s: %w", name, err)
+	}
+	return func() { _ = reg.Unregister() }, nil
+}
+
+// meter returns Meridian's meter on mp, or a no-op one for a nil mp.
+func meter(mp metric.MeterProvider) metric.Meter {
+	if mp == nil {
+		mp = noop.NewMeterProvider()
+	}
+	return mp.Meter(InstrumentationName)
+}

@@ -1,0 +1,15 @@
+package telemetry
+
+import (
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+)
+
+// Tracer returns Meridian's tracer on tp, or a no-op tracer for a nil tp, so
+// packages that take an optional TracerProvider never check for nil.
+func Tracer(tp trace.TracerProvider) trace.Tracer {
+	if tp == nil {
+		tp = noop.NewTracerProvider()
+	}
+	return tp.Tracer(InstrumentationName, trace.WithSchemaURL(SchemaURL))
+}
