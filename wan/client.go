@@ -1,0 +1,83 @@
+package wan
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/quic-go/quic-go"
+)
+
+// Dialer makes pooled client connections (ALPNClient) to nodes, without a
+// listener: the client library's transport. It is safe for concurrent use.
+type Dialer struct {
+	pc   net.PacketConn
+	qtr  *quic.Transport
+	pool *pool
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// DialerOptions tune a Dialer. A nil *DialerOptions means defaults.
+type DialerOptions struct {
+	// Wrap, if set, wraps the UDP socket (the WAN emulator hooks in here).
+	Wrap func(net.PacketConn) net.PacketConn
+	// DialTimeout bounds one dial, handshake included; default
+	// DefaultDialTimeout. Clients that fail over between nodes want it
+	// short: QUIC ignores ICMP, so only a timeout reveals a dead node.
+	DialTimeout time.Duration
+	// IdleTimeout closes a connection that heard nothing from its peer;
+	// default DefaultIdleTimeout. Keepalives go every IdleTimeout/3.
+	IdleTimeout time.Duration
+}
+
+// NewDialer binds an ephemeral UDP port and returns a Dialer that presents
+// creds, which may be a client or a node certificate.
+func NewDialer(creds *Credentials, opts *DialerOptions) (*Dialer, error) {
+	if creds == nil {
+		return nil, errors.New("wan: NewDialer needs credentials")
+	}
+	var o DialerOptions
+	if opts != nil {
+		o = *opts
+	}
+	if o.DialTimeout <= 0 {
+		o.DialTimeout = DefaultDialTimeout
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = DefaultIdleTimeout
+	}
+	wrap := o.Wrap
+	udp, err := net.ListenUDP("udp", &net.UDPAddr{})
+	if err != nil {
+		return nil, err
+	}
+	var pc net.PacketConn = udp
+	if wrap != nil {
+		pc = wrap(udp)
+	}
+	qtr := &quic.Transport{Conn: pc}
+	return &Dialer{
+		pc:   pc,
+		qtr:  qtr,
+		pool: newPool(qtr, creds.clientTLS(ALPNClient), dialConfig(o.IdleTimeout), DefaultMaxFrame, o.DialTimeout, slog.Default()),
+	}, nil
+}
+
+// Call runs one request; it behaves as Transport.Call.
+func (d *Dialer) Call(ctx context.Context, addr, wantPeer string, req *Envelope, onReply func(*Envelope) error) error {
+	return d.pool.call(ctx, addr, wantPeer, req, onReply)
+}
+
+// Close closes every connection and the socket.
+func (d *Dialer) Close() error {
+	d.closeOnce.Do(func() {
+		d.pool.close()
+		d.closeErr = errors.Join(d.qtr.Close(), d.pc.Close())
+	})
+	return d.closeErr
+}

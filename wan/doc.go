@@ -1,0 +1,93 @@
+// Package wan is Meridian's network layer: QUIC with mutual TLS, a CBOR
+// envelope in length-prefixed frames, a per-peer connection pool, the PKI
+// helpers that make a cluster's certificates, and a WAN emulator.
+//
+// # Connections and identities
+//
+// Every node listens on one UDP socket (Listen) and dials its peers from
+// the same socket, one pooled QUIC connection per peer address (dialled on
+// demand, re-dialled when it has died, concurrent callers sharing one dial;
+// after a failed dial, calls fail fast with ErrUnreachable for a back-off of
+// 50ms doubling to 1s). Clients dial through a Dialer. A node's QUIC
+// stateless-reset key is derived from its private key, so after a restart
+// it resets its peers' stale connections and they re-dial at once.
+//
+// TLS 1.3 is mandatory and authentication is mutual. Both sides verify the
+// peer's chain against the cluster CA only; host names are not checked. A
+// certificate's Subject CN is the holder's name (node id or client name)
+// and its Subject OU its Role, which together form the Identity handed to
+// handlers. A CA, and node and client certificates, are made with NewCA and
+// CA.Issue; LoadCredentials validates a process's own files at start-up and
+// says plainly what is wrong (missing file, bad PEM, not signed by the CA,
+// expired or not yet valid, with the dates).
+//
+// Two ALPNs separate the traffic:
+//
+//	meridian-node/1    node to node; the dialer must hold a node certificate
+//	meridian-client/1  client to node; client or node certificates
+//
+// Only node certificates may serve. A connection whose certificate role may
+// not use its ALPN is closed with application error 0x101 and a reason,
+// which the caller sees as ErrForbidden.
+//
+// # Streams and frames
+//
+// One bidirectional stream carries one request. The caller writes one
+// request frame and closes its send side; the handler writes zero or more
+// reply frames (streaming replies, e.g. one per replica ack) and the
+// transport closes the stream when the handler returns. Both sides read to
+// EOF (quic-go only releases a stream's credit once both directions are
+// finished).
+//
+// A frame is a 4-byte big-endian length followed by that many bytes of
+// CBOR: one Envelope, encoded as an array
+//
+//	[V, Type, ID, Deadline, [Traceparent, Tracestate], Payload]
+//
+// V is the envelope version (1); Type a MsgType (below 16 reserved for this
+// package, TypeError = 1 carrying ErrorPayload [Code, Message]); ID the
+// request id, echoed by replies; Deadline the caller's deadline in Unix
+// nanoseconds or 0; the W3C trace context; and Payload the message, itself
+// CBOR, decoded by the receiver with Envelope.Decode.
+//
+// Limits: a frame's declared length is checked against MaxFrame (default
+// 4 MiB, DefaultMaxFrame) before anything is read or allocated; decoding
+// uses package codec's bounded decoder (nesting, array and map sizes,
+// no indefinite lengths, no trailing bytes). A bad request frame is
+// answered with a TypeError reply with code "bad_request"; a handler panic
+// with "internal"; a request whose deadline passed before it was served
+// with "deadline_exceeded". Nothing a peer sends can crash a node.
+// Concurrent requests per connection are bounded by MaxIncomingStreams
+// (default 1024).
+//
+// # Usage
+//
+//	tr, err := wan.Listen(wan.Config{Credentials: creds, ListenAddr: ":7946"},
+//		wan.HandlerFunc(func(ctx context.Context, from wan.Identity, req *wan.Envelope, reply wan.Replier) {
+//			var p myRequest
+//			if err := req.Decode(&p); err != nil {
+//				reply.SendError(wan.CodeBadRequest, err.Error())
+//				return
+//			}
+//			res, _ := wan.NewEnvelope(typeMyReply, answer(p))
+//			reply.Send(res)
+//		}))
+//	...
+//	req, _ := wan.NewEnvelope(typeMyRequest, &myRequest{...})
+//	err = tr.Call(ctx, "10.0.0.2:7946", "node-2", req, func(r *wan.Envelope) error {
+//		return r.Decode(&reply)
+//	})
+//
+// # WAN emulator
+//
+// Emulator delays and drops packets per (source datacenter, destination
+// datacenter) inside one process, for meridian dev, tests and benchmarks.
+// Wrap each node's socket (Config.WrapConn) with its datacenter, Register
+// each node's address, and set links (latency, jitter, loss, down) per
+// direction or a default for all inter-datacenter traffic; Partition and
+// Heal cut and restore datacenter pairs, Isolate and Restore single nodes.
+// Traffic inside a datacenter and to unregistered addresses is not delayed.
+// Per-destination packet order is kept. Wrapping a socket disables quic-go's
+// GSO and batching, which is fine for latency emulation but not for
+// throughput measurements.
+package wan

@@ -1,0 +1,91 @@
+package wan
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+
+	"github.com/meridian-kv/meridian/codec"
+)
+
+// DefaultMaxFrame is the default limit on one frame's CBOR body, in bytes.
+const DefaultMaxFrame = 4 << 20
+
+// frameHeaderLen is the size of the big-endian length prefix.
+const frameHeaderLen = 4
+
+// WriteFrame writes e as one frame: a 4-byte big-endian body length, then
+// the envelope's CBOR encoding, in a single Write. An envelope with V == 0 is
+// written as version 1.
+func WriteFrame(w io.Writer, e *Envelope) error {
+	b, err := appendFrame(nil, e, math.MaxUint32)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(b)
+	return err
+}
+
+// appendFrame appends e's frame to dst, refusing bodies over maxFrame bytes.
+func appendFrame(dst []byte, e *Envelope, maxFrame int) ([]byte, error) {
+	if e == nil {
+		return dst, errors.New("wan: nil envelope")
+	}
+	if e.V == 0 {
+		c := *e
+		c.V = Version
+		e = &c
+	}
+	body, err := codec.Marshal(e)
+	if err != nil {
+		return dst, fmt.Errorf("wan: encode envelope of message type %d: %w", e.Type, err)
+	}
+	if len(body) > maxFrame {
+		return dst, fmt.Errorf("%w: %d-byte envelope of message type %d exceeds the %d-byte limit", ErrFrameTooLarge, len(body), e.Type, maxFrame)
+	}
+	dst = binary.BigEndian.AppendUint32(dst, uint32(len(body)))
+	return append(dst, body...), nil
+}
+
+// ReadFrame reads one frame from r. It checks the declared length against
+// maxFrame (DefaultMaxFrame if maxFrame <= 0) before reading or allocating
+// the body, and decodes with the bounded decoder.
+//
+// It returns io.EOF if r ends cleanly before a frame starts, an error
+// wrapping ErrFrameTooLarge for an oversized frame, and an error wrapping
+// ErrMalformed for a truncated body, invalid CBOR or an unsupported
+// envelope version. Errors from r are returned as they are (a truncated
+// header is io.ErrUnexpectedEOF). It never panics on any input.
+func ReadFrame(r io.Reader, maxFrame int) (*Envelope, error) {
+	if maxFrame <= 0 {
+		maxFrame = DefaultMaxFrame
+	}
+	var hdr [frameHeaderLen]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return nil, err
+	}
+	n := binary.BigEndian.Uint32(hdr[:])
+	if uint64(n) > uint64(maxFrame) {
+		return nil, fmt.Errorf("%w: declared length %d exceeds the %d-byte limit", ErrFrameTooLarge, n, maxFrame)
+	}
+	if n == 0 {
+		return nil, fmt.Errorf("%w: empty frame", ErrMalformed)
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r, body); err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, fmt.Errorf("%w: frame truncated: %w", ErrMalformed, io.ErrUnexpectedEOF)
+		}
+		return nil, err
+	}
+	e := new(Envelope)
+	if err := codec.Unmarshal(body, e); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	if e.V != Version {
+		return nil, fmt.Errorf("%w: envelope version %d, this node speaks version %d", ErrMalformed, e.V, Version)
+	}
+	return e, nil
+}

@@ -1,0 +1,315 @@
+package wan
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/quic-go/quic-go"
+)
+
+// Dial back-off after a failed dial: from backoffMin doubling to backoffMax.
+// Meanwhile calls to that address fail at once with ErrUnreachable.
+const (
+	backoffMin = 50 * time.Millisecond
+	backoffMax = time.Second
+)
+
+// QUIC application (connection) error codes.
+const (
+	codeShutdown  quic.ApplicationErrorCode = 0x0   // the peer is closing
+	codeWrongRole quic.ApplicationErrorCode = 0x101 // certificate role not allowed on this ALPN
+)
+
+// QUIC stream error codes.
+const (
+	streamCancelled quic.StreamErrorCode = 0x1 // the caller gave up (context done)
+	streamProtocol  quic.StreamErrorCode = 0x2 // unexpected or malformed data
+	streamDone      quic.StreamErrorCode = 0x3 // the reader needs no more data
+)
+
+// pool keeps one connection per peer address over one quic.Transport and
+// runs calls on it: the shared half of Transport and Dialer.
+type pool struct {
+	qtr      *quic.Transport
+	tlsConf  *tls.Config
+	qconf    *quic.Config
+	maxFrame int
+	dialTO   time.Duration
+	log      *slog.Logger
+
+	ctx    context.Context // cancelled by close; parent of every dial
+	cancel context.CancelFunc
+	nextID atomic.Uint64
+
+	mu     sync.Mutex
+	peers  map[string]*peer
+	closed bool
+	wg     sync.WaitGroup // dial goroutines
+}
+
+// peer is the pool's state for one address; guarded by pool.mu.
+type peer struct {
+	conn     *quic.Conn
+	id       Identity
+	dial     *dialAttempt // in flight, or nil
+	lastErr  error
+	failures int
+	retryAt  time.Time
+}
+
+// dialAttempt is one dial shared by every caller that wants the address
+// while it runs. Its fields are written before done is closed.
+type dialAttempt struct {
+	done chan struct{}
+	conn *quic.Conn
+	id   Identity
+	err  error
+}
+
+func newPool(qtr *quic.Transport, tlsConf *tls.Config, qconf *quic.Config, maxFrame int, dialTimeout time.Duration, log *slog.Logger) *pool {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &pool{
+		qtr: qtr, tlsConf: tlsConf, qconf: qconf, maxFrame: maxFrame, dialTO: dialTimeout, log: log,
+		ctx: ctx, cancel: cancel, peers: make(map[string]*peer),
+	}
+}
+
+// get returns a live connection to addr, dialling if there is none. Callers
+// arriving during a dial wait for it; a recent failure fails fast.
+func (p *pool) get(ctx context.Context, addr string) (*quic.Conn, Identity, error) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil, Identity{}, ErrClosed
+	}
+	pe := p.peers[addr]
+	if pe == nil {
+		pe = &peer{}
+		p.peers[addr] = pe
+	}
+	if pe.conn != nil {
+		if pe.conn.Context().Err() == nil {
+			c, id := pe.conn, pe.id
+			p.mu.Unlock()
+			return c, id, nil
+		}
+		pe.conn = nil
+	}
+	a := pe.dial
+	if a == nil {
+		if now := time.Now(); now.Before(pe.retryAt) {
+			err := fmt.Errorf("%w: %s: last dial failed (retrying after %v): %w", ErrUnreachable, addr, pe.retryAt.Sub(now).Round(time.Millisecond), pe.lastErr)
+			p.mu.Unlock()
+			return nil, Identity{}, err
+		}
+		a = &dialAttempt{done: make(chan struct{})}
+		pe.dial = a
+		p.wg.Add(1)
+		go p.dial(addr, pe, a)
+	}
+	p.mu.Unlock()
+
+	select {
+	case <-a.done:
+		// Take this attempt's result even if the connection has died since:
+		// the call then reports why, rather than dialling in a loop.
+		return a.conn, a.id, a.err
+	case <-ctx.Done():
+		return nil, Identity{}, fmt.Errorf("wan: connect to %s: %w", addr, ctx.Err())
+	}
+}
+
+// dial runs one dial attempt, detached from any caller's context so one
+// impatient caller does not fail the others.
+func (p *pool) dial(addr string, pe *peer, a *dialAttempt) {
+	defer p.wg.Done()
+	conn, id, err := p.connect(addr)
+
+	p.mu.Lock()
+	pe.dial = nil
+	switch {
+	case err == nil && p.closed:
+		conn.CloseWithError(codeShutdown, "closing")
+		conn, err = nil, ErrClosed
+	case err == nil:
+		pe.conn, pe.id = conn, id
+		pe.failures, pe.lastErr, pe.retryAt = 0, nil, time.Time{}
+	default:
+		pe.failures++
+		pe.lastErr = err
+		pe.retryAt = time.Now().Add(backoff(pe.failures))
+		if f := refusal(addr, err); f != nil {
+			err = fmt.Errorf("%w: %w", ErrUnreachable, f)
+		} else {
+			err = fmt.Errorf("%w: %s: %w", ErrUnreachable, addr, err)
+		}
+	}
+	p.mu.Unlock()
+	a.conn, a.id, a.err = conn, id, err
+	close(a.done)
+}
+
+func backoff(failures int) time.Duration {
+	d := backoffMin
+	for i := 1; i < failures && d < backoffMax; i++ {
+		d *= 2
+	}
+	return min(d, backoffMax)
+}
+
+func (p *pool) connect(addr string) (*quic.Conn, Identity, error) {
+	ctx, cancel := context.WithTimeout(p.ctx, p.dialTO)
+	defer cancel()
+	ua, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return nil, Identity{}, err
+	}
+	conn, err := p.qtr.Dial(ctx, ua, p.tlsConf.Clone(), p.qconf)
+	if err != nil {
+		return nil, Identity{}, err
+	}
+	cs := conn.ConnectionState().TLS
+	if len(cs.PeerCertificates) == 0 {
+		conn.CloseWithError(codeShutdown, "no certificate")
+		return nil, Identity{}, errors.New("peer presented no certificate")
+	}
+	id, err := identityOf(cs.PeerCertificates[0])
+	if err != nil {
+		conn.CloseWithError(codeShutdown, "bad certificate")
+		return nil, Identity{}, err
+	}
+	p.log.Debug("wan: connected", "addr", addr, "peer", id.Name, "alpn", cs.NegotiatedProtocol)
+	return conn, id, nil
+}
+
+// call runs one request on a new stream; see Transport.Call.
+func (p *pool) call(ctx context.Context, addr, wantPeer string, req *Envelope, onReply func(*Envelope) error) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("wan: call %s: %w", addr, err)
+	}
+	if req == nil {
+		return errors.New("wan: call with nil request")
+	}
+	// Send a copy: the caller may send one envelope to many peers at once.
+	e := *req
+	if e.V == 0 {
+		e.V = Version
+	}
+	if e.ID == 0 {
+		e.ID = p.nextID.Add(1)
+	}
+	if d, ok := ctx.Deadline(); ok && e.Deadline == 0 {
+		e.Deadline = d.UnixNano()
+	}
+	frame, err := appendFrame(nil, &e, p.maxFrame)
+	if err != nil {
+		return err
+	}
+
+	conn, id, err := p.get(ctx, addr)
+	if err != nil {
+		return err
+	}
+	if wantPeer != "" && id.Name != wantPeer {
+		return fmt.Errorf("%w: %s presents a certificate for %q, want %q", ErrWrongPeer, addr, id.Name, wantPeer)
+	}
+	str, err := conn.OpenStreamSync(ctx)
+	if err != nil {
+		return p.callError(ctx, addr, err)
+	}
+	stop := context.AfterFunc(ctx, func() {
+		str.CancelWrite(streamCancelled)
+		str.CancelRead(streamCancelled)
+	})
+	defer stop()
+
+	if _, err := str.Write(frame); err != nil {
+		str.CancelRead(streamCancelled)
+		return p.callError(ctx, addr, err)
+	}
+	str.Close()
+	for {
+		r, err := ReadFrame(str, p.maxFrame)
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			str.CancelRead(streamProtocol)
+			if errors.Is(err, ErrMalformed) || errors.Is(err, ErrFrameTooLarge) || errors.Is(err, io.ErrUnexpectedEOF) {
+				return fmt.Errorf("wan: reply from %s: %w", addr, err)
+			}
+			return p.callError(ctx, addr, err)
+		}
+		if r.Type == TypeError {
+			str.CancelRead(streamDone)
+			var ep ErrorPayload
+			if err := r.Decode(&ep); err != nil {
+				return fmt.Errorf("wan: error reply from %s: %w", addr, err)
+			}
+			return &RemoteError{Code: ep.Code, Message: ep.Message}
+		}
+		if err := onReply(r); err != nil {
+			str.CancelRead(streamDone)
+			return err
+		}
+	}
+}
+
+// callError explains a stream or connection error of a call.
+func (p *pool) callError(ctx context.Context, addr string, err error) error {
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return fmt.Errorf("wan: call %s: %w", addr, ctxErr)
+	}
+	if f := refusal(addr, err); f != nil {
+		return f
+	}
+	var se *quic.StreamError
+	if errors.As(err, &se) {
+		return fmt.Errorf("wan: call %s: stream aborted: %w", addr, err)
+	}
+	return fmt.Errorf("%w: %s: connection lost: %w", ErrUnreachable, addr, err)
+}
+
+// refusal explains the peer refusing our certificate, or returns nil.
+func refusal(addr string, err error) error {
+	var ae *quic.ApplicationError
+	if errors.As(err, &ae) && ae.Remote && ae.ErrorCode == codeWrongRole {
+		return fmt.Errorf("%w: %s: %s", ErrForbidden, addr, ae.ErrorMessage)
+	}
+	var te *quic.TransportError
+	if errors.As(err, &te) && te.Remote && te.ErrorCode.IsCryptoError() {
+		return fmt.Errorf("%w: %s refused the TLS handshake (%v): check that our certificate is issued by the cluster CA and has not expired", ErrForbidden, addr, err)
+	}
+	return nil
+}
+
+// close closes every pooled connection and waits for dials in flight.
+func (p *pool) close() {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.closed = true
+	p.cancel()
+	var conns []*quic.Conn
+	for _, pe := range p.peers {
+		if pe.conn != nil {
+			conns = append(conns, pe.conn)
+			pe.conn = nil
+		}
+	}
+	p.mu.Unlock()
+	for _, c := range conns {
+		c.CloseWithError(codeShutdown, "closing")
+	}
+	p.wg.Wait()
+}

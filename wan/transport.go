@@ -1,0 +1,436 @@
+package wan
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/quic-go/quic-go"
+)
+
+// Handler serves one request stream. It may call reply.Send any number of
+// times (streaming replies, e.g. one per replica ack) and then returns; the
+// transport then closes the stream. ctx carries the request's deadline and
+// is cancelled if the caller gives up or the connection goes away. Handlers
+// run concurrently, each in its own goroutine; a panic is recovered and
+// reported to the caller as a CodeInternal error.
+type Handler interface {
+	Serve(ctx context.Context, from Identity, req *Envelope, reply Replier)
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(ctx context.Context, from Identity, req *Envelope, reply Replier)
+
+// Serve calls f.
+func (f HandlerFunc) Serve(ctx context.Context, from Identity, req *Envelope, reply Replier) {
+	f(ctx, from, req, reply)
+}
+
+// Replier sends replies on a request's stream. It is safe for concurrent
+// use; calls after the handler has returned fail with ErrClosed.
+type Replier interface {
+	// Send writes one reply frame. Zero V and ID are filled in (ID with the
+	// request's); e itself is not modified.
+	Send(e *Envelope) error
+	// SendError writes a TypeError reply, which ends the call at the caller
+	// with a *RemoteError.
+	SendError(code, msg string) error
+}
+
+// Config configures a Transport. The zero value of every optional field
+// means its default.
+type Config struct {
+	// Credentials are the node's CA pool and node certificate. Required.
+	Credentials *Credentials
+	// ListenAddr is the UDP host:port to bind; ":0" picks a free port.
+	// Required.
+	ListenAddr string
+	// WrapConn, if set, wraps the UDP socket (the WAN emulator hooks in
+	// here). A wrapped socket loses quic-go's GSO and batching.
+	WrapConn func(net.PacketConn) net.PacketConn
+	// MaxFrame limits one frame's CBOR body in bytes, in both directions.
+	// Default DefaultMaxFrame.
+	MaxFrame int
+	// MaxIncomingStreams bounds concurrent requests per connection, and so
+	// concurrent handler goroutines per peer. Default 1024.
+	MaxIncomingStreams int64
+	// IdleTimeout closes a connection that has heard nothing from its peer
+	// for this long; keep-alives are sent at a third of it. It also bounds
+	// how long a stream may take to deliver its request frame. Default 30s.
+	IdleTimeout time.Duration
+	// DialTimeout bounds one dial, handshake included. Default 5s.
+	DialTimeout time.Duration
+	// Logger receives connection refusals, handler panics and shutdown
+	// notes. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Defaults.
+const (
+	DefaultMaxIncomingStreams = 1024
+	DefaultIdleTimeout        = 30 * time.Second
+	DefaultDialTimeout        = 5 * time.Second
+)
+
+// Validate reports every problem with c at once.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Credentials == nil {
+		errs = append(errs, errors.New("wan: config: Credentials are required"))
+	} else if id := c.Credentials.Identity(); id.Role != RoleNode {
+		errs = append(errs, fmt.Errorf("wan: config: a transport needs a node certificate, but %q is a %s certificate", id.Name, id.Role))
+	}
+	if c.ListenAddr == "" {
+		errs = append(errs, errors.New("wan: config: ListenAddr is required (host:port; \":0\" picks a port)"))
+	}
+	if c.MaxFrame < 0 {
+		errs = append(errs, fmt.Errorf("wan: config: MaxFrame %d must not be negative", c.MaxFrame))
+	}
+	if c.MaxIncomingStreams < 0 {
+		errs = append(errs, fmt.Errorf("wan: config: MaxIncomingStreams %d must not be negative", c.MaxIncomingStreams))
+	}
+	if c.IdleTimeout < 0 {
+		errs = append(errs, fmt.Errorf("wan: config: IdleTimeout %v must not be negative", c.IdleTimeout))
+	}
+	if c.DialTimeout < 0 {
+		errs = append(errs, fmt.Errorf("wan: config: DialTimeout %v must not be negative", c.DialTimeout))
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Config) ensureDefaults() {
+	if c.MaxFrame == 0 {
+		c.MaxFrame = DefaultMaxFrame
+	}
+	if c.MaxIncomingStreams == 0 {
+		c.MaxIncomingStreams = DefaultMaxIncomingStreams
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.DialTimeout == 0 {
+		c.DialTimeout = DefaultDialTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Transport is a node's QUIC endpoint: one UDP socket that accepts node and
+// client connections and dials pooled node connections to peers.
+type Transport struct {
+	cfg  Config
+	h    Handler
+	log  *slog.Logger
+	pc   net.PacketConn
+	qtr  *quic.Transport
+	ln   *quic.Listener
+	pool *pool
+
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // accept loop, connection and stream goroutines
+
+	mu     sync.Mutex
+	conns  map[*quic.Conn]struct{} // accepted connections
+	closed bool
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Listen binds one UDP socket used both to accept connections (ALPNNode and
+// ALPNClient) and to dial peers, and starts serving h.
+func Listen(cfg Config, h Handler) (*Transport, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if h == nil {
+		return nil, errors.New("wan: Listen with nil handler")
+	}
+	cfg.ensureDefaults()
+	resetKey, err := cfg.Credentials.statelessResetKey()
+	if err != nil {
+		return nil, err
+	}
+	ua, err := net.ResolveUDPAddr("udp", cfg.ListenAddr)
+	if err != nil {
+		return nil, fmt.Errorf("wan: listen address %q: %w", cfg.ListenAddr, err)
+	}
+	udp, err := net.ListenUDP("udp", ua)
+	if err != nil {
+		return nil, fmt.Errorf("wan: listen on %s: %w", cfg.ListenAddr, err)
+	}
+	var pc net.PacketConn = udp
+	if cfg.WrapConn != nil {
+		pc = cfg.WrapConn(udp)
+	}
+	key := quic.StatelessResetKey(resetKey)
+	t := &Transport{
+		cfg:   cfg,
+		h:     h,
+		log:   cfg.Logger,
+		pc:    pc,
+		qtr:   &quic.Transport{Conn: pc, StatelessResetKey: &key},
+		conns: make(map[*quic.Conn]struct{}),
+	}
+	t.ctx, t.cancel = context.WithCancel(context.Background())
+	serverConf := &quic.Config{
+		MaxIdleTimeout:        cfg.IdleTimeout,
+		KeepAlivePeriod:       cfg.IdleTimeout / 3,
+		MaxIncomingStreams:    cfg.MaxIncomingStreams,
+		MaxIncomingUniStreams: -1,
+	}
+	t.ln, err = t.qtr.Listen(cfg.Credentials.serverTLS(func(err error) {
+		t.log.Warn("wan: refused peer certificate", "err", err)
+	}), serverConf)
+	if err != nil {
+		t.qtr.Close()
+		pc.Close()
+		return nil, fmt.Errorf("wan: listen on %s: %w", cfg.ListenAddr, err)
+	}
+	t.pool = newPool(t.qtr, cfg.Credentials.clientTLS(ALPNNode), dialConfig(cfg.IdleTimeout), cfg.MaxFrame, cfg.DialTimeout, t.log)
+	t.wg.Add(1)
+	go t.acceptLoop()
+	return t, nil
+}
+
+// dialConfig is the QUIC configuration of outgoing connections: the peer
+// may not open streams on them.
+func dialConfig(idle time.Duration) *quic.Config {
+	return &quic.Config{
+		MaxIdleTimeout:        idle,
+		KeepAlivePeriod:       idle / 3,
+		MaxIncomingStreams:    -1,
+		MaxIncomingUniStreams: -1,
+	}
+}
+
+// Addr returns the bound UDP address.
+func (t *Transport) Addr() net.Addr { return t.pc.LocalAddr() }
+
+// Call opens one stream to addr over the pooled node connection (dialled on
+// demand; re-dialled when it has died; concurrent callers share one dial),
+// sends req, closes its send side and calls onReply for each reply frame
+// until the peer closes the stream.
+//
+// The request goes out with ctx's deadline when req.Deadline is zero, with
+// V 1 when V is zero and with a fresh ID when ID is zero; req itself is not
+// modified, so one envelope may be sent to many peers concurrently.
+//
+// A TypeError reply ends the call with a *RemoteError. An error returned by
+// onReply ends it with that error. If wantPeer is not empty, the peer's
+// certificate must name it (else ErrWrongPeer). Cancelling ctx cancels the
+// stream and the call returns ctx's error. After a failed dial, calls to
+// the address fail fast with ErrUnreachable for a short, growing back-off
+// (50ms doubling to 1s).
+func (t *Transport) Call(ctx context.Context, addr, wantPeer string, req *Envelope, onReply func(*Envelope) error) error {
+	return t.pool.call(ctx, addr, wantPeer, req, onReply)
+}
+
+// Close stops accepting, closes every connection (callers and handlers see
+// their streams fail), waits for handler goroutines to return and releases
+// the socket.
+func (t *Transport) Close() error {
+	t.closeOnce.Do(func() {
+		t.cancel()
+		t.ln.Close()
+		t.mu.Lock()
+		t.closed = true
+		conns := make([]*quic.Conn, 0, len(t.conns))
+		for c := range t.conns {
+			conns = append(conns, c)
+		}
+		t.mu.Unlock()
+		for _, c := range conns {
+			c.CloseWithError(codeShutdown, "node shutting down")
+		}
+		t.pool.close()
+		t.wg.Wait()
+		t.closeErr = errors.Join(t.qtr.Close(), t.pc.Close())
+	})
+	return t.closeErr
+}
+
+func (t *Transport) acceptLoop() {
+	defer t.wg.Done()
+	for {
+		conn, err := t.ln.Accept(t.ctx)
+		if err != nil {
+			if t.ctx.Err() == nil {
+				t.log.Error("wan: accept failed; no longer accepting connections", "err", err)
+			}
+			return
+		}
+		t.mu.Lock()
+		if t.closed {
+			t.mu.Unlock()
+			conn.CloseWithError(codeShutdown, "node shutting down")
+			return
+		}
+		t.conns[conn] = struct{}{}
+		t.wg.Add(1)
+		t.mu.Unlock()
+		go t.serveConn(conn)
+	}
+}
+
+// roleAllowed says which certificate roles may speak which ALPN.
+func roleAllowed(alpn string, r Role) bool {
+	switch alpn {
+	case ALPNNode:
+		return r == RoleNode
+	case ALPNClient:
+		return r == RoleClient || r == RoleNode
+	}
+	return false
+}
+
+func (t *Transport) serveConn(conn *quic.Conn) {
+	defer t.wg.Done()
+	defer func() {
+		t.mu.Lock()
+		delete(t.conns, conn)
+		t.mu.Unlock()
+	}()
+	cs := conn.ConnectionState().TLS
+	if len(cs.PeerCertificates) == 0 {
+		conn.CloseWithError(codeWrongRole, "no certificate")
+		return
+	}
+	from, err := identityOf(cs.PeerCertificates[0])
+	if err != nil {
+		t.log.Warn("wan: refused connection", "remote", conn.RemoteAddr().String(), "err", err)
+		conn.CloseWithError(codeWrongRole, err.Error())
+		return
+	}
+	if !roleAllowed(cs.NegotiatedProtocol, from.Role) {
+		msg := fmt.Sprintf("a %s certificate (%q) may not use ALPN %q", from.Role, from.Name, cs.NegotiatedProtocol)
+		t.log.Warn("wan: refused connection", "remote", conn.RemoteAddr().String(), "peer", from.Name, "role", from.Role, "alpn", cs.NegotiatedProtocol)
+		conn.CloseWithError(codeWrongRole, msg)
+		return
+	}
+	for {
+		// Until the connection ends: Close closes every connection it finds
+		// in t.conns, so this goroutine must not leave the map before that.
+		str, err := conn.AcceptStream(conn.Context())
+		if err != nil {
+			return
+		}
+		t.wg.Add(1)
+		go t.serveStream(from, str)
+	}
+}
+
+// serveStream reads the one request frame of a stream, runs the handler
+// and closes the stream.
+func (t *Transport) serveStream(from Identity, str *quic.Stream) {
+	defer t.wg.Done()
+	r := &replier{str: str, maxFrame: t.cfg.MaxFrame}
+	str.SetReadDeadline(time.Now().Add(t.cfg.IdleTimeout))
+	req, err := ReadFrame(str, t.cfg.MaxFrame)
+	if err != nil {
+		switch {
+		case err == io.EOF:
+			// An empty stream: nothing to answer.
+		case errors.Is(err, ErrMalformed), errors.Is(err, ErrFrameTooLarge), errors.Is(err, io.ErrUnexpectedEOF):
+			t.log.Debug("wan: bad request frame", "peer", from.Name, "err", err)
+			r.SendError(CodeBadRequest, err.Error())
+			str.CancelRead(streamProtocol)
+		default:
+			// Reset by the caller, timed out, or the connection is gone.
+			str.CancelRead(streamCancelled)
+		}
+		r.close()
+		return
+	}
+	r.reqID = req.ID
+
+	ctx := str.Context()
+	if req.Deadline != 0 {
+		deadline := time.Unix(0, req.Deadline)
+		if !time.Now().Before(deadline) {
+			r.SendError(CodeDeadlineExceeded, fmt.Sprintf("deadline %s passed before the request was served", deadline.UTC().Format(time.RFC3339Nano)))
+			r.close()
+			str.CancelRead(streamDone)
+			return
+		}
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, deadline)
+		defer cancel()
+		// Replies nobody waits for must not block the handler for ever.
+		str.SetWriteDeadline(deadline)
+	}
+	t.runHandler(ctx, from, req, r)
+	r.close()
+
+	// The caller closed its side after the request: expect EOF.
+	str.SetReadDeadline(time.Now().Add(t.cfg.IdleTimeout))
+	var b [1]byte
+	if n, err := str.Read(b[:]); n > 0 || err != io.EOF {
+		str.CancelRead(streamProtocol)
+	}
+}
+
+func (t *Transport) runHandler(ctx context.Context, from Identity, req *Envelope, r *replier) {
+	defer func() {
+		if v := recover(); v != nil {
+			t.log.Error("wan: handler panicked", "peer", from.Name, "type", req.Type, "id", req.ID, "panic", v, "stack", string(debug.Stack()))
+			r.SendError(CodeInternal, fmt.Sprintf("handler for message type %d panicked: %v", req.Type, v))
+		}
+	}()
+	t.h.Serve(ctx, from, req, r)
+}
+
+// replier writes reply frames to one stream.
+type replier struct {
+	str      *quic.Stream
+	maxFrame int
+	reqID    uint64
+
+	mu     sync.Mutex
+	closed bool
+}
+
+func (r *replier) Send(e *Envelope) error {
+	if e == nil {
+		return errors.New("wan: Send of nil envelope")
+	}
+	c := *e
+	if c.ID == 0 {
+		c.ID = r.reqID
+	}
+	frame, err := appendFrame(nil, &c, r.maxFrame)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return fmt.Errorf("%w: reply after the handler returned", ErrClosed)
+	}
+	if _, err := r.str.Write(frame); err != nil {
+		return fmt.Errorf("wan: send reply: %w", err)
+	}
+	return nil
+}
+
+func (r *replier) SendError(code, msg string) error {
+	return r.Send(errorEnvelope(code, msg))
+}
+
+// close ends the reply side of the stream (FIN).
+func (r *replier) close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.closed {
+		r.closed = true
+		r.str.Close()
+	}
+}
