@@ -42,7 +42,7 @@
 // Every Pebble key starts with a one-byte record kind:
 //
 //	'o'  an object (this file's records)
-//	'h'  reserved for hinted-handoff records (a later issue)
+//	'h'  a hinted-handoff record (hints.go)
 //	'r'  reserved for repair state: sessions, progress (a later issue)
 //
 // An object key is then
@@ -56,6 +56,12 @@
 // ring position, so one token range of one keyspace is one contiguous
 // iterator scan (what Merkle tree builds and anti-entropy need).
 //
+// A hint key is
+//
+//	'h' | uvarint(len(target)) | target | uvarint(len(keyspace)) | keyspace | token | key
+//
+// so the hints held for one target node are one contiguous range.
+//
 // # Value format
 //
 // A value is one format-version byte (currently 1) followed by
@@ -63,6 +69,33 @@
 // bounded decoder. A value that is empty, has an unknown format byte or
 // does not decode yields an error wrapping ErrCorrupt that names the
 // keyspace and key; decoding never panics.
+//
+// A hint's value is one format-version byte (currently 1) followed by the
+// CBOR array [created (Unix nanoseconds), trace id, object].
+//
+// # Hinted handoff
+//
+// When a replica cannot be written, the coordinator (or a fallback node of
+// the replica's datacenter, for a sloppy quorum) keeps the object as a hint
+// for it (Dynamo §4.6) and delivers it, by merging, once the replica is back:
+//
+//	stored, err := s.AddHint(target, "users", key, obj, traceID, now, store.HintLimits{})
+//	err = s.Hints(target, 256, func(h store.Hint) error {
+//		// send h.Object to h.Target, wait for its synced merge, then:
+//		_, err := s.DeleteHint(h) // only if no newer data was merged in meanwhile
+//		return err
+//	})
+//	dropped, err := s.ExpireHints(now, store.DefaultHintMaxAge) // periodically
+//
+// Hints are durable like objects: AddHint and DeleteHint return after an
+// fsync. Adding merges into the hint already held for the same target and
+// key, so a node holds one hint per (target, keyspace, key) whatever the
+// number of writes it stands in for. Each target's hints are bounded in
+// bytes (AddHint refuses what would pass HintLimits.MaxBytesPerTarget) and
+// in age (ExpireHints drops hints first stored more than MaxAge ago, default
+// 3h as Cassandra's max_hint_window); what is refused or expired must be
+// brought over by repair. HintStats, kept in memory and rebuilt by a scan of
+// the hint keys at Open, gives count and bytes per target.
 //
 // # Pebble settings
 //

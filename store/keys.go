@@ -8,7 +8,7 @@ import (
 // Record kinds: the first byte of every Pebble key (see the package doc).
 const (
 	kindObject byte = 'o'
-	kindHint   byte = 'h' // reserved: hinted-handoff records
+	kindHint   byte = 'h' // hinted-handoff records (hints.go)
 	kindRepair byte = 'r' // reserved: repair sessions and progress
 )
 

@@ -34,6 +34,9 @@ type Store struct {
 	// failed holds the ErrFailed-wrapping error once Pebble reported a
 	// fatal error; from then on every call returns it.
 	failed atomic.Pointer[error]
+
+	// hints counts the hints held per target (hints.go).
+	hints hintBook
 }
 
 // Open opens (creating if needed) the store in directory dir. A nil opts
@@ -53,6 +56,10 @@ func Open(dir string, opts *Options) (s *Store, err error) {
 		return nil, fmt.Errorf("store: open %q: %w", dir, err)
 	}
 	s.db = db
+	if err := s.loadHintStats(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: open %q: %w", dir, err)
+	}
 	return s, nil
 }
 
