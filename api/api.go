@@ -18,6 +18,8 @@ const (
 	TypeStatusReply = 22
 	TypeRingReply   = 23
 	TypeClientError = 24 // ClientError, instead of any reply
+	TypeInspect      = 25 // InspectRequest -> InspectResponse
+	TypeInspectReply = 26
 )
 
 // Limits.
@@ -102,8 +104,12 @@ type NodeStatus struct {
 	DC    string   `json:"dc"`
 	Rack  string   `json:"rack"`
 	Addr  string   `json:"addr"`
-	State string   `json:"state"` // up, down
+	State string   `json:"state"` // up, suspect, down, left
 	RTTms float64  `json:"rtt_ms"`
+	// HintsPending and HintBytes are the hints this node holds for others
+	// (-1 when it could not be asked).
+	HintsPending int   `json:"hints_pending"`
+	HintBytes    int64 `json:"hint_bytes"`
 }
 
 // StatusResponse lists the members.
@@ -182,4 +188,33 @@ func CheckKey(key []byte) error {
 		return &ClientError{Code: CodeTooLarge, Message: fmt.Sprintf("meridian: key of %d bytes is longer than the %d-byte limit", len(key), MaxKeyLen)}
 	}
 	return nil
+}
+
+// InspectRequest asks every replica of a key, in every datacenter, what it
+// holds.
+type InspectRequest struct {
+	_        struct{} `cbor:",toarray"`
+	V        uint8
+	Keyspace string
+	Key      []byte
+}
+
+// ReplicaState is what one replica holds for a key.
+type ReplicaState struct {
+	_       struct{}          `cbor:",toarray"`
+	Node    string            `json:"node"`
+	DC      string            `json:"dc"`
+	Values  []string          `json:"values"`
+	Deleted bool              `json:"deleted"`
+	Version map[string]uint64 `json:"version"`
+	Dots    []string          `json:"dots"`
+	Error   string            `json:"error,omitempty"`
+}
+
+// InspectResponse lists every replica's state.
+type InspectResponse struct {
+	_        struct{} `cbor:",toarray"`
+	V        uint8
+	Token    uint64
+	Replicas []ReplicaState
 }

@@ -2,6 +2,8 @@ package version
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"slices"
 	"strings"
 )
@@ -185,4 +187,28 @@ func Descends(a, b *Object) bool { return Equal(Merge(a, b), a) }
 
 func (o *Object) sort() {
 	slices.SortFunc(o.Siblings, func(x, y Sibling) int { return x.Dot.compare(y.Dot) })
+}
+
+// Validate checks an object that arrived from a peer or from disk: siblings
+// sorted by dot with no dot twice, every sibling's dot covered by the clock
+// (a replica never holds a write it has not seen), and no counter so large
+// that a later Update could wrap it.
+func (o *Object) Validate() error {
+	if o == nil {
+		return nil
+	}
+	for a, c := range o.Clock {
+		if c > maxContextCounter {
+			return fmt.Errorf("version: invalid object: counter %d of %q is out of range", c, a)
+		}
+	}
+	for i, s := range o.Siblings {
+		if i > 0 && o.Siblings[i-1].Dot.compare(s.Dot) >= 0 {
+			return errors.New("version: invalid object: siblings not in strict dot order")
+		}
+		if !o.Clock.Covers(s.Dot) || s.Dot.Counter == 0 {
+			return fmt.Errorf("version: invalid object: sibling %s:%d is not covered by its clock", s.Dot.Actor, s.Dot.Counter)
+		}
+	}
+	return nil
 }
