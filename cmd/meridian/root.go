@@ -1,0 +1,39 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+)
+
+// defaultDevDir is where meridian dev keeps its cluster unless told.
+const defaultDevDir = ".meridian-dev"
+
+type globalFlags struct {
+	config string
+}
+
+func newRootCmd() *cobra.Command {
+	g := &globalFlags{}
+	root := &cobra.Command{
+		Use:           "meridian",
+		Short:         "Meridian: a multi-region Dynamo-style key-value store",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().StringVar(&g.config, "config", "", "client configuration file (default $MERIDIAN_CONFIG, else "+filepath.Join(defaultDevDir, "client.yaml")+")")
+	root.AddCommand(newDevCmd(), newNodeCmd(g),
+		newPutCmd(g), newGetCmd(g), newDeleteCmd(g), newStatusCmd(g), newRingCmd(g), newInspectCmd(g))
+	return root
+}
+
+func (g *globalFlags) clientConfigPath() string {
+	if g.config != "" {
+		return g.config
+	}
+	if env := os.Getenv("MERIDIAN_CONFIG"); env != "" {
+		return env
+	}
+	return filepath.Join(defaultDevDir, "client.yaml")
+}

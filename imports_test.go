@@ -1,0 +1,85 @@
+package meridian_test
+
+import (
+	"go/parser"
+	"go/token"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/meridian-kv/meridian/"
+
+// allowed lists, for each package, the project packages it may import
+// (DESIGN.md: cmd → node → {wan, placement, repair, store, telemetry},
+// client → wan; the pure packages import no I/O package).
+var allowed = map[string][]string{
+	"codec":       {},
+	"placement":   {},
+	"consistency": {},
+	"version":     {"codec"},
+	"api":         {"codec", "consistency", "version"},
+	"repair":      {"codec", "consistency", "placement", "version"},
+	"telemetry":   {},
+	"deploy":      {},
+	"store":       {"codec", "placement", "version"},
+	"wan":         {"codec"},
+	"client":      {"api", "codec", "consistency", "version", "wan"},
+	"node":        {"api", "codec", "consistency", "placement", "repair", "store", "telemetry", "version", "wan"},
+	"cmd/meridian": {"api", "client", "codec", "consistency", "node", "placement", "store",
+		"telemetry", "version", "wan"},
+}
+
+// TestImportDirection fails when a package imports a project package its
+// layer may not depend on, so the dependency direction cannot rot.
+func TestImportDirection(t *testing.T) {
+	seen := map[string]bool{}
+	err := filepath.WalkDir(".", func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata" || d.Name() == "tools") && path != "." {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		pkg := filepath.ToSlash(filepath.Dir(path))
+		if pkg == "." {
+			return nil
+		}
+		seen[pkg] = true
+		rules, ok := allowed[pkg]
+		if !ok {
+			t.Errorf("package %s has no import rule: add it to allowed in imports_test.go", pkg)
+			return nil
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), path, nil, parser.ImportsOnly)
+		if err != nil {
+			return err
+		}
+		for _, imp := range f.Imports {
+			p, _ := strconv.Unquote(imp.Path.Value)
+			if !strings.HasPrefix(p, module) {
+				continue
+			}
+			dep := strings.TrimPrefix(p, module)
+			i := sort.SearchStrings(rules, dep)
+			if i == len(rules) || rules[i] != dep {
+				t.Errorf("%s imports %s, which its layer may not depend on", path, dep)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, must := range []string{"placement", "version", "store", "wan", "node", "client", "cmd/meridian"} {
+		if !seen[must] {
+			t.Errorf("package %s not found: is the test running at the module root?", must)
+		}
+	}
+}

@@ -1,0 +1,62 @@
+package node_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/meridian-kv/meridian/client"
+)
+
+// Benchmarks of the whole request path: client → coordinator → replicas,
+// over real QUIC and Pebble (in-memory filesystem), with the WAN emulator.
+// Run: go test -run '^$' -bench . -benchtime 2s ./node
+
+func benchCluster(b *testing.B, latency time.Duration) *testCluster {
+	return startCluster(b, clusterOpts{latency: latency})
+}
+
+// BenchmarkPutLocalQuorum is a local put: LOCAL_QUORUM acks come from the
+// coordinator's region, so the WAN does not add to it.
+func BenchmarkPutLocalQuorum(b *testing.B) {
+	benchPut(b, "LOCAL_QUORUM", 40*time.Millisecond)
+}
+
+// BenchmarkPutEachQuorum is a cross-region put: it waits for a quorum in
+// every region, so it costs at least one WAN round trip.
+func BenchmarkPutEachQuorum(b *testing.B) {
+	benchPut(b, "EACH_QUORUM", 40*time.Millisecond)
+}
+
+func benchPut(b *testing.B, level string, latency time.Duration) {
+	tc := benchCluster(b, latency)
+	val := make([]byte, 1024)
+	opts := &client.WriteOptions{Consistency: level}
+	ctx := context.Background()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		if _, err := tc.client.Put(ctx, fmt.Appendf(nil, "bench-%d", i), val, opts); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkGetLocalQuorum reads keys written beforehand.
+func BenchmarkGetLocalQuorum(b *testing.B) {
+	tc := benchCluster(b, 40*time.Millisecond)
+	ctx := context.Background()
+	const keys = 100
+	for i := range keys {
+		if _, err := tc.client.Put(ctx, fmt.Appendf(nil, "g-%d", i), make([]byte, 1024), &client.WriteOptions{Consistency: "ALL"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	opts := &client.ReadOptions{Consistency: "LOCAL_QUORUM"}
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		if _, err := tc.client.Get(ctx, fmt.Appendf(nil, "g-%d", i%keys), opts); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,287 @@
+package node
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/meridian-kv/meridian/api"
+	"github.com/meridian-kv/meridian/consistency"
+	"github.com/meridian-kv/meridian/placement"
+	"github.com/meridian-kv/meridian/store"
+	"github.com/meridian-kv/meridian/wan"
+)
+
+// Config is one node's configuration, read from YAML. The zero value of a
+// field means its documented default.
+type Config struct {
+	// ID names the node uniquely in the cluster; its certificate's common
+	// name must equal it.
+	ID string `yaml:"id"`
+	// DC is the node's datacenter (region).
+	DC string `yaml:"dc"`
+	// Rack is the node's rack or availability zone inside DC; replicas of a
+	// key spread over racks where possible. Default "rack1".
+	Rack string `yaml:"rack"`
+	// Listen is the UDP host:port of the QUIC endpoint, for nodes and
+	// clients alike.
+	Listen string `yaml:"listen"`
+	// Advertise is the QUIC address other nodes dial, if not Listen's
+	// (e.g. behind NAT or when Listen binds 0.0.0.0).
+	Advertise string `yaml:"advertise,omitempty"`
+	// Admin is the host:port of the admin HTTP endpoint; empty disables it.
+	Admin string `yaml:"admin,omitempty"`
+	// Gossip is the host:port (TCP and UDP) of serf membership gossip.
+	Gossip string `yaml:"gossip"`
+	// Seeds are gossip addresses of nodes to join through; any one alive
+	// is enough. This node's own address may be listed.
+	Seeds []string `yaml:"seeds"`
+	// GossipKeys are base64 AES keys (16, 24 or 32 bytes) encrypting
+	// gossip; the first encrypts, all decrypt (for rotation). Empty means
+	// unencrypted gossip — refused unless InsecureGossip is set.
+	GossipKeys []string `yaml:"gossip_keys,omitempty"`
+	// InsecureGossip allows unencrypted gossip.
+	InsecureGossip bool `yaml:"insecure_gossip,omitempty"`
+	// GossipProfile tunes failure detection: "wan" (default: memberlist's
+	// WAN settings, for clusters spanning regions), "lan" or "local".
+	GossipProfile string `yaml:"gossip_profile,omitempty"`
+	// ReconnectTimeout is how long a failed member stays in the ring
+	// before gossip forgets it; default 72h (serf's default is 24h).
+	ReconnectTimeout time.Duration `yaml:"reconnect_timeout,omitempty"`
+	// Hints configures hinted handoff.
+	Hints HintsConfig `yaml:"hints,omitempty"`
+	// DataDir holds the node's Pebble store.
+	DataDir string `yaml:"data_dir"`
+	// TLS names the cluster CA and this node's certificate and key.
+	TLS wan.TLSFiles `yaml:"tls"`
+	// VNodes is the number of ring tokens per node; default
+	// placement.DefaultVNodes. Every node must use the same value.
+	VNodes int `yaml:"vnodes,omitempty"`
+	// Keyspaces maps a keyspace name to its settings.
+	Keyspaces map[string]Keyspace `yaml:"keyspaces"`
+	// Limits bound what a request may carry and how long it may take.
+	Limits Limits `yaml:"limits,omitempty"`
+	// WANEmulation, if set, delays this node's packets to other
+	// datacenters (for local clusters of separate processes).
+	WANEmulation *WANEmulation `yaml:"wan_emulation,omitempty"`
+}
+
+// HintsConfig bounds hinted handoff (Dynamo §4.6).
+type HintsConfig struct {
+	// Disabled turns hinted handoff off: writes to unreachable replicas
+	// just fail (repair must cover them).
+	Disabled bool `yaml:"disabled,omitempty"`
+	// MaxAge drops a hint not delivered within it; default 3h, Cassandra's
+	// max_hint_window. A dropped hint is counted and left to repair.
+	MaxAge time.Duration `yaml:"max_age,omitempty"`
+	// MaxBytesPerTarget bounds the hints kept for one target; default
+	// 256 MiB. Past it new hints are dropped (and counted).
+	MaxBytesPerTarget int64 `yaml:"max_bytes_per_target,omitempty"`
+}
+
+// Keyspace configures one keyspace.
+type Keyspace struct {
+	// Replication maps a datacenter to its number of replicas; absent or 0
+	// keeps no copy there.
+	Replication map[string]int `yaml:"replication"`
+	// WriteConsistency and ReadConsistency are the defaults for requests
+	// that name none; default LOCAL_QUORUM.
+	WriteConsistency string `yaml:"write_consistency,omitempty"`
+	ReadConsistency  string `yaml:"read_consistency,omitempty"`
+	// WarnSiblings is the sibling count past which a write succeeds with a
+	// warning; default 25. MaxSiblings is the count past which a write that
+	// would add a sibling is refused until a client resolves the key;
+	// default 100. (Riak's warn_siblings / max_siblings.)
+	WarnSiblings int `yaml:"warn_siblings,omitempty"`
+	MaxSiblings  int `yaml:"max_siblings,omitempty"`
+	// HintedWritesCount makes a write that only reached a replica's
+	// stand-in (a hint) count towards W, as in Dynamo. Default false, as in
+	// Cassandra: W then always means W real replicas, so R+W>N still gives
+	// read-your-writes on the preference list; the hint is kept either way.
+	HintedWritesCount bool `yaml:"hinted_writes_count,omitempty"`
+}
+
+// Limits bound requests.
+type Limits struct {
+	// MaxValueBytes is the largest value accepted; default 1 MiB.
+	MaxValueBytes int `yaml:"max_value_bytes,omitempty"`
+	// RequestTimeout bounds a request that carries no deadline; default 5s.
+	RequestTimeout time.Duration `yaml:"request_timeout,omitempty"`
+}
+
+// WANEmulation delays packets between datacenters in-process.
+type WANEmulation struct {
+	Latency time.Duration `yaml:"latency"`
+	Jitter  time.Duration `yaml:"jitter,omitempty"`
+	Loss    float64       `yaml:"loss,omitempty"`
+	// Peers maps peers' QUIC addresses to their datacenter, so packets to
+	// them can be delayed by destination.
+	Peers map[string]string `yaml:"peers"`
+}
+
+// Defaults.
+const (
+	DefaultRack           = "rack1"
+	DefaultWarnSiblings   = 25
+	DefaultMaxSiblings    = 100
+	DefaultRequestTimeout = 5 * time.Second
+	DefaultConsistency    = consistency.LocalQuorum
+	// DefaultReconnectTimeout keeps a failed node in the ring for three
+	// days, longer than a long weekend's outage.
+	DefaultReconnectTimeout = 72 * time.Hour
+)
+
+// LoadConfig reads, defaults and validates a YAML node configuration.
+func LoadConfig(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("node: reading config: %w", err)
+	}
+	var c Config
+	dec := yaml.NewDecoder(strings.NewReader(string(b)))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("node: config %s: %w", path, err)
+	}
+	c.EnsureDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("node: config %s: %w", path, err)
+	}
+	return &c, nil
+}
+
+// EnsureDefaults fills zero fields with their defaults.
+func (c *Config) EnsureDefaults() {
+	if c.Rack == "" {
+		c.Rack = DefaultRack
+	}
+	if c.Hints.MaxAge == 0 {
+		c.Hints.MaxAge = store.DefaultHintMaxAge
+	}
+	if c.Hints.MaxBytesPerTarget == 0 {
+		c.Hints.MaxBytesPerTarget = store.DefaultHintMaxBytes
+	}
+	if c.ReconnectTimeout == 0 {
+		c.ReconnectTimeout = DefaultReconnectTimeout
+	}
+	if c.VNodes == 0 {
+		c.VNodes = placement.DefaultVNodes
+	}
+	if c.Limits.MaxValueBytes == 0 {
+		c.Limits.MaxValueBytes = api.DefaultMaxValueLen
+	}
+	if c.Limits.RequestTimeout == 0 {
+		c.Limits.RequestTimeout = DefaultRequestTimeout
+	}
+	for name, ks := range c.Keyspaces {
+		if ks.WriteConsistency == "" {
+			ks.WriteConsistency = string(DefaultConsistency)
+		}
+		if ks.ReadConsistency == "" {
+			ks.ReadConsistency = string(DefaultConsistency)
+		}
+		if ks.WarnSiblings == 0 {
+			ks.WarnSiblings = DefaultWarnSiblings
+		}
+		if ks.MaxSiblings == 0 {
+			ks.MaxSiblings = DefaultMaxSiblings
+		}
+		c.Keyspaces[name] = ks
+	}
+}
+
+// Validate reports every problem of the configuration at once.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.ID == "" {
+		bad("id is required")
+	}
+	if c.DC == "" {
+		bad("dc is required")
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		bad("listen %q is not host:port: %v", c.Listen, err)
+	}
+	if c.DataDir == "" {
+		bad("data_dir is required")
+	}
+	if c.TLS.CA == "" || c.TLS.Cert == "" || c.TLS.Key == "" {
+		bad("tls.ca, tls.cert and tls.key are all required (meridian dev --config-only writes a set)")
+	}
+	if _, _, err := net.SplitHostPort(c.Gossip); err != nil {
+		bad("gossip %q is not host:port: %v", c.Gossip, err)
+	}
+	for i, seed := range c.Seeds {
+		if _, _, err := net.SplitHostPort(seed); err != nil {
+			bad("seeds[%d] %q is not host:port", i, seed)
+		}
+	}
+	if len(c.GossipKeys) == 0 && !c.InsecureGossip {
+		bad("gossip_keys is required (base64 of 32 random bytes; meridian dev --config-only writes one), or set insecure_gossip: true")
+	}
+	for i, k := range c.GossipKeys {
+		b, err := base64.StdEncoding.DecodeString(k)
+		if err != nil || (len(b) != 16 && len(b) != 24 && len(b) != 32) {
+			bad("gossip_keys[%d] must be base64 of 16, 24 or 32 bytes", i)
+		}
+	}
+	switch c.GossipProfile {
+	case "", "wan", "lan", "local":
+	default:
+		bad("gossip_profile %q must be wan, lan or local", c.GossipProfile)
+	}
+	if c.Hints.MaxAge < 0 || c.Hints.MaxBytesPerTarget < 0 {
+		bad("hints.max_age and hints.max_bytes_per_target must not be negative")
+	}
+	if len(c.Keyspaces) == 0 {
+		bad("at least one keyspace is required")
+	}
+	names := make([]string, 0, len(c.Keyspaces))
+	for name := range c.Keyspaces {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		ks := c.Keyspaces[name]
+		total := 0
+		for dc, n := range ks.Replication {
+			if n < 0 {
+				bad("keyspace %q: replication %s=%d is negative", name, dc, n)
+			}
+			total += n
+		}
+		if total == 0 {
+			bad("keyspace %q: replication keeps no copy anywhere", name)
+		}
+		for _, s := range []string{ks.WriteConsistency, ks.ReadConsistency} {
+			spec, err := consistency.Parse(s)
+			if err == nil {
+				_, err = spec.Resolve(ks.Replication, c.DC)
+			}
+			if err != nil {
+				bad("keyspace %q: %v", name, err)
+			}
+		}
+		if ks.MaxSiblings < ks.WarnSiblings {
+			bad("keyspace %q: max_siblings %d is below warn_siblings %d", name, ks.MaxSiblings, ks.WarnSiblings)
+		}
+	}
+	if c.Limits.MaxValueBytes < 0 || c.Limits.MaxValueBytes > wan.DefaultMaxFrame-api.MaxKeyLen-4096 {
+		bad("limits.max_value_bytes %d must be between 1 and %d", c.Limits.MaxValueBytes, wan.DefaultMaxFrame-api.MaxKeyLen-4096)
+	}
+	if w := c.WANEmulation; w != nil && (w.Latency < 0 || w.Jitter < 0 || w.Loss < 0 || w.Loss > 1) {
+		bad("wan_emulation: latency and jitter must be >= 0 and loss within [0,1]")
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	return nil
+}

@@ -1,0 +1,35 @@
+// Package node is a running Meridian node: it owns the store, the QUIC
+// transport and the ring, coordinates client requests with per-datacenter
+// quorums, and serves replica and relay traffic from other nodes.
+//
+// # Writes
+//
+// A put is coordinated by a replica of the key, because only a replica that
+// serialises updates of the key may mint a new dot (version package). A
+// node that receives a put for a key it does not hold forwards it, once, to
+// a replica — in its own datacenter first (Riak's put FSM does the same).
+// The coordinator applies the write to its store (synced), then sends the
+// resulting object to every other replica: directly to those in its own
+// datacenter, and as ONE message per remote datacenter to a relay replica
+// there, which merges it locally, fans out to its datacenter's other
+// replicas and streams their acknowledgements back (Cassandra's cross-DC
+// forwarding). The coordinator answers as soon as the W of every named
+// datacenter is met; the remaining replica writes complete in the
+// background. If W can no longer be met the error names each datacenter
+// that fell short.
+//
+// # Reads
+//
+// Any node coordinates a read: it asks every replica (local ones directly,
+// remote datacenters through a relay), answers once R is met with the merge
+// of what it received — all siblings plus the causal context — and then, in
+// the background, waits for the stragglers and writes the merged object back
+// to every replica that lacked part of it (read repair).
+//
+// # Membership
+//
+// Membership is the static member list of the node's configuration: every
+// node computes the same ring from it. Gossip membership (serf) replaces it
+// in a later step; the ring is already held behind an atomic pointer so it
+// can change at run time.
+package node

@@ -1,0 +1,220 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/meridian-kv/meridian/api"
+	"github.com/meridian-kv/meridian/consistency"
+	"github.com/meridian-kv/meridian/placement"
+	"github.com/meridian-kv/meridian/version"
+	"github.com/meridian-kv/meridian/wan"
+)
+
+// readReply is one replica's answer to a read.
+type readReply struct {
+	node, dc string
+	obj      *version.Object
+	err      error
+}
+
+// get coordinates a read: every replica is asked, the answer goes out once
+// R is met, and read repair follows in the background.
+func (n *Node) get(ctx context.Context, r *api.GetRequest) (*api.GetResponse, *api.ClientError) {
+	ks, cerr := n.keyspace(r.Keyspace)
+	if cerr != nil {
+		return nil, cerr
+	}
+	if err := api.CheckKey(r.Key); err != nil {
+		return nil, err.(*api.ClientError)
+	}
+	spec, err := consistency.Parse(orDefault(r.Consistency, ks.ReadConsistency))
+	if err != nil {
+		return nil, api.Errorf(api.CodeConsistency, "meridian: %v", err)
+	}
+	need, err := spec.Resolve(ks.Replication, n.cfg.DC)
+	if err != nil {
+		return nil, api.Errorf(api.CodeConsistency, "meridian: %v", err)
+	}
+	plan := n.ring().Plan(placement.KeyToken(r.Key), placement.Replication(ks.Replication))
+	asked := map[string]int{}
+	total := 0
+	for dc, reps := range plan.Replicas {
+		asked[dc] = len(reps)
+		total += len(reps)
+	}
+	tally := consistency.NewTally(need, asked)
+	replies := make(chan readReply, total)
+	for dc, reps := range plan.Replicas {
+		if dc == n.cfg.DC {
+			for _, m := range reps {
+				if !n.health.usable(m.ID) {
+					replies <- readReply{node: m.ID, dc: dc, err: errPeerDown(m.ID)}
+					continue
+				}
+				n.goBackground(func(ctx context.Context) {
+					obj, err := n.readReplica(ctx, m.ID, r.Keyspace, r.Key)
+					replies <- readReply{node: m.ID, dc: dc, obj: obj, err: err}
+				})
+			}
+			continue
+		}
+		targets := memberIDs(reps)
+		n.goBackground(func(ctx context.Context) {
+			n.relayRead(ctx, dc, r.Keyspace, r.Key, targets, replies)
+		})
+	}
+
+	var got []readReply
+	var lastErr error
+	received := 0
+	merged := version.New()
+	for !tally.Met() {
+		if !tally.Possible() {
+			return nil, quorumError(tally, "get", lastErr)
+		}
+		select {
+		case rp := <-replies:
+			received++
+			if rp.err != nil {
+				lastErr = fmt.Errorf("%s: %w", rp.node, rp.err)
+				tally.Fail(rp.dc)
+				continue
+			}
+			tally.Ack(rp.dc)
+			got = append(got, rp)
+			merged = version.Merge(merged, rp.obj)
+		case <-ctx.Done():
+			return nil, quorumError(tally, "get", fmt.Errorf("timed out: %w", ctx.Err()))
+		}
+	}
+	n.readRepair(r.Keyspace, r.Key, got, replies, total-received)
+
+	res := &api.GetResponse{Context: version.EncodeContext(merged.Context()), Acked: tally.Acked()}
+	for _, s := range merged.Live() {
+		res.Siblings = append(res.Siblings, api.Sibling{Value: s.Value, Writer: fmt.Sprintf("%s:%d", s.Dot.Actor, s.Dot.Counter)})
+	}
+	res.Deleted = len(res.Siblings) == 0 && len(merged.Siblings) > 0
+	return res, nil
+}
+
+// readRepair waits, in the background, for the replies still outstanding,
+// merges everything, and writes the merge back to each replica that lacked
+// part of it. Replicas that failed to answer are left to hinted handoff and
+// anti-entropy.
+func (n *Node) readRepair(ks string, key []byte, got []readReply, replies <-chan readReply, outstanding int) {
+	n.goBackground(func(ctx context.Context) {
+	wait:
+		for ; outstanding > 0; outstanding-- {
+			select {
+			case rp := <-replies:
+				if rp.err == nil {
+					got = append(got, rp)
+				}
+			case <-ctx.Done():
+				break wait
+			}
+		}
+		merged := version.New()
+		for _, rp := range got {
+			merged = version.Merge(merged, rp.obj)
+		}
+		if merged.IsEmpty() {
+			return
+		}
+		stale := map[string][]string{} // dc -> node ids
+		for _, rp := range got {
+			if !version.Descends(rp.obj, merged) {
+				stale[rp.dc] = append(stale[rp.dc], rp.node)
+			}
+		}
+		for dc, ids := range stale {
+			if dc == n.cfg.DC {
+				for _, id := range ids {
+					if err := n.writeReplica(ctx, id, ks, key, merged); err != nil {
+						n.log.Debug("read repair failed", "replica", id, "err", err)
+					}
+				}
+				continue
+			}
+			acks := make(chan ack, len(ids))
+			n.relayWrite(ctx, dc, ks, key, merged, ids, nil, acks)
+		}
+	})
+}
+
+// readReplica reads one replica's object, which may be this node's.
+func (n *Node) readReplica(ctx context.Context, id, ks string, key []byte) (*version.Object, error) {
+	if id == n.cfg.ID {
+		return n.store.Get(ks, key)
+	}
+	var obj *version.Object
+	err := n.call(ctx, id, typeReplicaRead, &replicaRead{Keyspace: ks, Key: key}, func(e *wan.Envelope) error {
+		var ro replicaObject
+		if err := e.Decode(&ro); err != nil {
+			return err
+		}
+		if ro.Error != "" {
+			return errors.New(ro.Error)
+		}
+		obj = ro.Object
+		return obj.Validate()
+	})
+	if err == nil && obj == nil {
+		obj = version.New()
+	}
+	return obj, err
+}
+
+// relayRead reads the targets of a remote datacenter through one relay,
+// falling over to the next target if the relay is unreachable. Exactly one
+// reply per target is delivered.
+func (n *Node) relayRead(ctx context.Context, dc, ks string, key []byte, targets []string, replies chan<- readReply) {
+	pending := map[string]bool{}
+	for _, t := range targets {
+		pending[t] = true
+	}
+	for _, relay := range targets {
+		if !pending[relay] {
+			continue
+		}
+		if !n.health.usable(relay) {
+			continue // the relay reads it too, if it can
+		}
+		rest := make([]string, 0, len(pending))
+		for _, t := range targets {
+			if pending[t] {
+				rest = append(rest, t)
+			}
+		}
+		err := n.call(ctx, relay, typeRelayRead, &relayRead{Keyspace: ks, Key: key, Targets: rest}, func(e *wan.Envelope) error {
+			var ro replicaObject
+			if err := e.Decode(&ro); err != nil {
+				return err
+			}
+			if !pending[ro.Node] {
+				return nil
+			}
+			delete(pending, ro.Node)
+			rp := readReply{node: ro.Node, dc: dc, obj: ro.Object}
+			if ro.Error != "" {
+				rp.err = errors.New(ro.Error)
+			} else if err := rp.obj.Validate(); err != nil {
+				rp.err, rp.obj = err, nil
+			} else if rp.obj == nil {
+				rp.obj = version.New()
+			}
+			replies <- rp
+			return nil
+		})
+		if err == nil || ctx.Err() != nil || len(pending) < len(rest) {
+			break
+		}
+	}
+	for _, t := range targets {
+		if pending[t] {
+			replies <- readReply{node: t, dc: dc, err: errors.New("no answer through relay")}
+		}
+	}
+}

@@ -1,0 +1,247 @@
+package node
+
+import (
+	"bytes"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/hashicorp/serf/serf"
+
+	"github.com/meridian-kv/meridian/placement"
+)
+
+// Serf tags a node publishes. Gossip is only a hint: a member becomes a
+// replica target once a QUIC handshake proved its certificate names it
+// (health.verified).
+const (
+	tagRole = "role"
+	tagDC   = "dc"
+	tagRack = "rack"
+	tagAddr = "addr"
+	roleVal = "meridian"
+)
+
+// memberInfo is one member as the ring and the transport see it.
+type memberInfo struct {
+	ID, DC, Rack, Addr string
+	Status             serf.MemberStatus
+}
+
+// view is an immutable snapshot of the membership: the ring every node
+// computes identically from the same member set, and addresses.
+type view struct {
+	ring    *placement.Ring
+	members map[string]memberInfo
+}
+
+// startGossip creates the serf agent, joins the seeds and starts following
+// membership events.
+func (n *Node) startGossip() error {
+	host, portStr, err := net.SplitHostPort(n.cfg.Gossip)
+	if err != nil {
+		return fmt.Errorf("node: gossip address: %w", err)
+	}
+	port, _ := strconv.Atoi(portStr)
+
+	var ml *memberlist.Config
+	switch n.cfg.GossipProfile {
+	case "lan":
+		ml = memberlist.DefaultLANConfig()
+	case "local":
+		ml = memberlist.DefaultLocalConfig()
+	default:
+		ml = memberlist.DefaultWANConfig()
+	}
+	ml.BindAddr, ml.BindPort = host, port
+	ml.AdvertiseAddr, ml.AdvertisePort = host, port
+	if len(n.cfg.GossipKeys) > 0 {
+		keys := make([][]byte, len(n.cfg.GossipKeys))
+		for i, k := range n.cfg.GossipKeys {
+			keys[i], _ = base64.StdEncoding.DecodeString(k) // validated in Config.Validate
+		}
+		kr, err := memberlist.NewKeyring(keys, keys[0])
+		if err != nil {
+			return fmt.Errorf("node: gossip keyring: %w", err)
+		}
+		ml.Keyring = kr
+		ml.GossipVerifyIncoming, ml.GossipVerifyOutgoing = true, true
+	}
+	logger := log.New(&serfLogWriter{log: n.log}, "", 0)
+	ml.Logger = logger
+
+	events := make(chan serf.Event, 256)
+	sc := serf.DefaultConfig()
+	sc.NodeName = n.cfg.ID
+	sc.Tags = map[string]string{tagRole: roleVal, tagDC: n.cfg.DC, tagRack: n.cfg.Rack, tagAddr: n.advertisedAddr()}
+	sc.MemberlistConfig = ml
+	sc.EventCh = events
+	sc.Logger = logger
+	if n.onDisk {
+		// The snapshot lets a restarted node rejoin the peers it knew even
+		// if its seeds are down.
+		sc.SnapshotPath = filepath.Join(n.cfg.DataDir, "serf.snapshot")
+	}
+	sc.RejoinAfterLeave = true
+	sc.ReconnectTimeout = n.cfg.ReconnectTimeout
+	if sc.ReconnectTimeout > 0 {
+		sc.TombstoneTimeout = sc.ReconnectTimeout
+	}
+	n.serf, err = serf.Create(sc)
+	if err != nil {
+		return fmt.Errorf("node: starting gossip on %s: %w", n.cfg.Gossip, err)
+	}
+	n.refreshView()
+	n.bg.Add(1)
+	go func() {
+		defer n.bg.Done()
+		for {
+			select {
+			case e := <-events:
+				if _, ok := e.(serf.MemberEvent); ok {
+					n.refreshView()
+				}
+			case <-n.bgCtx.Done():
+				return
+			}
+		}
+	}()
+	if seeds := n.otherSeeds(); len(seeds) > 0 {
+		if joined, err := n.serf.Join(seeds, true); err != nil {
+			n.log.Warn("could not reach any seed yet; will keep trying", "seeds", seeds, "err", err)
+		} else {
+			n.log.Info("joined the cluster", "contacted", joined)
+		}
+		n.refreshView()
+		n.bg.Add(1)
+		go n.rejoinSeeds()
+	}
+	return nil
+}
+
+// rejoinInterval is how often seeds that are not alive members are
+// contacted again.
+const rejoinInterval = 2 * time.Second
+
+// rejoinSeeds keeps contacting seeds that are not alive members: nodes that
+// started before their seeds, or were cut off from them, merge their views
+// (a full push-pull) as soon as a seed answers, instead of waiting for
+// gossip's periodic state sync.
+func (n *Node) rejoinSeeds() {
+	defer n.bg.Done()
+	t := time.NewTicker(rejoinInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.bgCtx.Done():
+			return
+		case <-t.C:
+		}
+		alive := map[string]bool{}
+		for _, m := range n.serf.Members() {
+			if m.Status == serf.StatusAlive {
+				alive[net.JoinHostPort(m.Addr.String(), strconv.Itoa(int(m.Port)))] = true
+			}
+		}
+		var missing []string
+		for _, s := range n.otherSeeds() {
+			if !alive[s] {
+				missing = append(missing, s)
+			}
+		}
+		if len(missing) > 0 {
+			if _, err := n.serf.Join(missing, true); err == nil {
+				n.refreshView()
+			}
+		}
+	}
+}
+
+// otherSeeds returns the configured seeds except this node's own address.
+func (n *Node) otherSeeds() []string {
+	var out []string
+	for _, s := range n.cfg.Seeds {
+		if s != n.cfg.Gossip {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// advertisedAddr is the QUIC address other nodes dial.
+func (n *Node) advertisedAddr() string {
+	if n.cfg.Advertise != "" {
+		return n.cfg.Advertise
+	}
+	return n.tr.Addr().String()
+}
+
+// refreshView rebuilds the ring from serf's member list. Members that left
+// gracefully leave the ring; failed ones stay (a temporary failure is not a
+// membership change, Dynamo §4.8) until serf reaps them.
+func (n *Node) refreshView() {
+	var infos []memberInfo
+	for _, m := range n.serf.Members() {
+		if m.Tags[tagRole] != roleVal || m.Status == serf.StatusLeft {
+			continue
+		}
+		infos = append(infos, memberInfo{ID: m.Name, DC: m.Tags[tagDC], Rack: m.Tags[tagRack], Addr: m.Tags[tagAddr], Status: m.Status})
+	}
+	sort.Slice(infos, func(i, j int) bool { return infos[i].ID < infos[j].ID })
+	old := n.view.Load()
+	same := old != nil && len(old.members) == len(infos)
+	pm := make([]placement.Member, 0, len(infos))
+	members := make(map[string]memberInfo, len(infos))
+	for _, m := range infos {
+		pm = append(pm, placement.Member{ID: m.ID, DC: m.DC, Rack: m.Rack})
+		members[m.ID] = m
+		if same {
+			o, ok := old.members[m.ID]
+			same = ok && o.DC == m.DC && o.Rack == m.Rack && o.Addr == m.Addr
+		}
+	}
+	for _, m := range infos {
+		n.health.gossip(m.ID, m.Status)
+	}
+	if same {
+		// Only statuses changed: keep the ring, refresh the statuses.
+		n.view.Store(&view{ring: old.ring, members: members})
+		return
+	}
+	ring, err := placement.NewRing(pm, n.cfg.VNodes)
+	if err != nil {
+		n.log.Error("membership gives no valid ring; keeping the previous one", "err", err)
+		return
+	}
+	n.view.Store(&view{ring: ring, members: members})
+	n.log.Info("ring rebuilt", "members", len(infos))
+	n.kickProber()
+}
+
+// serfLogWriter routes serf and memberlist's log lines into slog: their
+// [WARN] and [ERR] lines as warnings and errors, the rest at debug level.
+type serfLogWriter struct{ log *slog.Logger }
+
+func (w *serfLogWriter) Write(p []byte) (int, error) {
+	line := string(bytes.TrimSpace(p))
+	switch {
+	case strings.Contains(line, "[ERR]"):
+		w.log.Error(line, "component", "gossip")
+	case strings.Contains(line, "[WARN]"):
+		w.log.Warn(line, "component", "gossip")
+	default:
+		w.log.Debug(line, "component", "gossip")
+	}
+	return len(p), nil
+}
+
+var _ io.Writer = (*serfLogWriter)(nil)

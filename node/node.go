@@ -1,0 +1,332 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/hashicorp/serf/serf"
+
+	"github.com/meridian-kv/meridian/api"
+	"github.com/meridian-kv/meridian/placement"
+	"github.com/meridian-kv/meridian/store"
+	"github.com/meridian-kv/meridian/wan"
+)
+
+// Options are the run-time dependencies of a node that do not belong in
+// its configuration file. The zero value is production.
+type Options struct {
+	// FS is the store's filesystem; nil means the real disk.
+	FS vfs.FS
+	// WrapConn wraps the node's UDP socket, e.g. with a shared
+	// wan.Emulator; it overrides Config.WANEmulation.
+	WrapConn func(net.PacketConn) net.PacketConn
+	// Credentials, if set, are used instead of loading Config.TLS.
+	Credentials *wan.Credentials
+	// Logger; nil means slog.Default().
+	Logger *slog.Logger
+	// Now is the wall clock; nil means time.Now. It only stamps writes
+	// (informational) and checks certificate validity.
+	Now func() time.Time
+}
+
+// Node is one running Meridian node.
+type Node struct {
+	cfg   Config
+	log   *slog.Logger
+	now   func() time.Time
+	store *store.Store
+	tr    *wan.Transport
+
+	serf      *serf.Serf
+	view      atomic.Pointer[view]
+	health    *health
+	probeKick chan struct{}
+	handoff   *handoff
+	onDisk    bool // the store is on the real disk, in cfg.DataDir
+
+	// bg tracks background work (fan-out tails, read repair) so Close can
+	// wait for it.
+	bg     sync.WaitGroup
+	bgCtx  context.Context
+	bgStop context.CancelFunc
+	closed atomic.Bool
+}
+
+// Start opens the store, binds the transport and begins serving.
+func Start(cfg Config, opts Options) (*Node, error) {
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("node: invalid configuration: %w", err)
+	}
+	n := &Node{cfg: cfg, log: opts.Logger, now: opts.Now, health: newHealth(cfg.ID), probeKick: make(chan struct{}, 1)}
+	if n.log == nil {
+		n.log = slog.Default()
+	}
+	n.log = n.log.With("node", cfg.ID, "dc", cfg.DC)
+	if n.now == nil {
+		n.now = time.Now
+	}
+	var err error
+	creds := opts.Credentials
+	if creds == nil {
+		creds, err = wan.LoadCredentials(cfg.TLS, n.now())
+		if err != nil {
+			return nil, fmt.Errorf("node: %w", err)
+		}
+	}
+	if id := creds.Identity(); id.Name != cfg.ID || id.Role != wan.RoleNode {
+		return nil, fmt.Errorf("node: certificate %s names %s %q, but this node is %q: issue a node certificate for it", cfg.TLS.Cert, id.Role, id.Name, cfg.ID)
+	}
+	wrap := opts.WrapConn
+	if wrap == nil && cfg.WANEmulation != nil {
+		em := wan.NewEmulator(time.Now().UnixNano())
+		for addr, dc := range cfg.WANEmulation.Peers {
+			em.Register(addr, dc)
+		}
+		em.SetDefault(wan.Link{Latency: cfg.WANEmulation.Latency, Jitter: cfg.WANEmulation.Jitter, Loss: cfg.WANEmulation.Loss})
+		wrap = func(pc net.PacketConn) net.PacketConn { return em.Wrap(pc, cfg.DC) }
+	}
+
+	n.onDisk = opts.FS == nil
+	n.store, err = store.Open(cfg.DataDir, &store.Options{FS: opts.FS, Logger: n.log})
+	if err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	n.bgCtx, n.bgStop = context.WithCancel(context.Background())
+	n.tr, err = wan.Listen(wan.Config{
+		Credentials: creds,
+		ListenAddr:  cfg.Listen,
+		WrapConn:    wrap,
+		Logger:      n.log,
+		IdleTimeout: peerIdleTimeout,
+		DialTimeout: peerDialTimeout,
+	}, wan.HandlerFunc(n.serve))
+	if err != nil {
+		n.store.Close()
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	n.handoff = newHandoff(n)
+	if err := n.startGossip(); err != nil {
+		n.tr.Close()
+		n.store.Close()
+		return nil, err
+	}
+	n.bg.Add(2)
+	go n.runProber()
+	go n.handoff.run()
+	n.log.Info("node started", "listen", n.tr.Addr().String(), "gossip", cfg.Gossip, "members", len(n.view.Load().members), "keyspaces", len(cfg.Keyspaces))
+	return n, nil
+}
+
+// ID returns the node id.
+func (n *Node) ID() string { return n.cfg.ID }
+
+// DC returns the node's datacenter.
+func (n *Node) DC() string { return n.cfg.DC }
+
+// Addr returns the bound QUIC address.
+func (n *Node) Addr() net.Addr { return n.tr.Addr() }
+
+// Store exposes the node's store (tests, inspection).
+func (n *Node) Store() *store.Store { return n.store }
+
+// Peer connection timing: keepalives every IdleTimeout/3 notice a dead peer
+// within peerIdleTimeout, and a dial to a dead address gives up after
+// peerDialTimeout (QUIC ignores ICMP, so only a timeout tells).
+const (
+	peerIdleTimeout = 6 * time.Second
+	peerDialTimeout = 2 * time.Second
+)
+
+// Close leaves the cluster gracefully (other nodes take this node out of
+// the ring), stops serving, waits for background work and closes the store.
+func (n *Node) Close() error {
+	if !n.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	var errs []error
+	if err := n.serf.Leave(); err != nil {
+		errs = append(errs, fmt.Errorf("leaving the cluster: %w", err))
+	}
+	errs = append(errs, n.serf.Shutdown())
+	n.bgStop()
+	errs = append(errs, n.tr.Close())
+	n.bg.Wait()
+	errs = append(errs, n.store.Close())
+	return errors.Join(errs...)
+}
+
+// Kill stops the node without leaving the cluster, as a crash would (for
+// tests): peers see it fail, not leave.
+func (n *Node) Kill() error {
+	if !n.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	errs := []error{n.serf.Shutdown()}
+	n.bgStop()
+	errs = append(errs, n.tr.Close())
+	n.bg.Wait()
+	errs = append(errs, n.store.Close())
+	return errors.Join(errs...)
+}
+
+// goBackground runs f as tracked background work bounded by the request
+// timeout, unless the node is closing.
+func (n *Node) goBackground(f func(ctx context.Context)) {
+	if n.closed.Load() {
+		return
+	}
+	n.bg.Add(1)
+	go func() {
+		defer n.bg.Done()
+		ctx, cancel := context.WithTimeout(n.bgCtx, n.cfg.Limits.RequestTimeout)
+		defer cancel()
+		f(ctx)
+	}()
+}
+
+// serve dispatches one request stream.
+func (n *Node) serve(ctx context.Context, from wan.Identity, req *wan.Envelope, reply wan.Replier) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, n.cfg.Limits.RequestTimeout)
+		defer cancel()
+	}
+	switch req.Type {
+	case api.TypePut:
+		var r api.PutRequest
+		if err := req.Decode(&r); err != nil {
+			sendClientError(reply, api.Errorf(api.CodeBadRequest, "meridian: malformed put request: %v", err))
+			return
+		}
+		if r.Forwarded && from.Role != wan.RoleNode {
+			sendClientError(reply, api.Errorf(api.CodeBadRequest, "meridian: only nodes may forward requests"))
+			return
+		}
+		res, cerr := n.put(ctx, &r)
+		respond(reply, api.TypePutReply, res, cerr)
+	case api.TypeGet:
+		var r api.GetRequest
+		if err := req.Decode(&r); err != nil {
+			sendClientError(reply, api.Errorf(api.CodeBadRequest, "meridian: malformed get request: %v", err))
+			return
+		}
+		res, cerr := n.get(ctx, &r)
+		respond(reply, api.TypeGetReply, res, cerr)
+	case api.TypeStatus:
+		respond(reply, api.TypeStatusReply, n.status(ctx), nil)
+	case api.TypeInspect:
+		var r api.InspectRequest
+		if err := req.Decode(&r); err != nil {
+			sendClientError(reply, api.Errorf(api.CodeBadRequest, "meridian: malformed inspect request: %v", err))
+			return
+		}
+		res, cerr := n.inspect(ctx, &r)
+		respond(reply, api.TypeInspectReply, res, cerr)
+	case api.TypeRing:
+		var r api.RingRequest
+		if err := req.Decode(&r); err != nil {
+			sendClientError(reply, api.Errorf(api.CodeBadRequest, "meridian: malformed ring request: %v", err))
+			return
+		}
+		res, cerr := n.ringOf(&r)
+		respond(reply, api.TypeRingReply, res, cerr)
+	case typeReplicaWrite, typeRelayWrite, typeReplicaRead, typeRelayRead, typePing, typeHintWrite:
+		if from.Role != wan.RoleNode {
+			reply.SendError("forbidden", "meridian: node-to-node messages need a node certificate")
+			return
+		}
+		n.serveReplica(ctx, req, reply)
+	default:
+		reply.SendError(api.CodeBadRequest, fmt.Sprintf("meridian: unknown message type %d", req.Type))
+	}
+}
+
+func respond[T any](reply wan.Replier, t wan.MsgType, res *T, cerr *api.ClientError) {
+	if cerr != nil {
+		sendClientError(reply, cerr)
+		return
+	}
+	env, err := wan.NewEnvelope(t, res)
+	if err != nil {
+		reply.SendError(api.CodeInternal, err.Error())
+		return
+	}
+	reply.Send(env)
+}
+
+func sendClientError(reply wan.Replier, cerr *api.ClientError) {
+	env, err := wan.NewEnvelope(api.TypeClientError, cerr)
+	if err != nil {
+		reply.SendError(cerr.Code, cerr.Message)
+		return
+	}
+	reply.Send(env)
+}
+
+// call sends one request to a member and hands each reply frame to onReply.
+// Its outcome feeds the member's health: a transport failure (unreachable,
+// refused handshake, timeout) marks it at once; any answer, even a refusal,
+// proves it alive and verified.
+func (n *Node) call(ctx context.Context, id string, t wan.MsgType, payload any, onReply func(*wan.Envelope) error) error {
+	m, ok := n.view.Load().members[id]
+	if !ok {
+		return errUnknownMember(id)
+	}
+	env, err := wan.NewEnvelope(t, payload)
+	if err != nil {
+		return err
+	}
+	err = n.tr.Call(ctx, m.Addr, id, env, onReply)
+	var re *wan.RemoteError
+	switch {
+	case err == nil || errors.As(err, &re):
+		if n.health.ok(id) {
+			n.log.Info("peer is up", "peer", id)
+			n.handoff.kick()
+		}
+	case n.bgCtx.Err() == nil:
+		n.health.fail(id)
+	}
+	return err
+}
+
+// ring returns the current ring.
+func (n *Node) ring() *placement.Ring { return n.view.Load().ring }
+
+// keyspace returns the named keyspace's settings.
+func (n *Node) keyspace(name string) (Keyspace, *api.ClientError) {
+	ks, ok := n.cfg.Keyspaces[name]
+	if !ok {
+		names := make([]string, 0, len(n.cfg.Keyspaces))
+		for k := range n.cfg.Keyspaces {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		return Keyspace{}, api.Errorf(api.CodeUnknownKeyspace, "meridian: unknown keyspace %q (this cluster has: %v)", name, names)
+	}
+	return ks, nil
+}
+
+// Members returns the ids of the members in this node's ring.
+func (n *Node) Members() []string {
+	v := n.view.Load()
+	out := make([]string, 0, len(v.members))
+	for id := range v.members {
+		out = append(out, id)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// PeerState returns a peer's state as this node sees it: up, suspect,
+// down or left.
+func (n *Node) PeerState(id string) string { return n.health.state(id) }

@@ -1,0 +1,316 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/meridian-kv/meridian/api"
+	"github.com/meridian-kv/meridian/consistency"
+	"github.com/meridian-kv/meridian/placement"
+	"github.com/meridian-kv/meridian/version"
+	"github.com/meridian-kv/meridian/wan"
+)
+
+// errTooManySiblings is returned by the local update when a write would grow
+// a key past the keyspace's hard sibling limit.
+var errTooManySiblings = errors.New("too many siblings")
+
+// ack is one replica's answer to a write.
+type ack struct {
+	node, dc string
+	err      error
+	// hinted: the replica was not reached; a hint for it is durable.
+	hinted bool
+}
+
+// put validates a client write and coordinates it (or forwards it to a
+// replica).
+func (n *Node) put(ctx context.Context, r *api.PutRequest) (*api.PutResponse, *api.ClientError) {
+	ks, cerr := n.keyspace(r.Keyspace)
+	if cerr != nil {
+		return nil, cerr
+	}
+	if err := api.CheckKey(r.Key); err != nil {
+		return nil, err.(*api.ClientError)
+	}
+	if len(r.Value) > n.cfg.Limits.MaxValueBytes {
+		return nil, api.Errorf(api.CodeTooLarge, "meridian: value of %d bytes is larger than the %d-byte limit (limits.max_value_bytes)", len(r.Value), n.cfg.Limits.MaxValueBytes)
+	}
+	if r.Delete && len(r.Value) > 0 {
+		return nil, api.Errorf(api.CodeBadRequest, "meridian: a delete carries no value")
+	}
+	spec, err := consistency.Parse(orDefault(r.Consistency, ks.WriteConsistency))
+	if err != nil {
+		return nil, api.Errorf(api.CodeConsistency, "meridian: %v", err)
+	}
+	localDC := n.cfg.DC
+	if r.Forwarded && r.LocalDC != "" {
+		localDC = r.LocalDC
+	}
+	need, err := spec.Resolve(ks.Replication, localDC)
+	if err != nil {
+		return nil, api.Errorf(api.CodeConsistency, "meridian: %v", err)
+	}
+	ctxVec, err := version.DecodeContext(r.Context)
+	if err != nil {
+		return nil, api.Errorf(api.CodeBadRequest, "meridian: %v", err)
+	}
+	plan := n.ring().Plan(placement.KeyToken(r.Key), placement.Replication(ks.Replication))
+	if !plan.Contains(n.cfg.ID) {
+		if r.Forwarded {
+			return nil, api.Errorf(api.CodeUnavailable, "meridian: forwarded put reached %s, which is not a replica (ring views differ)", n.cfg.ID)
+		}
+		return n.forwardPut(ctx, r, plan)
+	}
+
+	// Apply locally first: this replica mints the dot (version.Object.Update).
+	var siblings int
+	obj, _, err := n.store.Update(r.Keyspace, r.Key, func(cur *version.Object) (*version.Object, error) {
+		next := cur.Update(ctxVec, n.cfg.ID, version.Write{Value: r.Value, Deleted: r.Delete, WrittenAt: n.now().UnixNano()})
+		if len(next.Siblings) > ks.MaxSiblings && len(next.Siblings) > len(cur.Siblings) {
+			siblings = len(cur.Siblings)
+			return nil, errTooManySiblings
+		}
+		return next, nil
+	})
+	if errors.Is(err, errTooManySiblings) {
+		return nil, api.Errorf(api.CodeTooManySiblings, "meridian: key has %d siblings, the keyspace's max_siblings is %d: read it, merge the values and write back with the context from that read to resolve them", siblings, ks.MaxSiblings)
+	}
+	if err != nil {
+		return nil, api.Errorf(api.CodeInternal, "meridian: local write on %s failed: %v", n.cfg.ID, err)
+	}
+
+	asked := map[string]int{}
+	for dc, reps := range plan.Replicas {
+		asked[dc] = len(reps)
+	}
+	tally := consistency.NewTally(need, asked)
+	tally.Ack(n.cfg.DC)
+	acks := n.replicate(r.Keyspace, r.Key, obj, plan)
+	countHinted := ks.HintedWritesCount
+
+	res := &api.PutResponse{Context: version.EncodeContext(obj.Context()), Siblings: len(obj.Live()), Coordinator: n.cfg.ID}
+	if len(obj.Siblings) > ks.WarnSiblings {
+		res.Warning = fmt.Sprintf("key has %d siblings (warn_siblings is %d); resolve them by writing with a read's context", len(obj.Siblings), ks.WarnSiblings)
+	}
+	if err := n.await(ctx, tally, acks, "put", countHinted); err != nil {
+		return nil, err
+	}
+	res.Acked = tally.Acked()
+	return res, nil
+}
+
+// await collects acks until the tally is met, cannot be met, or ctx ends.
+// A hinted ack counts only if countHinted (the keyspace's
+// hinted_writes_count).
+func (n *Node) await(ctx context.Context, tally *consistency.Tally, acks <-chan ack, op string, countHinted bool) *api.ClientError {
+	var lastErr error
+	for !tally.Met() {
+		if !tally.Possible() {
+			return quorumError(tally, op, lastErr)
+		}
+		select {
+		case a := <-acks:
+			switch {
+			case a.err != nil:
+				lastErr = fmt.Errorf("%s: %w", a.node, a.err)
+				tally.Fail(a.dc)
+			case a.hinted && !countHinted:
+				lastErr = fmt.Errorf("%s: unreachable, hinted", a.node)
+				tally.Fail(a.dc)
+			default:
+				tally.Ack(a.dc)
+			}
+		case <-ctx.Done():
+			return quorumError(tally, op, fmt.Errorf("timed out: %w", ctx.Err()))
+		}
+	}
+	return nil
+}
+
+func quorumError(t *consistency.Tally, op string, cause error) *api.ClientError {
+	c := ""
+	if cause != nil {
+		c = "last error: " + cause.Error()
+	}
+	qe := t.Err(op, c).(*consistency.QuorumError)
+	return &api.ClientError{Code: api.CodeQuorum, Message: "meridian: " + qe.Error(), Quorum: qe}
+}
+
+// replicate sends obj to every replica of plan except this node: directly
+// inside this datacenter, through one relay per remote datacenter. It
+// returns at once; acks arrive on the channel (buffered for every replica,
+// so the senders never block) and the sends outlive the request, bounded by
+// the request timeout. A replica that cannot be written gets a hint.
+func (n *Node) replicate(ks string, key []byte, obj *version.Object, plan placement.Plan) <-chan ack {
+	total := 0
+	for _, reps := range plan.Replicas {
+		total += len(reps)
+	}
+	acks := make(chan ack, total)
+	for dc, reps := range plan.Replicas {
+		fallbacks := memberIDs(plan.Fallbacks[dc])
+		if dc == n.cfg.DC {
+			for _, m := range reps {
+				if m.ID == n.cfg.ID {
+					continue
+				}
+				n.goBackground(func(ctx context.Context) {
+					acks <- n.writeOrHint(ctx, m.ID, dc, ks, key, obj, fallbacks)
+				})
+			}
+			continue
+		}
+		targets := memberIDs(reps)
+		n.goBackground(func(ctx context.Context) {
+			n.relayWrite(ctx, dc, ks, key, obj, targets, fallbacks, acks)
+		})
+	}
+	return acks
+}
+
+// writeReplica merges obj into one replica, which may be this node.
+func (n *Node) writeReplica(ctx context.Context, id, ks string, key []byte, obj *version.Object) error {
+	if id == n.cfg.ID {
+		return n.mergeLocal(ks, key, obj)
+	}
+	return n.call(ctx, id, typeReplicaWrite, &replicaWrite{Keyspace: ks, Key: key, Object: obj}, decodeAck)
+}
+
+// decodeAck turns a replicaAck reply into an error.
+func decodeAck(e *wan.Envelope) error {
+	var a replicaAck
+	if err := e.Decode(&a); err != nil {
+		return err
+	}
+	if a.Error != "" {
+		return errors.New(a.Error)
+	}
+	return nil
+}
+
+// relayWrite sends one WAN message to a relay replica of a remote
+// datacenter, which writes to targets (or hints them there) and streams
+// their acks. Relays are tried among the usable targets in order; targets
+// that no relay reported on — the whole datacenter unreachable — get hints
+// kept by this node, which delivers them when the datacenter returns.
+// Exactly one ack per target is delivered to acks.
+func (n *Node) relayWrite(ctx context.Context, dc, ks string, key []byte, obj *version.Object, targets, fallbacks []string, acks chan<- ack) {
+	pending := map[string]bool{}
+	for _, t := range targets {
+		pending[t] = true
+	}
+	var lastErr error
+	for _, relay := range append(append([]string(nil), targets...), fallbacks...) {
+		if len(pending) == 0 || ctx.Err() != nil {
+			break
+		}
+		if !n.health.usable(relay) {
+			continue
+		}
+		rest := make([]string, 0, len(pending))
+		for _, t := range targets {
+			if pending[t] {
+				rest = append(rest, t)
+			}
+		}
+		before := len(pending)
+		lastErr = n.call(ctx, relay, typeRelayWrite, &relayWrite{Keyspace: ks, Key: key, Object: obj, Targets: rest, Fallbacks: fallbacks}, func(e *wan.Envelope) error {
+			var a replicaAck
+			if err := e.Decode(&a); err != nil {
+				return err
+			}
+			if !pending[a.Node] {
+				return nil // unknown or duplicate: ignore
+			}
+			delete(pending, a.Node)
+			var aerr error
+			if a.Error != "" {
+				aerr = errors.New(a.Error)
+			}
+			acks <- ack{node: a.Node, dc: dc, err: aerr, hinted: a.Hinted}
+			return nil
+		})
+		if lastErr == nil || len(pending) < before {
+			// The relay answered (for some targets at least): it hinted
+			// what it could not write; what it did not report is hinted
+			// below, not retried through another relay.
+			break
+		}
+		n.log.Debug("relay unreachable, trying the next node", "relay", relay, "dc", dc, "err", lastErr)
+	}
+	for _, t := range targets {
+		if !pending[t] {
+			continue
+		}
+		a := ack{node: t, dc: dc, hinted: true}
+		if n.cfg.Hints.Disabled {
+			a = ack{node: t, dc: dc, err: fmt.Errorf("datacenter %s unreachable (%v) and hinted handoff is disabled", dc, lastErr)}
+		} else if err := n.keepHint(t, ks, key, obj); err != nil {
+			a = ack{node: t, dc: dc, err: err}
+		}
+		acks <- a
+	}
+}
+
+// forwardPut passes a put for a key this node holds no replica of to a
+// replica: of this datacenter first, then of the others.
+func (n *Node) forwardPut(ctx context.Context, r *api.PutRequest, plan placement.Plan) (*api.PutResponse, *api.ClientError) {
+	fwd := *r
+	fwd.Forwarded = true
+	fwd.LocalDC = n.cfg.DC
+	var lastErr error
+	for _, m := range n.preferLocal(plan) {
+		var res api.PutResponse
+		var cerr *api.ClientError
+		err := n.call(ctx, m.ID, api.TypePut, &fwd, func(e *wan.Envelope) error {
+			switch e.Type {
+			case api.TypePutReply:
+				return e.Decode(&res)
+			case api.TypeClientError:
+				cerr = &api.ClientError{}
+				return e.Decode(cerr)
+			}
+			return fmt.Errorf("unexpected reply type %d", e.Type)
+		})
+		if err == nil {
+			if cerr != nil {
+				return nil, cerr
+			}
+			return &res, nil
+		}
+		lastErr = err
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, api.Errorf(api.CodeUnavailable, "meridian: no replica of the key could coordinate the write: %v", lastErr)
+}
+
+// preferLocal orders a plan's replicas: this datacenter first, then the
+// others by name.
+func (n *Node) preferLocal(plan placement.Plan) []placement.Member {
+	out := append([]placement.Member(nil), plan.Replicas[n.cfg.DC]...)
+	for _, m := range plan.All() {
+		if m.DC != n.cfg.DC {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func memberIDs(ms []placement.Member) []string {
+	out := make([]string, len(ms))
+	for i, m := range ms {
+		out[i] = m.ID
+	}
+	return out
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}

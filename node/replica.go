@@ -1,0 +1,138 @@
+package node
+
+import (
+	"context"
+
+	"github.com/meridian-kv/meridian/version"
+	"github.com/meridian-kv/meridian/wan"
+)
+
+// serveReplica handles node-to-node traffic: replica writes and reads, and
+// their relayed forms from a coordinator in another datacenter.
+func (n *Node) serveReplica(ctx context.Context, req *wan.Envelope, reply wan.Replier) {
+	send := func(t wan.MsgType, v any) {
+		env, err := wan.NewEnvelope(t, v)
+		if err == nil {
+			err = reply.Send(env)
+		}
+		if err != nil {
+			n.log.Debug("replica reply failed", "err", err)
+		}
+	}
+	switch req.Type {
+	case typePing:
+		count, bytes := n.hintTotals()
+		send(typePing, &ping{Node: n.cfg.ID, HintCount: count, HintBytes: bytes})
+	case typeHintWrite:
+		var w hintWrite
+		if err := req.Decode(&w); err != nil {
+			reply.SendError("bad_request", err.Error())
+			return
+		}
+		err := w.Object.Validate()
+		if err == nil {
+			err = n.keepHint(w.Target, w.Keyspace, w.Key, w.Object)
+		}
+		send(typeReplicaAck, &replicaAck{Node: n.cfg.ID, Error: errString(err), Hinted: true})
+	case typeReplicaWrite:
+		var w replicaWrite
+		if err := req.Decode(&w); err != nil {
+			reply.SendError("bad_request", err.Error())
+			return
+		}
+		send(typeReplicaAck, &replicaAck{Node: n.cfg.ID, Error: errString(n.mergeLocal(w.Keyspace, w.Key, w.Object))})
+	case typeReplicaRead:
+		var rr replicaRead
+		if err := req.Decode(&rr); err != nil {
+			reply.SendError("bad_request", err.Error())
+			return
+		}
+		obj, err := n.readLocal(rr.Keyspace, rr.Key)
+		send(typeReplicaObj, &replicaObject{Node: n.cfg.ID, Object: obj, Error: errString(err)})
+	case typeRelayWrite:
+		var w relayWrite
+		if err := req.Decode(&w); err != nil {
+			reply.SendError("bad_request", err.Error())
+			return
+		}
+		if _, cerr := n.keyspace(w.Keyspace); cerr != nil {
+			reply.SendError(cerr.Code, cerr.Message)
+			return
+		}
+		if err := w.Object.Validate(); err != nil {
+			reply.SendError("bad_request", err.Error())
+			return
+		}
+		acks := make(chan ack, len(w.Targets))
+		for _, id := range w.Targets {
+			n.goBackground(func(bctx context.Context) {
+				// The relay's own deadline is the coordinator's; a target
+				// that does not answer in time gets a hint kept here, in its
+				// own datacenter.
+				acks <- n.writeOrHint(ctx, id, n.cfg.DC, w.Keyspace, w.Key, w.Object, w.Fallbacks)
+			})
+		}
+		for range w.Targets {
+			select {
+			case a := <-acks:
+				send(typeReplicaAck, &replicaAck{Node: a.node, Error: errString(a.err), Hinted: a.hinted})
+			case <-ctx.Done():
+				return
+			}
+		}
+	case typeRelayRead:
+		var rr relayRead
+		if err := req.Decode(&rr); err != nil {
+			reply.SendError("bad_request", err.Error())
+			return
+		}
+		replies := make(chan readReply, len(rr.Targets))
+		for _, id := range rr.Targets {
+			n.goBackground(func(bctx context.Context) {
+				obj, err := n.readReplica(ctx, id, rr.Keyspace, rr.Key)
+				replies <- readReply{node: id, obj: obj, err: err}
+			})
+		}
+		for range rr.Targets {
+			select {
+			case rp := <-replies:
+				send(typeReplicaObj, &replicaObject{Node: rp.node, Object: rp.obj, Error: errString(rp.err)})
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+}
+
+// mergeLocal merges a replicated object into this node's store.
+func (n *Node) mergeLocal(ks string, key []byte, obj *version.Object) error {
+	if _, cerr := n.keyspace(ks); cerr != nil {
+		return cerr
+	}
+	if obj == nil {
+		return nil
+	}
+	if err := obj.Validate(); err != nil {
+		return err
+	}
+	_, _, err := n.store.Merge(ks, key, obj)
+	return err
+}
+
+func (n *Node) readLocal(ks string, key []byte) (*version.Object, error) {
+	if _, cerr := n.keyspace(ks); cerr != nil {
+		return nil, cerr
+	}
+	return n.store.Get(ks, key)
+}
+
+type errUnknownMember string
+
+func (e errUnknownMember) Error() string { return "node: unknown member " + string(e) }
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}

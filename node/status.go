@@ -1,0 +1,126 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/meridian-kv/meridian/api"
+	"github.com/meridian-kv/meridian/placement"
+	"github.com/meridian-kv/meridian/wan"
+)
+
+// probeTimeout bounds one liveness probe of status.
+const probeTimeout = time.Second
+
+// status reports every member's state as this node sees it, and the hints
+// each holds (asked with a probe).
+func (n *Node) status(ctx context.Context) *api.StatusResponse {
+	v := n.view.Load()
+	out := make([]api.NodeStatus, 0, len(v.members))
+	for _, m := range v.members {
+		out = append(out, api.NodeStatus{ID: m.ID, DC: m.DC, Rack: m.Rack, Addr: m.Addr, HintsPending: -1, HintBytes: -1})
+	}
+	var wg sync.WaitGroup
+	for i := range out {
+		st := &out[i]
+		if st.ID == n.cfg.ID {
+			st.State = StateUp
+			st.HintsPending, st.HintBytes = n.hintTotals()
+			continue
+		}
+		if n.health.state(st.ID) == StateLeft {
+			st.State = StateLeft
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pctx, cancel := context.WithTimeout(ctx, probeTimeout)
+			defer cancel()
+			start := time.Now()
+			err := n.call(pctx, st.ID, typePing, &ping{Node: n.cfg.ID}, func(e *wan.Envelope) error {
+				var p ping
+				if err := e.Decode(&p); err != nil {
+					return err
+				}
+				st.HintsPending, st.HintBytes = p.HintCount, p.HintBytes
+				return nil
+			})
+			if err == nil {
+				st.RTTms = float64(time.Since(start).Microseconds()) / 1000
+			}
+			st.State = n.health.state(st.ID)
+		}()
+	}
+	wg.Wait()
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].DC != out[j].DC {
+			return out[i].DC < out[j].DC
+		}
+		return out[i].ID < out[j].ID
+	})
+	return &api.StatusResponse{Node: n.cfg.ID, Nodes: out}
+}
+
+// inspect asks every replica of a key, in every datacenter, directly, what
+// it holds: the operator's view in a failover drill.
+func (n *Node) inspect(ctx context.Context, r *api.InspectRequest) (*api.InspectResponse, *api.ClientError) {
+	ks, cerr := n.keyspace(r.Keyspace)
+	if cerr != nil {
+		return nil, cerr
+	}
+	if err := api.CheckKey(r.Key); err != nil {
+		return nil, err.(*api.ClientError)
+	}
+	plan := n.ring().Plan(placement.KeyToken(r.Key), placement.Replication(ks.Replication))
+	all := plan.All()
+	res := &api.InspectResponse{Token: plan.Token, Replicas: make([]api.ReplicaState, len(all))}
+	var wg sync.WaitGroup
+	for i, m := range all {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st := api.ReplicaState{Node: m.ID, DC: m.DC}
+			obj, err := n.readReplica(ctx, m.ID, r.Keyspace, r.Key)
+			if err != nil {
+				st.Error = err.Error()
+			} else {
+				st.Version = obj.Clock
+				st.Values = []string{}
+				for _, s := range obj.Siblings {
+					st.Dots = append(st.Dots, fmt.Sprintf("%s:%d", s.Dot.Actor, s.Dot.Counter))
+					if !s.Deleted {
+						st.Values = append(st.Values, string(s.Value))
+					}
+				}
+				st.Deleted = len(st.Values) == 0 && len(obj.Siblings) > 0
+			}
+			res.Replicas[i] = st
+		}()
+	}
+	wg.Wait()
+	return res, nil
+}
+
+// ringOf returns the preference list of a key.
+func (n *Node) ringOf(r *api.RingRequest) (*api.RingResponse, *api.ClientError) {
+	ks, cerr := n.keyspace(r.Keyspace)
+	if cerr != nil {
+		return nil, cerr
+	}
+	if err := api.CheckKey(r.Key); err != nil {
+		return nil, err.(*api.ClientError)
+	}
+	plan := n.ring().Plan(placement.KeyToken(r.Key), placement.Replication(ks.Replication))
+	res := &api.RingResponse{Token: plan.Token, Replicas: map[string][]string{}, Fallbacks: map[string][]string{}, Short: plan.Short}
+	for dc, ms := range plan.Replicas {
+		res.Replicas[dc] = memberIDs(ms)
+	}
+	for dc, ms := range plan.Fallbacks {
+		res.Fallbacks[dc] = memberIDs(ms)
+	}
+	return res, nil
+}
