@@ -9,15 +9,15 @@ import (
 
 // MsgType values of the client protocol (wan reserves types below 16).
 const (
-	TypeGet         = 16 // GetRequest -> GetResponse
-	TypePut         = 17 // PutRequest -> PutResponse (a delete is a put with Delete set)
-	TypeStatus      = 18 // StatusRequest -> StatusResponse
-	TypeRing        = 19 // RingRequest -> RingResponse
-	TypeGetReply    = 20
-	TypePutReply    = 21
-	TypeStatusReply = 22
-	TypeRingReply   = 23
-	TypeClientError = 24 // ClientError, instead of any reply
+	TypeGet          = 16 // GetRequest -> GetResponse
+	TypePut          = 17 // PutRequest -> PutResponse (a delete is a put with Delete set)
+	TypeStatus       = 18 // StatusRequest -> StatusResponse
+	TypeRing         = 19 // RingRequest -> RingResponse
+	TypeGetReply     = 20
+	TypePutReply     = 21
+	TypeStatusReply  = 22
+	TypeRingReply    = 23
+	TypeClientError  = 24 // ClientError, instead of any reply
 	TypeInspect      = 25 // InspectRequest -> InspectResponse
 	TypeInspectReply = 26
 )

@@ -149,4 +149,3 @@ func writeClientConfig(path string, cluster *node.DevCluster) error {
 	header := "# Meridian client configuration, written by meridian dev.\n# Use it with: meridian --config " + path + " get KEY\n"
 	return os.WriteFile(path, append([]byte(header), b...), 0o644)
 }
-
