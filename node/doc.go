@@ -26,10 +26,13 @@
 // the background, waits for the stragglers and writes the merged object back
 // to every replica that lacked part of it (read repair).
 //
-// # Membership
+// # Membership and handoff
 //
-// Membership is the static member list of the node's configuration: every
-// node computes the same ring from it. Gossip membership (serf) replaces it
-// in a later step; the ring is already held behind an atomic pointer so it
-// can change at run time.
+// Membership is serf gossip; the ring is computed from the member list on
+// every node alike. A peer is used for replica traffic once a QUIC call to
+// it succeeded; a failed call takes it out of use at once, and a prober puts
+// it back at its first answer. A replica that cannot be written gets a hint
+// (sloppy quorum): kept by a fallback of its datacenter or by the node that
+// noticed, durable in the store, delivered by merging when the replica is
+// back. See docs/architecture.md for the decisions behind it.
 package node

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -170,6 +171,12 @@ func TestProcessesSurviveNodeAndRegionLoss(t *testing.T) {
 		}
 	}
 	put("healthy", 5)
+	// Before the first fault, let the healthy writes reach every replica: a
+	// LOCAL_QUORUM write whose coordinator dies before its remote copies
+	// left is repaired later (read repair, anti-entropy), not hinted.
+	for _, key := range keys {
+		waitFor(t, 10*time.Second, func() error { return pc.checkEverywhere(key) })
+	}
 
 	pc.kill("east-3")
 	put("node-killed", 15)
@@ -198,24 +205,54 @@ func TestProcessesSurviveNodeAndRegionLoss(t *testing.T) {
 	t.Logf("%d keys; restart to all hints delivered: %v", len(keys), time.Since(restart).Round(10*time.Millisecond))
 
 	for _, key := range keys {
-		var res struct {
-			Replicas []struct {
-				Node   string   `json:"node"`
-				DC     string   `json:"dc"`
-				Values []string `json:"values"`
-				Error  string   `json:"error"`
-			} `json:"replicas"`
+		if err := pc.checkEverywhere(key); err != nil {
+			t.Error(err)
 		}
-		if err := json.Unmarshal([]byte(pc.run("inspect", key, "--json")), &res); err != nil {
+	}
+}
+
+// checkEverywhere asks meridian inspect whether all six replicas of key
+// hold exactly its acknowledged value.
+func (pc *procCluster) checkEverywhere(key string) error {
+	var res struct {
+		Replicas []struct {
+			Node   string   `json:"node"`
+			DC     string   `json:"dc"`
+			Values []string `json:"values"`
+			Error  string   `json:"error"`
+		} `json:"replicas"`
+	}
+	out, err := pc.try("inspect", key, "--json")
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		return err
+	}
+	if len(res.Replicas) != 6 {
+		return fmt.Errorf("inspect %s: %d replicas, want 6", key, len(res.Replicas))
+	}
+	var errs []error
+	for _, r := range res.Replicas {
+		if r.Error != "" || len(r.Values) != 1 || r.Values[0] != "v-"+key {
+			errs = append(errs, fmt.Errorf("key %s on %s (%s): values %q error %q", key, r.Node, r.DC, r.Values, r.Error))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// waitFor polls cond until it returns nil or timeout passes.
+func waitFor(t *testing.T, timeout time.Duration, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
 			t.Fatal(err)
 		}
-		if len(res.Replicas) != 6 {
-			t.Fatalf("inspect %s: %d replicas, want 6", key, len(res.Replicas))
-		}
-		for _, r := range res.Replicas {
-			if r.Error != "" || len(r.Values) != 1 || r.Values[0] != "v-"+key {
-				t.Errorf("key %s on %s (%s): values %q error %q", key, r.Node, r.DC, r.Values, r.Error)
-			}
-		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
