@@ -27,7 +27,7 @@ var allowed = map[string][]string{
 	"deploy":      {},
 	"store":       {"codec", "placement", "version"},
 	"wan":         {"codec"},
-	"client":      {"api", "codec", "consistency", "version", "wan"},
+	"client":      {"api", "codec", "consistency", "telemetry", "version", "wan"},
 	"node":        {"api", "codec", "consistency", "placement", "repair", "store", "telemetry", "version", "wan"},
 	"cmd/meridian": {"api", "client", "codec", "consistency", "node", "placement", "store",
 		"telemetry", "version", "wan"},

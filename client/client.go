@@ -11,10 +11,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/meridian-kv/meridian/api"
 	"github.com/meridian-kv/meridian/consistency"
+	"github.com/meridian-kv/meridian/telemetry"
 	"github.com/meridian-kv/meridian/wan"
 )
 
@@ -53,6 +56,10 @@ type Config struct {
 	TLS wan.TLSFiles `yaml:"tls"`
 	// Credentials, if set, are used instead of loading TLS.
 	Credentials *wan.Credentials `yaml:"-"`
+	// TracerProvider receives a client span per request, whose context
+	// travels to the cluster so the whole request is one trace; nil means
+	// no tracing.
+	TracerProvider trace.TracerProvider `yaml:"-"`
 }
 
 // LoadConfig reads a YAML client configuration (as meridian dev writes).
@@ -73,6 +80,7 @@ func LoadConfig(path string) (*Config, error) {
 // Client talks to a Meridian cluster. It is safe for concurrent use.
 type Client struct {
 	cfg    Config
+	tracer trace.Tracer
 	dialer *wan.Dialer
 	order  []Node // own DC first, then the failover regions in order
 	local  int    // how many of order are in the own DC
@@ -119,6 +127,7 @@ func Dial(ctx context.Context, cfg *Config) (*Client, error) {
 		return nil, fmt.Errorf("client: %w", err)
 	}
 	c.dialer = d
+	c.tracer = telemetry.Tracer(cfg.TracerProvider)
 	c.next.Store(rand.Uint64()) // spread independent clients over the local nodes
 	c.down = map[string]time.Time{}
 	regions := []string{cfg.DC}
@@ -204,7 +213,7 @@ func (c *Client) Get(ctx context.Context, key []byte, o *ReadOptions) (*GetResul
 		return nil, err
 	}
 	var res api.GetResponse
-	if err := c.do(ctx, api.TypeGet, &api.GetRequest{Keyspace: c.ks(o.Keyspace), Key: key, Consistency: o.Consistency}, api.TypeGetReply, &res); err != nil {
+	if err := c.do(ctx, "get", c.ks(o.Keyspace), o.Consistency, api.TypeGet, &api.GetRequest{Keyspace: c.ks(o.Keyspace), Key: key, Consistency: o.Consistency}, api.TypeGetReply, &res); err != nil {
 		return nil, err
 	}
 	out := &GetResult{Context: res.Context, Deleted: res.Deleted, Acked: res.Acked}
@@ -235,7 +244,11 @@ func (c *Client) write(ctx context.Context, key, value []byte, del bool, o *Writ
 	}
 	req := &api.PutRequest{Keyspace: c.ks(o.Keyspace), Key: key, Value: value, Delete: del, Context: o.Context, Consistency: o.Consistency}
 	var res api.PutResponse
-	if err := c.do(ctx, api.TypePut, req, api.TypePutReply, &res); err != nil {
+	op := "put"
+	if del {
+		op = "delete"
+	}
+	if err := c.do(ctx, op, req.Keyspace, o.Consistency, api.TypePut, req, api.TypePutReply, &res); err != nil {
 		return nil, err
 	}
 	return &PutResult{Context: res.Context, Siblings: res.Siblings, Acked: res.Acked, Warning: res.Warning, Coordinator: res.Coordinator}, nil
@@ -244,7 +257,7 @@ func (c *Client) write(ctx context.Context, key, value []byte, del bool, o *Writ
 // Status asks a node for its view of the cluster.
 func (c *Client) Status(ctx context.Context) (*api.StatusResponse, error) {
 	var res api.StatusResponse
-	return &res, c.do(ctx, api.TypeStatus, &api.StatusRequest{}, api.TypeStatusReply, &res)
+	return &res, c.do(ctx, "status", "", "", api.TypeStatus, &api.StatusRequest{}, api.TypeStatusReply, &res)
 }
 
 // Inspect asks every replica of a key, in every datacenter, what it holds.
@@ -253,13 +266,13 @@ func (c *Client) Inspect(ctx context.Context, keyspace string, key []byte) (*api
 		return nil, err
 	}
 	var res api.InspectResponse
-	return &res, c.do(ctx, api.TypeInspect, &api.InspectRequest{Keyspace: c.ks(keyspace), Key: key}, api.TypeInspectReply, &res)
+	return &res, c.do(ctx, "inspect", c.ks(keyspace), "", api.TypeInspect, &api.InspectRequest{Keyspace: c.ks(keyspace), Key: key}, api.TypeInspectReply, &res)
 }
 
 // Ring returns the preference list of a key.
 func (c *Client) Ring(ctx context.Context, keyspace string, key []byte) (*api.RingResponse, error) {
 	var res api.RingResponse
-	return &res, c.do(ctx, api.TypeRing, &api.RingRequest{Keyspace: c.ks(keyspace), Key: key}, api.TypeRingReply, &res)
+	return &res, c.do(ctx, "ring", c.ks(keyspace), "", api.TypeRing, &api.RingRequest{Keyspace: c.ks(keyspace), Key: key}, api.TypeRingReply, &res)
 }
 
 func (c *Client) ks(s string) string {
@@ -318,19 +331,31 @@ func (c *Client) markUp(id string) {
 // reached (no connection) is skipped for the next; a write that reached a
 // node but got no answer is not retried elsewhere, since it may have been
 // applied (a blind retry would add a sibling).
-func (c *Client) do(ctx context.Context, t wan.MsgType, req any, replyType wan.MsgType, res any) error {
+func (c *Client) do(ctx context.Context, op, ks, cons string, t wan.MsgType, req any, replyType wan.MsgType, res any) (err error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.cfg.Timeout)
 		defer cancel()
 	}
+	ctx, span := c.tracer.Start(ctx, telemetry.SpanName(op, ks), trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(telemetry.DBSystemNameKey.String(telemetry.SystemName), telemetry.Operation(op),
+			telemetry.Namespace(ks), telemetry.Consistency(cons), telemetry.DC(c.cfg.DC)))
+	defer func() {
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
+	}()
 	env, err := wan.NewEnvelope(t, req)
 	if err != nil {
 		return fmt.Errorf("client: %w", err)
 	}
+	env.Trace.Traceparent, env.Trace.Tracestate = telemetry.Inject(ctx)
 	var errs []error
 	for _, n := range c.candidates() {
 		var cerr *api.ClientError
+		span.SetAttributes(telemetry.ServerAddressKey.String(n.Addr), telemetry.Node(n.ID))
 		err := c.dialer.Call(ctx, n.Addr, n.ID, env, func(e *wan.Envelope) error {
 			switch e.Type {
 			case replyType:

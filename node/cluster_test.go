@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/meridian-kv/meridian/api"
 	"github.com/meridian-kv/meridian/client"
@@ -43,6 +44,7 @@ type clusterOpts struct {
 	replicas       int
 	latency        time.Duration
 	tweak          func(*node.Config)
+	tracer         trace.TracerProvider
 }
 
 func startCluster(t testing.TB, o clusterOpts) *testCluster {
@@ -73,7 +75,7 @@ func startCluster(t testing.TB, o clusterOpts) *testCluster {
 	t0 := time.Now()
 	tc.waitConverged()
 	t.Logf("converged in %v", time.Since(t0))
-	ccfg := &client.Config{DC: dev.FirstRegion, TLS: dev.ClientTLS, Timeout: 5 * time.Second}
+	ccfg := &client.Config{DC: dev.FirstRegion, TLS: dev.ClientTLS, Timeout: 5 * time.Second, TracerProvider: o.tracer}
 	for _, c := range dev.Nodes {
 		ccfg.Nodes = append(ccfg.Nodes, client.Node{ID: c.ID, DC: c.DC, Addr: c.Listen})
 	}
@@ -105,9 +107,10 @@ func (tc *testCluster) config(id string) node.Config {
 func (tc *testCluster) start(id string) error {
 	c := tc.config(id)
 	n, err := node.Start(c, node.Options{
-		FS:       tc.fs[id],
-		Logger:   quietLogger,
-		WrapConn: func(pc net.PacketConn) net.PacketConn { return tc.em.Wrap(pc, c.DC) },
+		FS:             tc.fs[id],
+		Logger:         quietLogger,
+		TracerProvider: tc.opts.tracer,
+		WrapConn:       func(pc net.PacketConn) net.PacketConn { return tc.em.Wrap(pc, c.DC) },
 	})
 	if err != nil {
 		return err

@@ -103,7 +103,7 @@ func WriteDevCluster(opts DevOptions) (*DevCluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	type devMember struct{ id, dc, rack, addr, gossip string }
+	type devMember struct{ id, dc, rack, addr, gossip, admin string }
 	var members []devMember
 	total := len(opts.Regions) * opts.NodesPerRegion
 	port := opts.BasePort
@@ -123,9 +123,13 @@ func WriteDevCluster(opts DevOptions) (*DevCluster, error) {
 				if m.gossip, held, err = freeGossipAddr(opts.Host, held); err != nil {
 					return nil, err
 				}
+				if m.admin, held, err = freeGossipAddr(opts.Host, held); err != nil {
+					return nil, err
+				}
 			} else {
 				m.addr = net.JoinHostPort(opts.Host, strconv.Itoa(port))
 				m.gossip = net.JoinHostPort(opts.Host, strconv.Itoa(port+total))
+				m.admin = net.JoinHostPort(opts.Host, strconv.Itoa(port+2*total))
 				port++
 			}
 			members = append(members, m)
@@ -152,7 +156,7 @@ func WriteDevCluster(opts DevOptions) (*DevCluster, error) {
 		}
 		tlsFiles.CA = caFile
 		cfg := Config{
-			ID: m.id, DC: m.dc, Rack: m.rack, Listen: m.addr,
+			ID: m.id, DC: m.dc, Rack: m.rack, Listen: m.addr, Admin: m.admin,
 			Gossip: m.gossip, Seeds: seeds, GossipKeys: []string{gossipKey},
 			// Loopback: LAN failure detection. Clusters that really span
 			// regions keep the default WAN profile.

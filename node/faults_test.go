@@ -3,6 +3,7 @@ package node_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -189,4 +190,38 @@ func TestHintNeverOverwritesNewerData(t *testing.T) {
 	if v := obj.Values(); len(v) != 1 || string(v[0]) != "new" {
 		t.Fatalf("after hint delivery the target holds %q, want only the newer value", v)
 	}
+}
+
+// TestClientFailsOverToAnotherRegionAndBack cuts the client's whole region
+// off: writes go on through the next region (where LOCAL_QUORUM then
+// applies), and return to the own region once it is back.
+func TestClientFailsOverToAnotherRegionAndBack(t *testing.T) {
+	tc := startCluster(t, clusterOpts{regions: []string{"east", "west"}})
+	var east []string
+	for _, c := range tc.dev.Nodes {
+		if c.DC == "east" {
+			east = append(east, c.Listen)
+			tc.em.Isolate(c.Listen)
+		}
+	}
+	res, err := tc.client.Put(ctx(t), []byte("failover"), []byte("v1"), &client.WriteOptions{Consistency: "LOCAL_QUORUM"})
+	if err != nil {
+		t.Fatalf("put with the client's region down: %v", err)
+	}
+	if !strings.HasPrefix(res.Coordinator, "west-") || res.Acked["west"] < 2 {
+		t.Fatalf("failover put coordinated by %s with acks %v, want a west coordinator and a west quorum", res.Coordinator, res.Acked)
+	}
+	for _, addr := range east {
+		tc.em.Restore(addr)
+	}
+	waitFor(t, func() error {
+		res, err := tc.client.Put(ctx(t), []byte("failback"), []byte("v"), &client.WriteOptions{Consistency: "LOCAL_QUORUM"})
+		if err != nil {
+			return err
+		}
+		if !strings.HasPrefix(res.Coordinator, "east-") {
+			return fmt.Errorf("still coordinated by %s", res.Coordinator)
+		}
+		return nil
+	})
 }

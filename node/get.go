@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/meridian-kv/meridian/api"
 	"github.com/meridian-kv/meridian/consistency"
 	"github.com/meridian-kv/meridian/placement"
+	"github.com/meridian-kv/meridian/telemetry"
 	"github.com/meridian-kv/meridian/version"
 	"github.com/meridian-kv/meridian/wan"
 )
@@ -37,6 +40,7 @@ func (n *Node) get(ctx context.Context, r *api.GetRequest) (*api.GetResponse, *a
 	if err != nil {
 		return nil, api.Errorf(api.CodeConsistency, "meridian: %v", err)
 	}
+	trace.SpanFromContext(ctx).SetAttributes(telemetry.ReplicasRequired(need.PerDC)...)
 	plan := n.ring().Plan(placement.KeyToken(r.Key), placement.Replication(ks.Replication))
 	asked := map[string]int{}
 	total := 0
@@ -53,7 +57,7 @@ func (n *Node) get(ctx context.Context, r *api.GetRequest) (*api.GetResponse, *a
 					replies <- readReply{node: m.ID, dc: dc, err: errPeerDown(m.ID)}
 					continue
 				}
-				n.goBackground(func(ctx context.Context) {
+				n.goBackgroundFrom(ctx, func(ctx context.Context) {
 					obj, err := n.readReplica(ctx, m.ID, r.Keyspace, r.Key)
 					replies <- readReply{node: m.ID, dc: dc, obj: obj, err: err}
 				})
@@ -61,7 +65,7 @@ func (n *Node) get(ctx context.Context, r *api.GetRequest) (*api.GetResponse, *a
 			continue
 		}
 		targets := memberIDs(reps)
-		n.goBackground(func(ctx context.Context) {
+		n.goBackgroundFrom(ctx, func(ctx context.Context) {
 			n.relayRead(ctx, dc, r.Keyspace, r.Key, targets, replies)
 		})
 	}
@@ -89,7 +93,7 @@ func (n *Node) get(ctx context.Context, r *api.GetRequest) (*api.GetResponse, *a
 			return nil, quorumError(tally, "get", fmt.Errorf("timed out: %w", ctx.Err()))
 		}
 	}
-	n.readRepair(r.Keyspace, r.Key, got, replies, total-received)
+	n.readRepair(ctx, r.Keyspace, r.Key, got, replies, total-received)
 
 	res := &api.GetResponse{Context: version.EncodeContext(merged.Context()), Acked: tally.Acked()}
 	for _, s := range merged.Live() {
@@ -103,7 +107,8 @@ func (n *Node) get(ctx context.Context, r *api.GetRequest) (*api.GetResponse, *a
 // merges everything, and writes the merge back to each replica that lacked
 // part of it. Replicas that failed to answer are left to hinted handoff and
 // anti-entropy.
-func (n *Node) readRepair(ks string, key []byte, got []readReply, replies <-chan readReply, outstanding int) {
+func (n *Node) readRepair(reqCtx context.Context, ks string, key []byte, got []readReply, replies <-chan readReply, outstanding int) {
+	link := linkTo(traceRef(reqCtx))
 	n.goBackground(func(ctx context.Context) {
 	wait:
 		for ; outstanding > 0; outstanding-- {
@@ -129,6 +134,14 @@ func (n *Node) readRepair(ks string, key []byte, got []readReply, replies <-chan
 				stale[rp.dc] = append(stale[rp.dc], rp.node)
 			}
 		}
+		if len(stale) == 0 {
+			return
+		}
+		// Read repair is its own trace, linked to the read that found the
+		// divergence.
+		ctx, span := n.tracer.Start(ctx, "read.repair "+ks, trace.WithLinks(link...),
+			trace.WithAttributes(telemetry.Namespace(ks), telemetry.Node(n.cfg.ID), telemetry.DC(n.cfg.DC)))
+		defer span.End()
 		for dc, ids := range stale {
 			if dc == n.cfg.DC {
 				for _, id := range ids {

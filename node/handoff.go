@@ -6,7 +6,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/meridian-kv/meridian/store"
+	"github.com/meridian-kv/meridian/telemetry"
 	"github.com/meridian-kv/meridian/version"
 )
 
@@ -21,7 +25,7 @@ var errHintsDisabled = errors.New("replica unreachable and hinted handoff is dis
 // before the write or the hint is durable.
 func (n *Node) writeOrHint(ctx context.Context, id, dc, ks string, key []byte, obj *version.Object, fallbacks []string) ack {
 	if id == n.cfg.ID {
-		return ack{node: id, dc: dc, err: n.mergeLocal(ks, key, obj)}
+		return ack{node: id, dc: dc, err: n.mergeLocal(ctx, ks, key, obj)}
 	}
 	var cause error
 	if n.health.usable(id) {
@@ -46,27 +50,30 @@ func (n *Node) writeOrHint(ctx context.Context, id, dc, ks string, key []byte, o
 			return ack{node: id, dc: dc, hinted: true}
 		}
 	}
-	if err := n.keepHint(id, ks, key, obj); err != nil {
+	if err := n.keepHint(ctx, id, ks, key, obj); err != nil {
 		return ack{node: id, dc: dc, err: errors.Join(cause, err)}
 	}
 	return ack{node: id, dc: dc, hinted: true}
 }
 
 // keepHint stores a hint for target in this node's store.
-func (n *Node) keepHint(target, ks string, key []byte, obj *version.Object) error {
+func (n *Node) keepHint(ctx context.Context, target, ks string, key []byte, obj *version.Object) error {
 	if _, cerr := n.keyspace(ks); cerr != nil {
 		return cerr
 	}
-	stored, err := n.store.AddHint(target, ks, key, obj, nil, n.now(), n.hintLimits())
+	stored, err := n.store.AddHint(target, ks, key, obj, traceRef(ctx), n.now(), n.hintLimits())
 	if err != nil {
 		return err
 	}
+	targetAttr := metric.WithAttributes(telemetry.HintTarget(target))
 	if !stored {
 		n.handoff.dropped.Add(1)
+		n.metrics.HintsDropped.Add(ctx, 1, targetAttr)
 		n.log.Warn("hint dropped: the byte bound for its target is reached; repair must cover it", "target", target, "keyspace", ks)
 		return errHintDropped
 	}
 	n.handoff.stored.Add(1)
+	n.metrics.HintsStored.Add(ctx, 1, targetAttr)
 	return nil
 }
 
@@ -149,6 +156,7 @@ func (h *handoff) run() {
 			}
 			for target, c := range dropped {
 				h.dropped.Add(int64(c))
+				n.metrics.HintsDropped.Add(n.bgCtx, int64(c), metric.WithAttributes(telemetry.HintTarget(target)))
 				n.log.Warn("hints expired before delivery; repair must cover them", "target", target, "count", c)
 			}
 		}
@@ -173,10 +181,15 @@ func (h *handoff) deliver(target string) {
 	start, sent := time.Now(), 0
 	for n.bgCtx.Err() == nil {
 		seen := 0
-		err := n.store.Hints(target, deliverBatch, func(hint store.Hint) error {
+		err := n.store.Hints(target, deliverBatch, func(hint store.Hint) (err error) {
 			seen++
 			ctx, cancel := context.WithTimeout(n.bgCtx, n.cfg.Limits.RequestTimeout)
 			defer cancel()
+			// Each delivery is its own trace, linked to the write that left
+			// the hint.
+			ctx, span := n.tracer.Start(ctx, "hint.deliver "+target, trace.WithLinks(linkTo(hint.Trace)...),
+				trace.WithAttributes(telemetry.HintTarget(target), telemetry.Namespace(hint.Keyspace), telemetry.Node(n.cfg.ID)))
+			defer func() { spanError(span, err); span.End() }()
 			if err := n.writeReplica(ctx, target, hint.Keyspace, hint.Key, hint.Object); err != nil {
 				return err
 			}
@@ -186,6 +199,7 @@ func (h *handoff) deliver(target string) {
 			}
 			if deleted {
 				h.delivered.Add(1)
+				n.metrics.HintsDelivered.Add(ctx, 1, metric.WithAttributes(telemetry.HintTarget(target)))
 				sent++
 			}
 			return nil

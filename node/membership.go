@@ -129,8 +129,13 @@ func (n *Node) startGossip() error {
 }
 
 // rejoinInterval is how often seeds that are not alive members are
-// contacted again.
-const rejoinInterval = 2 * time.Second
+// contacted again. For youngFor after start every seed is, so that a node
+// whose join raced with others' learns the whole membership by a full state
+// exchange instead of waiting for gossip's periodic one (30s on LAN).
+const (
+	rejoinInterval = 2 * time.Second
+	youngFor       = 30 * time.Second
+)
 
 // rejoinSeeds keeps contacting seeds that are not alive members: nodes that
 // started before their seeds, or were cut off from them, merge their views
@@ -138,6 +143,7 @@ const rejoinInterval = 2 * time.Second
 // gossip's periodic state sync.
 func (n *Node) rejoinSeeds() {
 	defer n.bg.Done()
+	started := time.Now()
 	t := time.NewTicker(rejoinInterval)
 	defer t.Stop()
 	for {
@@ -153,8 +159,9 @@ func (n *Node) rejoinSeeds() {
 			}
 		}
 		var missing []string
+		young := time.Since(started) < youngFor
 		for _, s := range n.otherSeeds() {
-			if !alive[s] {
+			if !alive[s] || young {
 				missing = append(missing, s)
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -13,10 +14,14 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/hashicorp/serf/serf"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/meridian-kv/meridian/api"
 	"github.com/meridian-kv/meridian/placement"
 	"github.com/meridian-kv/meridian/store"
+	"github.com/meridian-kv/meridian/telemetry"
 	"github.com/meridian-kv/meridian/wan"
 )
 
@@ -35,6 +40,12 @@ type Options struct {
 	// Now is the wall clock; nil means time.Now. It only stamps writes
 	// (informational) and checks certificate validity.
 	Now func() time.Time
+	// TracerProvider and MeterProvider receive the node's spans and
+	// metrics; nil means no-op. MetricsHandler, if set, is served at
+	// /metrics on Config.Admin.
+	TracerProvider trace.TracerProvider
+	MeterProvider  metric.MeterProvider
+	MetricsHandler http.Handler
 }
 
 // Node is one running Meridian node.
@@ -51,6 +62,11 @@ type Node struct {
 	probeKick chan struct{}
 	handoff   *handoff
 	onDisk    bool // the store is on the real disk, in cfg.DataDir
+
+	tracer     trace.Tracer
+	metrics    *telemetry.Metrics
+	admin      *http.Server
+	unregister func()
 
 	// bg tracks background work (fan-out tails, read repair) so Close can
 	// wait for it.
@@ -75,6 +91,10 @@ func Start(cfg Config, opts Options) (*Node, error) {
 		n.now = time.Now
 	}
 	var err error
+	n.tracer = telemetry.Tracer(opts.TracerProvider)
+	if n.metrics, err = telemetry.NewMetrics(opts.MeterProvider); err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
 	creds := opts.Credentials
 	if creds == nil {
 		creds, err = wan.LoadCredentials(cfg.TLS, n.now())
@@ -119,6 +139,22 @@ func Start(cfg Config, opts Options) (*Node, error) {
 		n.store.Close()
 		return nil, err
 	}
+	n.unregister, err = telemetry.RegisterGauge(opts.MeterProvider, "meridian.hints.pending", "{hint}",
+		"Hints this node holds, waiting for delivery, per target.", func(observe func(int64, ...attribute.KeyValue)) {
+			for target, st := range n.store.HintStats() {
+				observe(int64(st.Count), telemetry.HintTarget(target))
+			}
+		})
+	if err != nil {
+		n.Kill()
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	if cfg.Admin != "" {
+		if err := n.startAdmin(opts.MetricsHandler); err != nil {
+			n.Kill()
+			return nil, err
+		}
+	}
 	n.bg.Add(2)
 	go n.runProber()
 	go n.handoff.run()
@@ -156,7 +192,7 @@ func (n *Node) Close() error {
 	if err := n.serf.Leave(); err != nil {
 		errs = append(errs, fmt.Errorf("leaving the cluster: %w", err))
 	}
-	errs = append(errs, n.serf.Shutdown())
+	errs = append(errs, n.serf.Shutdown(), n.stopAdmin())
 	n.bgStop()
 	errs = append(errs, n.tr.Close())
 	n.bg.Wait()
@@ -170,7 +206,11 @@ func (n *Node) Kill() error {
 	if !n.closed.CompareAndSwap(false, true) {
 		return nil
 	}
-	errs := []error{n.serf.Shutdown()}
+	var errs []error
+	if n.serf != nil {
+		errs = append(errs, n.serf.Shutdown())
+	}
+	errs = append(errs, n.stopAdmin())
 	n.bgStop()
 	errs = append(errs, n.tr.Close())
 	n.bg.Wait()
@@ -193,6 +233,16 @@ func (n *Node) goBackground(f func(ctx context.Context)) {
 	}()
 }
 
+// goBackgroundFrom is goBackground for work that continues a request: it
+// keeps the request's span as parent (so fan-out spans join its trace) but
+// not its cancellation.
+func (n *Node) goBackgroundFrom(reqCtx context.Context, f func(ctx context.Context)) {
+	sc := trace.SpanContextFromContext(reqCtx)
+	n.goBackground(func(ctx context.Context) {
+		f(trace.ContextWithSpanContext(ctx, sc))
+	})
+}
+
 // serve dispatches one request stream.
 func (n *Node) serve(ctx context.Context, from wan.Identity, req *wan.Envelope, reply wan.Replier) {
 	if _, ok := ctx.Deadline(); !ok {
@@ -211,7 +261,17 @@ func (n *Node) serve(ctx context.Context, from wan.Identity, req *wan.Envelope, 
 			sendClientError(reply, api.Errorf(api.CodeBadRequest, "meridian: only nodes may forward requests"))
 			return
 		}
+		op := "put"
+		if r.Delete {
+			op = "delete"
+		}
+		ctx, done := n.startRequest(ctx, req, op, r.Keyspace, r.Consistency)
 		res, cerr := n.put(ctx, &r)
+		var acked map[string]int
+		if res != nil {
+			acked = res.Acked
+		}
+		done(cerr, acked, -1)
 		respond(reply, api.TypePutReply, res, cerr)
 	case api.TypeGet:
 		var r api.GetRequest
@@ -219,7 +279,13 @@ func (n *Node) serve(ctx context.Context, from wan.Identity, req *wan.Envelope, 
 			sendClientError(reply, api.Errorf(api.CodeBadRequest, "meridian: malformed get request: %v", err))
 			return
 		}
+		ctx, done := n.startRequest(ctx, req, "get", r.Keyspace, r.Consistency)
 		res, cerr := n.get(ctx, &r)
+		if res != nil {
+			done(nil, res.Acked, len(res.Siblings))
+		} else {
+			done(cerr, nil, -1)
+		}
 		respond(reply, api.TypeGetReply, res, cerr)
 	case api.TypeStatus:
 		respond(reply, api.TypeStatusReply, n.status(ctx), nil)
@@ -244,7 +310,9 @@ func (n *Node) serve(ctx context.Context, from wan.Identity, req *wan.Envelope, 
 			reply.SendError("forbidden", "meridian: node-to-node messages need a node certificate")
 			return
 		}
+		ctx, span := n.startServe(ctx, req, telemetry.Node(from.Name))
 		n.serveReplica(ctx, req, reply)
+		span.End()
 	default:
 		reply.SendError(api.CodeBadRequest, fmt.Sprintf("meridian: unknown message type %d", req.Type))
 	}
@@ -285,7 +353,10 @@ func (n *Node) call(ctx context.Context, id string, t wan.MsgType, payload any, 
 	if err != nil {
 		return err
 	}
+	start := time.Now()
+	ctx, span := n.startCall(ctx, m, env)
 	err = n.tr.Call(ctx, m.Addr, id, env, onReply)
+	n.endCall(ctx, span, t, m.DC, start, err)
 	var re *wan.RemoteError
 	switch {
 	case err == nil || errors.As(err, &re):

@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/meridian-kv/meridian/api"
 	"github.com/meridian-kv/meridian/consistency"
 	"github.com/meridian-kv/meridian/placement"
+	"github.com/meridian-kv/meridian/telemetry"
 	"github.com/meridian-kv/meridian/version"
 	"github.com/meridian-kv/meridian/wan"
 )
@@ -52,6 +55,7 @@ func (n *Node) put(ctx context.Context, r *api.PutRequest) (*api.PutResponse, *a
 	if err != nil {
 		return nil, api.Errorf(api.CodeConsistency, "meridian: %v", err)
 	}
+	trace.SpanFromContext(ctx).SetAttributes(telemetry.ReplicasRequired(need.PerDC)...)
 	ctxVec, err := version.DecodeContext(r.Context)
 	if err != nil {
 		return nil, api.Errorf(api.CodeBadRequest, "meridian: %v", err)
@@ -66,6 +70,7 @@ func (n *Node) put(ctx context.Context, r *api.PutRequest) (*api.PutResponse, *a
 
 	// Apply locally first: this replica mints the dot (version.Object.Update).
 	var siblings int
+	_, span := n.tracer.Start(ctx, "store.update", trace.WithAttributes(telemetry.Namespace(r.Keyspace), telemetry.Node(n.cfg.ID)))
 	obj, _, err := n.store.Update(r.Keyspace, r.Key, func(cur *version.Object) (*version.Object, error) {
 		next := cur.Update(ctxVec, n.cfg.ID, version.Write{Value: r.Value, Deleted: r.Delete, WrittenAt: n.now().UnixNano()})
 		if len(next.Siblings) > ks.MaxSiblings && len(next.Siblings) > len(cur.Siblings) {
@@ -74,6 +79,8 @@ func (n *Node) put(ctx context.Context, r *api.PutRequest) (*api.PutResponse, *a
 		}
 		return next, nil
 	})
+	spanError(span, err)
+	span.End()
 	if errors.Is(err, errTooManySiblings) {
 		return nil, api.Errorf(api.CodeTooManySiblings, "meridian: key has %d siblings, the keyspace's max_siblings is %d: read it, merge the values and write back with the context from that read to resolve them", siblings, ks.MaxSiblings)
 	}
@@ -87,7 +94,7 @@ func (n *Node) put(ctx context.Context, r *api.PutRequest) (*api.PutResponse, *a
 	}
 	tally := consistency.NewTally(need, asked)
 	tally.Ack(n.cfg.DC)
-	acks := n.replicate(r.Keyspace, r.Key, obj, plan)
+	acks := n.replicate(ctx, r.Keyspace, r.Key, obj, plan)
 	countHinted := ks.HintedWritesCount
 
 	res := &api.PutResponse{Context: version.EncodeContext(obj.Context()), Siblings: len(obj.Live()), Coordinator: n.cfg.ID}
@@ -143,7 +150,7 @@ func quorumError(t *consistency.Tally, op string, cause error) *api.ClientError 
 // returns at once; acks arrive on the channel (buffered for every replica,
 // so the senders never block) and the sends outlive the request, bounded by
 // the request timeout. A replica that cannot be written gets a hint.
-func (n *Node) replicate(ks string, key []byte, obj *version.Object, plan placement.Plan) <-chan ack {
+func (n *Node) replicate(reqCtx context.Context, ks string, key []byte, obj *version.Object, plan placement.Plan) <-chan ack {
 	total := 0
 	for _, reps := range plan.Replicas {
 		total += len(reps)
@@ -156,14 +163,14 @@ func (n *Node) replicate(ks string, key []byte, obj *version.Object, plan placem
 				if m.ID == n.cfg.ID {
 					continue
 				}
-				n.goBackground(func(ctx context.Context) {
+				n.goBackgroundFrom(reqCtx, func(ctx context.Context) {
 					acks <- n.writeOrHint(ctx, m.ID, dc, ks, key, obj, fallbacks)
 				})
 			}
 			continue
 		}
 		targets := memberIDs(reps)
-		n.goBackground(func(ctx context.Context) {
+		n.goBackgroundFrom(reqCtx, func(ctx context.Context) {
 			n.relayWrite(ctx, dc, ks, key, obj, targets, fallbacks, acks)
 		})
 	}
@@ -173,7 +180,7 @@ func (n *Node) replicate(ks string, key []byte, obj *version.Object, plan placem
 // writeReplica merges obj into one replica, which may be this node.
 func (n *Node) writeReplica(ctx context.Context, id, ks string, key []byte, obj *version.Object) error {
 	if id == n.cfg.ID {
-		return n.mergeLocal(ks, key, obj)
+		return n.mergeLocal(ctx, ks, key, obj)
 	}
 	return n.call(ctx, id, typeReplicaWrite, &replicaWrite{Keyspace: ks, Key: key, Object: obj}, decodeAck)
 }
@@ -247,7 +254,7 @@ func (n *Node) relayWrite(ctx context.Context, dc, ks string, key []byte, obj *v
 		a := ack{node: t, dc: dc, hinted: true}
 		if n.cfg.Hints.Disabled {
 			a = ack{node: t, dc: dc, err: fmt.Errorf("datacenter %s unreachable (%v) and hinted handoff is disabled", dc, lastErr)}
-		} else if err := n.keepHint(t, ks, key, obj); err != nil {
+		} else if err := n.keepHint(ctx, t, ks, key, obj); err != nil {
 			a = ack{node: t, dc: dc, err: err}
 		}
 		acks <- a

@@ -3,6 +3,9 @@ package node
 import (
 	"context"
 
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/meridian-kv/meridian/telemetry"
 	"github.com/meridian-kv/meridian/version"
 	"github.com/meridian-kv/meridian/wan"
 )
@@ -31,7 +34,7 @@ func (n *Node) serveReplica(ctx context.Context, req *wan.Envelope, reply wan.Re
 		}
 		err := w.Object.Validate()
 		if err == nil {
-			err = n.keepHint(w.Target, w.Keyspace, w.Key, w.Object)
+			err = n.keepHint(ctx, w.Target, w.Keyspace, w.Key, w.Object)
 		}
 		send(typeReplicaAck, &replicaAck{Node: n.cfg.ID, Error: errString(err), Hinted: true})
 	case typeReplicaWrite:
@@ -40,7 +43,7 @@ func (n *Node) serveReplica(ctx context.Context, req *wan.Envelope, reply wan.Re
 			reply.SendError("bad_request", err.Error())
 			return
 		}
-		send(typeReplicaAck, &replicaAck{Node: n.cfg.ID, Error: errString(n.mergeLocal(w.Keyspace, w.Key, w.Object))})
+		send(typeReplicaAck, &replicaAck{Node: n.cfg.ID, Error: errString(n.mergeLocal(ctx, w.Keyspace, w.Key, w.Object))})
 	case typeReplicaRead:
 		var rr replicaRead
 		if err := req.Decode(&rr); err != nil {
@@ -105,7 +108,9 @@ func (n *Node) serveReplica(ctx context.Context, req *wan.Envelope, reply wan.Re
 }
 
 // mergeLocal merges a replicated object into this node's store.
-func (n *Node) mergeLocal(ks string, key []byte, obj *version.Object) error {
+func (n *Node) mergeLocal(ctx context.Context, ks string, key []byte, obj *version.Object) (err error) {
+	_, span := n.tracer.Start(ctx, "store.merge", trace.WithAttributes(telemetry.Namespace(ks), telemetry.Node(n.cfg.ID)))
+	defer func() { spanError(span, err); span.End() }()
 	if _, cerr := n.keyspace(ks); cerr != nil {
 		return cerr
 	}
@@ -115,7 +120,7 @@ func (n *Node) mergeLocal(ks string, key []byte, obj *version.Object) error {
 	if err := obj.Validate(); err != nil {
 		return err
 	}
-	_, _, err := n.store.Merge(ks, key, obj)
+	_, _, err = n.store.Merge(ks, key, obj)
 	return err
 }
 

@@ -71,7 +71,7 @@
 // keyspace and key; decoding never panics.
 //
 // A hint's value is one format-version byte (currently 1) followed by the
-// CBOR array [created (Unix nanoseconds), trace id, object].
+// CBOR array [created (Unix nanoseconds), trace id + span id, object].
 //
 // # Hinted handoff
 //

@@ -24,8 +24,10 @@ const (
 	DefaultHintMaxBytes = 256 << 20
 )
 
-// traceIDLen is the length of a W3C trace id.
-const traceIDLen = 16
+// traceIDLen is the length of a hint's trace reference: a W3C trace id (16
+// bytes) followed by the span id (8 bytes) of the write, enough for a span
+// link from the hint's delivery back to the write that caused it.
+const traceIDLen = 24
 
 var (
 	// ErrEmptyTarget is returned when a hint names no target node.
@@ -84,8 +86,8 @@ type Hint struct {
 	// stored; merging later objects in keeps it, so a hint's age is that
 	// of its oldest data.
 	Created time.Time
-	// Trace is the W3C trace id (16 bytes) of the write that created the
-	// hint, or nil; kept from the first store.
+	// Trace is the W3C trace id and span id (16 + 8 bytes) of the write
+	// that created the hint, or nil; kept from the first store.
 	Trace []byte
 }
 
@@ -398,7 +400,7 @@ func (s *Store) readHint(target, ks string, key, k []byte) (rec *hintRecord, siz
 // If storing the hint would take target's pending bytes (HintStats) past
 // lim.MaxBytesPerTarget, nothing is stored and stored=false: the caller
 // counts a dropped hint, and repair has to cover the write. trace is the
-// W3C trace id (16 bytes) of the write, or nil.
+// W3C trace id and span id (16 + 8 bytes) of the write, or nil.
 //
 // AddHint takes the key's lock stripe, so it must not be called from an
 // Update fn.
@@ -412,7 +414,7 @@ func (s *Store) AddHint(target, ks string, key []byte, obj *version.Object, trac
 	if len(trace) == 0 {
 		trace = nil
 	} else if len(trace) != traceIDLen {
-		return false, fmt.Errorf("store: hint trace id of %d bytes (a W3C trace id has %d, or pass nil)", len(trace), traceIDLen)
+		return false, fmt.Errorf("store: hint trace reference of %d bytes (a W3C trace id and span id make %d, or pass nil)", len(trace), traceIDLen)
 	}
 	if !now.After(time.Unix(0, 0)) {
 		return false, fmt.Errorf("store: hint creation time %v is not after 1970 (pass the current time)", now)

@@ -65,13 +65,13 @@ func checkHintStats(t testing.TB, s *Store) {
 
 func TestAddHintMerges(t *testing.T) {
 	s := openMem(t)
-	trace := bytes.Repeat([]byte{1}, 16)
+	trace := bytes.Repeat([]byte{1}, 24)
 	a, b := written("n1", "a"), written("n2", "b") // concurrent
 	if stored, err := s.AddHint("t1", "ks", []byte("k"), a, trace, hintT0, HintLimits{}); err != nil || !stored {
 		t.Fatalf("first AddHint: stored=%v err=%v", stored, err)
 	}
 	later := hintT0.Add(time.Minute)
-	if stored, err := s.AddHint("t1", "ks", []byte("k"), b, bytes.Repeat([]byte{2}, 16), later, HintLimits{}); err != nil || !stored {
+	if stored, err := s.AddHint("t1", "ks", []byte("k"), b, bytes.Repeat([]byte{2}, 24), later, HintLimits{}); err != nil || !stored {
 		t.Fatalf("second AddHint: stored=%v err=%v", stored, err)
 	}
 	hs := hintsOf(t, s, "t1")
@@ -556,7 +556,7 @@ func TestCorruptHint(t *testing.T) {
 }
 
 func TestHintRoundTrip(t *testing.T) {
-	rec := &hintRecord{Created: hintT0.UnixNano(), Trace: bytes.Repeat([]byte{7}, 16), Object: version.Merge(written("n1", "a"), written("n2", "b"))}
+	rec := &hintRecord{Created: hintT0.UnixNano(), Trace: bytes.Repeat([]byte{7}, 24), Object: version.Merge(written("n1", "a"), written("n2", "b"))}
 	got, err := decodeHint(mustEncodeHint(t, rec))
 	if err != nil {
 		t.Fatal(err)
@@ -572,7 +572,7 @@ func FuzzDecodeHint(f *testing.F) {
 	f.Add([]byte{})
 	f.Add([]byte{hintFormatV1})
 	f.Add(mustEncodeHint(f, &hintRecord{Created: 1, Object: written("n1", "v")}))
-	f.Add(mustEncodeHint(f, &hintRecord{Created: 1, Trace: make([]byte, 16), Object: written("n1", "v")}))
+	f.Add(mustEncodeHint(f, &hintRecord{Created: 1, Trace: make([]byte, 24), Object: written("n1", "v")}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		rec, err := decodeHint(b)
 		if _, herr := decodeHintHeader(b); err == nil && herr != nil {

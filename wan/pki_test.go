@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -311,9 +312,9 @@ func TestClientRoleRefusedOnNodeALPN(t *testing.T) {
 
 func TestDialerClientRole(t *testing.T) {
 	ca := testCA(t, "cluster")
-	var gotRole Role
+	var gotRole atomic.Value // the handler runs on another goroutine
 	srv, _ := listenT(t, testCreds(t, ca, "node-1", RoleNode), HandlerFunc(func(ctx context.Context, from Identity, req *Envelope, reply Replier) {
-		gotRole = from.Role
+		gotRole.Store(from.Role)
 		echoHandler(ctx, from, req, reply)
 	}))
 	d, err := NewDialer(testCreds(t, ca, "cli", RoleClient), nil)
@@ -327,8 +328,8 @@ func TestDialerClientRole(t *testing.T) {
 	if err != nil || len(got) != 1 || got[0].From != "cli" || got[0].N != 3 {
 		t.Fatalf("%+v, %v", got, err)
 	}
-	if gotRole != RoleClient {
-		t.Fatalf("handler saw role %q", gotRole)
+	if r, _ := gotRole.Load().(Role); r != RoleClient {
+		t.Fatalf("handler saw role %q", r)
 	}
 	// A client cannot serve: a node dialling "it" refuses its certificate.
 	if err := d.Close(); err != nil {

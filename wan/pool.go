@@ -236,9 +236,15 @@ func (p *pool) call(ctx context.Context, addr, wantPeer string, req *Envelope, o
 		return p.callError(ctx, addr, err)
 	}
 	str.Close()
-	for {
+	for replies := 0; ; replies++ {
 		r, err := ReadFrame(str, p.maxFrame)
 		if err == io.EOF {
+			if replies == 0 && ctx.Err() != nil {
+				// The handler gave up at the shared deadline and closed the
+				// stream without an answer: report the deadline, not an
+				// empty success.
+				return fmt.Errorf("wan: call %s: %w", addr, ctx.Err())
+			}
 			return nil
 		}
 		if err != nil {

@@ -1,14 +1,17 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -17,6 +20,7 @@ import (
 
 	"github.com/meridian-kv/meridian/client"
 	"github.com/meridian-kv/meridian/node"
+	"github.com/meridian-kv/meridian/telemetry"
 	"github.com/meridian-kv/meridian/wan"
 )
 
@@ -83,26 +87,46 @@ func runDev(cmd *cobra.Command, f *devFlags) error {
 		return nil
 	}
 
-	log := newLogger(f.logFormat)
+	if err := telemetry.CheckLogFormat(f.logFormat); err != nil {
+		return err
+	}
+	log := slog.New(telemetry.NewLogHandler(os.Stderr, f.logFormat, slog.LevelInfo))
 	em := wan.NewEmulator(time.Now().UnixNano())
 	em.SetDefault(wan.Link{Latency: f.wanLatency})
 	for _, c := range cluster.Nodes {
 		em.Register(c.Listen, c.DC)
 	}
 	var nodes []*node.Node
+	var tels []*telemetry.Providers
 	closeAll := func() {
+		var wg sync.WaitGroup
 		for _, n := range nodes {
-			if err := n.Close(); err != nil {
-				log.Error("closing node", "node", n.ID(), "err", err)
-			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := n.Close(); err != nil {
+					log.Error("closing node", "node", n.ID(), "err", err)
+				}
+			}()
+		}
+		wg.Wait()
+		for _, t := range tels {
+			t.Shutdown(context.Background())
 		}
 	}
 	for _, c := range cluster.Nodes {
 		c.WANEmulation = nil // the shared emulator below covers every node
-		n, err := node.Start(c, node.Options{
-			Logger:   log,
-			WrapConn: func(pc net.PacketConn) net.PacketConn { return em.Wrap(pc, c.DC) },
-		})
+		// Each node gets providers of its own, so its spans and metrics
+		// carry its id, region and rack.
+		tel, err := telemetry.Setup(cmd.Context(), telemetry.Config{NodeID: c.ID, DC: c.DC, Rack: c.Rack})
+		if err != nil {
+			closeAll()
+			return err
+		}
+		tels = append(tels, tel)
+		opts := nodeOptions(log, tel)
+		opts.WrapConn = func(pc net.PacketConn) net.PacketConn { return em.Wrap(pc, c.DC) }
+		n, err := node.Start(c, opts)
 		if err != nil {
 			closeAll()
 			if strings.Contains(err.Error(), "address already in use") {
@@ -134,6 +158,7 @@ func printDevBanner(w io.Writer, f *devFlags, cluster *node.DevCluster, clientFi
 	fmt.Fprintf(w, "  meridian%s put greeting hello\n", cfgFlag)
 	fmt.Fprintf(w, "  meridian%s get greeting --consistency EACH_QUORUM\n", cfgFlag)
 	fmt.Fprintf(w, "  meridian%s ring greeting\n", cfgFlag)
+	fmt.Fprintf(w, "Metrics: http://%s/metrics (one admin endpoint per node; see %s).\n", cluster.Nodes[0].Admin, filepath.Join(f.dir, "nodes"))
 	fmt.Fprintf(w, "Go clients: client.LoadConfig(%q).\nCtrl-C stops the cluster; data stays in %s.\n", clientFile, f.dir)
 }
 

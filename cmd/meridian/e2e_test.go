@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,12 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/meridian-kv/meridian/node"
 )
 
 // procCluster runs meridian nodes as separate processes of the real binary,
@@ -209,6 +216,56 @@ func TestProcessesSurviveNodeAndRegionLoss(t *testing.T) {
 			t.Error(err)
 		}
 	}
+	pc.checkMetrics("east-1", "east-2")
+}
+
+// checkMetrics scrapes the admin endpoints of the nodes that coordinated
+// the drill's writes, parses them as Prometheus text, and checks the
+// request histograms and the hint counters are there with their labels.
+func (pc *procCluster) checkMetrics(ids ...string) {
+	pc.t.Helper()
+	stored, delivered := 0.0, 0.0
+	for _, id := range ids {
+		cfg, err := node.LoadConfig(filepath.Join(pc.dir, "nodes", id+".yaml"))
+		if err != nil {
+			pc.t.Fatal(err)
+		}
+		resp, err := http.Get("http://" + cfg.Admin + "/metrics")
+		if err != nil {
+			pc.t.Fatal(err)
+		}
+		parser := expfmt.NewTextParser(model.LegacyValidation)
+		families, err := parser.TextToMetricFamilies(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			pc.t.Fatalf("%s /metrics is not valid Prometheus text: %v", id, err)
+		}
+		hist := families["meridian_request_duration_seconds"]
+		if hist == nil || hist.GetType() != dto.MetricType_HISTOGRAM {
+			pc.t.Fatalf("%s: no meridian_request_duration_seconds histogram", id)
+		}
+		for _, m := range hist.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["db_operation_name"] == "" || labels["meridian_dc"] != "east" {
+				pc.t.Errorf("%s: request histogram labels %v", id, labels)
+			}
+		}
+		for name, sum := range map[string]*float64{"meridian_hints_stored_total": &stored, "meridian_hints_delivered_total": &delivered} {
+			for _, m := range families[name].GetMetric() {
+				*sum += m.GetCounter().GetValue()
+			}
+		}
+		if resp, err := http.Get("http://" + cfg.Admin + "/healthz"); err != nil || resp.StatusCode != http.StatusOK {
+			pc.t.Errorf("%s /healthz: %v %v", id, resp, err)
+		}
+	}
+	if stored == 0 || delivered == 0 {
+		pc.t.Errorf("hint counters: stored %v, delivered %v; the drill stored and delivered hints", stored, delivered)
+	}
+	pc.t.Logf("metrics of %v: hints stored %v, delivered %v", ids, stored, delivered)
 }
 
 // checkEverywhere asks meridian inspect whether all six replicas of key

@@ -3,27 +3,51 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
-	"os"
+	"io/fs"
 	"sort"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/meridian-kv/meridian/client"
+	"github.com/meridian-kv/meridian/telemetry"
 )
 
-func (g *globalFlags) dial(ctx context.Context) (*client.Client, error) {
+// cliClient is a client with the CLI's telemetry: a span per command,
+// exported as the OTEL_* variables say.
+type cliClient struct {
+	*client.Client
+	tel *telemetry.Providers
+}
+
+// Close closes the client and flushes its spans.
+func (c *cliClient) Close() error {
+	return errors.Join(c.Client.Close(), c.tel.Shutdown(context.Background()))
+}
+
+func (g *globalFlags) dial(ctx context.Context) (*cliClient, error) {
 	path := g.clientConfigPath()
 	cfg, err := client.LoadConfig(path)
 	if err != nil {
-		if os.IsNotExist(err) || strings.Contains(err.Error(), "no such file") {
+		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("%w\nstart a local cluster with `meridian dev`, or pass --config", err)
 		}
 		return nil, err
 	}
-	return client.Dial(ctx, cfg)
+	tel, err := telemetry.Setup(ctx, telemetry.Config{ServiceName: "meridian-cli", DC: cfg.DC})
+	if err != nil {
+		return nil, err
+	}
+	cfg.TracerProvider = tel.Tracer
+	c, err := client.Dial(ctx, cfg)
+	if err != nil {
+		tel.Shutdown(context.Background())
+		return nil, err
+	}
+	return &cliClient{Client: c, tel: tel}, nil
 }
 
 type writeFlags struct {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/meridian-kv/meridian/node"
+	"github.com/meridian-kv/meridian/telemetry"
 )
 
 func newNodeCmd(g *globalFlags) *cobra.Command {
@@ -28,26 +30,31 @@ func newNodeCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			log := newLogger(logFormat)
-			n, err := node.Start(*cfg, node.Options{Logger: log})
+			if err := telemetry.CheckLogFormat(logFormat); err != nil {
+				return err
+			}
+			log := slog.New(telemetry.NewLogHandler(os.Stderr, logFormat, slog.LevelInfo))
+			tel, err := telemetry.Setup(cmd.Context(), telemetry.Config{NodeID: cfg.ID, DC: cfg.DC, Rack: cfg.Rack})
 			if err != nil {
 				return err
 			}
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			n, err := node.Start(*cfg, nodeOptions(log, tel))
+			if err != nil {
+				tel.Shutdown(context.Background())
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			<-ctx.Done()
 			log.Info("shutting down")
-			return n.Close()
+			return errors.Join(n.Close(), tel.Shutdown(context.Background()))
 		},
 	}
 	cmd.Flags().StringVar(&logFormat, "log-format", "json", "log format: json or text")
 	return cmd
 }
 
-func newLogger(format string) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: slog.LevelInfo}
-	if format == "text" {
-		return slog.New(slog.NewTextHandler(os.Stderr, opts))
-	}
-	return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+// nodeOptions hands a node its logger and telemetry providers.
+func nodeOptions(log *slog.Logger, tel *telemetry.Providers) node.Options {
+	return node.Options{Logger: log, TracerProvider: tel.Tracer, MeterProvider: tel.Meter, MetricsHandler: tel.Metrics}
 }

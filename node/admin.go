@@ -1,0 +1,90 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/meridian-kv/meridian/api"
+	"github.com/meridian-kv/meridian/telemetry"
+	"github.com/meridian-kv/meridian/wan"
+)
+
+// startAdmin serves /metrics and /healthz on Config.Admin.
+func (n *Node) startAdmin(metrics http.Handler) error {
+	l, err := net.Listen("tcp", n.cfg.Admin)
+	if err != nil {
+		return fmt.Errorf("node: admin endpoint: %w", err)
+	}
+	if metrics == nil {
+		metrics = http.NotFoundHandler()
+	}
+	n.admin = &http.Server{
+		Handler:           telemetry.AdminHandler(&telemetry.Providers{Metrics: metrics}, n.healthz),
+		ReadHeaderTimeout: 5 * time.Second,
+	}
+	go func() {
+		if err := n.admin.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.log.Error("admin endpoint stopped", "err", err)
+		}
+	}()
+	n.log.Info("admin endpoint", "addr", l.Addr().String())
+	return nil
+}
+
+func (n *Node) stopAdmin() error {
+	if n.unregister != nil {
+		n.unregister()
+	}
+	if n.admin == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	return n.admin.Shutdown(ctx)
+}
+
+// healthz reports whether the node can serve: open, and its store usable.
+func (n *Node) healthz() error {
+	if n.closed.Load() {
+		return errors.New("node is shutting down")
+	}
+	_, err := n.store.Get("\x00healthz", []byte("k"))
+	return err
+}
+
+// startRequest starts the coordinator's server span of a client request
+// and returns a function that ends it, records its latency and counts its
+// error.
+func (n *Node) startRequest(ctx context.Context, req *wan.Envelope, op, ks, cons string) (context.Context, func(*api.ClientError, map[string]int, int)) {
+	start := time.Now()
+	ctx, span := n.startServe(ctx, req, telemetry.Namespace(ks), telemetry.Consistency(orDefault(cons, "default")))
+	span.SetName(telemetry.SpanName(op, ks))
+	span.SetAttributes(telemetry.Operation(op))
+	return ctx, func(cerr *api.ClientError, acked map[string]int, siblings int) {
+		kind := ""
+		if cerr != nil {
+			kind = cerr.Code
+			span.SetStatus(codes.Error, cerr.Message)
+			if cerr.Quorum != nil {
+				span.SetAttributes(telemetry.ReplicasRequired(cerr.Quorum.Required)...)
+				acked = cerr.Quorum.Acked
+			}
+			n.metrics.Errors.Add(ctx, 1, metric.WithAttributes(telemetry.ErrorKind(kind)))
+		}
+		if acked != nil {
+			span.SetAttributes(telemetry.ReplicasAcked(acked)...)
+		}
+		if siblings >= 0 {
+			span.SetAttributes(telemetry.Siblings(siblings))
+		}
+		span.End()
+		n.metrics.ObserveRequest(ctx, op, orDefault(cons, "default"), n.cfg.DC, kind, time.Since(start))
+	}
+}

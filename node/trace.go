@@ -1,0 +1,126 @@
+package node
+
+import (
+	"context"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/meridian-kv/meridian/api"
+	"github.com/meridian-kv/meridian/telemetry"
+	"github.com/meridian-kv/meridian/wan"
+)
+
+// opName names node-to-node operations in spans and metrics.
+func opName(t wan.MsgType) string {
+	switch t {
+	case typeReplicaWrite:
+		return "replica.write"
+	case typeRelayWrite:
+		return "relay.write"
+	case typeReplicaRead:
+		return "replica.read"
+	case typeRelayRead:
+		return "relay.read"
+	case typeHintWrite:
+		return "hint.write"
+	case typePing:
+		return "ping"
+	case api.TypePut:
+		return "put"
+	case api.TypeGet:
+		return "get"
+	case api.TypeInspect:
+		return "inspect"
+	case api.TypeStatus:
+		return "status"
+	case api.TypeRing:
+		return "ring"
+	}
+	return "unknown"
+}
+
+// startCall starts the client span of one node-to-node call and puts its
+// context into the envelope, so the peer's spans join the same trace.
+func (n *Node) startCall(ctx context.Context, peer memberInfo, env *wan.Envelope) (context.Context, trace.Span) {
+	if env.Type == typePing {
+		return ctx, trace.SpanFromContext(context.Background()) // probes are not traced
+	}
+	op := opName(env.Type)
+	ctx, span := n.tracer.Start(ctx, op+" "+peer.ID, trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(
+			telemetry.DBSystemNameKey.String(telemetry.SystemName),
+			telemetry.Operation(op),
+			telemetry.Node(peer.ID),
+			telemetry.ReplicaDC(peer.DC),
+			telemetry.ServerAddressKey.String(peer.Addr),
+		))
+	env.Trace.Traceparent, env.Trace.Tracestate = telemetry.Inject(ctx)
+	return ctx, span
+}
+
+// endCall ends a call's span and records its latency.
+func (n *Node) endCall(ctx context.Context, span trace.Span, t wan.MsgType, dc string, start time.Time, err error) {
+	if t == typePing {
+		return
+	}
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
+	n.metrics.ObserveReplicaRPC(ctx, opName(t), dc, time.Since(start))
+}
+
+// startServe starts the server span of a request stream, continuing the
+// caller's trace from the envelope.
+func (n *Node) startServe(ctx context.Context, req *wan.Envelope, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
+	ctx = telemetry.Extract(ctx, req.Trace.Traceparent, req.Trace.Tracestate)
+	if req.Type == typePing {
+		return ctx, trace.SpanFromContext(context.Background())
+	}
+	attrs = append(attrs,
+		telemetry.DBSystemNameKey.String(telemetry.SystemName),
+		telemetry.Operation(opName(req.Type)),
+		telemetry.Node(n.cfg.ID),
+		telemetry.DC(n.cfg.DC))
+	return n.tracer.Start(ctx, opName(req.Type)+" "+n.cfg.ID, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attrs...))
+}
+
+// traceRef is the reference a hint keeps to the write that caused it: the
+// trace id and span id (16 + 8 bytes), or nil outside a trace.
+func traceRef(ctx context.Context) []byte {
+	sc := trace.SpanContextFromContext(ctx)
+	if !sc.IsValid() {
+		return nil
+	}
+	tid, sid := sc.TraceID(), sc.SpanID()
+	return append(tid[:], sid[:]...)
+}
+
+// linkTo turns a traceRef back into a span link (none if ref is empty).
+func linkTo(ref []byte) []trace.Link {
+	if len(ref) != 24 {
+		return nil
+	}
+	var tid trace.TraceID
+	var sid trace.SpanID
+	copy(tid[:], ref[:16])
+	copy(sid[:], ref[16:])
+	sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled, Remote: true})
+	if !sc.IsValid() {
+		return nil
+	}
+	return []trace.Link{{SpanContext: sc}}
+}
+
+// spanError marks a span failed.
+func spanError(span trace.Span, err error) {
+	if err == nil {
+		return
+	}
+	span.RecordError(err)
+	span.SetStatus(codes.Error, err.Error())
+}
