@@ -6,6 +6,9 @@ import (
 	"testing"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
 	"github.com/meridian-kv/meridian/client"
 )
 
@@ -15,6 +18,33 @@ import (
 
 func benchCluster(b *testing.B, latency time.Duration) *testCluster {
 	return startCluster(b, clusterOpts{latency: latency})
+}
+
+// BenchmarkPutTracing compares a LOCAL_QUORUM put with tracing off (no-op
+// provider, the default when no OTEL_* variable is set) and with every
+// request sampled and exported through a batch processor (to an exporter
+// that discards, so only Meridian's and the SDK's cost is measured).
+func BenchmarkPutTracing(b *testing.B) {
+	for _, mode := range []string{"off", "always_on"} {
+		b.Run(mode, func(b *testing.B) {
+			o := clusterOpts{regions: []string{"east", "west"}, latency: 40 * time.Millisecond}
+			if mode == "always_on" {
+				tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithBatcher(tracetest.NewNoopExporter()))
+				defer tp.Shutdown(context.Background())
+				o.tracer = tp
+			}
+			tc := startCluster(b, o)
+			val := make([]byte, 1024)
+			opts := &client.WriteOptions{Consistency: "LOCAL_QUORUM"}
+			ctx := context.Background()
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				if _, err := tc.client.Put(ctx, fmt.Appendf(nil, "t-%d", i), val, opts); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
 
 // BenchmarkPutLocalQuorum is a local put: LOCAL_QUORUM acks come from the

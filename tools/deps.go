@@ -9,6 +9,7 @@ import (
 	_ "github.com/fxamacker/cbor/v2"
 	_ "github.com/hashicorp/serf/serf"
 	_ "github.com/quic-go/quic-go"
+	_ "github.com/robfig/cron/v3"
 	_ "github.com/spf13/cobra"
 	_ "go.opentelemetry.io/otel"
 	_ "go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
