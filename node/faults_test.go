@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/meridian-kv/meridian/client"
+	"github.com/meridian-kv/meridian/node"
 	"github.com/meridian-kv/meridian/version"
 )
 
@@ -221,6 +222,51 @@ func TestClientFailsOverToAnotherRegionAndBack(t *testing.T) {
 		}
 		if !strings.HasPrefix(res.Coordinator, "east-") {
 			return fmt.Errorf("still coordinated by %s", res.Coordinator)
+		}
+		return nil
+	})
+}
+
+// TestSloppyQuorumUsesAFallback has a datacenter with more nodes than
+// replicas: a write whose replica is cut off goes to the next node of the
+// datacenter with a hint, counts towards W when the keyspace says hinted
+// writes count, and reaches the replica once it is back.
+func TestSloppyQuorumUsesAFallback(t *testing.T) {
+	tc := startCluster(t, clusterOpts{regions: []string{"east"}, nodesPerRegion: 4, replicas: 3, tweak: func(c *node.Config) {
+		ks := c.Keyspaces["default"]
+		ks.HintedWritesCount = true
+		c.Keyspaces["default"] = ks
+	}})
+	key := []byte("sloppy")
+	ring, err := tc.client.Ring(ctx(t), "", key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := ring.Replicas["east"][2]
+	fallback := ring.Fallbacks["east"][0]
+	tc.em.Isolate(tc.config(down).Listen)
+	// ALL needs 3 acks: two replicas and the fallback's hint for the third.
+	res, err := tc.client.Put(ctx(t), key, []byte("v"), &client.WriteOptions{Consistency: "ALL"})
+	if err != nil {
+		t.Fatalf("ALL with one replica down and a fallback available: %v", err)
+	}
+	if res.Acked["east"] != 3 {
+		t.Errorf("acked %v, want 3 (two replicas and a hinted fallback)", res.Acked)
+	}
+	if st, ok := tc.nodes[fallback].PendingHints()[down]; !ok || st.Count != 1 {
+		t.Fatalf("fallback %s holds hints %v, want one for %s", fallback, tc.nodes[fallback].PendingHints(), down)
+	}
+	tc.em.Restore(tc.config(down).Listen)
+	waitFor(t, func() error {
+		obj, err := tc.nodes[down].Store().Get("default", key)
+		if err != nil {
+			return err
+		}
+		if v := obj.Values(); len(v) != 1 || string(v[0]) != "v" {
+			return fmt.Errorf("%s holds %q", down, v)
+		}
+		if p := tc.nodes[fallback].PendingHints(); len(p) != 0 {
+			return fmt.Errorf("fallback still holds %v", p)
 		}
 		return nil
 	})

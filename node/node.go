@@ -128,6 +128,7 @@ func Start(cfg Config, opts Options) (*Node, error) {
 		Logger:      n.log,
 		IdleTimeout: peerIdleTimeout,
 		DialTimeout: peerDialTimeout,
+		OnConn:      func(d int64) { n.metrics.QUICConnections.Add(context.Background(), d) },
 	}, wan.HandlerFunc(n.serve))
 	if err != nil {
 		n.store.Close()

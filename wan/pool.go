@@ -44,6 +44,7 @@ type pool struct {
 	maxFrame int
 	dialTO   time.Duration
 	log      *slog.Logger
+	onConn   func(int64) // see Config.OnConn
 
 	ctx    context.Context // cancelled by close; parent of every dial
 	cancel context.CancelFunc
@@ -187,6 +188,7 @@ func (p *pool) connect(addr string) (*quic.Conn, Identity, error) {
 		return nil, Identity{}, err
 	}
 	p.log.Debug("wan: connected", "addr", addr, "peer", id.Name, "alpn", cs.NegotiatedProtocol)
+	trackConn(conn, p.onConn)
 	return conn, id, nil
 }
 

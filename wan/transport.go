@@ -69,6 +69,19 @@ type Config struct {
 	// Logger receives connection refusals, handler panics and shutdown
 	// notes. Default slog.Default().
 	Logger *slog.Logger
+	// OnConn, if set, is called with +1 when a QUIC connection (accepted
+	// or dialled) is established and -1 when it ends: a gauge of open
+	// connections. It must not block.
+	OnConn func(delta int64)
+}
+
+// trackConn reports conn's life to onConn.
+func trackConn(conn *quic.Conn, onConn func(int64)) {
+	if onConn == nil {
+		return
+	}
+	onConn(1)
+	context.AfterFunc(conn.Context(), func() { onConn(-1) })
 }
 
 // Defaults.
@@ -196,6 +209,7 @@ func Listen(cfg Config, h Handler) (*Transport, error) {
 		return nil, fmt.Errorf("wan: listen on %s: %w", cfg.ListenAddr, err)
 	}
 	t.pool = newPool(t.qtr, cfg.Credentials.clientTLS(ALPNNode), dialConfig(cfg.IdleTimeout), cfg.MaxFrame, cfg.DialTimeout, t.log)
+	t.pool.onConn = cfg.OnConn
 	t.wg.Add(1)
 	go t.acceptLoop()
 	return t, nil
@@ -294,6 +308,7 @@ func roleAllowed(alpn string, r Role) bool {
 
 func (t *Transport) serveConn(conn *quic.Conn) {
 	defer t.wg.Done()
+	trackConn(conn, t.cfg.OnConn)
 	defer func() {
 		t.mu.Lock()
 		delete(t.conns, conn)

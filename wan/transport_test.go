@@ -438,3 +438,36 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestOnConnCountsOpenConnections(t *testing.T) {
+	var open atomic.Int64
+	ca := testCA(t, "cluster")
+	srv, err := Listen(Config{Credentials: testCreds(t, ca, "node-1", RoleNode), ListenAddr: "127.0.0.1:0", OnConn: func(d int64) { open.Add(d) }},
+		HandlerFunc(echoHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := NewDialer(testCreds(t, ca, "cli", RoleClient), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := echo(ctx, d, srv.Addr().String(), "node-1", 1); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "one open connection", func() error {
+		if open.Load() == 1 {
+			return nil
+		}
+		return errNotYet
+	})
+	d.Close()
+	srv.Close()
+	eventually(t, 5*time.Second, "no open connection", func() error {
+		if open.Load() == 0 {
+			return nil
+		}
+		return errNotYet
+	})
+}
