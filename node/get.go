@@ -146,7 +146,7 @@ func (n *Node) readRepair(reqCtx context.Context, ks string, key []byte, got []r
 			if dc == n.cfg.DC {
 				for _, id := range ids {
 					if err := n.writeReplica(ctx, id, ks, key, merged); err != nil {
-						n.log.Debug("read repair failed", "replica", id, "err", err)
+						n.log.DebugContext(ctx, "read repair failed", "replica", id, "err", err)
 					}
 				}
 				continue

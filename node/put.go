@@ -245,7 +245,7 @@ func (n *Node) relayWrite(ctx context.Context, dc, ks string, key []byte, obj *v
 			// below, not retried through another relay.
 			break
 		}
-		n.log.Debug("relay unreachable, trying the next node", "relay", relay, "dc", dc, "err", lastErr)
+		n.log.DebugContext(ctx, "relay unreachable, trying the next node", "relay", relay, "dc", dc, "err", lastErr)
 	}
 	for _, t := range targets {
 		if !pending[t] {

@@ -1,6 +1,7 @@
 package wan
 
 import (
+	"context"
 	"errors"
 	"fmt"
 )
@@ -38,8 +39,9 @@ const (
 	CodeBadRequest = "bad_request"
 	// CodeInternal: the handler panicked.
 	CodeInternal = "internal"
-	// CodeDeadlineExceeded: the request's deadline had passed on arrival,
-	// so the handler was not called.
+	// CodeDeadlineExceeded: the request's deadline passed before the
+	// handler answered (or had passed on arrival, so it was not called).
+	// Such a RemoteError unwraps to context.DeadlineExceeded.
 	CodeDeadlineExceeded = "deadline_exceeded"
 )
 
@@ -52,4 +54,12 @@ type RemoteError struct {
 
 func (e *RemoteError) Error() string {
 	return fmt.Sprintf("wan: remote error %s: %s", e.Code, e.Message)
+}
+
+// Unwrap makes a remote deadline errors.Is(err, context.DeadlineExceeded).
+func (e *RemoteError) Unwrap() error {
+	if e.Code == CodeDeadlineExceeded {
+		return context.DeadlineExceeded
+	}
+	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -383,6 +384,13 @@ func (t *Transport) serveStream(from Identity, str *quic.Stream) {
 		str.SetWriteDeadline(deadline)
 	}
 	t.runHandler(ctx, from, req, r)
+	if r.sent.Load() == 0 && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		// The handler gave up at the deadline without an answer: say so,
+		// rather than end the stream as if it had nothing to say. The
+		// write deadline (the request's) has passed too: allow a moment.
+		str.SetWriteDeadline(time.Now().Add(time.Second))
+		r.SendError(CodeDeadlineExceeded, "the request's deadline passed before the handler answered")
+	}
 	r.close()
 
 	// The caller closed its side after the request: expect EOF.
@@ -411,6 +419,7 @@ type replier struct {
 
 	mu     sync.Mutex
 	closed bool
+	sent   atomic.Int64 // frames sent
 }
 
 func (r *replier) Send(e *Envelope) error {
@@ -433,6 +442,7 @@ func (r *replier) Send(e *Envelope) error {
 	if _, err := r.str.Write(frame); err != nil {
 		return fmt.Errorf("wan: send reply: %w", err)
 	}
+	r.sent.Add(1)
 	return nil
 }
 
