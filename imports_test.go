@@ -24,13 +24,16 @@ var allowed = map[string][]string{
 	"api":         {"codec", "consistency", "version"},
 	"repair":      {"codec", "consistency", "placement", "version"},
 	"telemetry":   {},
-	"deploy":      {},
-	"store":       {"codec", "placement", "version"},
-	"wan":         {"codec"},
-	"client":      {"api", "codec", "consistency", "telemetry", "version", "wan"},
-	"node":        {"api", "codec", "consistency", "placement", "repair", "store", "telemetry", "version", "wan"},
+	// otelsetup installs the OpenTelemetry SDK and exporters; only cmd may
+	// use it, so libraries (the Go client above all) link the API only.
+	"telemetry/otelsetup": {"telemetry"},
+	"deploy":              {},
+	"store":               {"codec", "placement", "version"},
+	"wan":                 {"codec"},
+	"client":              {"api", "codec", "consistency", "telemetry", "version", "wan"},
+	"node":                {"api", "codec", "consistency", "placement", "repair", "store", "telemetry", "version", "wan"},
 	"cmd/meridian": {"api", "client", "codec", "consistency", "node", "placement", "store",
-		"telemetry", "version", "wan"},
+		"telemetry", "telemetry/otelsetup", "version", "wan"},
 }
 
 // TestImportDirection fails when a package imports a project package its

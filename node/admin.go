@@ -26,7 +26,7 @@ func (n *Node) startAdmin(metrics http.Handler) error {
 		metrics = http.NotFoundHandler()
 	}
 	n.admin = &http.Server{
-		Handler:           telemetry.AdminHandler(&telemetry.Providers{Metrics: metrics}, n.healthz),
+		Handler:           telemetry.AdminHandler(metrics, n.healthz),
 		ReadHeaderTimeout: 5 * time.Second,
 	}
 	go func() {

@@ -6,15 +6,15 @@ import (
 
 // AdminHandler serves the admin port's observability endpoints:
 //
-//	GET /metrics  p.Metrics (Prometheus exposition)
+//	GET /metrics  metrics (Prometheus exposition; omitted when nil)
 //	GET /healthz  200 "ok" when health returns nil, else 503 and the error
 //
 // A nil health always reports ok. health is called once per request, on the
 // request's goroutine; it must be safe for concurrent use and return quickly.
-func AdminHandler(p *Providers, health func() error) http.Handler {
+func AdminHandler(metrics http.Handler, health func() error) http.Handler {
 	mux := http.NewServeMux()
-	if p != nil && p.Metrics != nil {
-		mux.Handle("GET /metrics", p.Metrics)
+	if metrics != nil {
+		mux.Handle("GET /metrics", metrics)
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

@@ -21,6 +21,7 @@ import (
 	"github.com/meridian-kv/meridian/client"
 	"github.com/meridian-kv/meridian/node"
 	"github.com/meridian-kv/meridian/telemetry"
+	"github.com/meridian-kv/meridian/telemetry/otelsetup"
 	"github.com/meridian-kv/meridian/wan"
 )
 
@@ -97,7 +98,7 @@ func runDev(cmd *cobra.Command, f *devFlags) error {
 		em.Register(c.Listen, c.DC)
 	}
 	var nodes []*node.Node
-	var tels []*telemetry.Providers
+	var tels []*otelsetup.Providers
 	closeAll := func() {
 		var wg sync.WaitGroup
 		for _, n := range nodes {
@@ -118,7 +119,7 @@ func runDev(cmd *cobra.Command, f *devFlags) error {
 		c.WANEmulation = nil // the shared emulator below covers every node
 		// Each node gets providers of its own, so its spans and metrics
 		// carry its id, region and rack.
-		tel, err := telemetry.Setup(cmd.Context(), telemetry.Config{NodeID: c.ID, DC: c.DC, Rack: c.Rack})
+		tel, err := otelsetup.Setup(cmd.Context(), otelsetup.Config{NodeID: c.ID, DC: c.DC, Rack: c.Rack})
 		if err != nil {
 			closeAll()
 			return err

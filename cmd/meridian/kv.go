@@ -13,14 +13,14 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/meridian-kv/meridian/client"
-	"github.com/meridian-kv/meridian/telemetry"
+	"github.com/meridian-kv/meridian/telemetry/otelsetup"
 )
 
 // cliClient is a client with the CLI's telemetry: a span per command,
 // exported as the OTEL_* variables say.
 type cliClient struct {
 	*client.Client
-	tel *telemetry.Providers
+	tel *otelsetup.Providers
 }
 
 // Close closes the client and flushes its spans.
@@ -37,7 +37,7 @@ func (g *globalFlags) dial(ctx context.Context) (*cliClient, error) {
 		}
 		return nil, err
 	}
-	tel, err := telemetry.Setup(ctx, telemetry.Config{ServiceName: "meridian-cli", DC: cfg.DC})
+	tel, err := otelsetup.Setup(ctx, otelsetup.Config{ServiceName: "meridian-cli", DC: cfg.DC})
 	if err != nil {
 		return nil, err
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/meridian-kv/meridian/node"
 	"github.com/meridian-kv/meridian/telemetry"
+	"github.com/meridian-kv/meridian/telemetry/otelsetup"
 )
 
 func newNodeCmd(g *globalFlags) *cobra.Command {
@@ -34,7 +35,7 @@ func newNodeCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			log := slog.New(telemetry.NewLogHandler(os.Stderr, logFormat, slog.LevelInfo))
-			tel, err := telemetry.Setup(cmd.Context(), telemetry.Config{NodeID: cfg.ID, DC: cfg.DC, Rack: cfg.Rack})
+			tel, err := otelsetup.Setup(cmd.Context(), otelsetup.Config{NodeID: cfg.ID, DC: cfg.DC, Rack: cfg.Rack})
 			if err != nil {
 				return err
 			}
@@ -55,6 +56,6 @@ func newNodeCmd(g *globalFlags) *cobra.Command {
 }
 
 // nodeOptions hands a node its logger and telemetry providers.
-func nodeOptions(log *slog.Logger, tel *telemetry.Providers) node.Options {
+func nodeOptions(log *slog.Logger, tel *otelsetup.Providers) node.Options {
 	return node.Options{Logger: log, TracerProvider: tel.Tracer, MeterProvider: tel.Meter, MetricsHandler: tel.Metrics}
 }

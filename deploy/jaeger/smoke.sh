@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # smoke.sh is the opt-in end-to-end check of Meridian's tracing: it starts
 # Jaeger (run.sh; built by build.sh on first use), runs
-# telemetry.TestJaegerEndToEnd, which exports a client → coordinator →
+# otelsetup.TestJaegerEndToEnd, which exports a client → coordinator →
 # replica trace over OTLP/HTTP and OTLP/gRPC and reads it back from
 # /api/traces, and stops Jaeger again if it started it.
 set -euo pipefail
@@ -23,4 +23,4 @@ cd "$root"
 MERIDIAN_JAEGER_QUERY="http://$host:16686" \
 	MERIDIAN_JAEGER_OTLP_HTTP="http://$host:4318" \
 	MERIDIAN_JAEGER_OTLP_GRPC="http://$host:4317" \
-	go test -count=1 -run '^TestJaegerEndToEnd$' -v ./telemetry
+	go test -count=1 -run '^TestJaegerEndToEnd$' -v ./telemetry/otelsetup

@@ -1,4 +1,4 @@
-package telemetry
+package otelsetup
 
 import (
 	"bufio"
@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/meridian-kv/meridian/telemetry"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -42,7 +43,7 @@ func TestSetupWithNothingConfiguredGivesNoopTracer(t *testing.T) {
 			span.IsRecording(), span.SpanContext())
 	}
 	if p.Meter == nil || p.Metrics == nil {
-		t.Fatal("Meter and Metrics must always be set")
+		t.Fatal("Meter and telemetry.Metrics must always be set")
 	}
 	if err := p.Shutdown(context.Background()); err != nil {
 		t.Errorf("Shutdown: %v", err)
@@ -71,9 +72,9 @@ func TestSetupConsoleExporterWritesSpans(t *testing.T) {
 		Getenv:  envOf(map[string]string{"OTEL_TRACES_EXPORTER": "console"}),
 		Console: &buf,
 	})
-	ctx, parent := Tracer(p.Tracer).Start(context.Background(), SpanName("put", "users"))
-	_, child := Tracer(p.Tracer).Start(ctx, "replica.put")
-	child.SetAttributes(ReplicasAcked(map[string]int{"us-east": 2})...)
+	ctx, parent := telemetry.Tracer(p.Tracer).Start(context.Background(), telemetry.SpanName("put", "users"))
+	_, child := telemetry.Tracer(p.Tracer).Start(ctx, "replica.put")
+	child.SetAttributes(telemetry.ReplicasAcked(map[string]int{"us-east": 2})...)
 	child.End()
 	parent.End()
 	if !parent.SpanContext().IsSampled() {
@@ -179,7 +180,7 @@ func TestSetupSamplerFromEnvironment(t *testing.T) {
 func TestSetupDefaultSamplerFollowsRemoteParent(t *testing.T) {
 	p := setup(t, Config{Getenv: envOf(map[string]string{"OTEL_TRACES_EXPORTER": "console"}), Console: io.Discard})
 	notSampled := "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"
-	ctx := Extract(context.Background(), notSampled, "")
+	ctx := telemetry.Extract(context.Background(), notSampled, "")
 	_, span := p.Tracer.Tracer("t").Start(ctx, "op")
 	defer span.End()
 	if span.SpanContext().IsSampled() {
@@ -234,7 +235,7 @@ func TestSetupOTLPHTTPExportsToEndpoint(t *testing.T) {
 			"OTEL_SERVICE_NAME":           "meridian-test",
 		}),
 	})
-	_, span := Tracer(p.Tracer).Start(context.Background(), "get users", trace.WithAttributes(DBSystem))
+	_, span := telemetry.Tracer(p.Tracer).Start(context.Background(), "get users", trace.WithAttributes(telemetry.DBSystem))
 	span.End()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

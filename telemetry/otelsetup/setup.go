@@ -1,9 +1,10 @@
-package telemetry
+package otelsetup
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/meridian-kv/meridian/telemetry"
 	"io"
 	"net/http"
 	"os"
@@ -234,13 +235,13 @@ func newResource(ctx context.Context, cfg Config, g env) (*resource.Resource, er
 		own = append(own, semconv.ServiceInstanceID(cfg.NodeID))
 	}
 	if cfg.DC != "" {
-		own = append(own, DC(cfg.DC), semconv.CloudRegion(cfg.DC))
+		own = append(own, telemetry.DC(cfg.DC), semconv.CloudRegion(cfg.DC))
 	}
 	if cfg.Rack != "" {
-		own = append(own, RackKey.String(cfg.Rack))
+		own = append(own, telemetry.RackKey.String(cfg.Rack))
 	}
 	res, err := resource.New(ctx,
-		resource.WithSchemaURL(SchemaURL),
+		resource.WithSchemaURL(telemetry.SchemaURL),
 		resource.WithTelemetrySDK(),
 		resource.WithHost(),
 		resource.WithAttributes(fromEnv...),

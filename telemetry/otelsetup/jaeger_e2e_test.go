@@ -1,9 +1,10 @@
-package telemetry
+package otelsetup
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/meridian-kv/meridian/telemetry"
 	"net/http"
 	"net/url"
 	"os"
@@ -43,18 +44,18 @@ func TestJaegerEndToEnd(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			tracer := Tracer(p.Tracer)
-			ctx, client := tracer.Start(context.Background(), SpanName("put", "users"),
+			tracer := telemetry.Tracer(p.Tracer)
+			ctx, client := tracer.Start(context.Background(), telemetry.SpanName("put", "users"),
 				trace.WithSpanKind(trace.SpanKindClient),
-				trace.WithAttributes(DBSystem, Operation("put"), Namespace("users"), Consistency("LOCAL_QUORUM")))
+				trace.WithAttributes(telemetry.DBSystem, telemetry.Operation("put"), telemetry.Namespace("users"), telemetry.Consistency("LOCAL_QUORUM")))
 			// Across the wire, as the CBOR envelope carries it.
-			tp, ts := Inject(ctx)
-			cctx, coord := tracer.Start(Extract(context.Background(), tp, ts), SpanName("put", "users"),
+			tp, ts := telemetry.Inject(ctx)
+			cctx, coord := tracer.Start(telemetry.Extract(context.Background(), tp, ts), telemetry.SpanName("put", "users"),
 				trace.WithSpanKind(trace.SpanKindServer))
 			_, replica := tracer.Start(cctx, "replica.put", trace.WithSpanKind(trace.SpanKindClient),
-				trace.WithAttributes(Node("n2"), ReplicaDC("eu-west")))
+				trace.WithAttributes(telemetry.Node("n2"), telemetry.ReplicaDC("eu-west")))
 			replica.End()
-			coord.SetAttributes(ReplicasAcked(map[string]int{"us-east": 2, "eu-west": 1})...)
+			coord.SetAttributes(telemetry.ReplicasAcked(map[string]int{"us-east": 2, "eu-west": 1})...)
 			coord.End()
 			client.End()
 			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

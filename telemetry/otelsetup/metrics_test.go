@@ -1,8 +1,9 @@
-package telemetry
+package otelsetup
 
 import (
 	"context"
 	"errors"
+	"github.com/meridian-kv/meridian/telemetry"
 	"io"
 	"math"
 	"net/http"
@@ -69,7 +70,7 @@ next:
 
 func TestMetricsExposition(t *testing.T) {
 	p := setup(t, Config{NodeID: "n1", DC: "us-east", Getenv: envOf(nil)})
-	m, err := NewMetrics(p.Meter)
+	m, err := telemetry.NewMetrics(p.Meter)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,23 +78,23 @@ func TestMetricsExposition(t *testing.T) {
 	m.ObserveRequest(ctx, "put", "LOCAL_QUORUM", "us-east", "", 3*time.Millisecond)
 	m.ObserveRequest(ctx, "put", "LOCAL_QUORUM", "us-east", "", 300*time.Microsecond)
 	m.ObserveReplicaRPC(ctx, "replica.put", "eu-west", 80*time.Millisecond)
-	m.HintsStored.Add(ctx, 3, metric.WithAttributes(HintTarget("n9")))
-	m.HintsDelivered.Add(ctx, 1, metric.WithAttributes(HintTarget("n9")))
-	m.Errors.Add(ctx, 1, metric.WithAttributes(ErrorKind("quorum")))
+	m.HintsStored.Add(ctx, 3, metric.WithAttributes(telemetry.HintTarget("n9")))
+	m.HintsDelivered.Add(ctx, 1, metric.WithAttributes(telemetry.HintTarget("n9")))
+	m.Errors.Add(ctx, 1, metric.WithAttributes(telemetry.ErrorKind("quorum")))
 	m.QUICConnections.Add(ctx, 2)
 
 	pending := map[string]int64{"n9": 2, "n4": 5}
-	unregister, err := RegisterGauge(p.Meter, "meridian.hints.pending", "{hint}", "Hints waiting for delivery.",
+	unregister, err := telemetry.RegisterGauge(p.Meter, "meridian.hints.pending", "{hint}", "Hints waiting for delivery.",
 		func(observe func(int64, ...attribute.KeyValue)) {
 			for target, n := range pending {
-				observe(n, HintTarget(target))
+				observe(n, telemetry.HintTarget(target))
 			}
 		})
 	if err != nil {
 		t.Fatal(err)
 	}
 
-	fams := scrape(t, AdminHandler(p, nil))
+	fams := scrape(t, telemetry.AdminHandler(p.Metrics, nil))
 
 	req := find(t, fams, "meridian_request_duration_seconds", map[string]string{
 		"db_operation_name": "put", "meridian_consistency": "LOCAL_QUORUM", "meridian_dc": "us-east",
@@ -108,8 +109,8 @@ func TestMetricsExposition(t *testing.T) {
 		bounds = append(bounds, b.GetUpperBound())
 		cum[b.GetUpperBound()] = b.GetCumulativeCount()
 	}
-	if len(bounds) != len(LatencyBuckets)+1 || bounds[0] != 0.0001 || bounds[len(bounds)-2] != 10 || !math.IsInf(bounds[len(bounds)-1], 1) {
-		t.Errorf("bucket bounds = %v, want %v and +Inf", bounds, LatencyBuckets)
+	if len(bounds) != len(telemetry.LatencyBuckets)+1 || bounds[0] != 0.0001 || bounds[len(bounds)-2] != 10 || !math.IsInf(bounds[len(bounds)-1], 1) {
+		t.Errorf("bucket bounds = %v, want %v and +Inf", bounds, telemetry.LatencyBuckets)
 	}
 	if cum[0.00025] != 0 || cum[0.0005] != 1 || cum[0.005] != 2 {
 		t.Errorf("cumulative counts %v: want 300µs in le=0.0005 and 3ms in le=0.005", cum)
@@ -138,19 +139,19 @@ func TestMetricsExposition(t *testing.T) {
 
 	unregister()
 	unregister() // twice is fine
-	if fam, ok := scrape(t, AdminHandler(p, nil))["meridian_hints_pending"]; ok && len(fam.GetMetric()) > 0 {
+	if fam, ok := scrape(t, telemetry.AdminHandler(p.Metrics, nil))["meridian_hints_pending"]; ok && len(fam.GetMetric()) > 0 {
 		t.Errorf("gauge still reported after unregister: %v", fam)
 	}
 }
 
 func TestNewMetricsWithNilProviderIsNoop(t *testing.T) {
-	m, err := NewMetrics(nil)
+	m, err := telemetry.NewMetrics(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	m.ObserveRequest(context.Background(), "get", "ONE", "x", "timeout", time.Second)
 	m.QUICConnections.Add(context.Background(), 1)
-	unregister, err := RegisterGauge(nil, "g", "1", "", func(func(int64, ...attribute.KeyValue)) {})
+	unregister, err := telemetry.RegisterGauge(nil, "g", "1", "", func(func(int64, ...attribute.KeyValue)) {})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +161,7 @@ func TestNewMetricsWithNilProviderIsNoop(t *testing.T) {
 func TestAdminHealthz(t *testing.T) {
 	p := setup(t, Config{Getenv: envOf(nil)})
 	var down atomic.Bool
-	srv := httptest.NewServer(AdminHandler(p, func() error {
+	srv := httptest.NewServer(telemetry.AdminHandler(p.Metrics, func() error {
 		if down.Load() {
 			return errors.New("store: not open")
 		}
