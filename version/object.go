@@ -39,8 +39,9 @@ type Sibling struct {
 	// nanoseconds. It is informational (and, later, feeds tombstone grace);
 	// it never decides a conflict.
 	WrittenAt int64
-	// Trace is the W3C trace id of the request that wrote the sibling (16
-	// bytes, or empty), so repair and hint spans can link back to it.
+	// Trace is the W3C trace id and span id of the request that wrote the
+	// sibling (16 + 8 bytes, or empty), so repair and hint spans can link
+	// back to it.
 	Trace []byte
 }
 
