@@ -9,7 +9,7 @@ import (
 const (
 	kindObject byte = 'o'
 	kindHint   byte = 'h' // hinted-handoff records (hints.go)
-	kindRepair byte = 'r' // reserved: repair sessions and progress
+	kindRepair byte = 'r' // repair state: checkpoints, last completed repairs (repairstate.go)
 )
 
 const tokenLen = 8
