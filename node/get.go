@@ -9,7 +9,6 @@ import (
 
 	"github.com/meridian-kv/meridian/api"
 	"github.com/meridian-kv/meridian/consistency"
-	"github.com/meridian-kv/meridian/placement"
 	"github.com/meridian-kv/meridian/telemetry"
 	"github.com/meridian-kv/meridian/version"
 	"github.com/meridian-kv/meridian/wan"
@@ -25,12 +24,9 @@ type readReply struct {
 // get coordinates a read: every replica is asked, the answer goes out once
 // R is met, and read repair follows in the background.
 func (n *Node) get(ctx context.Context, r *api.GetRequest) (*api.GetResponse, *api.ClientError) {
-	ks, cerr := n.keyspace(r.Keyspace)
+	ks, plan, cerr := n.planFor(r.Keyspace, r.Key)
 	if cerr != nil {
 		return nil, cerr
-	}
-	if err := api.CheckKey(r.Key); err != nil {
-		return nil, err.(*api.ClientError)
 	}
 	spec, err := consistency.Parse(orDefault(r.Consistency, ks.ReadConsistency))
 	if err != nil {
@@ -41,7 +37,6 @@ func (n *Node) get(ctx context.Context, r *api.GetRequest) (*api.GetResponse, *a
 		return nil, api.Errorf(api.CodeConsistency, "meridian: %v", err)
 	}
 	trace.SpanFromContext(ctx).SetAttributes(telemetry.ReplicasRequired(need.PerDC)...)
-	plan := n.ring().Plan(placement.KeyToken(r.Key), placement.Replication(ks.Replication))
 	asked := map[string]int{}
 	total := 0
 	for dc, reps := range plan.Replicas {

@@ -374,6 +374,19 @@ func (n *Node) call(ctx context.Context, id string, t wan.MsgType, payload any, 
 // ring returns the current ring.
 func (n *Node) ring() *placement.Ring { return n.view.Load().ring }
 
+// planFor validates a request's keyspace and key and returns the key's
+// preference list.
+func (n *Node) planFor(ksName string, key []byte) (Keyspace, placement.Plan, *api.ClientError) {
+	ks, cerr := n.keyspace(ksName)
+	if cerr != nil {
+		return Keyspace{}, placement.Plan{}, cerr
+	}
+	if err := api.CheckKey(key); err != nil {
+		return Keyspace{}, placement.Plan{}, err.(*api.ClientError)
+	}
+	return ks, n.ring().Plan(placement.KeyToken(key), placement.Replication(ks.Replication)), nil
+}
+
 // keyspace returns the named keyspace's settings.
 func (n *Node) keyspace(name string) (Keyspace, *api.ClientError) {
 	ks, ok := n.cfg.Keyspaces[name]

@@ -30,12 +30,9 @@ type ack struct {
 // put validates a client write and coordinates it (or forwards it to a
 // replica).
 func (n *Node) put(ctx context.Context, r *api.PutRequest) (*api.PutResponse, *api.ClientError) {
-	ks, cerr := n.keyspace(r.Keyspace)
+	ks, plan, cerr := n.planFor(r.Keyspace, r.Key)
 	if cerr != nil {
 		return nil, cerr
-	}
-	if err := api.CheckKey(r.Key); err != nil {
-		return nil, err.(*api.ClientError)
 	}
 	if len(r.Value) > n.cfg.Limits.MaxValueBytes {
 		return nil, api.Errorf(api.CodeTooLarge, "meridian: value of %d bytes is larger than the %d-byte limit (limits.max_value_bytes)", len(r.Value), n.cfg.Limits.MaxValueBytes)
@@ -60,7 +57,6 @@ func (n *Node) put(ctx context.Context, r *api.PutRequest) (*api.PutResponse, *a
 	if err != nil {
 		return nil, api.Errorf(api.CodeBadRequest, "meridian: %v", err)
 	}
-	plan := n.ring().Plan(placement.KeyToken(r.Key), placement.Replication(ks.Replication))
 	if !plan.Contains(n.cfg.ID) {
 		if r.Forwarded {
 			return nil, api.Errorf(api.CodeUnavailable, "meridian: forwarded put reached %s, which is not a replica (ring views differ)", n.cfg.ID)

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/meridian-kv/meridian/api"
-	"github.com/meridian-kv/meridian/placement"
 	"github.com/meridian-kv/meridian/wan"
 )
 
@@ -68,14 +67,10 @@ func (n *Node) status(ctx context.Context) *api.StatusResponse {
 // inspect asks every replica of a key, in every datacenter, directly, what
 // it holds: the operator's view in a failover drill.
 func (n *Node) inspect(ctx context.Context, r *api.InspectRequest) (*api.InspectResponse, *api.ClientError) {
-	ks, cerr := n.keyspace(r.Keyspace)
+	_, plan, cerr := n.planFor(r.Keyspace, r.Key)
 	if cerr != nil {
 		return nil, cerr
 	}
-	if err := api.CheckKey(r.Key); err != nil {
-		return nil, err.(*api.ClientError)
-	}
-	plan := n.ring().Plan(placement.KeyToken(r.Key), placement.Replication(ks.Replication))
 	all := plan.All()
 	res := &api.InspectResponse{Token: plan.Token, Replicas: make([]api.ReplicaState, len(all))}
 	var wg sync.WaitGroup
@@ -107,14 +102,10 @@ func (n *Node) inspect(ctx context.Context, r *api.InspectRequest) (*api.Inspect
 
 // ringOf returns the preference list of a key.
 func (n *Node) ringOf(r *api.RingRequest) (*api.RingResponse, *api.ClientError) {
-	ks, cerr := n.keyspace(r.Keyspace)
+	_, plan, cerr := n.planFor(r.Keyspace, r.Key)
 	if cerr != nil {
 		return nil, cerr
 	}
-	if err := api.CheckKey(r.Key); err != nil {
-		return nil, err.(*api.ClientError)
-	}
-	plan := n.ring().Plan(placement.KeyToken(r.Key), placement.Replication(ks.Replication))
 	res := &api.RingResponse{Token: plan.Token, Replicas: map[string][]string{}, Fallbacks: map[string][]string{}, Short: plan.Short}
 	for dc, ms := range plan.Replicas {
 		res.Replicas[dc] = memberIDs(ms)

@@ -50,6 +50,18 @@ func (g *globalFlags) dial(ctx context.Context) (*cliClient, error) {
 	return &cliClient{Client: c, tel: tel}, nil
 }
 
+// withClient runs f with a client dialled from the global flags and closes
+// the client (flushing the command's span) afterwards.
+func (g *globalFlags) withClient(cmd *cobra.Command, f func(ctx context.Context, c *cliClient) error) error {
+	ctx := cmd.Context()
+	c, err := g.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return f(ctx, c)
+}
+
 type writeFlags struct {
 	keyspace, consistency, context string
 	json                           bool
@@ -98,14 +110,15 @@ func newDeleteCmd(g *globalFlags) *cobra.Command {
 }
 
 func runWrite(cmd *cobra.Command, g *globalFlags, w *writeFlags, key, value []byte, del bool) error {
-	ctx := cmd.Context()
-	c, err := g.dial(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
+	return g.withClient(cmd, func(ctx context.Context, c *cliClient) error {
+		return printWrite(ctx, cmd, c, w, key, value, del)
+	})
+}
+
+func printWrite(ctx context.Context, cmd *cobra.Command, c *cliClient, w *writeFlags, key, value []byte, del bool) error {
 	opts := &client.WriteOptions{Keyspace: w.keyspace, Consistency: w.consistency, Context: w.context}
 	var res *client.PutResult
+	var err error
 	if del {
 		res, err = c.Delete(ctx, key, opts)
 	} else {
@@ -136,44 +149,40 @@ func newGetCmd(g *globalFlags) *cobra.Command {
 		Short: "Read a key: every sibling and the causal context",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			c, err := g.dial(ctx)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			res, err := c.Get(ctx, []byte(args[0]), &client.ReadOptions{Keyspace: keyspace, Consistency: consistency})
-			if err != nil {
-				return err
-			}
-			values := make([]string, len(res.Values))
-			for i, v := range res.Values {
-				values[i] = string(v)
-			}
-			out := cmd.OutOrStdout()
-			if asJSON {
-				return printJSON(out, map[string]any{
-					"values": values, "context": res.Context, "siblings": len(values),
-					"deleted": res.Deleted, "writers": res.Writers, "acked": res.Acked,
-				})
-			}
-			switch {
-			case len(values) == 0 && res.Deleted:
-				fmt.Fprintln(out, "(deleted)")
-			case len(values) == 0:
-				fmt.Fprintln(out, "(not found)")
-			case len(values) > 1:
-				fmt.Fprintf(out, "%d siblings (concurrent writes; write back with the context to resolve):\n", len(values))
-				for i, v := range values {
-					fmt.Fprintf(out, "  [%s] %s\n", res.Writers[i], v)
+			return g.withClient(cmd, func(ctx context.Context, c *cliClient) error {
+				res, err := c.Get(ctx, []byte(args[0]), &client.ReadOptions{Keyspace: keyspace, Consistency: consistency})
+				if err != nil {
+					return err
 				}
-			default:
-				fmt.Fprintln(out, values[0])
-			}
-			if res.Context != "" {
-				fmt.Fprintf(out, "context: %s\n", res.Context)
-			}
-			return nil
+				values := make([]string, len(res.Values))
+				for i, v := range res.Values {
+					values[i] = string(v)
+				}
+				out := cmd.OutOrStdout()
+				if asJSON {
+					return printJSON(out, map[string]any{
+						"values": values, "context": res.Context, "siblings": len(values),
+						"deleted": res.Deleted, "writers": res.Writers, "acked": res.Acked,
+					})
+				}
+				switch {
+				case len(values) == 0 && res.Deleted:
+					fmt.Fprintln(out, "(deleted)")
+				case len(values) == 0:
+					fmt.Fprintln(out, "(not found)")
+				case len(values) > 1:
+					fmt.Fprintf(out, "%d siblings (concurrent writes; write back with the context to resolve):\n", len(values))
+					for i, v := range values {
+						fmt.Fprintf(out, "  [%s] %s\n", res.Writers[i], v)
+					}
+				default:
+					fmt.Fprintln(out, values[0])
+				}
+				if res.Context != "" {
+					fmt.Fprintf(out, "context: %s\n", res.Context)
+				}
+				return nil
+			})
 		},
 	}
 	cmd.Flags().StringVar(&keyspace, "keyspace", "", "keyspace (default: the client configuration's)")
