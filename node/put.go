@@ -91,13 +91,12 @@ func (n *Node) put(ctx context.Context, r *api.PutRequest) (*api.PutResponse, *a
 	tally := consistency.NewTally(need, asked)
 	tally.Ack(n.cfg.DC)
 	acks := n.replicate(ctx, r.Keyspace, r.Key, obj, plan)
-	countHinted := ks.HintedWritesCount
 
 	res := &api.PutResponse{Context: version.EncodeContext(obj.Context()), Siblings: len(obj.Live()), Coordinator: n.cfg.ID}
 	if len(obj.Siblings) > ks.WarnSiblings {
 		res.Warning = fmt.Sprintf("key has %d siblings (warn_siblings is %d); resolve them by writing with a read's context", len(obj.Siblings), ks.WarnSiblings)
 	}
-	if err := n.await(ctx, tally, acks, "put", countHinted); err != nil {
+	if err := n.await(ctx, tally, acks, "put", ks.HintedWritesCount); err != nil {
 		return nil, err
 	}
 	res.Acked = tally.Acked()
