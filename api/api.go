@@ -20,6 +20,8 @@ const (
 	TypeClientError  = 24 // ClientError, instead of any reply
 	TypeInspect      = 25 // InspectRequest -> InspectResponse
 	TypeInspectReply = 26
+	TypeRepair       = 27 // RepairRequest -> RepairProgress, streamed
+	TypeRepairReply  = 28
 )
 
 // Limits.
@@ -217,4 +219,29 @@ type InspectResponse struct {
 	V        uint8
 	Token    uint64
 	Replicas []ReplicaState
+}
+
+// RepairRequest starts an anti-entropy repair now: every range of the ring,
+// between every pair of replicas in the named regions (all when empty).
+type RepairRequest struct {
+	_        struct{} `cbor:",toarray"`
+	V        uint8
+	Keyspace string
+	Regions  []string
+}
+
+// RepairProgress reports a running repair; the last one has Done set.
+type RepairProgress struct {
+	_             struct{} `cbor:",toarray"`
+	V             uint8
+	Pair          string `json:"pair"` // "east/west"
+	PairsDone     int    `json:"pairs_done"`
+	PairsTotal    int    `json:"pairs_total"`
+	RangesDone    int    `json:"ranges_done"`
+	RangesTotal   int    `json:"ranges_total"`
+	KeysCompared  int64  `json:"keys_compared"`
+	KeysFixed     int64  `json:"keys_fixed"`
+	BytesSent     int64  `json:"bytes_sent"`
+	Done          bool   `json:"done"`
+	ElapsedMillis int64  `json:"elapsed_ms"`
 }

@@ -269,6 +269,25 @@ func (c *Client) Inspect(ctx context.Context, keyspace string, key []byte) (*api
 	return &res, c.do(ctx, "inspect", c.ks(keyspace), "", api.TypeInspect, &api.InspectRequest{Keyspace: c.ks(keyspace), Key: key}, api.TypeInspectReply, &res)
 }
 
+// Repair runs an anti-entropy repair of keyspace between every pair of
+// replicas in regions (all when empty) now, calling progress (if set) after
+// every range; it returns the final report. It takes as long as the repair:
+// give ctx a deadline to match. A repair that stops resumes where it
+// stopped when run again.
+func (c *Client) Repair(ctx context.Context, keyspace string, regions []string, progress func(*api.RepairProgress)) (*api.RepairProgress, error) {
+	var res api.RepairProgress
+	err := c.doStream(ctx, "repair", c.ks(keyspace), "", api.TypeRepair, &api.RepairRequest{Keyspace: c.ks(keyspace), Regions: regions}, api.TypeRepairReply, &res, func() {
+		if progress != nil {
+			p := res
+			progress(&p)
+		}
+	})
+	if err == nil && !res.Done {
+		err = errors.New("client: the repair ended without a final report")
+	}
+	return &res, err
+}
+
 // Ring returns the preference list of a key.
 func (c *Client) Ring(ctx context.Context, keyspace string, key []byte) (*api.RingResponse, error) {
 	var res api.RingResponse
@@ -332,6 +351,12 @@ func (c *Client) markUp(id string) {
 // node but got no answer is not retried elsewhere, since it may have been
 // applied (a blind retry would add a sibling).
 func (c *Client) do(ctx context.Context, op, ks, cons string, t wan.MsgType, req any, replyType wan.MsgType, res any) (err error) {
+	return c.doStream(ctx, op, ks, cons, t, req, replyType, res, nil)
+}
+
+// doStream is do for requests answered by several replies: each is decoded
+// into res and then onEach (if set) is called.
+func (c *Client) doStream(ctx context.Context, op, ks, cons string, t wan.MsgType, req any, replyType wan.MsgType, res any, onEach func()) (err error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.cfg.Timeout)
@@ -359,7 +384,13 @@ func (c *Client) do(ctx context.Context, op, ks, cons string, t wan.MsgType, req
 		err := c.dialer.Call(ctx, n.Addr, n.ID, env, func(e *wan.Envelope) error {
 			switch e.Type {
 			case replyType:
-				return e.Decode(res)
+				if err := e.Decode(res); err != nil {
+					return err
+				}
+				if onEach != nil {
+					onEach()
+				}
+				return nil
 			case api.TypeClientError:
 				cerr = &api.ClientError{}
 				return e.Decode(cerr)

@@ -61,7 +61,8 @@ type Node struct {
 	health    *health
 	probeKick chan struct{}
 	handoff   *handoff
-	onDisk    bool // the store is on the real disk, in cfg.DataDir
+	trees     treeCache // repair trees built for peers' sessions
+	onDisk    bool      // the store is on the real disk, in cfg.DataDir
 
 	tracer     trace.Tracer
 	metrics    *telemetry.Metrics
@@ -70,10 +71,11 @@ type Node struct {
 
 	// bg tracks background work (fan-out tails, read repair) so Close can
 	// wait for it.
-	bg     sync.WaitGroup
-	bgCtx  context.Context
-	bgStop context.CancelFunc
-	closed atomic.Bool
+	bg       sync.WaitGroup
+	bgCtx    context.Context
+	bgStop   context.CancelFunc
+	inflight atomic.Int64 // background request work (fan-out tails, read repair) running
+	closed   atomic.Bool
 }
 
 // Start opens the store, binds the transport and begins serving.
@@ -226,8 +228,10 @@ func (n *Node) goBackground(f func(ctx context.Context)) {
 		return
 	}
 	n.bg.Add(1)
+	n.inflight.Add(1)
 	go func() {
 		defer n.bg.Done()
+		defer n.inflight.Add(-1)
 		ctx, cancel := context.WithTimeout(n.bgCtx, n.cfg.Limits.RequestTimeout)
 		defer cancel()
 		f(ctx)
@@ -298,6 +302,20 @@ func (n *Node) serve(ctx context.Context, from wan.Identity, req *wan.Envelope, 
 		}
 		res, cerr := n.inspect(ctx, &r)
 		respond(reply, api.TypeInspectReply, res, cerr)
+	case api.TypeRepair:
+		var r api.RepairRequest
+		if err := req.Decode(&r); err != nil {
+			sendClientError(reply, api.Errorf(api.CodeBadRequest, "meridian: malformed repair request: %v", err))
+			return
+		}
+		cerr := n.repairNow(ctx, &r, func(p *api.RepairProgress) {
+			if env, err := wan.NewEnvelope(api.TypeRepairReply, p); err == nil {
+				reply.Send(env)
+			}
+		})
+		if cerr != nil {
+			sendClientError(reply, cerr)
+		}
 	case api.TypeRing:
 		var r api.RingRequest
 		if err := req.Decode(&r); err != nil {
@@ -306,7 +324,8 @@ func (n *Node) serve(ctx context.Context, from wan.Identity, req *wan.Envelope, 
 		}
 		res, cerr := n.ringOf(&r)
 		respond(reply, api.TypeRingReply, res, cerr)
-	case typeReplicaWrite, typeRelayWrite, typeReplicaRead, typeRelayRead, typePing, typeHintWrite:
+	case typeReplicaWrite, typeRelayWrite, typeReplicaRead, typeRelayRead, typePing, typeHintWrite,
+		typeRepairLevel, typeRepairDigests, typeRepairPush, typeRepairRun:
 		if from.Role != wan.RoleNode {
 			reply.SendError("forbidden", "meridian: node-to-node messages need a node certificate")
 			return
@@ -411,6 +430,10 @@ func (n *Node) Members() []string {
 	sort.Strings(out)
 	return out
 }
+
+// BackgroundWork reports how many request tails (fan-out to replicas still
+// running after the answer, read repairs) are in flight.
+func (n *Node) BackgroundWork() int64 { return n.inflight.Load() }
 
 // PeerState returns a peer's state as this node sees it: up, suspect,
 // down or left.

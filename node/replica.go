@@ -23,6 +23,10 @@ func (n *Node) serveReplica(ctx context.Context, req *wan.Envelope, reply wan.Re
 		}
 	}
 	switch req.Type {
+	case typeRepairLevel, typeRepairDigests, typeRepairPush, typeRepairRun:
+		if err := n.serveRepair(ctx, req, send); err != nil {
+			reply.SendError("repair", err.Error())
+		}
 	case typePing:
 		count, bytes := n.hintTotals()
 		send(typePing, &ping{Node: n.cfg.ID, HintCount: count, HintBytes: bytes})

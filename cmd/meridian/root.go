@@ -24,7 +24,7 @@ func newRootCmd() *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&g.config, "config", "", "client configuration file (default $MERIDIAN_CONFIG, else "+filepath.Join(defaultDevDir, "client.yaml")+")")
 	root.AddCommand(newDevCmd(), newNodeCmd(g),
-		newPutCmd(g), newGetCmd(g), newDeleteCmd(g), newStatusCmd(g), newRingCmd(g), newInspectCmd(g))
+		newPutCmd(g), newGetCmd(g), newDeleteCmd(g), newStatusCmd(g), newRingCmd(g), newInspectCmd(g), newRepairCmd(g))
 	return root
 }
 

@@ -1,0 +1,545 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/meridian-kv/meridian/api"
+	"github.com/meridian-kv/meridian/codec"
+	"github.com/meridian-kv/meridian/placement"
+	"github.com/meridian-kv/meridian/repair"
+	"github.com/meridian-kv/meridian/telemetry"
+	"github.com/meridian-kv/meridian/version"
+	"github.com/meridian-kv/meridian/wan"
+)
+
+// Anti-entropy repair (Dynamo §4.7) between two replicas A and B, for one
+// keyspace and one token range: both build a Merkle tree over the keys
+// they are both replicas of (repair.BuildTree over a filtered scan); A
+// walks B's tree top-down, fetching only the children of differing nodes
+// (typeRepairLevel); for the differing leaves A sends B its key digests and
+// gets back B's objects that differ and the keys B lacks
+// (typeRepairDigests); A merges what it lacks and pushes B what B lacks
+// (typeRepairPush). Everything is merged with version.Merge: repair never
+// overwrites, and never resurrects what a tombstone superseded.
+//
+// The node that receives a client's repair request orchestrates: for every
+// pair of datacenters among the requested regions and every segment of the
+// ring, it asks each pair of nodes of those datacenters to run that
+// session (typeRepairRun), and checkpoints the pair's repair.Progress in
+// its store after every segment, so a repair that stops resumes there.
+
+// repairSegments is how many ranges a pass cuts the ring into, and
+// diffStride how many tree levels one comparison round trip descends
+// (repair's benchmarks: stride 2 halves the round trips for about the
+// same hashes).
+const (
+	repairSegments = 16
+	diffStride     = 2
+	// repairParallel bounds the node-pair sessions of one range that run
+	// at once.
+	repairParallel = 8
+)
+
+// repairLevel asks the responder for hashes of its tree.
+type repairLevel struct {
+	_        struct{} `cbor:",toarray"`
+	V        uint8
+	Keyspace string
+	Range    repair.Range
+	Depth    int
+	Peer     string // the initiator: the tree covers keys both hold
+	Level    int
+	Indexes  []int
+}
+
+type repairHashes struct {
+	_      struct{} `cbor:",toarray"`
+	V      uint8
+	Hashes [][]byte
+}
+
+// repairDigests carries the initiator's digests of the differing leaves.
+type repairDigests struct {
+	_        struct{} `cbor:",toarray"`
+	V        uint8
+	Keyspace string
+	Range    repair.Range
+	Depth    int
+	Peer     string
+	Leaves   []int
+	Digests  []repair.KeyDigest
+}
+
+// keyObject is one key and its object.
+type keyObject struct {
+	_      struct{} `cbor:",toarray"`
+	Key    []byte
+	Object *version.Object
+}
+
+// repairDiff is the responder's answer: its objects that differ, and the
+// keys it lacks.
+type repairDiff struct {
+	_       struct{} `cbor:",toarray"`
+	V       uint8
+	Objects []keyObject
+	Want    [][]byte
+}
+
+// repairPush asks the responder to merge objects.
+type repairPush struct {
+	_        struct{} `cbor:",toarray"`
+	V        uint8
+	Keyspace string
+	Objects  []keyObject
+}
+
+// repairRun asks a node to repair a range with a peer.
+type repairRun struct {
+	_        struct{} `cbor:",toarray"`
+	V        uint8
+	Keyspace string
+	Range    repair.Range
+	Peer     string
+}
+
+type repairStats struct {
+	_     struct{} `cbor:",toarray"`
+	V     uint8
+	Stats repair.RangeStats
+}
+
+// sharedSource is the store as seen by a repair between this node and
+// peer: only the keys of which both are replicas.
+type sharedSource struct {
+	n    *Node
+	ring *placement.Ring
+	rep  placement.Replication
+	peer string
+}
+
+func (s sharedSource) Scan(ks string, from, to uint64, fn func(uint64, []byte, *version.Object) error) error {
+	return s.n.store.Scan(ks, from, to, func(tok uint64, key []byte, obj *version.Object) error {
+		p := s.ring.Plan(tok, s.rep)
+		if !p.Contains(s.n.cfg.ID) || !p.Contains(s.peer) {
+			return nil
+		}
+		return fn(tok, key, obj)
+	})
+}
+
+func (n *Node) sharedWith(ks, peer string) (sharedSource, error) {
+	k, cerr := n.keyspace(ks)
+	if cerr != nil {
+		return sharedSource{}, cerr
+	}
+	return sharedSource{n: n, ring: n.ring(), rep: placement.Replication(k.Replication), peer: peer}, nil
+}
+
+// treeCache keeps the responder's trees for the few seconds a session
+// walks them.
+type treeCache struct {
+	mu    sync.Mutex
+	trees map[string]cachedTree
+}
+
+type cachedTree struct {
+	t     *repair.Tree
+	built time.Time
+}
+
+const treeCacheTTL = time.Minute
+
+func (n *Node) responderTree(ks string, r repair.Range, depth int, peer string) (*repair.Tree, error) {
+	key := fmt.Sprintf("%s|%s|%d|%s", ks, r, depth, peer)
+	c := &n.trees
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := time.Now()
+	for k, e := range c.trees {
+		if now.Sub(e.built) > treeCacheTTL {
+			delete(c.trees, k)
+		}
+	}
+	if e, ok := c.trees[key]; ok {
+		return e.t, nil
+	}
+	src, err := n.sharedWith(ks, peer)
+	if err != nil {
+		return nil, err
+	}
+	t, err := repair.BuildTree(src, ks, r, depth)
+	if err != nil {
+		return nil, err
+	}
+	if c.trees == nil {
+		c.trees = map[string]cachedTree{}
+	}
+	c.trees[key] = cachedTree{t: t, built: now}
+	return t, nil
+}
+
+// serveRepair answers the repair messages of serveReplica.
+func (n *Node) serveRepair(ctx context.Context, req *wan.Envelope, send func(wan.MsgType, any)) error {
+	switch req.Type {
+	case typeRepairLevel:
+		var m repairLevel
+		if err := req.Decode(&m); err != nil {
+			return err
+		}
+		t, err := n.responderTree(m.Keyspace, m.Range, m.Depth, m.Peer)
+		if err != nil {
+			return err
+		}
+		n.trees.mu.Lock()
+		hashes, err := t.Level(ctx, m.Level, m.Indexes)
+		n.trees.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		send(typeRepairLevel, &repairHashes{Hashes: hashes})
+	case typeRepairDigests:
+		var m repairDigests
+		if err := req.Decode(&m); err != nil {
+			return err
+		}
+		src, err := n.sharedWith(m.Keyspace, m.Peer)
+		if err != nil {
+			return err
+		}
+		local, err := repair.KeysInLeaves(src, m.Keyspace, m.Range, m.Depth, m.Leaves)
+		if err != nil {
+			return err
+		}
+		objs, want := repair.CompareDigests(local, m.Digests)
+		send(typeRepairDigests, &repairDiff{Objects: sortedObjects(objs), Want: want})
+	case typeRepairPush:
+		var m repairPush
+		if err := req.Decode(&m); err != nil {
+			return err
+		}
+		for _, ko := range m.Objects {
+			if err := n.mergeLocal(ctx, m.Keyspace, ko.Key, ko.Object); err != nil {
+				return err
+			}
+		}
+		send(typeRepairPush, &replicaAck{Node: n.cfg.ID})
+	case typeRepairRun:
+		var m repairRun
+		if err := req.Decode(&m); err != nil {
+			return err
+		}
+		st, err := n.repairRange(ctx, m.Keyspace, m.Range, m.Peer)
+		if err != nil {
+			return err
+		}
+		send(typeRepairRun, &repairStats{Stats: st})
+	}
+	return nil
+}
+
+func sortedObjects(m map[string]*version.Object) []keyObject {
+	out := make([]keyObject, 0, len(m))
+	for k, o := range m {
+		out = append(out, keyObject{Key: []byte(k), Object: o})
+	}
+	sort.Slice(out, func(i, j int) bool { return string(out[i].Key) < string(out[j].Key) })
+	return out
+}
+
+// repairPeer is the responder's tree, over QUIC, as repair.Peer sees it.
+type repairPeer struct {
+	n     *Node
+	peer  string
+	ks    string
+	r     repair.Range
+	depth int
+	bytes *int64
+}
+
+func (p repairPeer) Level(ctx context.Context, level int, indexes []int) ([][]byte, error) {
+	var out [][]byte
+	req := &repairLevel{Keyspace: p.ks, Range: p.r, Depth: p.depth, Peer: p.n.cfg.ID, Level: level, Indexes: indexes}
+	err := p.n.call(ctx, p.peer, typeRepairLevel, req, func(e *wan.Envelope) error {
+		*p.bytes += int64(len(e.Payload))
+		var h repairHashes
+		if err := e.Decode(&h); err != nil {
+			return err
+		}
+		out = h.Hashes
+		return nil
+	})
+	*p.bytes += encodedLen(req)
+	return out, err
+}
+
+func encodedLen(v any) int64 {
+	b, _ := codec.Marshal(v)
+	return int64(len(b))
+}
+
+// repairRange runs one session: this node (the initiator) against peer,
+// over range r of keyspace ks.
+func (n *Node) repairRange(ctx context.Context, ks string, r repair.Range, peer string) (st repair.RangeStats, err error) {
+	ctx, span := n.tracer.Start(ctx, "repair.range "+peer, trace.WithAttributes(telemetry.Namespace(ks), telemetry.Node(peer)))
+	defer func() { spanError(span, err); span.End() }()
+	src, err := n.sharedWith(ks, peer)
+	if err != nil {
+		return st, err
+	}
+	local, err := repair.BuildTree(src, ks, r, 0)
+	if err != nil {
+		return st, err
+	}
+	if d := repair.DepthFor(local.Count()); d != local.Depth() {
+		// Size the tree to the range: about 2 keys a leaf keeps what
+		// differing leaves drag along small (see repair's doc).
+		if local, err = repair.BuildTree(src, ks, r, d); err != nil {
+			return st, err
+		}
+	}
+	st.KeysCompared = int64(local.Count())
+	peerTree := repairPeer{n: n, peer: peer, ks: ks, r: r, depth: local.Depth(), bytes: &st.BytesSent}
+	leaves, _, err := repair.DiffWithPeerStride(ctx, local, peerTree, diffStride)
+	if err != nil {
+		return st, fmt.Errorf("comparing trees with %s: %w", peer, err)
+	}
+	if len(leaves) == 0 {
+		return st, nil
+	}
+	mine, err := repair.KeysInLeaves(src, ks, r, local.Depth(), leaves)
+	if err != nil {
+		return st, err
+	}
+	req := &repairDigests{Keyspace: ks, Range: r, Depth: local.Depth(), Peer: n.cfg.ID, Leaves: leaves, Digests: repair.Digests(mine)}
+	st.BytesSent += encodedLen(req)
+	var diff repairDiff
+	err = n.call(ctx, peer, typeRepairDigests, req, func(e *wan.Envelope) error {
+		st.BytesSent += int64(len(e.Payload))
+		return e.Decode(&diff)
+	})
+	if err != nil {
+		return st, fmt.Errorf("exchanging digests with %s: %w", peer, err)
+	}
+	theirs := map[string]*version.Object{}
+	for _, ko := range diff.Objects {
+		if err := ko.Object.Validate(); err != nil {
+			return st, fmt.Errorf("object from %s: %w", peer, err)
+		}
+		theirs[string(ko.Key)] = ko.Object
+	}
+	toPeer, toMe := repair.Reconcile(subset(mine, theirs), theirs)
+	for _, k := range diff.Want {
+		if o, ok := mine[string(k)]; ok {
+			toPeer[string(k)] = o
+		}
+	}
+	for k, o := range toMe {
+		if err := n.mergeLocal(ctx, ks, []byte(k), o); err != nil {
+			return st, err
+		}
+		st.KeysFixed++
+	}
+	if len(toPeer) > 0 {
+		push := &repairPush{Keyspace: ks, Objects: sortedObjects(toPeer)}
+		st.BytesSent += encodedLen(push)
+		if err := n.call(ctx, peer, typeRepairPush, push, decodeAck); err != nil {
+			return st, fmt.Errorf("pushing to %s: %w", peer, err)
+		}
+		st.KeysFixed += int64(len(toPeer))
+	}
+	return st, nil
+}
+
+// subset returns the entries of m whose keys are in keys.
+func subset(m, keys map[string]*version.Object) map[string]*version.Object {
+	out := make(map[string]*version.Object, len(keys))
+	for k := range keys {
+		if o, ok := m[k]; ok {
+			out[k] = o
+		}
+	}
+	return out
+}
+
+// progressName is where a datacenter pair's checkpoint lives in the store.
+func progressName(ks string, pair [2]string) string {
+	return fmt.Sprintf("progress/%s/%s/%s", ks, pair[0], pair[1])
+}
+
+func (n *Node) loadProgress(ks string, pair [2]string) (repair.Progress, error) {
+	b, err := n.store.RepairState(progressName(ks, pair))
+	if err != nil || b == nil {
+		return repair.NewProgress(pair, ks), err
+	}
+	return repair.DecodeProgress(b)
+}
+
+// RepairProgress returns the checkpoints of every datacenter pair this
+// node has orchestrated repairs of, for keyspace ks.
+func (n *Node) RepairProgress(ks string) ([]repair.Progress, error) {
+	dcs := n.ring().DCs()
+	var out []repair.Progress
+	for i, a := range dcs {
+		for _, b := range dcs[i:] {
+			p, err := n.loadProgress(ks, [2]string{a, b})
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// repairNow orchestrates a repair of keyspace ks between every pair of
+// datacenters among regions (all when empty), reporting progress.
+func (n *Node) repairNow(ctx context.Context, r *api.RepairRequest, report func(*api.RepairProgress)) *api.ClientError {
+	ks, cerr := n.keyspace(r.Keyspace)
+	if cerr != nil {
+		return cerr
+	}
+	ring := n.ring()
+	var dcs []string
+	for _, dc := range ring.DCs() {
+		if ks.Replication[dc] == 0 {
+			continue
+		}
+		if len(r.Regions) == 0 || contains(r.Regions, dc) {
+			dcs = append(dcs, dc)
+		}
+	}
+	for _, want := range r.Regions {
+		if !contains(dcs, want) {
+			return api.Errorf(api.CodeBadRequest, "meridian: region %q holds no replicas of keyspace %q", want, r.Keyspace)
+		}
+	}
+	var pairs [][2]string
+	for i, a := range dcs {
+		for _, b := range dcs[i:] {
+			pairs = append(pairs, [2]string{a, b})
+		}
+	}
+	start := time.Now()
+	segments := repair.Segments(repairSegments)
+	prog := &api.RepairProgress{PairsTotal: len(pairs), RangesTotal: len(pairs) * len(segments)}
+	for _, pair := range pairs {
+		prog.Pair = pair[0] + "/" + pair[1]
+		cp, err := n.loadProgress(r.Keyspace, pair)
+		if err != nil {
+			return api.Errorf(api.CodeInternal, "meridian: repair checkpoint: %v", err)
+		}
+		for _, seg := range segments {
+			if done(cp, seg) {
+				prog.RangesDone++
+				continue // finished before a restart or a closed window
+			}
+			segStart := time.Now()
+			st, err := n.repairPairRange(ctx, r.Keyspace, pair, seg)
+			if err != nil {
+				return api.Errorf(api.CodeUnavailable, "meridian: repair of %s/%s %s stopped (progress is saved; run it again to resume): %v", pair[0], pair[1], seg, err)
+			}
+			if err := cp.Record(repair.Task{Kind: repair.TaskPass, Pair: pair, Keyspace: r.Keyspace, Range: seg}, st, segStart, time.Now()); err != nil {
+				return api.Errorf(api.CodeInternal, "meridian: %v", err)
+			}
+			b, err := repair.EncodeProgress(cp)
+			if err == nil {
+				err = n.store.PutRepairState(progressName(r.Keyspace, pair), b)
+			}
+			if err != nil {
+				return api.Errorf(api.CodeInternal, "meridian: saving repair checkpoint: %v", err)
+			}
+			prog.RangesDone++
+			prog.KeysCompared += st.KeysCompared
+			prog.KeysFixed += st.KeysFixed
+			prog.BytesSent += st.BytesSent
+			prog.ElapsedMillis = time.Since(start).Milliseconds()
+			report(prog)
+		}
+		prog.PairsDone++
+	}
+	prog.Done = true
+	prog.ElapsedMillis = time.Since(start).Milliseconds()
+	report(prog)
+	return nil
+}
+
+// done reports whether the checkpoint's current pass already covers seg.
+func done(p repair.Progress, seg repair.Range) bool {
+	for _, d := range p.Done {
+		if d.Contains(seg.From) && (d.To == 0 || (seg.To != 0 && seg.To <= d.To)) {
+			return true
+		}
+	}
+	return false
+}
+
+// repairPairRange repairs seg between every node of pair[0] and every node
+// of pair[1] that share keys, running up to repairParallel sessions at once.
+func (n *Node) repairPairRange(ctx context.Context, ks string, pair [2]string, seg repair.Range) (repair.RangeStats, error) {
+	members := n.ring().Members()
+	var (
+		mu    sync.Mutex
+		total repair.RangeStats
+		errs  []error
+		wg    sync.WaitGroup
+		sem   = make(chan struct{}, repairParallel)
+	)
+	for _, a := range members {
+		if a.DC != pair[0] {
+			continue
+		}
+		for _, b := range members {
+			if b.DC != pair[1] || a.ID == b.ID || (pair[0] == pair[1] && a.ID > b.ID) {
+				continue
+			}
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				var st repair.RangeStats
+				var err error
+				if a.ID == n.cfg.ID {
+					st, err = n.repairRange(ctx, ks, seg, b.ID)
+				} else {
+					err = n.call(ctx, a.ID, typeRepairRun, &repairRun{Keyspace: ks, Range: seg, Peer: b.ID}, func(e *wan.Envelope) error {
+						var rs repairStats
+						if err := e.Decode(&rs); err != nil {
+							return err
+						}
+						st = rs.Stats
+						return nil
+					})
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					errs = append(errs, fmt.Errorf("%s with %s: %w", a.ID, b.ID, err))
+					return
+				}
+				total.KeysCompared += st.KeysCompared
+				total.KeysFixed += st.KeysFixed
+				total.BytesSent += st.BytesSent
+			}()
+		}
+	}
+	wg.Wait()
+	return total, errors.Join(errs...)
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

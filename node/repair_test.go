@@ -1,0 +1,120 @@
+package node_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/meridian-kv/meridian/api"
+	"github.com/meridian-kv/meridian/client"
+	"github.com/meridian-kv/meridian/node"
+)
+
+// TestRepairConvergesWithoutHints stops a west node with hinted handoff
+// disabled, so writes and a delete made meanwhile never reach it; after it
+// restarts one repair brings it every acknowledged value, and the deleted
+// key is not resurrected by the stale copy it held.
+func TestRepairConvergesWithoutHints(t *testing.T) {
+	tc := startCluster(t, clusterOpts{regions: []string{"east", "west"}, latency: 2 * time.Millisecond, tweak: func(c *node.Config) {
+		c.Hints.Disabled = true
+	}})
+	c := tc.client
+	all := &client.WriteOptions{Consistency: "ALL"}
+	if _, err := c.Put(ctx(t), []byte("doomed"), []byte("old"), all); err != nil {
+		t.Fatal(err)
+	}
+	victim := "west-2"
+	if err := tc.nodes[victim].Kill(); err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for i := range 30 {
+		key := fmt.Sprintf("missed-%d", i)
+		if _, err := c.Put(ctx(t), []byte(key), []byte("v-"+key), nil); err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, key)
+	}
+	got, err := c.Get(ctx(t), []byte("doomed"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Delete(ctx(t), []byte("doomed"), &client.WriteOptions{Context: got.Context}); err != nil {
+		t.Fatal(err)
+	}
+	// Let every write's fan-out end (they give up on the stopped node at
+	// their deadline) before it comes back, so none reaches it late.
+	waitFor(t, func() error {
+		for id, n := range tc.nodes {
+			if id != victim && n.BackgroundWork() > 0 {
+				return fmt.Errorf("%s still has %d writes in flight", id, n.BackgroundWork())
+			}
+		}
+		return nil
+	})
+	if err := tc.start(victim); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() error {
+		if st := tc.nodes["east-1"].PeerState(victim); st != node.StateUp {
+			return fmt.Errorf("%s is %s", victim, st)
+		}
+		return nil
+	})
+
+	// Not vacuous: the victim really missed the writes and the delete.
+	missing := 0
+	for _, key := range keys {
+		obj, err := tc.nodes[victim].Store().Get("default", []byte(key))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if obj.IsEmpty() {
+			missing++
+		}
+	}
+	if missing != len(keys) {
+		t.Fatalf("the victim holds %d of %d writes made while it was cut off; the test needs it to hold none", len(keys)-missing, len(keys))
+	}
+	if obj, _ := tc.nodes[victim].Store().Get("default", []byte("doomed")); len(obj.Values()) != 1 {
+		t.Fatalf("the victim should still hold the deleted value, holds %q", obj.Values())
+	}
+
+	var updates int
+	res, err := c.Repair(ctx(t), "", nil, func(*api.RepairProgress) { updates++ })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("repair: %+v (%d progress updates)", *res, updates)
+	if res.KeysFixed < int64(len(keys)) || res.BytesSent == 0 || updates == 0 {
+		t.Errorf("repair fixed %d keys with %d bytes: want at least %d", res.KeysFixed, res.BytesSent, len(keys))
+	}
+	for _, key := range keys {
+		for id, n := range tc.nodes {
+			obj, err := n.Store().Get("default", []byte(key))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v := obj.Values(); len(v) != 1 || string(v[0]) != "v-"+key {
+				t.Errorf("after repair %s holds %q for %s", id, v, key)
+			}
+		}
+	}
+	for id, n := range tc.nodes {
+		obj, err := n.Store().Get("default", []byte("doomed"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(obj.Values()) != 0 {
+			t.Errorf("repair resurrected the deleted value on %s: %q", id, obj.Values())
+		}
+	}
+	// A second repair finds nothing to fix: only trees travel.
+	again, err := c.Repair(ctx(t), "", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.KeysFixed != 0 {
+		t.Errorf("second repair fixed %d keys, want 0", again.KeysFixed)
+	}
+}
