@@ -9,19 +9,21 @@ import (
 
 // MsgType values of the client protocol (wan reserves types below 16).
 const (
-	TypeGet          = 16 // GetRequest -> GetResponse
-	TypePut          = 17 // PutRequest -> PutResponse (a delete is a put with Delete set)
-	TypeStatus       = 18 // StatusRequest -> StatusResponse
-	TypeRing         = 19 // RingRequest -> RingResponse
-	TypeGetReply     = 20
-	TypePutReply     = 21
-	TypeStatusReply  = 22
-	TypeRingReply    = 23
-	TypeClientError  = 24 // ClientError, instead of any reply
-	TypeInspect      = 25 // InspectRequest -> InspectResponse
-	TypeInspectReply = 26
-	TypeRepair       = 27 // RepairRequest -> RepairProgress, streamed
-	TypeRepairReply  = 28
+	TypeGet               = 16 // GetRequest -> GetResponse
+	TypePut               = 17 // PutRequest -> PutResponse (a delete is a put with Delete set)
+	TypeStatus            = 18 // StatusRequest -> StatusResponse
+	TypeRing              = 19 // RingRequest -> RingResponse
+	TypeGetReply          = 20
+	TypePutReply          = 21
+	TypeStatusReply       = 22
+	TypeRingReply         = 23
+	TypeClientError       = 24 // ClientError, instead of any reply
+	TypeInspect           = 25 // InspectRequest -> InspectResponse
+	TypeInspectReply      = 26
+	TypeRepair            = 27 // RepairRequest -> RepairProgress, streamed
+	TypeRepairReply       = 28
+	TypeRepairStatus      = 29 // RepairStatusRequest -> RepairStatusResponse
+	TypeRepairStatusReply = 30
 )
 
 // Limits.
@@ -244,4 +246,35 @@ type RepairProgress struct {
 	BytesSent     int64  `json:"bytes_sent"`
 	Done          bool   `json:"done"`
 	ElapsedMillis int64  `json:"elapsed_ms"`
+}
+
+// RepairStatusRequest asks for the repair state of every datacenter pair.
+type RepairStatusRequest struct {
+	_        struct{} `cbor:",toarray"`
+	V        uint8
+	Keyspace string
+}
+
+// PairRepairStatus is the repair state of one datacenter pair.
+type PairRepairStatus struct {
+	_    struct{} `cbor:",toarray"`
+	Pair string   `json:"pair"`
+	// LastFullCompleted is when the last repair covering the whole ring
+	// finished (Unix seconds; 0: never).
+	LastFullCompleted int64 `json:"last_full_completed"`
+	// PassFraction is how much of the ring the pass in progress covered.
+	PassFraction float64 `json:"pass_fraction"`
+	KeysCompared int64   `json:"keys_compared"`
+	KeysFixed    int64   `json:"keys_fixed"`
+	BytesSent    int64   `json:"bytes_sent"`
+	// NextWindow is when the pair's next scheduled window opens (Unix
+	// seconds; 0: no window configured, -1: a window is open now).
+	NextWindow int64 `json:"next_window"`
+}
+
+// RepairStatusResponse lists every pair.
+type RepairStatusResponse struct {
+	_     struct{} `cbor:",toarray"`
+	V     uint8
+	Pairs []PairRepairStatus
 }

@@ -288,6 +288,13 @@ func (c *Client) Repair(ctx context.Context, keyspace string, regions []string, 
 	return &res, err
 }
 
+// RepairStatus returns, per datacenter pair, the last completed repair,
+// the pass in progress and the next window.
+func (c *Client) RepairStatus(ctx context.Context, keyspace string) (*api.RepairStatusResponse, error) {
+	var res api.RepairStatusResponse
+	return &res, c.do(ctx, "repair.status", c.ks(keyspace), "", api.TypeRepairStatus, &api.RepairStatusRequest{Keyspace: c.ks(keyspace)}, api.TypeRepairStatusReply, &res)
+}
+
 // Ring returns the preference list of a key.
 func (c *Client) Ring(ctx context.Context, keyspace string, key []byte) (*api.RingResponse, error) {
 	var res api.RingResponse

@@ -15,6 +15,7 @@ import (
 	"github.com/meridian-kv/meridian/api"
 	"github.com/meridian-kv/meridian/consistency"
 	"github.com/meridian-kv/meridian/placement"
+	"github.com/meridian-kv/meridian/repair"
 	"github.com/meridian-kv/meridian/store"
 	"github.com/meridian-kv/meridian/wan"
 )
@@ -57,6 +58,8 @@ type Config struct {
 	ReconnectTimeout time.Duration `yaml:"reconnect_timeout,omitempty"`
 	// Hints configures hinted handoff.
 	Hints HintsConfig `yaml:"hints,omitempty"`
+	// Repair configures scheduled anti-entropy repair.
+	Repair RepairConfig `yaml:"repair,omitempty"`
 	// DataDir holds the node's Pebble store.
 	DataDir string `yaml:"data_dir"`
 	// TLS names the cluster CA and this node's certificate and key.
@@ -71,6 +74,41 @@ type Config struct {
 	// WANEmulation, if set, delays this node's packets to other
 	// datacenters (for local clusters of separate processes).
 	WANEmulation *WANEmulation `yaml:"wan_emulation,omitempty"`
+}
+
+// RepairConfig schedules anti-entropy repair per datacenter pair.
+type RepairConfig struct {
+	// Windows say when repair may run between two datacenters (or inside
+	// one, with both names the same), for how long, and at how many bytes
+	// per second per destination region. No windows: repair runs only when
+	// an operator asks (meridian repair --now).
+	Windows []RepairWindow `yaml:"windows,omitempty"`
+}
+
+// RepairWindow is one scheduled window (see repair.Window).
+type RepairWindow struct {
+	// Pair names two datacenters, e.g. [east, west]; [east, east] is the
+	// continuous pass inside east.
+	Pair []string `yaml:"pair"`
+	// Cron is a five-field UTC cron expression (e.g. "0 2 * * *"), or
+	// empty for always open.
+	Cron string `yaml:"cron,omitempty"`
+	// Duration is how long the window stays open after each firing.
+	Duration time.Duration `yaml:"duration,omitempty"`
+	// BytesPerSecond is the WAN budget per destination region; default
+	// 24 MiB/s.
+	BytesPerSecond int64 `yaml:"bytes_per_second,omitempty"`
+}
+
+// windows returns the configured windows in repair's form.
+func (c *RepairConfig) windows() []repair.Window {
+	var out []repair.Window
+	for _, w := range c.Windows {
+		var pair [2]string
+		copy(pair[:], w.Pair)
+		out = append(out, repair.Window{Pair: pair, Cron: w.Cron, Duration: w.Duration, BytesPerSecond: w.BytesPerSecond})
+	}
+	return out
 }
 
 // HintsConfig bounds hinted handoff (Dynamo §4.6).
@@ -237,6 +275,14 @@ func (c *Config) Validate() error {
 	case "", "wan", "lan", "local":
 	default:
 		bad("gossip_profile %q must be wan, lan or local", c.GossipProfile)
+	}
+	for i, w := range c.Repair.Windows {
+		if len(w.Pair) != 2 {
+			bad("repair.windows[%d]: pair must name two datacenters", i)
+		}
+	}
+	if err := repair.ValidateWindows(c.Repair.windows()); err != nil {
+		bad("%v", err)
 	}
 	if c.Hints.MaxAge < 0 || c.Hints.MaxBytesPerTarget < 0 {
 		bad("hints.max_age and hints.max_bytes_per_target must not be negative")

@@ -7,18 +7,19 @@ import (
 
 // Node-to-node message types (node ALPN only). Client types live in api.
 const (
-	typeReplicaWrite  wan.MsgType = 32 // replicaWrite -> replicaAck
-	typeRelayWrite    wan.MsgType = 33 // relayWrite -> replicaAck per target, streamed
-	typeReplicaRead   wan.MsgType = 34 // replicaRead -> replicaObject
-	typeRelayRead     wan.MsgType = 35 // relayRead -> replicaObject per target, streamed
-	typePing          wan.MsgType = 36 // ping -> ping
-	typeHintWrite     wan.MsgType = 37 // hintWrite -> replicaAck (a fallback keeps a hint)
-	typeRepairLevel   wan.MsgType = 42 // repairLevel -> repairHashes
-	typeRepairDigests wan.MsgType = 43 // repairDigests -> repairDiff
-	typeRepairPush    wan.MsgType = 44 // repairPush -> replicaAck
-	typeRepairRun     wan.MsgType = 45 // repairRun -> repairStats
-	typeReplicaAck    wan.MsgType = 40
-	typeReplicaObj    wan.MsgType = 41
+	typeReplicaWrite   wan.MsgType = 32 // replicaWrite -> replicaAck
+	typeRelayWrite     wan.MsgType = 33 // relayWrite -> replicaAck per target, streamed
+	typeReplicaRead    wan.MsgType = 34 // replicaRead -> replicaObject
+	typeRelayRead      wan.MsgType = 35 // relayRead -> replicaObject per target, streamed
+	typePing           wan.MsgType = 36 // ping -> ping
+	typeHintWrite      wan.MsgType = 37 // hintWrite -> replicaAck (a fallback keeps a hint)
+	typeRepairLevel    wan.MsgType = 42 // repairLevel -> repairHashes
+	typeRepairDigests  wan.MsgType = 43 // repairDigests -> repairDiff
+	typeRepairPush     wan.MsgType = 44 // repairPush -> replicaAck
+	typeRepairRun      wan.MsgType = 45 // repairRun -> repairStats
+	typeRepairProgress wan.MsgType = 46 // repairRun (keyspace only) -> repairProgressReply
+	typeReplicaAck     wan.MsgType = 40
+	typeReplicaObj     wan.MsgType = 41
 )
 
 // replicaWrite asks a replica to merge an object into its store.

@@ -56,13 +56,15 @@ type Node struct {
 	store *store.Store
 	tr    *wan.Transport
 
-	serf      *serf.Serf
-	view      atomic.Pointer[view]
-	health    *health
-	probeKick chan struct{}
-	handoff   *handoff
-	trees     treeCache // repair trees built for peers' sessions
-	onDisk    bool      // the store is on the real disk, in cfg.DataDir
+	serf       *serf.Serf
+	view       atomic.Pointer[view]
+	health     *health
+	probeKick  chan struct{}
+	handoff    *handoff
+	trees      treeCache    // repair trees built for peers' sessions
+	budget     repairBudget // repair bytes per destination region
+	progressMu sync.Mutex   // serialises checkpoint updates
+	onDisk     bool         // the store is on the real disk, in cfg.DataDir
 
 	tracer     trace.Tracer
 	metrics    *telemetry.Metrics
@@ -158,9 +160,10 @@ func Start(cfg Config, opts Options) (*Node, error) {
 			return nil, err
 		}
 	}
-	n.bg.Add(2)
+	n.bg.Add(3)
 	go n.runProber()
 	go n.handoff.run()
+	go n.runRepairScheduler()
 	n.log.Info("node started", "listen", n.tr.Addr().String(), "gossip", cfg.Gossip, "members", len(n.view.Load().members), "keyspaces", len(cfg.Keyspaces))
 	return n, nil
 }
@@ -316,6 +319,14 @@ func (n *Node) serve(ctx context.Context, from wan.Identity, req *wan.Envelope, 
 		if cerr != nil {
 			sendClientError(reply, cerr)
 		}
+	case api.TypeRepairStatus:
+		var r api.RepairStatusRequest
+		if err := req.Decode(&r); err != nil {
+			sendClientError(reply, api.Errorf(api.CodeBadRequest, "meridian: malformed repair status request: %v", err))
+			return
+		}
+		res, cerr := n.repairStatus(ctx, r.Keyspace)
+		respond(reply, api.TypeRepairStatusReply, res, cerr)
 	case api.TypeRing:
 		var r api.RingRequest
 		if err := req.Decode(&r); err != nil {
@@ -325,7 +336,7 @@ func (n *Node) serve(ctx context.Context, from wan.Identity, req *wan.Envelope, 
 		res, cerr := n.ringOf(&r)
 		respond(reply, api.TypeRingReply, res, cerr)
 	case typeReplicaWrite, typeRelayWrite, typeReplicaRead, typeRelayRead, typePing, typeHintWrite,
-		typeRepairLevel, typeRepairDigests, typeRepairPush, typeRepairRun:
+		typeRepairLevel, typeRepairDigests, typeRepairPush, typeRepairRun, typeRepairProgress:
 		if from.Role != wan.RoleNode {
 			reply.SendError("forbidden", "meridian: node-to-node messages need a node certificate")
 			return

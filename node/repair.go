@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/meridian-kv/meridian/api"
@@ -231,6 +232,24 @@ func (n *Node) serveRepair(ctx context.Context, req *wan.Envelope, send func(wan
 			}
 		}
 		send(typeRepairPush, &replicaAck{Node: n.cfg.ID})
+	case typeRepairProgress:
+		var m repairRun
+		if err := req.Decode(&m); err != nil {
+			return err
+		}
+		ps, err := n.RepairProgress(m.Keyspace)
+		if err != nil {
+			return err
+		}
+		var out repairProgressReply
+		for _, p := range ps {
+			b, err := repair.EncodeProgress(p)
+			if err != nil {
+				return err
+			}
+			out.Progress = append(out.Progress, b)
+		}
+		send(typeRepairProgress, &out)
 	case typeRepairRun:
 		var m repairRun
 		if err := req.Decode(&m); err != nil {
@@ -318,8 +337,13 @@ func (n *Node) repairRange(ctx context.Context, ks string, r repair.Range, peer 
 	if err != nil {
 		return st, err
 	}
+	peerDC := n.view.Load().members[peer].DC
 	req := &repairDigests{Keyspace: ks, Range: r, Depth: local.Depth(), Peer: n.cfg.ID, Leaves: leaves, Digests: repair.Digests(mine)}
-	st.BytesSent += encodedLen(req)
+	reqLen := encodedLen(req)
+	if err := n.pace(ctx, peerDC, reqLen); err != nil {
+		return st, err
+	}
+	st.BytesSent += reqLen
 	var diff repairDiff
 	err = n.call(ctx, peer, typeRepairDigests, req, func(e *wan.Envelope) error {
 		st.BytesSent += int64(len(e.Payload))
@@ -349,7 +373,12 @@ func (n *Node) repairRange(ctx context.Context, ks string, r repair.Range, peer 
 	}
 	if len(toPeer) > 0 {
 		push := &repairPush{Keyspace: ks, Objects: sortedObjects(toPeer)}
-		st.BytesSent += encodedLen(push)
+		pushLen := encodedLen(push)
+		if err := n.pace(ctx, peerDC, pushLen); err != nil {
+			return st, err
+		}
+		st.BytesSent += pushLen
+		n.metrics.RepairBytes.Add(ctx, pushLen, metric.WithAttributes(telemetry.ReplicaDC(peerDC)))
 		if err := n.call(ctx, peer, typeRepairPush, push, decodeAck); err != nil {
 			return st, fmt.Errorf("pushing to %s: %w", peer, err)
 		}
@@ -441,19 +470,13 @@ func (n *Node) repairNow(ctx context.Context, r *api.RepairRequest, report func(
 				prog.RangesDone++
 				continue // finished before a restart or a closed window
 			}
-			segStart := time.Now()
+			segStart := n.now()
 			st, err := n.repairPairRange(ctx, r.Keyspace, pair, seg)
 			if err != nil {
 				return api.Errorf(api.CodeUnavailable, "meridian: repair of %s/%s %s stopped (progress is saved; run it again to resume): %v", pair[0], pair[1], seg, err)
 			}
-			if err := cp.Record(repair.Task{Kind: repair.TaskPass, Pair: pair, Keyspace: r.Keyspace, Range: seg}, st, segStart, time.Now()); err != nil {
-				return api.Errorf(api.CodeInternal, "meridian: %v", err)
-			}
-			b, err := repair.EncodeProgress(cp)
-			if err == nil {
-				err = n.store.PutRepairState(progressName(r.Keyspace, pair), b)
-			}
-			if err != nil {
+			task := repair.Task{Kind: repair.TaskPass, Pair: pair, Keyspace: r.Keyspace, Range: seg}
+			if err := n.recordRepair(task, st, segStart); err != nil {
 				return api.Errorf(api.CodeInternal, "meridian: saving repair checkpoint: %v", err)
 			}
 			prog.RangesDone++

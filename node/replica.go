@@ -23,7 +23,7 @@ func (n *Node) serveReplica(ctx context.Context, req *wan.Envelope, reply wan.Re
 		}
 	}
 	switch req.Type {
-	case typeRepairLevel, typeRepairDigests, typeRepairPush, typeRepairRun:
+	case typeRepairLevel, typeRepairDigests, typeRepairPush, typeRepairRun, typeRepairProgress:
 		if err := n.serveRepair(ctx, req, send); err != nil {
 			reply.SendError("repair", err.Error())
 		}

@@ -50,6 +50,11 @@ type Metrics struct {
 	// QUICConnections is the number of open QUIC connections:
 	// "meridian.quic.connections".
 	QUICConnections metric.Int64UpDownCounter
+	// RepairRanges, RepairKeysFixed and RepairBytes count anti-entropy
+	// repair work ("meridian.repair.ranges", ".keys_fixed", ".bytes");
+	// attribute meridian.replica.dc is the other datacenter of the pair
+	// (for bytes: the destination region).
+	RepairRanges, RepairKeysFixed, RepairBytes metric.Int64Counter
 }
 
 // NewMetrics creates Meridian's instruments on mp; a nil mp gives no-op
@@ -87,6 +92,9 @@ func NewMetrics(mp metric.MeterProvider) (*Metrics, error) {
 	ms.HintsDelivered = counter("meridian.hints.delivered", "{hint}", "Hints delivered to their target.")
 	ms.HintsDropped = counter("meridian.hints.dropped", "{hint}", "Hints dropped (too old, over the byte limit, or target gone).")
 	ms.Errors = counter("meridian.errors", "{error}", "Errors, by kind.")
+	ms.RepairRanges = counter("meridian.repair.ranges", "{range}", "Token ranges repaired between a pair of datacenters.")
+	ms.RepairKeysFixed = counter("meridian.repair.keys_fixed", "{key}", "Keys repair merged into a replica that lacked part of them.")
+	ms.RepairBytes = counter("meridian.repair.bytes", "By", "Bytes of repair traffic, by destination region.")
 	if err == nil {
 		ms.QUICConnections, err = m.Int64UpDownCounter("meridian.quic.connections",
 			metric.WithUnit("{connection}"),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -53,6 +54,7 @@ node that runs it: run the same command again to resume a repair that stopped.`,
 			})
 		},
 	}
+	cmd.AddCommand(newRepairStatusCmd(g))
 	cmd.Flags().StringVar(&keyspace, "keyspace", "", "keyspace (default: the client configuration's)")
 	cmd.Flags().StringSliceVar(&regions, "regions", nil, "regions whose replicas to compare (default: all)")
 	cmd.Flags().BoolVar(&now, "now", false, "start the repair now")
@@ -71,4 +73,45 @@ func progressLine(p *api.RepairProgress) string {
 	filled := int(frac * width)
 	return fmt.Sprintf("[%s%s] %3.0f%% %s ranges %d/%d  keys fixed %d  sent %d B",
 		strings.Repeat("#", filled), strings.Repeat(".", width-filled), 100*frac, p.Pair, p.RangesDone, p.RangesTotal, p.KeysFixed, p.BytesSent)
+}
+
+func newRepairStatusCmd(g *globalFlags) *cobra.Command {
+	var keyspace string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Per region pair: the last completed repair, the pass in progress and the next window",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return g.withClient(cmd, func(ctx context.Context, c *cliClient) error {
+				res, err := c.RepairStatus(ctx, keyspace)
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return printJSON(cmd.OutOrStdout(), map[string]any{"pairs": res.Pairs})
+				}
+				tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+				fmt.Fprintf(tw, "PAIR\tLAST FULL REPAIR\tPASS\tKEYS COMPARED\tKEYS FIXED\tBYTES SENT\tNEXT WINDOW\n")
+				for _, p := range res.Pairs {
+					last := "never"
+					if p.LastFullCompleted > 0 {
+						last = time.Unix(p.LastFullCompleted, 0).UTC().Format(time.RFC3339)
+					}
+					next := "on demand (--now)"
+					switch {
+					case p.NextWindow < 0:
+						next = "open now"
+					case p.NextWindow > 0:
+						next = time.Unix(p.NextWindow, 0).UTC().Format(time.RFC3339)
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%.0f%%\t%d\t%d\t%d\t%s\n", p.Pair, last, 100*p.PassFraction, p.KeysCompared, p.KeysFixed, p.BytesSent, next)
+				}
+				return tw.Flush()
+			})
+		},
+	}
+	cmd.Flags().StringVar(&keyspace, "keyspace", "", "keyspace (default: the client configuration's)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
+	return cmd
 }

@@ -1,0 +1,39 @@
+package node
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func validConfig() Config {
+	c := Config{
+		ID: "east-1", DC: "east", Listen: "127.0.0.1:7000", Gossip: "127.0.0.1:7100", DataDir: "/tmp/x",
+		GossipKeys: []string{"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="},
+		Keyspaces:  map[string]Keyspace{"default": {Replication: map[string]int{"east": 3}}},
+	}
+	c.TLS.CA, c.TLS.Cert, c.TLS.Key = "ca.pem", "n.pem", "n-key.pem"
+	c.EnsureDefaults()
+	return c
+}
+
+func TestConfigValidateReportsEveryProblem(t *testing.T) {
+	if err := func() error { c := validConfig(); return c.Validate() }(); err != nil {
+		t.Fatalf("valid config refused: %v", err)
+	}
+	c := validConfig()
+	c.ID = ""
+	c.Listen = "nowhere"
+	c.GossipKeys = []string{"short"}
+	c.Keyspaces["default"] = Keyspace{Replication: map[string]int{"east": 3}, WriteConsistency: "MOST", ReadConsistency: "LOCAL_QUORUM", WarnSiblings: 5, MaxSiblings: 2}
+	c.Repair.Windows = []RepairWindow{{Pair: []string{"east", "west"}, Cron: "0 2 * *", Duration: time.Hour}}
+	err := c.Validate()
+	if err == nil {
+		t.Fatal("bad config accepted")
+	}
+	for _, want := range []string{"id is required", "listen", "gossip_keys[0]", `unknown level "MOST"`, "max_siblings 2 is below warn_siblings 5", "bad cron expression"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not mention %q:\n%v", want, err)
+		}
+	}
+}

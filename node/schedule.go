@@ -1,0 +1,260 @@
+package node
+
+import (
+	"context"
+	"sort"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/meridian-kv/meridian/api"
+	"github.com/meridian-kv/meridian/repair"
+	"github.com/meridian-kv/meridian/telemetry"
+	"github.com/meridian-kv/meridian/wan"
+)
+
+// scheduleInterval is how often the repair scheduler asks repair.Plan
+// what to do.
+const scheduleInterval = 10 * time.Second
+
+// runRepairScheduler carries out repair.Plan's tasks for the datacenter
+// pairs this node coordinates: for each pair, the node with the smallest id
+// among the usable members of the pair's first datacenter. Each task's
+// progress is checkpointed, so a restart or a closing window resumes where
+// it stopped.
+func (n *Node) runRepairScheduler() {
+	defer n.bg.Done()
+	windows := n.cfg.Repair.windows()
+	if len(windows) == 0 {
+		return
+	}
+	t := time.NewTicker(scheduleInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.bgCtx.Done():
+			return
+		case <-t.C:
+		}
+		var progress []repair.Progress
+		for ks := range n.cfg.Keyspaces {
+			for _, w := range windows {
+				pair := w.Pair
+				if pair[1] < pair[0] {
+					pair[0], pair[1] = pair[1], pair[0]
+				}
+				if !n.coordinatesRepairOf(pair[0]) {
+					continue
+				}
+				p, err := n.loadProgress(ks, pair)
+				if err != nil {
+					n.log.Error("repair checkpoint", "err", err)
+					continue
+				}
+				progress = append(progress, p)
+			}
+		}
+		for _, task := range repair.Plan(windows, dedupe(progress), nil, n.now()) {
+			ctx, cancel := context.WithCancel(n.bgCtx)
+			if !task.WindowEnd.IsZero() {
+				ctx, cancel = context.WithDeadline(n.bgCtx, task.WindowEnd)
+			}
+			st, err := n.runTask(ctx, task)
+			cancel()
+			if err != nil {
+				n.log.Warn("scheduled repair task stopped; it runs again in the next window", "pair", task.Pair, "range", task.Range.String(), "err", err)
+				continue
+			}
+			n.log.Info("scheduled repair task done", "pair", task.Pair, "keyspace", task.Keyspace, "range", task.Range.String(), "keys_fixed", st.KeysFixed, "bytes", st.BytesSent)
+		}
+	}
+}
+
+// runTask repairs one planned range and records it.
+func (n *Node) runTask(ctx context.Context, task repair.Task) (repair.RangeStats, error) {
+	start := n.now()
+	n.setRepairBudget(task.BytesPerSecond)
+	st, err := n.repairPairRange(ctx, task.Keyspace, task.Pair, task.Range)
+	if err != nil {
+		return st, err
+	}
+	return st, n.recordRepair(task, st, start)
+}
+
+// recordRepair checkpoints a completed task in the pair's progress.
+func (n *Node) recordRepair(task repair.Task, st repair.RangeStats, start time.Time) error {
+	n.progressMu.Lock()
+	defer n.progressMu.Unlock()
+	cp, err := n.loadProgress(task.Keyspace, task.Pair)
+	if err != nil {
+		return err
+	}
+	if err := cp.Record(task, st, start, n.now()); err != nil {
+		return err
+	}
+	b, err := repair.EncodeProgress(cp)
+	if err != nil {
+		return err
+	}
+	other := metric.WithAttributes(telemetry.ReplicaDC(task.Pair[1]))
+	n.metrics.RepairRanges.Add(context.Background(), 1, other)
+	n.metrics.RepairKeysFixed.Add(context.Background(), st.KeysFixed, other)
+	return n.store.PutRepairState(progressName(task.Keyspace, task.Pair), b)
+}
+
+// coordinatesRepairOf reports whether this node coordinates the repairs of
+// pairs whose first datacenter is dc.
+func (n *Node) coordinatesRepairOf(dc string) bool {
+	var ids []string
+	for _, m := range n.ring().Members() {
+		if m.DC == dc && n.health.usable(m.ID) {
+			ids = append(ids, m.ID)
+		}
+	}
+	sort.Strings(ids)
+	return len(ids) > 0 && ids[0] == n.cfg.ID
+}
+
+func dedupe(ps []repair.Progress) []repair.Progress {
+	seen := map[string]bool{}
+	var out []repair.Progress
+	for _, p := range ps {
+		k := p.Keyspace + "|" + p.Pair[0] + "|" + p.Pair[1]
+		if !seen[k] {
+			seen[k] = true
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// repairBudget paces repair bytes per destination region.
+type repairBudget struct {
+	mu   sync.Mutex
+	rate int64
+	lims map[string]*repair.Limiter
+}
+
+// setRepairBudget sets the bytes-per-second budget per destination region.
+func (n *Node) setRepairBudget(rate int64) {
+	n.budget.mu.Lock()
+	defer n.budget.mu.Unlock()
+	if rate != n.budget.rate {
+		n.budget.rate, n.budget.lims = rate, nil
+	}
+}
+
+// pace waits until bytes may be sent to dc within the repair budget.
+func (n *Node) pace(ctx context.Context, dc string, bytes int64) error {
+	n.budget.mu.Lock()
+	if n.budget.rate <= 0 {
+		n.budget.mu.Unlock()
+		return nil
+	}
+	if n.budget.lims == nil {
+		n.budget.lims = map[string]*repair.Limiter{}
+	}
+	l := n.budget.lims[dc]
+	if l == nil {
+		l = &repair.Limiter{Rate: n.budget.rate}
+		n.budget.lims[dc] = l
+	}
+	wait := l.Reserve(time.Now(), bytes)
+	n.budget.mu.Unlock()
+	if wait <= 0 {
+		return nil
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// repairProgressReply carries a node's checkpoints to a status request.
+type repairProgressReply struct {
+	_        struct{} `cbor:",toarray"`
+	V        uint8
+	Progress [][]byte // repair.EncodeProgress of each pair
+}
+
+// repairStatus merges every member's checkpoints of keyspace ks (the node
+// coordinating a pair can change) into one status per datacenter pair.
+func (n *Node) repairStatus(ctx context.Context, ks string) (*api.RepairStatusResponse, *api.ClientError) {
+	if _, cerr := n.keyspace(ks); cerr != nil {
+		return nil, cerr
+	}
+	var (
+		mu  sync.Mutex
+		all []repair.Progress
+		wg  sync.WaitGroup
+	)
+	add := func(ps []repair.Progress) {
+		mu.Lock()
+		all = append(all, ps...)
+		mu.Unlock()
+	}
+	for _, m := range n.ring().Members() {
+		if m.ID == n.cfg.ID {
+			ps, err := n.RepairProgress(ks)
+			if err != nil {
+				return nil, api.Errorf(api.CodeInternal, "meridian: %v", err)
+			}
+			add(ps)
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n.call(ctx, m.ID, typeRepairProgress, &repairRun{Keyspace: ks}, func(e *wan.Envelope) error {
+				var r repairProgressReply
+				if err := e.Decode(&r); err != nil {
+					return err
+				}
+				var ps []repair.Progress
+				for _, b := range r.Progress {
+					p, err := repair.DecodeProgress(b)
+					if err != nil {
+						return err
+					}
+					ps = append(ps, p)
+				}
+				add(ps)
+				return nil
+			})
+		}()
+	}
+	wg.Wait()
+	best := map[[2]string]repair.Progress{}
+	for _, p := range all {
+		b, ok := best[p.Pair]
+		if !ok || p.LastFullCompleted.After(b.LastFullCompleted) || (p.LastFullCompleted.Equal(b.LastFullCompleted) && p.Total.KeysCompared > b.Total.KeysCompared) {
+			best[p.Pair] = p
+		}
+	}
+	res := &api.RepairStatusResponse{}
+	now := n.now()
+	for pair, p := range best {
+		st := api.PairRepairStatus{Pair: pair[0] + "/" + pair[1], PassFraction: p.Fraction(),
+			KeysCompared: p.Total.KeysCompared, KeysFixed: p.Total.KeysFixed, BytesSent: p.Total.BytesSent}
+		if !p.LastFullCompleted.IsZero() {
+			st.LastFullCompleted = p.LastFullCompleted.Unix()
+		}
+		for _, w := range n.cfg.Repair.windows() {
+			if (w.Pair == pair) || (w.Pair == [2]string{pair[1], pair[0]}) {
+				if repair.InWindow(w, now) {
+					st.NextWindow = -1
+				} else if start, _ := repair.NextWindow(w, now); st.NextWindow == 0 || (st.NextWindow > 0 && start.Unix() < st.NextWindow) {
+					st.NextWindow = start.Unix()
+				}
+			}
+		}
+		res.Pairs = append(res.Pairs, st)
+	}
+	sort.Slice(res.Pairs, func(i, j int) bool { return res.Pairs[i].Pair < res.Pairs[j].Pair })
+	return res, nil
+}
