@@ -365,6 +365,7 @@ func (n *Node) repairRange(ctx context.Context, ks string, r repair.Range, peer 
 			toPeer[string(k)] = o
 		}
 	}
+	linkFixed(span, toMe, toPeer)
 	for k, o := range toMe {
 		if err := n.mergeLocal(ctx, ks, []byte(k), o); err != nil {
 			return st, err
@@ -565,4 +566,27 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// maxRepairLinks bounds the span links a repair session records.
+const maxRepairLinks = 32
+
+// linkFixed links a repair span to the writes whose versions it carried
+// (each sibling keeps its write's trace), so an operator can follow a
+// repaired key in the trace viewer back to the write it came from.
+func linkFixed(span trace.Span, sets ...map[string]*version.Object) {
+	links := 0
+	for _, set := range sets {
+		for _, o := range set {
+			for _, s := range o.Siblings {
+				if links >= maxRepairLinks {
+					return
+				}
+				for _, l := range linkTo(s.Trace) {
+					span.AddLink(l)
+					links++
+				}
+			}
+		}
+	}
 }
