@@ -69,7 +69,10 @@ func (n *Node) keepHint(ctx context.Context, target, ks string, key []byte, obj 
 	if !stored {
 		n.handoff.dropped.Add(1)
 		n.metrics.HintsDropped.Add(ctx, 1, targetAttr)
-		n.log.WarnContext(ctx, "hint dropped: the byte bound for its target is reached; repair must cover it", "target", target, "keyspace", ks)
+		n.log.WarnContext(ctx, "hint dropped: the byte bound for its target is reached; its range is marked for repair", "target", target, "keyspace", ks)
+		if m, ok := n.view.Load().members[target]; ok {
+			n.markDirty(ks, m.DC, key)
+		}
 		return errHintDropped
 	}
 	n.handoff.stored.Add(1)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/meridian-kv/meridian/api"
 	"github.com/meridian-kv/meridian/placement"
+	"github.com/meridian-kv/meridian/repair"
 	"github.com/meridian-kv/meridian/store"
 	"github.com/meridian-kv/meridian/telemetry"
 	"github.com/meridian-kv/meridian/wan"
@@ -64,7 +65,9 @@ type Node struct {
 	trees      treeCache    // repair trees built for peers' sessions
 	budget     repairBudget // repair bytes per destination region
 	progressMu sync.Mutex   // serialises checkpoint updates
-	onDisk     bool         // the store is on the real disk, in cfg.DataDir
+	dirtyMu    sync.Mutex
+	dirty      *repair.DirtySet // ranges dropped hints left diverging
+	onDisk     bool             // the store is on the real disk, in cfg.DataDir
 
 	tracer     trace.Tracer
 	metrics    *telemetry.Metrics
@@ -139,6 +142,11 @@ func Start(cfg Config, opts Options) (*Node, error) {
 		return nil, fmt.Errorf("node: %w", err)
 	}
 	n.handoff = newHandoff(n)
+	if err := n.loadDirty(); err != nil {
+		n.tr.Close()
+		n.store.Close()
+		return nil, fmt.Errorf("node: %w", err)
+	}
 	if err := n.startGossip(); err != nil {
 		n.tr.Close()
 		n.store.Close()

@@ -118,3 +118,38 @@ func TestRepairConvergesWithoutHints(t *testing.T) {
 		t.Errorf("second repair fixed %d keys, want 0", again.KeysFixed)
 	}
 }
+
+// TestDroppedHintMarksItsRangeForRepair bounds hints to almost nothing:
+// the hint for a cut-off replica is dropped, counted, and its range is
+// recorded for the next repair instead of silently diverging.
+func TestDroppedHintMarksItsRangeForRepair(t *testing.T) {
+	tc := startCluster(t, clusterOpts{regions: []string{"east"}, tweak: func(c *node.Config) {
+		c.Hints.MaxBytesPerTarget = 1
+	}})
+	key := []byte("unhintable")
+	ring, err := tc.client.Ring(ctx(t), "", key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := ring.Replicas["east"][2]
+	if err := tc.nodes[down].Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tc.client.Put(ctx(t), key, []byte("v"), nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() error {
+		dropped, dirty := int64(0), 0
+		for id, n := range tc.nodes {
+			if id == down {
+				continue
+			}
+			dropped += n.Hints().Dropped
+			dirty += n.DirtyRanges()
+		}
+		if dropped == 0 || dirty == 0 {
+			return fmt.Errorf("hints dropped %d, dirty ranges %d", dropped, dirty)
+		}
+		return nil
+	})
+}

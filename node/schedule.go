@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/meridian-kv/meridian/api"
+	"github.com/meridian-kv/meridian/placement"
 	"github.com/meridian-kv/meridian/repair"
 	"github.com/meridian-kv/meridian/telemetry"
 	"github.com/meridian-kv/meridian/wan"
@@ -55,7 +56,10 @@ func (n *Node) runRepairScheduler() {
 				progress = append(progress, p)
 			}
 		}
-		for _, task := range repair.Plan(windows, dedupe(progress), nil, n.now()) {
+		n.dirtyMu.Lock()
+		tasks := repair.Plan(windows, dedupe(progress), n.dirty, n.now())
+		n.dirtyMu.Unlock()
+		for _, task := range tasks {
 			ctx, cancel := context.WithCancel(n.bgCtx)
 			if !task.WindowEnd.IsZero() {
 				ctx, cancel = context.WithDeadline(n.bgCtx, task.WindowEnd)
@@ -79,7 +83,89 @@ func (n *Node) runTask(ctx context.Context, task repair.Task) (repair.RangeStats
 	if err != nil {
 		return st, err
 	}
-	return st, n.recordRepair(task, st, start)
+	if err := n.recordRepair(task, st, start); err != nil {
+		return st, err
+	}
+	return st, n.clearDirty(task, start)
+}
+
+// dirtyName is where the set of ranges left diverging by dropped hints
+// lives in the store.
+const dirtyName = "dirty"
+
+// loadDirty reads the dirty set at start.
+func (n *Node) loadDirty() error {
+	b, err := n.store.RepairState(dirtyName)
+	if err != nil {
+		return err
+	}
+	if b == nil {
+		n.dirty = repair.NewDirtySet(repairSegments)
+		return nil
+	}
+	n.dirty, err = repair.DecodeDirtySet(b)
+	return err
+}
+
+// markDirty records that the write of key in keyspace ks will not reach
+// its replica in datacenter dc by handoff (its hint was dropped), so the
+// next repair of every pair of dc with the keyspace's datacenters covers
+// the key's range first: hints degrade into targeted repair, not silent
+// divergence.
+func (n *Node) markDirty(ks, dc string, key []byte) {
+	k, cerr := n.keyspace(ks)
+	if cerr != nil {
+		return
+	}
+	tok := placement.KeyToken(key)
+	r := repair.NewRange(tok, tok+1)
+	if tok == ^uint64(0) {
+		r = repair.NewRange(tok, 0)
+	}
+	now := n.now()
+	n.dirtyMu.Lock()
+	defer n.dirtyMu.Unlock()
+	for other, reps := range k.Replication {
+		if reps == 0 {
+			continue
+		}
+		pair := [2]string{dc, other}
+		if pair[1] < pair[0] {
+			pair[0], pair[1] = pair[1], pair[0]
+		}
+		if err := n.dirty.Add(ks, pair, r, now, now); err != nil {
+			n.log.Error("recording a dirty range", "err", err)
+		}
+	}
+	n.saveDirtyLocked()
+}
+
+// clearDirty forgets the dirty ranges a completed task covered.
+func (n *Node) clearDirty(task repair.Task, started time.Time) error {
+	n.dirtyMu.Lock()
+	defer n.dirtyMu.Unlock()
+	if n.dirty.Clear(task.Pair, task.Keyspace, task.Range, started) == 0 {
+		return nil
+	}
+	return n.saveDirtyLocked()
+}
+
+func (n *Node) saveDirtyLocked() error {
+	b, err := repair.EncodeDirtySet(n.dirty)
+	if err == nil {
+		err = n.store.PutRepairState(dirtyName, b)
+	}
+	if err != nil {
+		n.log.Error("saving the dirty ranges", "err", err)
+	}
+	return err
+}
+
+// DirtyRanges returns how many ranges dropped hints left for repair.
+func (n *Node) DirtyRanges() int {
+	n.dirtyMu.Lock()
+	defer n.dirtyMu.Unlock()
+	return n.dirty.Len()
 }
 
 // recordRepair checkpoints a completed task in the pair's progress.
