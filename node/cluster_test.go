@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"strings"
@@ -92,6 +93,7 @@ func startCluster(t testing.TB, o clusterOpts) *testCluster {
 func (tc *testCluster) config(id string) node.Config {
 	for _, c := range tc.dev.Nodes {
 		if c.ID == id {
+			c.Keyspaces = maps.Clone(c.Keyspaces) // tweaks must not touch a running node's
 			c.Limits.RequestTimeout = 3 * time.Second
 			if tc.opts.tweak != nil {
 				tc.opts.tweak(&c)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"sort"
@@ -85,6 +86,9 @@ type Node struct {
 
 // Start opens the store, binds the transport and begins serving.
 func Start(cfg Config, opts Options) (*Node, error) {
+	// The node keeps its own copy of the keyspaces: the caller's map stays
+	// the caller's.
+	cfg.Keyspaces = maps.Clone(cfg.Keyspaces)
 	cfg.EnsureDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("node: invalid configuration: %w", err)
