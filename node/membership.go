@@ -241,6 +241,9 @@ type serfLogWriter struct{ log *slog.Logger }
 func (w *serfLogWriter) Write(p []byte) (int, error) {
 	line := string(bytes.TrimSpace(p))
 	switch {
+	case strings.Contains(line, "use of closed network connection"):
+		// Gossip still in flight while this node shuts down.
+		w.log.Debug(line, "component", "gossip")
 	case strings.Contains(line, "[ERR]"):
 		w.log.Error(line, "component", "gossip")
 	case strings.Contains(line, "[WARN]"):
