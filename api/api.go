@@ -235,17 +235,17 @@ type RepairRequest struct {
 // RepairProgress reports a running repair; the last one has Done set.
 type RepairProgress struct {
 	_             struct{} `cbor:",toarray"`
-	V             uint8
-	Pair          string `json:"pair"` // "east/west"
-	PairsDone     int    `json:"pairs_done"`
-	PairsTotal    int    `json:"pairs_total"`
-	RangesDone    int    `json:"ranges_done"`
-	RangesTotal   int    `json:"ranges_total"`
-	KeysCompared  int64  `json:"keys_compared"`
-	KeysFixed     int64  `json:"keys_fixed"`
-	BytesSent     int64  `json:"bytes_sent"`
-	Done          bool   `json:"done"`
-	ElapsedMillis int64  `json:"elapsed_ms"`
+	V             uint8    `json:"-"`
+	Pair          string   `json:"pair"` // "east/west"
+	PairsDone     int      `json:"pairs_done"`
+	PairsTotal    int      `json:"pairs_total"`
+	RangesDone    int      `json:"ranges_done"`
+	RangesTotal   int      `json:"ranges_total"`
+	KeysCompared  int64    `json:"keys_compared"`
+	KeysFixed     int64    `json:"keys_fixed"`
+	BytesSent     int64    `json:"bytes_sent"`
+	Done          bool     `json:"done"`
+	ElapsedMillis int64    `json:"elapsed_ms"`
 }
 
 // RepairStatusRequest asks for the repair state of every datacenter pair.
