@@ -1,6 +1,7 @@
 package node_test
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -152,4 +153,60 @@ func TestDroppedHintMarksItsRangeForRepair(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestRepairResumesFromItsCheckpoint stops a repair part-way (its client
+// gives up), restarts the node that ran it, and checks the next repair
+// starts where the first stopped: the checkpoint is durable in the store.
+func TestRepairResumesFromItsCheckpoint(t *testing.T) {
+	tc := startCluster(t, clusterOpts{regions: []string{"east", "west"}})
+	for i := range 20 {
+		if _, err := tc.client.Put(ctx(t), fmt.Appendf(nil, "k-%d", i), []byte("v"), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// One client bound to east-1, so both repairs run there.
+	orchestrator := tc.config("east-1")
+	one, err := client.Dial(ctx(t), &client.Config{DC: "east", TLS: tc.dev.ClientTLS, Timeout: 30 * time.Second,
+		Nodes: []client.Node{{ID: "east-1", DC: "east", Addr: orchestrator.Listen}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer one.Close()
+
+	rctx, cancel := context.WithCancel(ctx(t))
+	stoppedAt := 0
+	_, err = one.Repair(rctx, "", nil, func(p *api.RepairProgress) {
+		if p.RangesDone >= 10 && stoppedAt == 0 {
+			stoppedAt = p.RangesDone
+			cancel()
+		}
+	})
+	cancel()
+	if err == nil || stoppedAt == 0 {
+		t.Fatalf("the first repair was not interrupted (err %v, stopped at %d)", err, stoppedAt)
+	}
+	// Restart the node that ran it (Close waits for the stopped repair's
+	// handler): only the store's checkpoint carries over.
+	if err := tc.nodes["east-1"].Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := tc.start("east-1"); err != nil {
+		t.Fatal(err)
+	}
+	tc.waitConverged()
+
+	first := -1
+	res, err := one.Repair(ctx(t), "", nil, func(p *api.RepairProgress) {
+		if first < 0 {
+			first = p.RangesDone
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first <= stoppedAt-1 || !res.Done || res.RangesDone != res.RangesTotal {
+		t.Fatalf("second repair's first report at range %d (the first stopped after %d), final %+v: it did not resume", first, stoppedAt, *res)
+	}
+	t.Logf("first repair stopped after %d of %d ranges; the second resumed at %d", stoppedAt, res.RangesTotal, first)
 }
