@@ -3,6 +3,7 @@ package node_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/meridian-kv/meridian/client"
+	"github.com/meridian-kv/meridian/version"
 )
 
 // Benchmarks of the whole request path: client → coordinator → replicas,
@@ -88,5 +90,55 @@ func BenchmarkGetLocalQuorum(b *testing.B) {
 		if _, err := tc.client.Get(ctx, fmt.Appendf(nil, "g-%d", i%keys), opts); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkPutP99DuringRepair measures the foreground cost of repair: the
+// p99 latency of LOCAL_QUORUM puts with the cluster idle, and while
+// repairs run back to back (the first one copying 5000 keys that only one
+// west replica holds to every other replica). Compare the two p99-ms
+// figures of one run.
+func BenchmarkPutP99DuringRepair(b *testing.B) {
+	for _, mode := range []string{"idle", "repairing"} {
+		b.Run(mode, func(b *testing.B) {
+			tc := startCluster(b, clusterOpts{regions: []string{"east", "west"}, latency: 2 * time.Millisecond})
+			seed := tc.nodes["west-1"]
+			for i := range 5000 {
+				obj := version.New().Update(nil, "west-1", version.Write{Value: make([]byte, 256)})
+				if _, _, err := seed.Store().Merge("default", fmt.Appendf(nil, "seed-%d", i), obj); err != nil {
+					b.Fatal(err)
+				}
+			}
+			ctx, stop := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			repairs := 0
+			go func() {
+				defer close(done)
+				for ctx.Err() == nil && mode == "repairing" {
+					if _, err := tc.client.Repair(ctx, "", nil, nil); err == nil {
+						repairs++
+					}
+				}
+			}()
+			val := make([]byte, 1024)
+			opts := &client.WriteOptions{Consistency: "LOCAL_QUORUM"}
+			var lat []time.Duration
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				start := time.Now()
+				if _, err := tc.client.Put(context.Background(), fmt.Appendf(nil, "p-%d", i), val, opts); err != nil {
+					b.Fatal(err)
+				}
+				lat = append(lat, time.Since(start))
+			}
+			b.StopTimer()
+			stop()
+			<-done
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+			if mode == "repairing" {
+				b.ReportMetric(float64(repairs), "repairs")
+			}
+		})
 	}
 }
