@@ -153,7 +153,11 @@ func (h *handoff) run() {
 		}
 		if now := n.now(); now.Sub(lastExpire) >= expireInterval {
 			lastExpire = now
-			dropped, err := n.store.ExpireHints(now, n.cfg.Hints.MaxAge)
+			dropped, err := n.store.ExpireHintsFunc(now, n.cfg.Hints.MaxAge, func(d store.DroppedHint) {
+				if m, ok := n.view.Load().members[d.Target]; ok {
+					n.markDirtyToken(d.Keyspace, m.DC, d.Token)
+				}
+			})
 			if err != nil {
 				n.log.Error("expiring hints", "err", err)
 			}

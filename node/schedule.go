@@ -113,11 +113,15 @@ func (n *Node) loadDirty() error {
 // the key's range first: hints degrade into targeted repair, not silent
 // divergence.
 func (n *Node) markDirty(ks, dc string, key []byte) {
+	n.markDirtyToken(ks, dc, placement.KeyToken(key))
+}
+
+// markDirtyToken is markDirty for a key known by its token.
+func (n *Node) markDirtyToken(ks, dc string, tok uint64) {
 	k, cerr := n.keyspace(ks)
 	if cerr != nil {
 		return
 	}
-	tok := placement.KeyToken(key)
 	r := repair.NewRange(tok, tok+1)
 	if tok == ^uint64(0) {
 		r = repair.NewRange(tok, 0)

@@ -579,7 +579,15 @@ const expireChunk = 128
 type expiring struct {
 	k      []byte
 	target string // "" when the key does not parse
+	ks     string
 	tok    uint64
+}
+
+// DroppedHint names a hint ExpireHintsFunc dropped: the write of a key of
+// Keyspace at Token will not reach Target by handoff.
+type DroppedHint struct {
+	Target, Keyspace string
+	Token            uint64
 }
 
 // ExpireHints deletes every hint created before now-maxAge (maxAge <= 0
@@ -592,6 +600,13 @@ type expiring struct {
 // stripes of one batch at a time, so it must not be called from an Update
 // fn.
 func (s *Store) ExpireHints(now time.Time, maxAge time.Duration) (dropped map[string]int, err error) {
+	return s.ExpireHintsFunc(now, maxAge, nil)
+}
+
+// ExpireHintsFunc is ExpireHints that also calls onDrop (if set) for every
+// well-formed hint it dropped, after the deletion is durable — so the
+// caller can mark the key's range for repair.
+func (s *Store) ExpireHintsFunc(now time.Time, maxAge time.Duration, onDrop func(DroppedHint)) (dropped map[string]int, err error) {
 	if maxAge <= 0 {
 		maxAge = DefaultHintMaxAge
 	}
@@ -606,8 +621,14 @@ func (s *Store) ExpireHints(now time.Time, maxAge time.Duration) (dropped map[st
 	}
 	dropped = map[string]int{}
 	for chunk := range slices.Chunk(found, expireChunk) {
-		if err := s.expire(chunk, cutoff, dropped); err != nil {
+		gone, err := s.expire(chunk, cutoff, dropped)
+		if err != nil {
 			return dropped, err
+		}
+		if onDrop != nil {
+			for _, d := range gone {
+				onDrop(d) // outside the lock stripes expire held
+			}
 		}
 	}
 	return dropped, nil
@@ -650,8 +671,9 @@ func (s *Store) findExpired(cutoff int64) (found []expiring, err error) {
 		if err == nil {
 			e.target = target
 			var tok uint64
-			if _, tok, _, err = splitHintKey(k, n); err == nil {
-				e.tok = tok
+			var ks string
+			if ks, tok, _, err = splitHintKey(k, n); err == nil {
+				e.ks, e.tok = ks, tok
 			}
 		}
 		if cause = errors.Join(cause, err); cause != nil {
@@ -669,7 +691,7 @@ func (s *Store) findExpired(cutoff int64) (found []expiring, err error) {
 // synced batch, holding their lock stripes (taken in ascending order, so
 // two ExpireHints cannot deadlock; every other call holds one stripe at a
 // time).
-func (s *Store) expire(chunk []expiring, cutoff int64, dropped map[string]int) (err error) {
+func (s *Store) expire(chunk []expiring, cutoff int64, dropped map[string]int) (gone []DroppedHint, err error) {
 	defer catchFatal(&err, s.fail)
 	var stripes []int
 	for _, e := range chunk {
@@ -699,7 +721,7 @@ func (s *Store) expire(chunk []expiring, cutoff int64, dropped map[string]int) (
 			continue // delivered meanwhile
 		}
 		if err != nil {
-			return fmt.Errorf("store: expire hints: %w", err)
+			return nil, fmt.Errorf("store: expire hints: %w", err)
 		}
 		drop, _ := expired(v, cutoff)
 		size := int64(len(e.k) + len(v))
@@ -708,21 +730,24 @@ func (s *Store) expire(chunk []expiring, cutoff int64, dropped map[string]int) (
 			continue
 		}
 		if err := b.DeleteSized(e.k, uint32(min(size-int64(len(e.k)), 1<<32-1)), nil); err != nil {
-			return fmt.Errorf("store: expire hints: %w", err)
+			return nil, fmt.Errorf("store: expire hints: %w", err)
 		}
 		if e.target != "" {
 			changes = append(changes, change{e.target, size})
+			if e.ks != "" {
+				gone = append(gone, DroppedHint{Target: e.target, Keyspace: e.ks, Token: e.tok})
+			}
 		}
 	}
 	if b.Empty() {
-		return nil
+		return nil, nil
 	}
 	if err := b.Commit(s.wo); err != nil {
-		return fmt.Errorf("store: expire hints: %w", err)
+		return nil, fmt.Errorf("store: expire hints: %w", err)
 	}
 	for _, c := range changes {
 		s.hints.settle(c.target, 0, -c.size, -1, true)
 		dropped[c.target]++
 	}
-	return nil
+	return gone, nil
 }

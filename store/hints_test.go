@@ -888,3 +888,21 @@ func TestHintCrashCheckDetectsUnsyncedStore(t *testing.T) {
 	}
 	t.Logf("unsynced store lost %d of %d acknowledged hints", n-held, n)
 }
+
+// TestExpireHintsFuncReportsWhatItDropped checks the callback names each
+// dropped hint's target, keyspace and token, so the node can mark the
+// key's range for repair.
+func TestExpireHintsFuncReportsWhatItDropped(t *testing.T) {
+	s := openMem(t)
+	addHint(t, s, "t1", "ks", "old", written("n1", "a"), hintT0)
+	addHint(t, s, "t1", "ks", "new", written("n1", "b"), hintT0.Add(2*time.Hour))
+	var got []DroppedHint
+	dropped, err := s.ExpireHintsFunc(hintT0.Add(3*time.Hour+time.Minute), 3*time.Hour, func(d DroppedHint) { got = append(got, d) })
+	if err != nil || dropped["t1"] != 1 {
+		t.Fatalf("dropped %v, err %v", dropped, err)
+	}
+	want := DroppedHint{Target: "t1", Keyspace: "ks", Token: placement.KeyToken([]byte("old"))}
+	if len(got) != 1 || got[0] != want {
+		t.Fatalf("callback got %+v, want %+v", got, want)
+	}
+}
