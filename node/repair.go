@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -444,12 +445,12 @@ func (n *Node) repairNow(ctx context.Context, r *api.RepairRequest, report func(
 		if ks.Replication[dc] == 0 {
 			continue
 		}
-		if len(r.Regions) == 0 || contains(r.Regions, dc) {
+		if len(r.Regions) == 0 || slices.Contains(r.Regions, dc) {
 			dcs = append(dcs, dc)
 		}
 	}
 	for _, want := range r.Regions {
-		if !contains(dcs, want) {
+		if !slices.Contains(dcs, want) {
 			return api.Errorf(api.CodeBadRequest, "meridian: region %q holds no replicas of keyspace %q", want, r.Keyspace)
 		}
 	}
@@ -551,23 +552,12 @@ func (n *Node) repairPairRange(ctx context.Context, ks string, pair [2]string, s
 					errs = append(errs, fmt.Errorf("%s with %s: %w", a.ID, b.ID, err))
 					return
 				}
-				total.KeysCompared += st.KeysCompared
-				total.KeysFixed += st.KeysFixed
-				total.BytesSent += st.BytesSent
+				total.Add(st)
 			}()
 		}
 	}
 	wg.Wait()
 	return total, errors.Join(errs...)
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // maxRepairLinks bounds the span links a repair session records.

@@ -41,10 +41,7 @@ func (n *Node) runRepairScheduler() {
 		var progress []repair.Progress
 		for ks := range n.cfg.Keyspaces {
 			for _, w := range windows {
-				pair := w.Pair
-				if pair[1] < pair[0] {
-					pair[0], pair[1] = pair[1], pair[0]
-				}
+				pair := repair.CanonicalPair(w.Pair)
 				if !n.coordinatesRepairOf(pair[0]) {
 					continue
 				}
@@ -133,11 +130,7 @@ func (n *Node) markDirtyToken(ks, dc string, tok uint64) {
 		if reps == 0 {
 			continue
 		}
-		pair := [2]string{dc, other}
-		if pair[1] < pair[0] {
-			pair[0], pair[1] = pair[1], pair[0]
-		}
-		if err := n.dirty.Add(ks, pair, r, now, now); err != nil {
+		if err := n.dirty.Add(ks, [2]string{dc, other}, r, now, now); err != nil {
 			n.log.Error("recording a dirty range", "err", err)
 		}
 	}
@@ -335,7 +328,7 @@ func (n *Node) repairStatus(ctx context.Context, ks string) (*api.RepairStatusRe
 			st.LastFullCompleted = p.LastFullCompleted.Unix()
 		}
 		for _, w := range n.cfg.Repair.windows() {
-			if (w.Pair == pair) || (w.Pair == [2]string{pair[1], pair[0]}) {
+			if repair.CanonicalPair(w.Pair) == pair {
 				if repair.InWindow(w, now) {
 					st.NextWindow = -1
 				} else if start, _ := repair.NextWindow(w, now); st.NextWindow == 0 || (st.NextWindow > 0 && start.Unix() < st.NextWindow) {

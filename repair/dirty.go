@@ -69,7 +69,7 @@ func (d *DirtySet) Add(ks string, pair [2]string, r Range, from, to time.Time) e
 	if to.Before(from) {
 		from, to = to, from
 	}
-	pair = canonicalPair(pair)
+	pair = CanonicalPair(pair)
 	for seg := segmentOf(r.From, d.segments); seg <= segmentOf(r.last(), d.segments); seg++ {
 		k := dirtyKey{ks, pair, seg}
 		s, ok := d.m[k]
@@ -102,7 +102,7 @@ func (d *DirtySet) Entries() []DirtyRange { return d.filter(func(dirtyKey) bool 
 
 // For returns the entries of keyspace ks and pair, oldest span first.
 func (d *DirtySet) For(pair [2]string, ks string) []DirtyRange {
-	pair = canonicalPair(pair)
+	pair = CanonicalPair(pair)
 	return d.filter(func(k dirtyKey) bool { return k.ks == ks && k.pair == pair })
 }
 
@@ -139,7 +139,7 @@ func (d *DirtySet) Clear(pair [2]string, ks string, r Range, started time.Time) 
 	if d == nil || r.Validate() != nil {
 		return 0
 	}
-	pair = canonicalPair(pair)
+	pair = CanonicalPair(pair)
 	n := 0
 	for seg := segmentOf(r.From, d.segments); seg <= segmentOf(r.last(), d.segments); seg++ {
 		k := dirtyKey{ks, pair, seg}
@@ -199,7 +199,7 @@ func DecodeDirtySet(b []byte) (*DirtySet, error) {
 		if e.Keyspace == "" || e.Pair[0] == "" || e.Pair[1] == "" || e.Segment < 0 || e.Segment >= w.Segments || e.To < e.From {
 			return nil, fmt.Errorf("%w: bad dirty range entry", ErrBadProgress)
 		}
-		k := dirtyKey{e.Keyspace, canonicalPair(e.Pair), e.Segment}
+		k := dirtyKey{e.Keyspace, CanonicalPair(e.Pair), e.Segment}
 		if _, dup := d.m[k]; dup {
 			return nil, fmt.Errorf("%w: dirty range entry twice", ErrBadProgress)
 		}

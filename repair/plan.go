@@ -65,7 +65,7 @@ func Plan(windows []Window, progress []Progress, dirty *DirtySet, now time.Time)
 	}
 	var out []planned
 	for _, p := range progress {
-		pair := canonicalPair(p.Pair)
+		pair := CanonicalPair(p.Pair)
 		open, ok := openWindow(windows, pair, now)
 		if !ok {
 			continue

@@ -163,7 +163,7 @@ func TestPlanOrderAndWindows(t *testing.T) {
 		t.Fatalf("%d tasks: %+v", len(tasks), tasks)
 	}
 	// Dirty first; then never repaired (inside us-east); then the oldest.
-	if tasks[0].Kind != TaskDirty || tasks[0].Pair != canonicalPair(eastWest) {
+	if tasks[0].Kind != TaskDirty || tasks[0].Pair != CanonicalPair(eastWest) {
 		t.Errorf("first task %+v, want the dirty one", tasks[0])
 	}
 	if tasks[1].Pair != [2]string{"us-east", "us-east"} || !tasks[1].WindowEnd.IsZero() || tasks[1].BytesPerSecond != 64<<20 {

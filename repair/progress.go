@@ -20,7 +20,8 @@ type RangeStats struct {
 	BytesSent int64
 }
 
-func (s *RangeStats) add(o RangeStats) {
+// Add adds o's counts to s.
+func (s *RangeStats) Add(o RangeStats) {
 	s.KeysCompared += o.KeysCompared
 	s.KeysFixed += o.KeysFixed
 	s.BytesSent += o.BytesSent
@@ -63,7 +64,7 @@ type Progress struct {
 // NewProgress returns the checkpoint of a pair and keyspace that has never
 // been repaired.
 func NewProgress(pair [2]string, ks string) Progress {
-	return Progress{Pair: canonicalPair(pair), Keyspace: ks}
+	return Progress{Pair: CanonicalPair(pair), Keyspace: ks}
 }
 
 // Fraction returns the share of the ring the current pass has repaired.
@@ -85,7 +86,7 @@ func (p *Progress) Record(task Task, s RangeStats, started, finished time.Time) 
 	if err := task.Range.Validate(); err != nil {
 		return err
 	}
-	p.Total.add(s)
+	p.Total.Add(s)
 	if task.Kind != TaskPass && p.PassStarted.IsZero() {
 		return nil
 	}
@@ -97,7 +98,7 @@ func (p *Progress) Record(task Task, s RangeStats, started, finished time.Time) 
 	if p.PassStarted.IsZero() || started.Before(p.PassStarted) {
 		p.PassStarted = started.UTC()
 	}
-	p.Pass.add(s)
+	p.Pass.Add(s)
 	if !done.full() {
 		p.Done = done.ranges()
 		return nil
@@ -187,7 +188,7 @@ func DecodeProgress(b []byte) (Progress, error) {
 		}
 	}
 	p := Progress{
-		Pair:              canonicalPair(w.Pair),
+		Pair:              CanonicalPair(w.Pair),
 		Keyspace:          w.Keyspace,
 		Segments:          w.Segments,
 		PassStarted:       fromUnixNano(w.PassStarted),

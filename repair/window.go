@@ -187,9 +187,9 @@ func samePair(pair [2]string, a, b string) bool {
 	return (pair[0] == a && pair[1] == b) || (pair[0] == b && pair[1] == a)
 }
 
-// canonicalPair orders a pair's names, so a pair has one spelling in
+// CanonicalPair orders a pair's names, so a pair has one spelling in
 // checkpoints and tasks.
-func canonicalPair(p [2]string) [2]string {
+func CanonicalPair(p [2]string) [2]string {
 	if p[1] < p[0] {
 		return [2]string{p[1], p[0]}
 	}
