@@ -179,32 +179,16 @@ func (n *Node) readReplica(ctx context.Context, id, ks string, key []byte) (*ver
 // falling over to the next target if the relay is unreachable. Exactly one
 // reply per target is delivered.
 func (n *Node) relayRead(ctx context.Context, dc, ks string, key []byte, targets []string, replies chan<- readReply) {
-	pending := map[string]bool{}
-	for _, t := range targets {
-		pending[t] = true
-	}
-	for _, relay := range targets {
-		if !pending[relay] {
-			continue
-		}
-		if !n.health.usable(relay) {
-			continue // the relay reads it too, if it can
-		}
-		rest := make([]string, 0, len(pending))
-		for _, t := range targets {
-			if pending[t] {
-				rest = append(rest, t)
-			}
-		}
-		err := n.call(ctx, relay, typeRelayRead, &relayRead{Keyspace: ks, Key: key, Targets: rest}, func(e *wan.Envelope) error {
+	unanswered, _ := n.viaRelay(ctx, dc, targets, targets, typeRelayRead,
+		func(rest []string) any { return &relayRead{Keyspace: ks, Key: key, Targets: rest} },
+		func(e *wan.Envelope, claim func(string) bool) error {
 			var ro replicaObject
 			if err := e.Decode(&ro); err != nil {
 				return err
 			}
-			if !pending[ro.Node] {
+			if !claim(ro.Node) {
 				return nil
 			}
-			delete(pending, ro.Node)
 			rp := readReply{node: ro.Node, dc: dc, obj: ro.Object}
 			if ro.Error != "" {
 				rp.err = errors.New(ro.Error)
@@ -216,13 +200,7 @@ func (n *Node) relayRead(ctx context.Context, dc, ks string, key []byte, targets
 			replies <- rp
 			return nil
 		})
-		if err == nil || ctx.Err() != nil || len(pending) < len(rest) {
-			break
-		}
-	}
-	for _, t := range targets {
-		if pending[t] {
-			replies <- readReply{node: t, dc: dc, err: errors.New("no answer through relay")}
-		}
+	for _, t := range unanswered {
+		replies <- readReply{node: t, dc: dc, err: errors.New("no answer through relay")}
 	}
 }

@@ -194,39 +194,25 @@ func decodeAck(e *wan.Envelope) error {
 
 // relayWrite sends one WAN message to a relay replica of a remote
 // datacenter, which writes to targets (or hints them there) and streams
-// their acks. Relays are tried among the usable targets in order; targets
-// that no relay reported on — the whole datacenter unreachable — get hints
-// kept by this node, which delivers them when the datacenter returns.
+// their acks. Relays are tried among the usable targets, then fallbacks,
+// in order (viaRelay); targets that no relay reported on — the whole
+// datacenter unreachable — get hints kept by this node, which delivers them
+// when the datacenter returns.
 // Exactly one ack per target is delivered to acks.
 func (n *Node) relayWrite(ctx context.Context, dc, ks string, key []byte, obj *version.Object, targets, fallbacks []string, acks chan<- ack) {
-	pending := map[string]bool{}
-	for _, t := range targets {
-		pending[t] = true
-	}
-	var lastErr error
-	for _, relay := range append(append([]string(nil), targets...), fallbacks...) {
-		if len(pending) == 0 || ctx.Err() != nil {
-			break
-		}
-		if !n.health.usable(relay) {
-			continue
-		}
-		rest := make([]string, 0, len(pending))
-		for _, t := range targets {
-			if pending[t] {
-				rest = append(rest, t)
-			}
-		}
-		before := len(pending)
-		lastErr = n.call(ctx, relay, typeRelayWrite, &relayWrite{Keyspace: ks, Key: key, Object: obj, Targets: rest, Fallbacks: fallbacks}, func(e *wan.Envelope) error {
+	relays := append(append([]string(nil), targets...), fallbacks...)
+	unanswered, lastErr := n.viaRelay(ctx, dc, relays, targets, typeRelayWrite,
+		func(rest []string) any {
+			return &relayWrite{Keyspace: ks, Key: key, Object: obj, Targets: rest, Fallbacks: fallbacks}
+		},
+		func(e *wan.Envelope, claim func(string) bool) error {
 			var a replicaAck
 			if err := e.Decode(&a); err != nil {
 				return err
 			}
-			if !pending[a.Node] {
+			if !claim(a.Node) {
 				return nil // unknown or duplicate: ignore
 			}
-			delete(pending, a.Node)
 			var aerr error
 			if a.Error != "" {
 				aerr = errors.New(a.Error)
@@ -234,18 +220,7 @@ func (n *Node) relayWrite(ctx context.Context, dc, ks string, key []byte, obj *v
 			acks <- ack{node: a.Node, dc: dc, err: aerr, hinted: a.Hinted}
 			return nil
 		})
-		if lastErr == nil || len(pending) < before {
-			// The relay answered (for some targets at least): it hinted
-			// what it could not write; what it did not report is hinted
-			// below, not retried through another relay.
-			break
-		}
-		n.log.DebugContext(ctx, "relay unreachable, trying the next node", "relay", relay, "dc", dc, "err", lastErr)
-	}
-	for _, t := range targets {
-		if !pending[t] {
-			continue
-		}
+	for _, t := range unanswered {
 		a := ack{node: t, dc: dc, hinted: true}
 		if n.cfg.Hints.Disabled {
 			a = ack{node: t, dc: dc, err: fmt.Errorf("datacenter %s unreachable (%v) and hinted handoff is disabled", dc, lastErr)}
@@ -254,6 +229,55 @@ func (n *Node) relayWrite(ctx context.Context, dc, ks string, key []byte, obj *v
 		}
 		acks <- a
 	}
+}
+
+// viaRelay sends one request to a remote datacenter through a relay:
+// relays are tried in order among the usable ones, each asked (request) for
+// the targets still unanswered. handle decodes each streamed reply and
+// calls claim with the target it is about; claim reports false for a
+// target already answered or not asked, and the reply is then ignored. Once
+// a relay answered for any target, no other relay is tried: what it did
+// not report is returned as unanswered, in targets order, with the last
+// call error.
+func (n *Node) viaRelay(ctx context.Context, dc string, relays, targets []string, t wan.MsgType,
+	request func(rest []string) any, handle func(e *wan.Envelope, claim func(string) bool) error) (unanswered []string, lastErr error) {
+	pending := map[string]bool{}
+	for _, id := range targets {
+		pending[id] = true
+	}
+	claim := func(id string) bool {
+		if !pending[id] {
+			return false
+		}
+		delete(pending, id)
+		return true
+	}
+	for _, relay := range relays {
+		if len(pending) == 0 || ctx.Err() != nil {
+			break
+		}
+		if !n.health.usable(relay) {
+			continue
+		}
+		rest := make([]string, 0, len(pending))
+		for _, id := range targets {
+			if pending[id] {
+				rest = append(rest, id)
+			}
+		}
+		before := len(pending)
+		lastErr = n.call(ctx, relay, t, request(rest), func(e *wan.Envelope) error { return handle(e, claim) })
+		if lastErr == nil || len(pending) < before {
+			break
+		}
+		n.log.DebugContext(ctx, "relay unreachable, trying the next node", "relay", relay, "dc", dc, "err", lastErr)
+	}
+	for _, id := range targets {
+		if pending[id] {
+			unanswered = append(unanswered, id)
+		}
+	}
+	return unanswered, lastErr
 }
 
 // forwardPut passes a put for a key this node holds no replica of to a
