@@ -33,6 +33,10 @@ func init() {
 		IndefLength:       cbor.IndefLengthForbidden,
 		ExtraReturnErrors: cbor.ExtraDecErrorUnknownField,
 		UTF8:              cbor.UTF8RejectInvalid,
+		// Meridian's messages use no CBOR tags. The library checks the
+		// content of built-in tags only at the top level, so a tag nested
+		// in a RawMessage could decode and then fail to re-encode.
+		TagsMd: cbor.TagsForbidden,
 	}.DecMode()
 	if err != nil {
 		panic(err)

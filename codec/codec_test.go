@@ -128,7 +128,11 @@ func TestUnmarshalRejects(t *testing.T) {
 		{"nesting one past the limit", nested(MaxNesting + 1), newAny, new(*cbor.MaxNestedLevelError)},
 		{"deep nesting", nested(10000), newAny, new(*cbor.MaxNestedLevelError)},
 		{"deep map nesting", append(bytes.Repeat([]byte{0xa1, 0x01}, MaxNesting+1), 0x01), newAny, new(*cbor.MaxNestedLevelError)},
-		{"deep tag nesting", append(bytes.Repeat([]byte{0xd8, 0x64}, 100), 0x01), newAny, new(*cbor.MaxNestedLevelError)},
+		{"deep tag nesting", append(bytes.Repeat([]byte{0xd8, 0x64}, 100), 0x01), newAny, new(*cbor.TagsMdError)},
+		{"a tag", []byte{0xc1, 0x01}, newAny, new(*cbor.TagsMdError)},
+		// Built-in tag content is checked only at the top level, so a bad
+		// tag inside a raw message would decode and fail to re-encode.
+		{"a tag inside a raw message", []byte{0x81, 0xc0, 0x20}, func() any { return new(RawMessage) }, new(*cbor.TagsMdError)},
 		{"too many array elements", bigArray, newAny, new(*cbor.MaxArrayElementsError)},
 		{"array header past the limit with no data", []byte{0x9a, 0x7f, 0xff, 0xff, 0xff}, newAny, new(*cbor.MaxArrayElementsError)},
 		{"too many map pairs", bigMapEnc, newAny, new(*cbor.MaxMapPairsError)},
