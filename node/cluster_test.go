@@ -46,6 +46,7 @@ type clusterOpts struct {
 	latency        time.Duration
 	tweak          func(*node.Config)
 	tracer         trace.TracerProvider
+	now            func() time.Time // every node's clock; nil means time.Now
 }
 
 func startCluster(t testing.TB, o clusterOpts) *testCluster {
@@ -112,6 +113,7 @@ func (tc *testCluster) start(id string) error {
 		FS:             tc.fs[id],
 		Logger:         quietLogger,
 		TracerProvider: tc.opts.tracer,
+		Now:            tc.opts.now,
 		WrapConn:       func(pc net.PacketConn) net.PacketConn { return tc.em.Wrap(pc, c.DC) },
 	})
 	if err != nil {

@@ -83,6 +83,13 @@ type RepairConfig struct {
 	// per second per destination region. No windows: repair runs only when
 	// an operator asks (meridian repair --now).
 	Windows []RepairWindow `yaml:"windows,omitempty"`
+	// TombstoneGrace is the least time a tombstone is kept; it is
+	// collected only once, after it arrived, this node has completed a
+	// repair session with every other replica of its key (in every
+	// datacenter). A node down longer than this serves no reads of a range
+	// until it has repaired it. Default 3h; it must not be shorter than
+	// hints.max_age while hints are on.
+	TombstoneGrace time.Duration `yaml:"tombstone_grace,omitempty"`
 }
 
 // RepairWindow is one scheduled window (see repair.Window).
@@ -206,6 +213,9 @@ func (c *Config) EnsureDefaults() {
 	if c.Hints.MaxBytesPerTarget == 0 {
 		c.Hints.MaxBytesPerTarget = store.DefaultHintMaxBytes
 	}
+	if c.Repair.TombstoneGrace == 0 {
+		c.Repair.TombstoneGrace = max(DefaultTombstoneGrace, c.Hints.MaxAge)
+	}
 	if c.ReconnectTimeout == 0 {
 		c.ReconnectTimeout = DefaultReconnectTimeout
 	}
@@ -286,6 +296,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Hints.MaxAge < 0 || c.Hints.MaxBytesPerTarget < 0 {
 		bad("hints.max_age and hints.max_bytes_per_target must not be negative")
+	}
+	if c.Repair.TombstoneGrace < 0 {
+		bad("repair.tombstone_grace must not be negative")
+	}
+	if !c.Hints.Disabled && c.Repair.TombstoneGrace > 0 && c.Repair.TombstoneGrace < c.Hints.MaxAge {
+		bad("repair.tombstone_grace %v is shorter than hints.max_age %v: a hint older than a delete could bring the deleted value back after its tombstone is collected", c.Repair.TombstoneGrace, c.Hints.MaxAge)
 	}
 	if len(c.Keyspaces) == 0 {
 		bad("at least one keyspace is required")

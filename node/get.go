@@ -154,17 +154,24 @@ func (n *Node) readRepair(reqCtx context.Context, ks string, key []byte, got []r
 
 // readReplica reads one replica's object, which may be this node's.
 func (n *Node) readReplica(ctx context.Context, id, ks string, key []byte) (*version.Object, error) {
+	return n.readReplicaAs(ctx, id, ks, key, false)
+}
+
+// readReplicaAs is readReplica, for an operator's inspection if inspect.
+func (n *Node) readReplicaAs(ctx context.Context, id, ks string, key []byte, inspect bool) (*version.Object, error) {
 	if id == n.cfg.ID {
-		return n.store.Get(ks, key)
+		return n.readLocal(ks, key, inspect)
 	}
 	var obj *version.Object
-	err := n.call(ctx, id, typeReplicaRead, &replicaRead{Keyspace: ks, Key: key}, func(e *wan.Envelope) error {
+	err := n.call(ctx, id, typeReplicaRead, &replicaRead{Keyspace: ks, Key: key, Inspect: inspect}, func(e *wan.Envelope) error {
 		var ro replicaObject
 		if err := e.Decode(&ro); err != nil {
 			return err
 		}
 		if ro.Error != "" {
-			return errors.New(ro.Error)
+			// The replica answered: it is up, it just could not serve
+			// this read (a store error, or its read gate).
+			return &wan.RemoteError{Code: "replica_read", Message: ro.Error}
 		}
 		obj = ro.Object
 		return obj.Validate()

@@ -18,6 +18,7 @@ const (
 	typeRepairPush     wan.MsgType = 44 // repairPush -> replicaAck
 	typeRepairRun      wan.MsgType = 45 // repairRun -> repairStats
 	typeRepairProgress wan.MsgType = 46 // repairRun (keyspace only) -> repairProgressReply
+	typeRepairDone     wan.MsgType = 47 // repairDone -> replicaAck
 	typeReplicaAck     wan.MsgType = 40
 	typeReplicaObj     wan.MsgType = 41
 )
@@ -73,6 +74,9 @@ type replicaRead struct {
 	V        uint8
 	Keyspace string
 	Key      []byte
+	// Inspect reads for an operator (meridian inspect): what the replica
+	// holds, even while its read gate refuses to serve the key.
+	Inspect bool
 }
 
 // relayRead asks a remote replica to read from the listed replicas of its

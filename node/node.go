@@ -68,6 +68,8 @@ type Node struct {
 	progressMu sync.Mutex   // serialises checkpoint updates
 	dirtyMu    sync.Mutex
 	dirty      *repair.DirtySet // ranges dropped hints left diverging
+	synced     syncBook         // repair sessions completed per peer (tombstones.go)
+	readGate   atomic.Int64     // unix nanos of the return from a long outage; 0 = reads open
 	onDisk     bool             // the store is on the real disk, in cfg.DataDir
 
 	tracer     trace.Tracer
@@ -127,7 +129,7 @@ func Start(cfg Config, opts Options) (*Node, error) {
 	}
 
 	n.onDisk = opts.FS == nil
-	n.store, err = store.Open(cfg.DataDir, &store.Options{FS: opts.FS, Logger: n.log})
+	n.store, err = store.Open(cfg.DataDir, &store.Options{FS: opts.FS, Logger: n.log, Now: n.now})
 	if err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}
@@ -146,6 +148,11 @@ func Start(cfg Config, opts Options) (*Node, error) {
 		return nil, fmt.Errorf("node: %w", err)
 	}
 	n.handoff = newHandoff(n)
+	if err := n.openReadGate(); err != nil {
+		n.tr.Close()
+		n.store.Close()
+		return nil, fmt.Errorf("node: %w", err)
+	}
 	if err := n.loadDirty(); err != nil {
 		n.tr.Close()
 		n.store.Close()
@@ -172,10 +179,11 @@ func Start(cfg Config, opts Options) (*Node, error) {
 			return nil, err
 		}
 	}
-	n.bg.Add(3)
+	n.bg.Add(4)
 	go n.runProber()
 	go n.handoff.run()
 	go n.runRepairScheduler()
+	go n.runTombstoneSweeper()
 	n.log.Info("node started", "listen", n.tr.Addr().String(), "gossip", cfg.Gossip, "members", len(n.view.Load().members), "keyspaces", len(cfg.Keyspaces))
 	return n, nil
 }
@@ -214,7 +222,9 @@ func (n *Node) Close() error {
 	n.bgStop()
 	errs = append(errs, n.tr.Close())
 	n.bg.Wait()
-	errs = append(errs, n.store.Close())
+	// A clean stop records when the node was last alive, so its outage is
+	// measured from here (see openReadGate).
+	errs = append(errs, n.saveTime(aliveName, n.now()), n.store.Close())
 	return errors.Join(errs...)
 }
 
@@ -348,13 +358,13 @@ func (n *Node) serve(ctx context.Context, from wan.Identity, req *wan.Envelope, 
 		res, cerr := n.ringOf(&r)
 		respond(reply, api.TypeRingReply, res, cerr)
 	case typeReplicaWrite, typeRelayWrite, typeReplicaRead, typeRelayRead, typePing, typeHintWrite,
-		typeRepairLevel, typeRepairDigests, typeRepairPush, typeRepairRun, typeRepairProgress:
+		typeRepairLevel, typeRepairDigests, typeRepairPush, typeRepairRun, typeRepairProgress, typeRepairDone:
 		if from.Role != wan.RoleNode {
 			reply.SendError("forbidden", "meridian: node-to-node messages need a node certificate")
 			return
 		}
 		ctx, span := n.startServe(ctx, req, telemetry.Node(from.Name))
-		n.serveReplica(ctx, req, reply)
+		n.serveReplica(ctx, from.Name, req, reply)
 		span.End()
 	default:
 		reply.SendError(api.CodeBadRequest, fmt.Sprintf("meridian: unknown message type %d", req.Type))

@@ -81,6 +81,17 @@ type repairDigests struct {
 	Digests  []repair.KeyDigest
 }
 
+// repairDone tells the responder that the initiator (Peer) completed the
+// session over Range whose trees had Depth levels.
+type repairDone struct {
+	_        struct{} `cbor:",toarray"`
+	V        uint8
+	Keyspace string
+	Range    repair.Range
+	Depth    int
+	Peer     string
+}
+
 // keyObject is one key and its object.
 type keyObject struct {
 	_      struct{} `cbor:",toarray"`
@@ -156,7 +167,8 @@ type treeCache struct {
 
 type cachedTree struct {
 	t     *repair.Tree
-	built time.Time
+	built time.Time // for expiry (real time)
+	at    time.Time // when its scan started, by n.now (tombstones.go)
 }
 
 const treeCacheTTL = time.Minute
@@ -179,6 +191,7 @@ func (n *Node) responderTree(ks string, r repair.Range, depth int, peer string) 
 	if err != nil {
 		return nil, err
 	}
+	at := n.now()
 	t, err := repair.BuildTree(src, ks, r, depth)
 	if err != nil {
 		return nil, err
@@ -186,12 +199,23 @@ func (n *Node) responderTree(ks string, r repair.Range, depth int, peer string) 
 	if c.trees == nil {
 		c.trees = map[string]cachedTree{}
 	}
-	c.trees[key] = cachedTree{t: t, built: now}
+	c.trees[key] = cachedTree{t: t, built: now, at: at}
 	return t, nil
 }
 
+// dropTree forgets the responder's tree of a finished session, so the
+// next session builds a fresh one, and returns when its scan started.
+func (n *Node) dropTree(ks string, r repair.Range, depth int, peer string) (time.Time, bool) {
+	key := fmt.Sprintf("%s|%s|%d|%s", ks, r, depth, peer)
+	n.trees.mu.Lock()
+	defer n.trees.mu.Unlock()
+	e, ok := n.trees.trees[key]
+	delete(n.trees.trees, key)
+	return e.at, ok
+}
+
 // serveRepair answers the repair messages of serveReplica.
-func (n *Node) serveRepair(ctx context.Context, req *wan.Envelope, send func(wan.MsgType, any)) error {
+func (n *Node) serveRepair(ctx context.Context, from string, req *wan.Envelope, send func(wan.MsgType, any)) error {
 	switch req.Type {
 	case typeRepairLevel:
 		var m repairLevel
@@ -235,6 +259,25 @@ func (n *Node) serveRepair(ctx context.Context, req *wan.Envelope, send func(wan
 			}
 		}
 		send(typeRepairPush, &replicaAck{Node: n.cfg.ID})
+	case typeRepairDone:
+		var m repairDone
+		if err := req.Decode(&m); err != nil {
+			return err
+		}
+		if m.Peer != from {
+			return fmt.Errorf("session of %s reported done by %s", m.Peer, from)
+		}
+		// The initiator merged what this node sent and pushed what it
+		// lacked: both hold everything this node's tree saw.
+		if at, ok := n.dropTree(m.Keyspace, m.Range, m.Depth, m.Peer); ok {
+			if err := n.recordSynced(m.Keyspace, m.Peer, m.Range, at); err != nil {
+				return err
+			}
+			if err := n.maybeCloseGate(); err != nil {
+				return err
+			}
+		}
+		send(typeRepairDone, &replicaAck{Node: n.cfg.ID})
 	case typeRepairProgress:
 		var m repairRun
 		if err := req.Decode(&m); err != nil {
@@ -310,12 +353,19 @@ func encodedLen(v any) int64 {
 // repairRange runs one session: this node (the initiator) against peer,
 // over range r of keyspace ks.
 func (n *Node) repairRange(ctx context.Context, ks string, r repair.Range, peer string) (st repair.RangeStats, err error) {
+	depth := -1
 	ctx, span := n.tracer.Start(ctx, "repair.range "+peer, trace.WithAttributes(telemetry.Namespace(ks), telemetry.Node(peer)))
 	defer func() { spanError(span, err); span.End() }()
 	src, err := n.sharedWith(ks, peer)
 	if err != nil {
 		return st, err
 	}
+	started := n.now()
+	defer func() {
+		if err == nil {
+			err = n.finishSession(ctx, ks, r, peer, started, depth)
+		}
+	}()
 	local, err := repair.BuildTree(src, ks, r, 0)
 	if err != nil {
 		return st, err
@@ -327,6 +377,7 @@ func (n *Node) repairRange(ctx context.Context, ks string, r repair.Range, peer 
 			return st, err
 		}
 	}
+	depth = local.Depth()
 	st.KeysCompared = int64(local.Count())
 	peerTree := repairPeer{n: n, peer: peer, ks: ks, r: r, depth: local.Depth(), bytes: &st.BytesSent}
 	leaves, _, err := repair.DiffWithPeerStride(ctx, local, peerTree, diffStride)
@@ -389,6 +440,21 @@ func (n *Node) repairRange(ctx context.Context, ks string, r repair.Range, peer 
 		st.KeysFixed += int64(len(toPeer))
 	}
 	return st, nil
+}
+
+// finishSession tells the responder the session completed and records it
+// on both sides, for tombstone collection and the read gate.
+func (n *Node) finishSession(ctx context.Context, ks string, r repair.Range, peer string, started time.Time, depth int) error {
+	if depth < 0 {
+		return nil
+	}
+	if err := n.call(ctx, peer, typeRepairDone, &repairDone{Keyspace: ks, Range: r, Depth: depth, Peer: n.cfg.ID}, decodeAck); err != nil {
+		return fmt.Errorf("finishing the session with %s: %w", peer, err)
+	}
+	if err := n.recordSynced(ks, peer, r, started); err != nil {
+		return err
+	}
+	return n.maybeCloseGate()
 }
 
 // subset returns the entries of m whose keys are in keys.

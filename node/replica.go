@@ -12,7 +12,7 @@ import (
 
 // serveReplica handles node-to-node traffic: replica writes and reads, and
 // their relayed forms from a coordinator in another datacenter.
-func (n *Node) serveReplica(ctx context.Context, req *wan.Envelope, reply wan.Replier) {
+func (n *Node) serveReplica(ctx context.Context, from string, req *wan.Envelope, reply wan.Replier) {
 	send := func(t wan.MsgType, v any) {
 		env, err := wan.NewEnvelope(t, v)
 		if err == nil {
@@ -23,8 +23,8 @@ func (n *Node) serveReplica(ctx context.Context, req *wan.Envelope, reply wan.Re
 		}
 	}
 	switch req.Type {
-	case typeRepairLevel, typeRepairDigests, typeRepairPush, typeRepairRun, typeRepairProgress:
-		if err := n.serveRepair(ctx, req, send); err != nil {
+	case typeRepairLevel, typeRepairDigests, typeRepairPush, typeRepairRun, typeRepairProgress, typeRepairDone:
+		if err := n.serveRepair(ctx, from, req, send); err != nil {
 			reply.SendError("repair", err.Error())
 		}
 	case typePing:
@@ -54,7 +54,7 @@ func (n *Node) serveReplica(ctx context.Context, req *wan.Envelope, reply wan.Re
 			reply.SendError("bad_request", err.Error())
 			return
 		}
-		obj, err := n.readLocal(rr.Keyspace, rr.Key)
+		obj, err := n.readLocal(rr.Keyspace, rr.Key, rr.Inspect)
 		send(typeReplicaObj, &replicaObject{Node: n.cfg.ID, Object: obj, Error: errString(err)})
 	case typeRelayWrite:
 		var w relayWrite
@@ -128,9 +128,16 @@ func (n *Node) mergeLocal(ctx context.Context, ks string, key []byte, obj *versi
 	return err
 }
 
-func (n *Node) readLocal(ks string, key []byte) (*version.Object, error) {
+// readLocal reads this node's copy of a key; unless inspect, a node whose
+// read gate is open refuses keys it has not repaired (tombstones.go).
+func (n *Node) readLocal(ks string, key []byte, inspect bool) (*version.Object, error) {
 	if _, cerr := n.keyspace(ks); cerr != nil {
 		return nil, cerr
+	}
+	if !inspect {
+		if err := n.readAllowed(ks, key); err != nil {
+			return nil, err
+		}
 	}
 	return n.store.Get(ks, key)
 }

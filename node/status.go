@@ -79,7 +79,7 @@ func (n *Node) inspect(ctx context.Context, r *api.InspectRequest) (*api.Inspect
 		go func() {
 			defer wg.Done()
 			st := api.ReplicaState{Node: m.ID, DC: m.DC}
-			obj, err := n.readReplica(ctx, m.ID, r.Keyspace, r.Key)
+			obj, err := n.readReplicaAs(ctx, m.ID, r.Keyspace, r.Key, true)
 			if err != nil {
 				st.Error = err.Error()
 			} else {

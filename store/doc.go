@@ -43,7 +43,9 @@
 //
 //	'o'  an object (this file's records)
 //	'h'  a hinted-handoff record (hints.go)
-//	'r'  reserved for repair state: sessions, progress (a later issue)
+//	'r'  repair state: checkpoints, last completed repairs (repairstate.go)
+//	't'  the tombstone index: arrival time per tombstone (tombstones.go)
+//	'm'  store-wide records: the dot floor (tombstones.go)
 //
 // An object key is then
 //

@@ -10,6 +10,9 @@ const (
 	kindObject byte = 'o'
 	kindHint   byte = 'h' // hinted-handoff records (hints.go)
 	kindRepair byte = 'r' // repair state: checkpoints, last completed repairs (repairstate.go)
+	// kindTombstone indexes tombstones by key, with their arrival time (tombstones.go).
+	kindTombstone byte = 't'
+	kindMeta      byte = 'm' // single store-wide records, such as the dot floor
 )
 
 const tokenLen = 8

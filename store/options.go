@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
@@ -26,6 +27,8 @@ type Options struct {
 	// CacheSize is the block cache size in bytes; 0 means DefaultCacheSize
 	// (64 MiB).
 	CacheSize int64
+	// Now is the clock of tombstone arrival times; nil means time.Now.
+	Now func() time.Time
 }
 
 // Validate reports every problem with o at once.

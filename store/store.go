@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -37,6 +38,12 @@ type Store struct {
 
 	// hints counts the hints held per target (hints.go).
 	hints hintBook
+
+	// dotFloor is the largest counter of any collected tombstone's clock
+	// (tombstones.go).
+	dotFloor atomic.Uint64
+	// now is the clock of tombstone arrival times.
+	now func() time.Time
 }
 
 // Open opens (creating if needed) the store in directory dir. A nil opts
@@ -49,13 +56,20 @@ func Open(dir string, opts *Options) (s *Store, err error) {
 		return nil, err
 	}
 	o := opts.withDefaults()
-	s = &Store{log: &pebbleLogger{l: o.Logger}, wo: pebble.Sync, calls: newGate()}
+	s = &Store{log: &pebbleLogger{l: o.Logger}, wo: pebble.Sync, calls: newGate(), now: o.Now}
+	if s.now == nil {
+		s.now = time.Now
+	}
 	defer catchFatal(&err, nil)
 	db, err := pebble.Open(dir, o.pebbleOptions(s.log))
 	if err != nil {
 		return nil, fmt.Errorf("store: open %q: %w", dir, err)
 	}
 	s.db = db
+	if err := s.loadDotFloor(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: open %q: %w", dir, err)
+	}
 	if err := s.loadHintStats(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: open %q: %w", dir, err)
@@ -176,7 +190,7 @@ func (s *Store) Update(ks string, key []byte, fn func(cur *version.Object) (*ver
 	if err != nil {
 		return nil, false, err
 	}
-	if err := s.write(k, v); err != nil {
+	if err := s.writeObject(ks, tok, key, k, v, cur, next); err != nil {
 		if errors.Is(err, ErrFailed) {
 			return nil, false, err
 		}
@@ -185,10 +199,22 @@ func (s *Store) Update(ks string, key []byte, fn func(cur *version.Object) (*ver
 	return next, true, nil
 }
 
-// write stores v under k with s.wo (fsynced).
-func (s *Store) write(k, v []byte) (err error) {
+// writeObject stores v (the encoding of next) under k, with the
+// tombstone index change that goes from cur to next, in one synced batch.
+func (s *Store) writeObject(ks string, tok uint64, key, k, v []byte, cur, next *version.Object) (err error) {
 	defer catchFatal(&err, s.fail)
-	return s.db.Set(k, v, s.wo)
+	if !IsTombstone(cur) && !IsTombstone(next) {
+		return s.db.Set(k, v, s.wo)
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	if err := b.Set(k, v, nil); err != nil {
+		return err
+	}
+	if err := s.indexTombstone(b, ks, tok, key, cur, next); err != nil {
+		return err
+	}
+	return b.Commit(s.wo)
 }
 
 // Merge joins in into the stored object of the key (version.Merge), via
@@ -209,4 +235,10 @@ func (s *Store) DiskUsage() (n uint64) {
 	var err error
 	defer catchFatal(&err, s.fail)
 	return s.db.Metrics().DiskSpaceUsage()
+}
+
+// write stores v under k with s.wo (fsynced).
+func (s *Store) write(k, v []byte) (err error) {
+	defer catchFatal(&err, s.fail)
+	return s.db.Set(k, v, s.wo)
 }

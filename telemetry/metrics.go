@@ -55,6 +55,9 @@ type Metrics struct {
 	// attribute meridian.replica.dc is the other datacenter of the pair
 	// (for bytes: the destination region).
 	RepairRanges, RepairKeysFixed, RepairBytes metric.Int64Counter
+	// TombstonesCollected counts tombstones removed once repair had
+	// reached every replica ("meridian.tombstones.collected").
+	TombstonesCollected metric.Int64Counter
 }
 
 // NewMetrics creates Meridian's instruments on mp; a nil mp gives no-op
@@ -95,6 +98,7 @@ func NewMetrics(mp metric.MeterProvider) (*Metrics, error) {
 	ms.RepairRanges = counter("meridian.repair.ranges", "{range}", "Token ranges repaired between a pair of datacenters.")
 	ms.RepairKeysFixed = counter("meridian.repair.keys_fixed", "{key}", "Keys repair merged into a replica that lacked part of them.")
 	ms.RepairBytes = counter("meridian.repair.bytes", "By", "Bytes of repair traffic, by destination region.")
+	ms.TombstonesCollected = counter("meridian.tombstones.collected", "{tombstone}", "Tombstones collected after repair reached every replica of their key.")
 	if err == nil {
 		ms.QUICConnections, err = m.Int64UpDownCounter("meridian.quic.connections",
 			metric.WithUnit("{connection}"),

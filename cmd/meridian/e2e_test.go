@@ -110,10 +110,29 @@ type statusJSON struct {
 // waitStatus polls meridian status until cond accepts it.
 func (pc *procCluster) waitStatus(what string, timeout time.Duration, cond func(statusJSON) bool) statusJSON {
 	pc.t.Helper()
+	return pc.waitStatusOf("", what, timeout, cond)
+}
+
+// waitAllSeeAll waits until every node of ids sees all of them up: a
+// coordinator with a partial view would leave replicas out of its writes.
+func (pc *procCluster) waitAllSeeAll(ids []string) {
+	pc.t.Helper()
+	for _, id := range ids {
+		pc.waitStatusOf(id, "all nodes up as "+id+" sees them", 30*time.Second, allUp(len(ids)))
+	}
+}
+
+// waitStatusOf is waitStatus asking node id ("" = any).
+func (pc *procCluster) waitStatusOf(id, what string, timeout time.Duration, cond func(statusJSON) bool) statusJSON {
+	pc.t.Helper()
 	deadline := time.Now().Add(timeout)
 	var last string
+	args := []string{"status", "--json"}
+	if id != "" {
+		args = append(args, "--node", id)
+	}
 	for time.Now().Before(deadline) {
-		out, err := pc.try("status", "--json")
+		out, err := pc.try(args...)
 		if err == nil {
 			var st statusJSON
 			if json.Unmarshal([]byte(out), &st) == nil && cond(st) {
@@ -165,7 +184,7 @@ func TestProcessesSurviveNodeAndRegionLoss(t *testing.T) {
 	for _, id := range ids {
 		pc.start(id)
 	}
-	pc.waitStatus("all nodes up", 30*time.Second, allUp(6))
+	pc.waitAllSeeAll(ids)
 
 	var keys []string
 	put := func(phase string, n int) {
@@ -335,7 +354,7 @@ func TestProcessesRepairWithoutHints(t *testing.T) {
 		f.Close()
 		pc.start(id)
 	}
-	pc.waitStatus("all nodes up", 30*time.Second, allUp(6))
+	pc.waitAllSeeAll(ids)
 
 	pc.kill("west-2")
 	var keys []string

@@ -37,6 +37,19 @@ func (g *globalFlags) dial(ctx context.Context) (*cliClient, error) {
 		}
 		return nil, err
 	}
+	if g.node != "" {
+		var ids []string
+		for _, n := range cfg.Nodes {
+			ids = append(ids, n.ID)
+			if n.ID == g.node {
+				cfg.Nodes, cfg.DC = []client.Node{n}, n.DC
+				break
+			}
+		}
+		if len(cfg.Nodes) != 1 || cfg.Nodes[0].ID != g.node {
+			return nil, fmt.Errorf("--node %s: %s lists no such node (it lists %s)", g.node, path, strings.Join(ids, ", "))
+		}
+	}
 	tel, err := otelsetup.Setup(ctx, otelsetup.Config{ServiceName: "meridian-cli", DC: cfg.DC})
 	if err != nil {
 		return nil, err

@@ -12,6 +12,7 @@ const defaultDevDir = ".meridian-dev"
 
 type globalFlags struct {
 	config string
+	node   string
 }
 
 func newRootCmd() *cobra.Command {
@@ -23,6 +24,7 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().StringVar(&g.config, "config", "", "client configuration file (default $MERIDIAN_CONFIG, else "+filepath.Join(defaultDevDir, "client.yaml")+")")
+	root.PersistentFlags().StringVar(&g.node, "node", "", "talk to this node only (by id), e.g. to see the cluster as it sees it")
 	root.AddCommand(newDevCmd(), newNodeCmd(g),
 		newPutCmd(g), newGetCmd(g), newDeleteCmd(g), newStatusCmd(g), newRingCmd(g), newInspectCmd(g), newRepairCmd(g))
 	return root

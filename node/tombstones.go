@@ -1,0 +1,384 @@
+package node
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/meridian-kv/meridian/codec"
+	"github.com/meridian-kv/meridian/placement"
+	"github.com/meridian-kv/meridian/repair"
+	"github.com/meridian-kv/meridian/version"
+)
+
+// Tombstone collection gated on repair, and the read gate of a node back
+// from a long outage.
+//
+// A tombstone may go only once every replica of its key has it, or a
+// replica that missed the delete would hand the old value back at the next
+// repair. This node knows that from its own repair sessions: a session with
+// peer P over a segment, started (on this node's clock) after the
+// tombstone arrived here, leaves P holding the tombstone or something
+// newer. So a tombstone is collected when this node has completed such a
+// session with every other replica of its key, in every datacenter, and
+// the grace has passed since it arrived. Only this node's clock is
+// compared with itself: there is no cross-node timestamp to skew.
+//
+// The same records gate reads. A node that was down longer than the grace
+// may hold values whose tombstones its peers have since collected; until
+// it has completed a session with every other replica of a key's segment
+// after it came back, it refuses to serve reads of that key, so a
+// coordinator asks the other replicas instead.
+
+const (
+	// DefaultTombstoneGrace is how long a tombstone stays at least, and the
+	// outage past which a returning node gates its reads. It must cover
+	// the hint window (hints.max_age): a hint older than the delete that is
+	// still in flight would otherwise carry the old value past collection.
+	DefaultTombstoneGrace = 3 * time.Hour
+	// tombstoneSweepInterval is how often a node looks for tombstones to
+	// collect and records that it is alive.
+	tombstoneSweepInterval = time.Minute
+	// commitMargin covers the gap between a tombstone's arrival stamp and
+	// its synced commit: a session must start this much after the arrival
+	// to be sure its tree scan saw the tombstone.
+	commitMargin = 5 * time.Second
+)
+
+// Repair-state names of the records below.
+const (
+	aliveName = "alive"     // the last time this node was known to run
+	gateName  = "read-gate" // set while a returning node has ranges to repair
+)
+
+// syncName is where the session times with one peer are kept.
+func syncName(ks, peer string) string { return fmt.Sprintf("synced/%s/%s", ks, peer) }
+
+// syncBook holds, per keyspace and peer, the start time (this node's clock)
+// of the last session completed with that peer over each segment.
+type syncBook struct {
+	mu    sync.Mutex
+	times map[string][]int64 // syncName -> unix nanos per segment
+}
+
+// segmentOf returns the index of the segment of repair.Segments(repairSegments)
+// holding token tok.
+func segmentOf(tok uint64) int {
+	for i, s := range repair.Segments(repairSegments) {
+		if s.Contains(tok) {
+			return i
+		}
+	}
+	return repairSegments - 1
+}
+
+// syncTimes returns the session times with peer, loading them on first use.
+// The caller holds n.synced.mu.
+func (n *Node) syncTimesLocked(ks, peer string) ([]int64, error) {
+	name := syncName(ks, peer)
+	if t, ok := n.synced.times[name]; ok {
+		return t, nil
+	}
+	t := make([]int64, repairSegments)
+	b, err := n.store.RepairState(name)
+	if err != nil {
+		return nil, err
+	}
+	if b != nil {
+		if err := codec.Unmarshal(b, &t); err != nil {
+			return nil, fmt.Errorf("repair session times with %s: %w", peer, err)
+		}
+		if len(t) != repairSegments {
+			return nil, fmt.Errorf("repair session times with %s: %d segments, want %d", peer, len(t), repairSegments)
+		}
+	}
+	if n.synced.times == nil {
+		n.synced.times = map[string][]int64{}
+	}
+	n.synced.times[name] = t
+	return t, nil
+}
+
+// recordSynced notes that a session with peer over r, started at start,
+// completed: every segment r covers whole is now synced as of start.
+func (n *Node) recordSynced(ks, peer string, r repair.Range, start time.Time) error {
+	n.synced.mu.Lock()
+	defer n.synced.mu.Unlock()
+	t, err := n.syncTimesLocked(ks, peer)
+	if err != nil {
+		return err
+	}
+	changed := false
+	for i, seg := range repair.Segments(repairSegments) {
+		covers := r.Contains(seg.From) && (r.To == 0 || (seg.To != 0 && seg.To <= r.To))
+		if covers && start.UnixNano() > t[i] {
+			t[i] = start.UnixNano()
+			changed = true
+		}
+	}
+	if !changed {
+		return nil
+	}
+	b, err := codec.Marshal(t)
+	if err != nil {
+		return err
+	}
+	return n.store.PutRepairState(syncName(ks, peer), b)
+}
+
+// unsynced calls fn for each keyspace, peer and segment this node has not
+// completed a session with since gate, stopping when fn returns false.
+// Peers are the members of every datacenter holding replicas of the
+// keyspace. The caller must not hold n.synced.mu.
+func (n *Node) unsynced(gate int64, fn func(ks string, peer string, seg repair.Range) bool) error {
+	for name, ks := range n.cfg.Keyspaces {
+		for _, m := range n.ring().Members() {
+			if m.ID == n.cfg.ID || ks.Replication[m.DC] == 0 {
+				continue
+			}
+			for i, seg := range repair.Segments(repairSegments) {
+				n.synced.mu.Lock()
+				t, err := n.syncTimesLocked(name, m.ID)
+				fresh := err == nil && t[i] > gate
+				n.synced.mu.Unlock()
+				if err != nil {
+					return err
+				}
+				if !fresh && !fn(name, m.ID, seg) {
+					return nil
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// maybeCloseGate opens this node's reads again once it has completed a
+// session with every peer over every segment since it came back.
+func (n *Node) maybeCloseGate() error {
+	gate := n.readGate.Load()
+	if gate == 0 {
+		return nil
+	}
+	complete := true
+	if err := n.unsynced(gate, func(string, string, repair.Range) bool {
+		complete = false
+		return false
+	}); err != nil || !complete {
+		return err
+	}
+	if !n.readGate.CompareAndSwap(gate, 0) {
+		return nil
+	}
+	n.log.Info("repaired every range since the outage: serving reads again")
+	return n.saveTime(gateName, time.Time{})
+}
+
+// syncedWithReplicas reports whether this node has completed a session
+// started after since with every other replica of the key at tok, over the
+// key's segment, and names one it has not.
+func (n *Node) syncedWithReplicas(ks string, rep placement.Replication, tok uint64, since time.Time) (bool, string, error) {
+	plan := n.ring().Plan(tok, rep)
+	seg := segmentOf(tok)
+	n.synced.mu.Lock()
+	defer n.synced.mu.Unlock()
+	for _, reps := range plan.Replicas {
+		for _, m := range reps {
+			if m.ID == n.cfg.ID {
+				continue
+			}
+			t, err := n.syncTimesLocked(ks, m.ID)
+			if err != nil {
+				return false, m.ID, err
+			}
+			if t[seg] <= since.UnixNano() {
+				return false, m.ID, nil
+			}
+		}
+	}
+	return true, "", nil
+}
+
+// collectTombstones collects every tombstone whose grace has passed and
+// whose replicas have all been repaired with this node since it arrived.
+// It returns how many it collected.
+func (n *Node) CollectTombstones(ctx context.Context) (int, error) {
+	now := n.now()
+	grace := n.cfg.Repair.TombstoneGrace
+	collected := 0
+	for name, ks := range n.cfg.Keyspaces {
+		rep := placement.Replication(ks.Replication)
+		err := n.store.Tombstones(name, func(tok uint64, key []byte, arrived time.Time) error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if now.Before(arrived.Add(grace)) {
+				return nil
+			}
+			ok, _, err := n.syncedWithReplicas(name, rep, tok, arrived.Add(commitMargin))
+			if err != nil || !ok {
+				return err
+			}
+			done, err := n.store.CollectTombstone(name, key, arrived)
+			if done {
+				collected++
+			}
+			return err
+		})
+		if err != nil {
+			return collected, err
+		}
+	}
+	if collected > 0 {
+		n.metrics.TombstonesCollected.Add(ctx, int64(collected))
+	}
+	return collected, nil
+}
+
+// errUnrepaired is a replica's refusal to serve a read of a range it has
+// not repaired since it came back from a long outage.
+var errUnrepaired = errors.New("replica is back from an outage longer than the tombstone grace and has not repaired this range yet")
+
+// openReadGate decides at start whether this node must gate its reads: it
+// was down longer than the grace (by its own clock: the last time it
+// recorded being alive), or a gate from before a restart is still open.
+func (n *Node) openReadGate() error {
+	gate, err := n.loadTime(gateName)
+	if err != nil {
+		return err
+	}
+	alive, err := n.loadTime(aliveName)
+	if err != nil {
+		return err
+	}
+	now := n.now()
+	if gate.IsZero() && !alive.IsZero() && now.Sub(alive) > n.cfg.Repair.TombstoneGrace {
+		gate = now
+		if err := n.saveTime(gateName, gate); err != nil {
+			return err
+		}
+		n.log.Warn("this node was down longer than the tombstone grace: it serves no reads of a range until it has repaired it with every other replica",
+			"down_for", now.Sub(alive).Round(time.Second).String(), "grace", n.cfg.Repair.TombstoneGrace.String())
+	}
+	if !gate.IsZero() {
+		n.readGate.Store(gate.UnixNano())
+	}
+	return n.saveTime(aliveName, now)
+}
+
+// readAllowed reports whether this node may serve a read of key in ks.
+func (n *Node) readAllowed(ks string, key []byte) error {
+	gate := n.readGate.Load()
+	if gate == 0 {
+		return nil
+	}
+	k, cerr := n.keyspace(ks)
+	if cerr != nil {
+		return cerr
+	}
+	ok, _, err := n.syncedWithReplicas(ks, placement.Replication(k.Replication), placement.KeyToken(key), time.Unix(0, gate))
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errUnrepaired
+	}
+	return nil
+}
+
+// Gated reports whether this node still refuses reads of some ranges after
+// a long outage.
+func (n *Node) Gated() bool { return n.readGate.Load() != 0 }
+
+// catchUp repairs, as this node's own sessions, every segment of every
+// keyspace with every peer it has not completed a session with since it
+// came back, then closes the read gate.
+func (n *Node) catchUp(ctx context.Context) error {
+	gate := n.readGate.Load()
+	if gate == 0 {
+		return nil
+	}
+	var errs []error
+	failed := map[string]bool{}
+	err := n.unsynced(gate, func(ks, peer string, seg repair.Range) bool {
+		if failed[peer] {
+			return true // likely down; try the others
+		}
+		if _, err := n.repairRange(ctx, ks, seg, peer); err != nil {
+			errs = append(errs, fmt.Errorf("%s with %s: %w", seg, peer, err))
+			failed[peer] = true
+		}
+		return ctx.Err() == nil
+	})
+	if err := errors.Join(append(errs, err)...); err != nil {
+		return err
+	}
+	return n.maybeCloseGate()
+}
+
+// runTombstoneSweeper, once per tombstoneSweepInterval, records that the
+// node is alive, works towards closing the read gate by repairing, and
+// collects tombstones. The first round waits one interval, so membership
+// has settled before the node starts repair sessions.
+func (n *Node) runTombstoneSweeper() {
+	defer n.bg.Done()
+	t := time.NewTicker(tombstoneSweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.bgCtx.Done():
+			return
+		case <-t.C:
+		}
+		if err := n.saveTime(aliveName, n.now()); err != nil {
+			n.log.Error("recording liveness", "err", err)
+		}
+		if err := n.catchUp(n.bgCtx); err != nil && n.bgCtx.Err() == nil {
+			n.log.Warn("repair after the outage is not finished; retrying", "err", err)
+		}
+		if _, err := n.CollectTombstones(n.bgCtx); err != nil && n.bgCtx.Err() == nil {
+			n.log.Error("collecting tombstones", "err", err)
+		}
+	}
+}
+
+func (n *Node) loadTime(name string) (time.Time, error) {
+	b, err := n.store.RepairState(name)
+	if err != nil || b == nil {
+		return time.Time{}, err
+	}
+	if len(b) != 8 {
+		return time.Time{}, fmt.Errorf("repair state %q of %d bytes, want 8", name, len(b))
+	}
+	ns := int64(binary.BigEndian.Uint64(b))
+	if ns == 0 {
+		return time.Time{}, nil
+	}
+	return time.Unix(0, ns), nil
+}
+
+// saveTime stores t under name; the zero time is stored as 0.
+func (n *Node) saveTime(name string, t time.Time) error {
+	var ns int64
+	if !t.IsZero() {
+		ns = t.UnixNano()
+	}
+	return n.store.PutRepairState(name, binary.BigEndian.AppendUint64(nil, uint64(ns)))
+}
+
+// mintBase is the object a local write of a key starts from: cur, or, for
+// a key with no object, an empty clock above the store's dot floor so the
+// new dot is above every counter of a collected tombstone (see store).
+func (n *Node) mintBase(cur *version.Object) *version.Object {
+	if !cur.IsEmpty() {
+		return cur
+	}
+	floor := n.store.DotFloor()
+	if floor == 0 {
+		return cur
+	}
+	return &version.Object{Clock: version.Vector{n.cfg.ID: floor}}
+}
