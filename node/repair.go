@@ -476,7 +476,11 @@ func progressName(ks string, pair [2]string) string {
 func (n *Node) loadProgress(ks string, pair [2]string) (repair.Progress, error) {
 	b, err := n.store.RepairState(progressName(ks, pair))
 	if err != nil || b == nil {
-		return repair.NewProgress(pair, ks), err
+		// A pass has repairSegments tasks, the unit of checkpoints and of
+		// the session records tombstone collection relies on.
+		p := repair.NewProgress(pair, ks)
+		p.Segments = repairSegments
+		return p, err
 	}
 	return repair.DecodeProgress(b)
 }

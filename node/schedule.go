@@ -38,38 +38,52 @@ func (n *Node) runRepairScheduler() {
 			return
 		case <-t.C:
 		}
-		var progress []repair.Progress
-		for ks := range n.cfg.Keyspaces {
-			for _, w := range windows {
-				pair := repair.CanonicalPair(w.Pair)
-				if !n.coordinatesRepairOf(pair[0]) {
-					continue
-				}
-				p, err := n.loadProgress(ks, pair)
-				if err != nil {
-					n.log.Error("repair checkpoint", "err", err)
-					continue
-				}
-				progress = append(progress, p)
-			}
-		}
-		n.dirtyMu.Lock()
-		tasks := repair.Plan(windows, dedupe(progress), n.dirty, n.now())
-		n.dirtyMu.Unlock()
-		for _, task := range tasks {
-			ctx, cancel := context.WithCancel(n.bgCtx)
-			if !task.WindowEnd.IsZero() {
-				ctx, cancel = context.WithDeadline(n.bgCtx, task.WindowEnd)
-			}
-			st, err := n.runTask(ctx, task)
-			cancel()
-			if err != nil {
-				n.log.Warn("scheduled repair task stopped; it runs again in the next window", "pair", task.Pair, "range", task.Range.String(), "err", err)
+		n.ScheduleRound(n.bgCtx)
+	}
+}
+
+// ScheduleRound runs one round of the repair scheduler now, at the node's
+// clock: it plans (repair.Plan) the tasks of the pairs this node
+// coordinates whose windows are open, carries them out, and returns how
+// many it planned and how many completed. The scheduler calls it every
+// scheduleInterval; tests call it with an injected clock.
+func (n *Node) ScheduleRound(ctx context.Context) (planned, completed int) {
+	windows := n.cfg.Repair.windows()
+	var progress []repair.Progress
+	for ks := range n.cfg.Keyspaces {
+		for _, w := range windows {
+			pair := repair.CanonicalPair(w.Pair)
+			if !n.coordinatesRepairOf(pair[0]) {
 				continue
 			}
-			n.log.Info("scheduled repair task done", "pair", task.Pair, "keyspace", task.Keyspace, "range", task.Range.String(), "keys_fixed", st.KeysFixed, "bytes", st.BytesSent)
+			p, err := n.loadProgress(ks, pair)
+			if err != nil {
+				n.log.Error("repair checkpoint", "err", err)
+				continue
+			}
+			progress = append(progress, p)
 		}
 	}
+	n.dirtyMu.Lock()
+	tasks := repair.Plan(windows, dedupe(progress), n.dirty, n.now())
+	n.dirtyMu.Unlock()
+	for _, task := range tasks {
+		tctx, cancel := context.WithCancel(ctx)
+		if !task.WindowEnd.IsZero() {
+			// The window ends on the node's clock; the context's deadline
+			// is on the machine's.
+			tctx, cancel = context.WithTimeout(ctx, task.WindowEnd.Sub(n.now()))
+		}
+		st, err := n.runTask(tctx, task)
+		cancel()
+		if err != nil {
+			n.log.Warn("scheduled repair task stopped; it runs again in the next window", "pair", task.Pair, "range", task.Range.String(), "err", err)
+			continue
+		}
+		completed++
+		n.log.Info("scheduled repair task done", "pair", task.Pair, "keyspace", task.Keyspace, "range", task.Range.String(), "keys_fixed", st.KeysFixed, "bytes", st.BytesSent)
+	}
+	return len(tasks), completed
 }
 
 // runTask repairs one planned range and records it.

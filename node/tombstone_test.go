@@ -117,14 +117,17 @@ func TestDeleteIsNeverResurrected(t *testing.T) {
 	}
 	// It holds the old values, and does not serve them: a read that
 	// needs all of west falls short instead of returning "old".
-	insp, err := tc.client.Inspect(ctx(t), "", keys[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if vals := replicaValues(insp, down); vals != "old" {
-		t.Fatalf("%s holds %q for %s before repair; the test needs it stale", down, vals, keys[0])
-	}
-	_, err = tc.client.Get(ctx(t), keys[0], &client.ReadOptions{Consistency: "west=3"})
+	waitFor(t, func() error {
+		insp, err := tc.client.Inspect(ctx(t), "", keys[0])
+		if err != nil {
+			return err
+		}
+		if r := replicaState(insp, down); r.Error != "" || len(r.Values) != 1 || r.Values[0] != "old" {
+			return fmt.Errorf("%s holds %+v for %s before repair; the test needs it stale", down, r, keys[0])
+		}
+		return nil
+	})
+	_, err := tc.client.Get(ctx(t), keys[0], &client.ReadOptions{Consistency: "west=3"})
 	if err == nil || !strings.Contains(err.Error(), "west") {
 		t.Fatalf("a west=3 read with %s unrepaired returned %v", down, err)
 	}
@@ -200,13 +203,13 @@ func TestDeleteIsNeverResurrected(t *testing.T) {
 	}
 }
 
-func replicaValues(r *api.InspectResponse, id string) string {
+func replicaState(r *api.InspectResponse, id string) api.ReplicaState {
 	for _, rep := range r.Replicas {
 		if rep.Node == id {
-			return strings.Join(rep.Values, ",")
+			return rep
 		}
 	}
-	return "<absent>"
+	return api.ReplicaState{Error: "absent from inspect"}
 }
 
 // forceCollect removes key's tombstone from n's store whatever the
@@ -239,3 +242,6 @@ func dialOne(t *testing.T, tc *testCluster, id string) *client.Client {
 	t.Cleanup(func() { one.Close() })
 	return one
 }
+
+// setTo moves the clock to t.
+func (c *offsetClock) setTo(t time.Time) { c.off.Store(int64(time.Until(t))) }

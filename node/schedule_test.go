@@ -1,0 +1,109 @@
+package node_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/meridian-kv/meridian/node"
+	"github.com/meridian-kv/meridian/version"
+)
+
+// TestSchedulerFollowsItsWindows drives the repair scheduler of a cluster
+// through an injected clock, with no sleeps: outside the east/west window
+// nothing runs; inside it, one pass repairs a key only east-1 holds into
+// the west replicas; a second round in the same opening does nothing; the
+// next day's opening starts a new pass.
+func TestSchedulerFollowsItsWindows(t *testing.T) {
+	clock := &offsetClock{}
+	day := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, 1)
+	clock.setTo(day.Add(time.Hour)) // 01:00, before the window
+	tc := startCluster(t, clusterOpts{regions: []string{"east", "west"}, now: clock.Now, tweak: func(c *node.Config) {
+		c.Hints.Disabled = true
+		c.Repair.Windows = []node.RepairWindow{{Pair: []string{"east", "west"}, Cron: "0 2 * * *", Duration: time.Hour}}
+	}})
+	key := []byte("only-on-east-1")
+	obj := version.New().Update(nil, "east-1", version.Write{Value: []byte("v")})
+	if _, _, err := tc.nodes["east-1"].Store().Merge("default", key, obj); err != nil {
+		t.Fatal(err)
+	}
+	round := func() (planned, completed int) {
+		for _, n := range tc.nodes {
+			p, c := n.ScheduleRound(context.Background())
+			planned, completed = planned+p, completed+c
+		}
+		return planned, completed
+	}
+	westHasIt := func() error {
+		for _, id := range []string{"west-1", "west-2", "west-3"} {
+			o, err := tc.nodes[id].Store().Get("default", key)
+			if err != nil {
+				return err
+			}
+			if len(o.Values()) != 1 {
+				return fmt.Errorf("%s holds %q", id, o.Values())
+			}
+		}
+		return nil
+	}
+
+	if p, _ := round(); p != 0 {
+		t.Fatalf("at 01:00, outside the 02:00-03:00 window, %d tasks were planned", p)
+	}
+	if westHasIt() == nil {
+		t.Fatal("west has the key before any repair; the test needs it missing")
+	}
+
+	clock.setTo(day.Add(2*time.Hour + 5*time.Minute))
+	rounds := 0
+	for {
+		p, c := round()
+		if p == 0 {
+			break
+		}
+		if c != p {
+			t.Fatalf("round %d: %d of %d tasks completed", rounds, c, p)
+		}
+		if rounds++; rounds > 20 {
+			t.Fatal("the pass does not end")
+		}
+	}
+	if err := westHasIt(); err != nil {
+		t.Fatalf("after the scheduled pass: %v", err)
+	}
+	st, err := tc.client.RepairStatus(ctx(t), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found bool
+	for _, p := range st.Pairs {
+		if p.Pair != "east/west" {
+			continue
+		}
+		found = true
+		if p.LastFullCompleted == 0 || p.KeysFixed == 0 {
+			t.Fatalf("east/west status after the pass: %+v", p)
+		}
+		if want := day.AddDate(0, 0, 1).Add(2 * time.Hour).Unix(); p.NextWindow != -1 && p.NextWindow != want {
+			t.Fatalf("next window %d, want %d (or -1: open now)", p.NextWindow, want)
+		}
+	}
+	if !found {
+		t.Fatalf("no east/west pair in %+v", st.Pairs)
+	}
+	t.Logf("one pass took %d scheduler rounds", rounds)
+
+	clock.setTo(day.Add(2*time.Hour + 30*time.Minute))
+	if p, _ := round(); p != 0 {
+		t.Fatalf("a second pass started in the same opening (%d tasks)", p)
+	}
+	clock.setTo(day.Add(3*time.Hour + time.Minute))
+	if p, _ := round(); p != 0 {
+		t.Fatalf("%d tasks planned after the window closed", p)
+	}
+	clock.setTo(day.AddDate(0, 0, 1).Add(2*time.Hour + time.Minute))
+	if p, _ := round(); p == 0 {
+		t.Fatal("the next day's window started no pass")
+	}
+}
