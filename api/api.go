@@ -230,6 +230,9 @@ type RepairRequest struct {
 	V        uint8
 	Keyspace string
 	Regions  []string
+	// BytesPerSecond bounds the repair's traffic to each destination
+	// region (0: no limit).
+	BytesPerSecond int64
 }
 
 // RepairProgress reports a running repair; the last one has Done set.

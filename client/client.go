@@ -269,14 +269,32 @@ func (c *Client) Inspect(ctx context.Context, keyspace string, key []byte) (*api
 	return &res, c.do(ctx, "inspect", c.ks(keyspace), "", api.TypeInspect, &api.InspectRequest{Keyspace: c.ks(keyspace), Key: key}, api.TypeInspectReply, &res)
 }
 
-// Repair runs an anti-entropy repair of keyspace between every pair of
-// replicas in regions (all when empty) now, calling progress (if set) after
+// RepairOptions tune a repair run now; the zero value (or nil) repairs the
+// client's keyspace across every region with no rate limit.
+type RepairOptions struct {
+	// Keyspace; "" means the client's default.
+	Keyspace string
+	// Regions whose replicas to compare; empty means all.
+	Regions []string
+	// BytesPerSecond bounds the repair traffic to each destination region;
+	// 0 means no limit.
+	BytesPerSecond int64
+}
+
+// Repair runs an anti-entropy repair now, calling progress (if set) after
 // every range; it returns the final report. It takes as long as the repair:
 // give ctx a deadline to match. A repair that stops resumes where it
 // stopped when run again.
-func (c *Client) Repair(ctx context.Context, keyspace string, regions []string, progress func(*api.RepairProgress)) (*api.RepairProgress, error) {
+func (c *Client) Repair(ctx context.Context, o *RepairOptions, progress func(*api.RepairProgress)) (*api.RepairProgress, error) {
+	if o == nil {
+		o = &RepairOptions{}
+	}
+	if o.BytesPerSecond < 0 {
+		return nil, fmt.Errorf("client: negative repair rate %d", o.BytesPerSecond)
+	}
 	var res api.RepairProgress
-	err := c.doStream(ctx, "repair", c.ks(keyspace), "", api.TypeRepair, &api.RepairRequest{Keyspace: c.ks(keyspace), Regions: regions}, api.TypeRepairReply, &res, func() {
+	req := &api.RepairRequest{Keyspace: c.ks(o.Keyspace), Regions: o.Regions, BytesPerSecond: o.BytesPerSecond}
+	err := c.doStream(ctx, "repair", req.Keyspace, "", api.TypeRepair, req, api.TypeRepairReply, &res, func() {
 		if progress != nil {
 			p := res
 			progress(&p)

@@ -115,7 +115,7 @@ func BenchmarkPutP99DuringRepair(b *testing.B) {
 			go func() {
 				defer close(done)
 				for ctx.Err() == nil && mode == "repairing" {
-					if _, err := tc.client.Repair(ctx, "", nil, nil); err == nil {
+					if _, err := tc.client.Repair(ctx, nil, nil); err == nil {
 						repairs++
 					}
 				}

@@ -64,6 +64,7 @@ type Node struct {
 	probeKick  chan struct{}
 	handoff    *handoff
 	trees      treeCache    // repair trees built for peers' sessions
+	slots      repairSlots  // bounds on concurrent repair work
 	budget     repairBudget // repair bytes per destination region
 	progressMu sync.Mutex   // serialises checkpoint updates
 	dirtyMu    sync.Mutex
@@ -95,7 +96,7 @@ func Start(cfg Config, opts Options) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("node: invalid configuration: %w", err)
 	}
-	n := &Node{cfg: cfg, log: opts.Logger, now: opts.Now, health: newHealth(cfg.ID), probeKick: make(chan struct{}, 1)}
+	n := &Node{cfg: cfg, log: opts.Logger, now: opts.Now, health: newHealth(cfg.ID), probeKick: make(chan struct{}, 1), slots: newRepairSlots()}
 	if n.log == nil {
 		n.log = slog.Default()
 	}

@@ -44,12 +44,62 @@ import (
 const (
 	repairSegments = 16
 	diffStride     = 2
-	// repairParallel bounds the node-pair sessions of one range that run
-	// at once. It trades repair speed for foreground latency: with 6
-	// in-process nodes on 2 cores, BenchmarkPutP99DuringRepair measured the
-	// put p99 under repair at 1.54x idle with 2, 2.4x with 4, 3.2x with 8.
-	repairParallel = 2
+	// repairCPU bounds the repair work that scans the store (tree builds,
+	// key lists) running at once on a node, as initiator or responder. It
+	// trades repair speed for foreground latency: with 6 in-process nodes
+	// on 2 cores, BenchmarkPutP99DuringRepair measured the put p99 under
+	// repair at 1.54x idle with 2 sessions at once, 2.4x with 4, 3.2x
+	// with 8.
+	repairCPU = 1
+	// repairSessions bounds the sessions a node orchestrates at once.
+	// Sessions spend most of their time waiting on WAN round trips, so
+	// many can wait while few compute.
+	repairSessions = 8
+	// repairSegmentsInFlight is how many segments a manual repair works
+	// on at once.
+	repairSegmentsInFlight = 4
 )
+
+// scanIdle is how many times its scan's duration a CPU slot stays idle
+// after each scan (1: a slot scans at most half the time). 2 measured
+// about the same foreground p99 as 1 for a third of the repair work done.
+const scanIdle = 1
+
+// repairSlots are the node's semaphores for repair work.
+type repairSlots struct {
+	cpu, sessions chan struct{}
+}
+
+func newRepairSlots() repairSlots {
+	return repairSlots{cpu: make(chan struct{}, repairCPU), sessions: make(chan struct{}, repairSessions)}
+}
+
+// acquire takes a slot of sem, or returns ctx's error.
+func acquire(ctx context.Context, sem chan struct{}) error {
+	select {
+	case sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// scanning runs f, which scans the store for repair, within a CPU slot.
+// The slot then stays taken, idle, scanIdle times as long as f ran, so
+// repair leaves foreground requests most of the node's CPU however many
+// sessions wait on the WAN.
+func (n *Node) scanning(ctx context.Context, f func() error) error {
+	if err := acquire(ctx, n.slots.cpu); err != nil {
+		return err
+	}
+	start := time.Now()
+	err := f()
+	go func() {
+		time.Sleep(scanIdle * time.Since(start))
+		<-n.slots.cpu
+	}()
+	return err
+}
 
 // repairLevel asks the responder for hashes of its tree.
 type repairLevel struct {
@@ -123,6 +173,9 @@ type repairRun struct {
 	Keyspace string
 	Range    repair.Range
 	Peer     string
+	// BytesPerSecond paces the initiator's sends to Peer's region (0: no
+	// limit).
+	BytesPerSecond int64
 }
 
 type repairStats struct {
@@ -163,6 +216,10 @@ func (n *Node) sharedWith(ks, peer string) (sharedSource, error) {
 type treeCache struct {
 	mu    sync.Mutex
 	trees map[string]cachedTree
+	// sizes remembers how many keys an initiator's last tree of a session
+	// (keyspace, range, peer) held, so the next one is built at the right
+	// depth at once instead of counting first.
+	sizes map[string]int
 }
 
 type cachedTree struct {
@@ -173,29 +230,37 @@ type cachedTree struct {
 
 const treeCacheTTL = time.Minute
 
-func (n *Node) responderTree(ks string, r repair.Range, depth int, peer string) (*repair.Tree, error) {
+func (n *Node) responderTree(ctx context.Context, ks string, r repair.Range, depth int, peer string) (*repair.Tree, error) {
 	key := fmt.Sprintf("%s|%s|%d|%s", ks, r, depth, peer)
 	c := &n.trees
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	now := time.Now()
 	for k, e := range c.trees {
 		if now.Sub(e.built) > treeCacheTTL {
 			delete(c.trees, k)
 		}
 	}
-	if e, ok := c.trees[key]; ok {
+	e, ok := c.trees[key]
+	c.mu.Unlock()
+	if ok {
 		return e.t, nil
 	}
+	// One session asks for its tree's levels one round trip at a time, so
+	// no two requests build the same tree at once.
 	src, err := n.sharedWith(ks, peer)
 	if err != nil {
 		return nil, err
 	}
 	at := n.now()
-	t, err := repair.BuildTree(src, ks, r, depth)
-	if err != nil {
+	var t *repair.Tree
+	if err := n.scanning(ctx, func() (err error) {
+		t, err = repair.BuildTree(src, ks, r, depth)
+		return err
+	}); err != nil {
 		return nil, err
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.trees == nil {
 		c.trees = map[string]cachedTree{}
 	}
@@ -222,7 +287,7 @@ func (n *Node) serveRepair(ctx context.Context, from string, req *wan.Envelope, 
 		if err := req.Decode(&m); err != nil {
 			return err
 		}
-		t, err := n.responderTree(m.Keyspace, m.Range, m.Depth, m.Peer)
+		t, err := n.responderTree(ctx, m.Keyspace, m.Range, m.Depth, m.Peer)
 		if err != nil {
 			return err
 		}
@@ -242,8 +307,11 @@ func (n *Node) serveRepair(ctx context.Context, from string, req *wan.Envelope, 
 		if err != nil {
 			return err
 		}
-		local, err := repair.KeysInLeaves(src, m.Keyspace, m.Range, m.Depth, m.Leaves)
-		if err != nil {
+		var local map[string]*version.Object
+		if err := n.scanning(ctx, func() (err error) {
+			local, err = repair.KeysInLeaves(src, m.Keyspace, m.Range, m.Depth, m.Leaves)
+			return err
+		}); err != nil {
 			return err
 		}
 		objs, want := repair.CompareDigests(local, m.Digests)
@@ -301,7 +369,7 @@ func (n *Node) serveRepair(ctx context.Context, from string, req *wan.Envelope, 
 		if err := req.Decode(&m); err != nil {
 			return err
 		}
-		st, err := n.repairRange(ctx, m.Keyspace, m.Range, m.Peer)
+		st, err := n.repairRange(ctx, m.Keyspace, m.Range, m.Peer, m.BytesPerSecond)
 		if err != nil {
 			return err
 		}
@@ -352,7 +420,9 @@ func encodedLen(v any) int64 {
 
 // repairRange runs one session: this node (the initiator) against peer,
 // over range r of keyspace ks.
-func (n *Node) repairRange(ctx context.Context, ks string, r repair.Range, peer string) (st repair.RangeStats, err error) {
+// Bytes to the peer's region are paced at rate bytes per second (0: no
+// limit).
+func (n *Node) repairRange(ctx context.Context, ks string, r repair.Range, peer string, rate int64) (st repair.RangeStats, err error) {
 	depth := -1
 	ctx, span := n.tracer.Start(ctx, "repair.range "+peer, trace.WithAttributes(telemetry.Namespace(ks), telemetry.Node(peer)))
 	defer func() { spanError(span, err); span.End() }()
@@ -366,17 +436,34 @@ func (n *Node) repairRange(ctx context.Context, ks string, r repair.Range, peer 
 			err = n.finishSession(ctx, ks, r, peer, started, depth)
 		}
 	}()
-	local, err := repair.BuildTree(src, ks, r, 0)
+	sizeKey := fmt.Sprintf("%s|%s|%s", ks, r, peer)
+	n.trees.mu.Lock()
+	guess := 0 // DefaultDepth
+	if size, ok := n.trees.sizes[sizeKey]; ok {
+		guess = repair.DepthFor(size)
+	}
+	n.trees.mu.Unlock()
+	var local *repair.Tree
+	err = n.scanning(ctx, func() (err error) {
+		if local, err = repair.BuildTree(src, ks, r, guess); err != nil {
+			return err
+		}
+		if d := repair.DepthFor(local.Count()); d != local.Depth() {
+			// Size the tree to the range: about 2 keys a leaf keeps what
+			// differing leaves drag along small (see repair's doc).
+			local, err = repair.BuildTree(src, ks, r, d)
+		}
+		return err
+	})
 	if err != nil {
 		return st, err
 	}
-	if d := repair.DepthFor(local.Count()); d != local.Depth() {
-		// Size the tree to the range: about 2 keys a leaf keeps what
-		// differing leaves drag along small (see repair's doc).
-		if local, err = repair.BuildTree(src, ks, r, d); err != nil {
-			return st, err
-		}
+	n.trees.mu.Lock()
+	if n.trees.sizes == nil {
+		n.trees.sizes = map[string]int{}
 	}
+	n.trees.sizes[sizeKey] = local.Count()
+	n.trees.mu.Unlock()
 	depth = local.Depth()
 	st.KeysCompared = int64(local.Count())
 	peerTree := repairPeer{n: n, peer: peer, ks: ks, r: r, depth: local.Depth(), bytes: &st.BytesSent}
@@ -387,14 +474,17 @@ func (n *Node) repairRange(ctx context.Context, ks string, r repair.Range, peer 
 	if len(leaves) == 0 {
 		return st, nil
 	}
-	mine, err := repair.KeysInLeaves(src, ks, r, local.Depth(), leaves)
-	if err != nil {
+	var mine map[string]*version.Object
+	if err := n.scanning(ctx, func() (err error) {
+		mine, err = repair.KeysInLeaves(src, ks, r, local.Depth(), leaves)
+		return err
+	}); err != nil {
 		return st, err
 	}
 	peerDC := n.view.Load().members[peer].DC
 	req := &repairDigests{Keyspace: ks, Range: r, Depth: local.Depth(), Peer: n.cfg.ID, Leaves: leaves, Digests: repair.Digests(mine)}
 	reqLen := encodedLen(req)
-	if err := n.pace(ctx, peerDC, reqLen); err != nil {
+	if err := n.pace(ctx, peerDC, reqLen, rate); err != nil {
 		return st, err
 	}
 	st.BytesSent += reqLen
@@ -429,7 +519,7 @@ func (n *Node) repairRange(ctx context.Context, ks string, r repair.Range, peer 
 	if len(toPeer) > 0 {
 		push := &repairPush{Keyspace: ks, Objects: sortedObjects(toPeer)}
 		pushLen := encodedLen(push)
-		if err := n.pace(ctx, peerDC, pushLen); err != nil {
+		if err := n.pace(ctx, peerDC, pushLen, rate); err != nil {
 			return st, err
 		}
 		st.BytesSent += pushLen
@@ -533,34 +623,84 @@ func (n *Node) repairNow(ctx context.Context, r *api.RepairRequest, report func(
 	start := time.Now()
 	segments := repair.Segments(repairSegments)
 	prog := &api.RepairProgress{PairsTotal: len(pairs), RangesTotal: len(pairs) * len(segments)}
+	type item struct {
+		pair [2]string
+		seg  repair.Range
+	}
+	var (
+		todo    []item
+		left    = map[[2]string]int{} // segments still to repair, per pair
+		mu      sync.Mutex            // guards prog, left and firstErr
+		firstEr *api.ClientError
+	)
 	for _, pair := range pairs {
-		prog.Pair = pair[0] + "/" + pair[1]
 		cp, err := n.loadProgress(r.Keyspace, pair)
 		if err != nil {
 			return api.Errorf(api.CodeInternal, "meridian: repair checkpoint: %v", err)
 		}
 		for _, seg := range segments {
 			if done(cp, seg) {
-				prog.RangesDone++
-				continue // finished before a restart or a closed window
+				prog.RangesDone++ // finished before a restart or a closed window
+				continue
 			}
+			todo = append(todo, item{pair, seg})
+			left[pair]++
+		}
+	}
+	for _, pair := range pairs {
+		if left[pair] == 0 {
+			prog.PairsDone++
+		}
+	}
+	// Segments run several at once: sessions mostly wait on WAN round
+	// trips, and the node's repair slots bound the work they do.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, repairSegmentsInFlight)
+	for _, it := range todo {
+		if acquire(ctx, sem) != nil {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
 			segStart := n.now()
-			st, err := n.repairPairRange(ctx, r.Keyspace, pair, seg)
+			st, err := n.repairPairRange(ctx, r.Keyspace, it.pair, it.seg, r.BytesPerSecond)
+			if err == nil {
+				task := repair.Task{Kind: repair.TaskPass, Pair: it.pair, Keyspace: r.Keyspace, Range: it.seg}
+				if err = n.recordRepair(task, st, segStart); err != nil {
+					err = fmt.Errorf("saving repair checkpoint: %w", err)
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
 			if err != nil {
-				return api.Errorf(api.CodeUnavailable, "meridian: repair of %s/%s %s stopped (progress is saved; run it again to resume): %v", pair[0], pair[1], seg, err)
+				if firstEr == nil {
+					firstEr = api.Errorf(api.CodeUnavailable, "meridian: repair of %s/%s %s stopped (progress is saved; run it again to resume): %v", it.pair[0], it.pair[1], it.seg, err)
+				}
+				cancel()
+				return
 			}
-			task := repair.Task{Kind: repair.TaskPass, Pair: pair, Keyspace: r.Keyspace, Range: seg}
-			if err := n.recordRepair(task, st, segStart); err != nil {
-				return api.Errorf(api.CodeInternal, "meridian: saving repair checkpoint: %v", err)
-			}
+			prog.Pair = it.pair[0] + "/" + it.pair[1]
 			prog.RangesDone++
 			prog.KeysCompared += st.KeysCompared
 			prog.KeysFixed += st.KeysFixed
 			prog.BytesSent += st.BytesSent
 			prog.ElapsedMillis = time.Since(start).Milliseconds()
+			if left[it.pair]--; left[it.pair] == 0 {
+				prog.PairsDone++
+			}
 			report(prog)
-		}
-		prog.PairsDone++
+		}()
+	}
+	wg.Wait()
+	if firstEr != nil {
+		return firstEr
+	}
+	if err := ctx.Err(); err != nil {
+		return api.Errorf(api.CodeUnavailable, "meridian: repair stopped (progress is saved; run it again to resume): %v", err)
 	}
 	prog.Done = true
 	prog.ElapsedMillis = time.Since(start).Milliseconds()
@@ -579,15 +719,27 @@ func done(p repair.Progress, seg repair.Range) bool {
 }
 
 // repairPairRange repairs seg between every node of pair[0] and every node
-// of pair[1] that share keys, running up to repairParallel sessions at once.
-func (n *Node) repairPairRange(ctx context.Context, ks string, pair [2]string, seg repair.Range) (repair.RangeStats, error) {
+// of pair[1] that share keys, within the node's session slots.
+//
+// rate is the budget in bytes per second to each destination region (0: no
+// limit). Every node of pair[0] initiates sessions, each pacing its own
+// sends, so each gets an equal share.
+func (n *Node) repairPairRange(ctx context.Context, ks string, pair [2]string, seg repair.Range, rate int64) (repair.RangeStats, error) {
 	members := n.ring().Members()
+	if rate > 0 {
+		initiators := 0
+		for _, m := range members {
+			if m.DC == pair[0] {
+				initiators++
+			}
+		}
+		rate = max(1, rate/int64(max(1, initiators)))
+	}
 	var (
 		mu    sync.Mutex
 		total repair.RangeStats
 		errs  []error
 		wg    sync.WaitGroup
-		sem   = make(chan struct{}, repairParallel)
 	)
 	for _, a := range members {
 		if a.DC != pair[0] {
@@ -597,17 +749,22 @@ func (n *Node) repairPairRange(ctx context.Context, ks string, pair [2]string, s
 			if b.DC != pair[1] || a.ID == b.ID || (pair[0] == pair[1] && a.ID > b.ID) {
 				continue
 			}
+			if err := acquire(ctx, n.slots.sessions); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+				break
+			}
 			wg.Add(1)
-			sem <- struct{}{}
 			go func() {
 				defer wg.Done()
-				defer func() { <-sem }()
+				defer func() { <-n.slots.sessions }()
 				var st repair.RangeStats
 				var err error
 				if a.ID == n.cfg.ID {
-					st, err = n.repairRange(ctx, ks, seg, b.ID)
+					st, err = n.repairRange(ctx, ks, seg, b.ID, rate)
 				} else {
-					err = n.call(ctx, a.ID, typeRepairRun, &repairRun{Keyspace: ks, Range: seg, Peer: b.ID}, func(e *wan.Envelope) error {
+					err = n.call(ctx, a.ID, typeRepairRun, &repairRun{Keyspace: ks, Range: seg, Peer: b.ID, BytesPerSecond: rate}, func(e *wan.Envelope) error {
 						var rs repairStats
 						if err := e.Decode(&rs); err != nil {
 							return err

@@ -82,7 +82,7 @@ func TestRepairConvergesWithoutHints(t *testing.T) {
 	}
 
 	var updates int
-	res, err := c.Repair(ctx(t), "", nil, func(*api.RepairProgress) { updates++ })
+	res, err := c.Repair(ctx(t), nil, func(*api.RepairProgress) { updates++ })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +111,7 @@ func TestRepairConvergesWithoutHints(t *testing.T) {
 		}
 	}
 	// A second repair finds nothing to fix: only trees travel.
-	again, err := c.Repair(ctx(t), "", nil, nil)
+	again, err := c.Repair(ctx(t), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +176,7 @@ func TestRepairResumesFromItsCheckpoint(t *testing.T) {
 
 	rctx, cancel := context.WithCancel(ctx(t))
 	stoppedAt := 0
-	_, err = one.Repair(rctx, "", nil, func(p *api.RepairProgress) {
+	_, err = one.Repair(rctx, nil, func(p *api.RepairProgress) {
 		if p.RangesDone >= 10 && stoppedAt == 0 {
 			stoppedAt = p.RangesDone
 			cancel()
@@ -197,7 +197,7 @@ func TestRepairResumesFromItsCheckpoint(t *testing.T) {
 	tc.waitConverged()
 
 	first := -1
-	res, err := one.Repair(ctx(t), "", nil, func(p *api.RepairProgress) {
+	res, err := one.Repair(ctx(t), nil, func(p *api.RepairProgress) {
 		if first < 0 {
 			first = p.RangesDone
 		}

@@ -89,8 +89,7 @@ func (n *Node) ScheduleRound(ctx context.Context) (planned, completed int) {
 // runTask repairs one planned range and records it.
 func (n *Node) runTask(ctx context.Context, task repair.Task) (repair.RangeStats, error) {
 	start := n.now()
-	n.setRepairBudget(task.BytesPerSecond)
-	st, err := n.repairPairRange(ctx, task.Keyspace, task.Pair, task.Range)
+	st, err := n.repairPairRange(ctx, task.Keyspace, task.Pair, task.Range, task.BytesPerSecond)
 	if err != nil {
 		return st, err
 	}
@@ -226,35 +225,26 @@ func dedupe(ps []repair.Progress) []repair.Progress {
 	return out
 }
 
-// repairBudget paces repair bytes per destination region.
+// repairBudget paces this node's repair sends per destination region.
 type repairBudget struct {
 	mu   sync.Mutex
-	rate int64
 	lims map[string]*repair.Limiter
 }
 
-// setRepairBudget sets the bytes-per-second budget per destination region.
-func (n *Node) setRepairBudget(rate int64) {
-	n.budget.mu.Lock()
-	defer n.budget.mu.Unlock()
-	if rate != n.budget.rate {
-		n.budget.rate, n.budget.lims = rate, nil
-	}
-}
-
-// pace waits until bytes may be sent to dc within the repair budget.
-func (n *Node) pace(ctx context.Context, dc string, bytes int64) error {
-	n.budget.mu.Lock()
-	if n.budget.rate <= 0 {
-		n.budget.mu.Unlock()
+// pace waits until bytes may be sent to dc at rate bytes per second (0: no
+// limit). Sessions to one region share its limiter; a session asking for
+// another rate resets it.
+func (n *Node) pace(ctx context.Context, dc string, bytes, rate int64) error {
+	if rate <= 0 {
 		return nil
 	}
+	n.budget.mu.Lock()
 	if n.budget.lims == nil {
 		n.budget.lims = map[string]*repair.Limiter{}
 	}
 	l := n.budget.lims[dc]
-	if l == nil {
-		l = &repair.Limiter{Rate: n.budget.rate}
+	if l == nil || l.Rate != rate {
+		l = &repair.Limiter{Rate: rate}
 		n.budget.lims[dc] = l
 	}
 	wait := l.Reserve(time.Now(), bytes)

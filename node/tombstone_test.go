@@ -99,12 +99,26 @@ func TestDeleteIsNeverResurrected(t *testing.T) {
 			t.Fatalf("%s collected %d tombstones (err %v) with %s unrepaired", id, got, err, down)
 		}
 	}
-	// The control: collect its tombstones behind the gate's back.
+	// The control: collect its tombstones behind the gate's back, once no
+	// request tail (fan-out, read repair) can bring one back.
+	waitFor(t, func() error {
+		for id, n := range tc.nodes {
+			if w := n.BackgroundWork(); id != down && w > 0 {
+				return fmt.Errorf("%s has %d request tails running", id, w)
+			}
+		}
+		return nil
+	})
 	for id, n := range tc.nodes {
 		if id == down {
 			continue
 		}
 		forceCollect(t, n, control)
+	}
+	for id, n := range tc.nodes {
+		if o, err := n.Store().Get("default", control); id != down && (err != nil || !o.IsEmpty()) {
+			t.Fatalf("control on %s after force-collection: %+v, %v", id, o, err)
+		}
 	}
 
 	if err := tc.start(down); err != nil {
@@ -135,11 +149,11 @@ func TestDeleteIsNeverResurrected(t *testing.T) {
 
 	// Repair, twice: the second starts after the tombstones the first
 	// carried to the returning replica arrived there.
-	if _, err := tc.client.Repair(ctx(t), "", nil, nil); err != nil {
+	if _, err := tc.client.Repair(ctx(t), nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	clock.Advance(testGrace + time.Minute)
-	if _, err := tc.client.Repair(ctx(t), "", nil, nil); err != nil {
+	if _, err := tc.client.Repair(ctx(t), nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, func() error {
@@ -166,7 +180,7 @@ func TestDeleteIsNeverResurrected(t *testing.T) {
 	}
 	t.Logf("collected %d tombstones on %d replicas", total, len(tc.nodes))
 
-	if _, err := tc.client.Repair(ctx(t), "", nil, nil); err != nil {
+	if _, err := tc.client.Repair(ctx(t), nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	for _, k := range keys {
@@ -216,18 +230,28 @@ func replicaState(r *api.InspectResponse, id string) api.ReplicaState {
 // repair records say.
 func forceCollect(t *testing.T, n *node.Node, key []byte) {
 	t.Helper()
-	found := false
-	err := n.Store().Tombstones("default", func(_ uint64, k []byte, at time.Time) error {
-		if string(k) != string(key) {
-			return nil
+	waitFor(t, func() error {
+		collected := false
+		err := n.Store().Tombstones("default", func(_ uint64, k []byte, at time.Time) error {
+			if string(k) != string(key) {
+				return nil
+			}
+			var err error
+			collected, err = n.Store().CollectTombstone("default", k, at)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
-		found = true
-		_, err := n.Store().CollectTombstone("default", k, at)
-		return err
+		o, err := n.Store().Get("default", key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !collected || !o.IsEmpty() {
+			return fmt.Errorf("%s: force-collecting %s: collected %v, left %+v", n.ID(), key, collected, o)
+		}
+		return nil
 	})
-	if err != nil || !found {
-		t.Fatalf("%s: force-collecting %s: found %v, err %v", n.ID(), key, found, err)
-	}
 }
 
 // dialOne returns a client that talks to node id only.

@@ -307,7 +307,7 @@ func (n *Node) catchUp(ctx context.Context) error {
 		if failed[peer] {
 			return true // likely down; try the others
 		}
-		if _, err := n.repairRange(ctx, ks, seg, peer); err != nil {
+		if _, err := n.repairRange(ctx, ks, seg, peer, repair.DefaultBytesPerSecond); err != nil {
 			errs = append(errs, fmt.Errorf("%s with %s: %w", seg, peer, err))
 			failed[peer] = true
 		}

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"math"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -10,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/meridian-kv/meridian/api"
+	"github.com/meridian-kv/meridian/client"
 )
 
 func newRepairCmd(g *globalFlags) *cobra.Command {
@@ -17,6 +20,7 @@ func newRepairCmd(g *globalFlags) *cobra.Command {
 	var regions []string
 	var now, asJSON bool
 	var timeout time.Duration
+	var maxRate string
 	cmd := &cobra.Command{
 		Use:   "repair [--keyspace KS] [--regions east,west] --now",
 		Short: "Run Merkle anti-entropy repair now, between every pair of replicas of the named regions",
@@ -28,13 +32,18 @@ node that runs it: run the same command again to resume a repair that stopped.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !now {
-				return fmt.Errorf("repair runs only on demand so far: pass --now (scheduled windows come with the repair scheduler)")
+				return fmt.Errorf("the nodes repair on their own in the windows of their configuration (see meridian repair status); pass --now to start a repair now")
+			}
+			rate, err := parseRate(maxRate)
+			if err != nil {
+				return err
 			}
 			return g.withClient(cmd, func(ctx context.Context, c *cliClient) error {
 				ctx, cancel := context.WithTimeout(ctx, timeout)
 				defer cancel()
 				errOut := cmd.ErrOrStderr()
-				res, err := c.Repair(ctx, keyspace, regions, func(p *api.RepairProgress) {
+				opts := &client.RepairOptions{Keyspace: keyspace, Regions: regions, BytesPerSecond: rate}
+				res, err := c.Repair(ctx, opts, func(p *api.RepairProgress) {
 					if !asJSON {
 						fmt.Fprintf(errOut, "\r%s", progressLine(p))
 					}
@@ -60,7 +69,32 @@ node that runs it: run the same command again to resume a repair that stopped.`,
 	cmd.Flags().BoolVar(&now, "now", false, "start the repair now")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the final report as JSON")
 	cmd.Flags().DurationVar(&timeout, "timeout", 24*time.Hour, "give up after this long (progress is kept)")
+	cmd.Flags().StringVar(&maxRate, "max-rate", "", "bound repair traffic to each destination region, bytes per second (e.g. 500KiB, 20MiB; default: no limit)")
 	return cmd
+}
+
+// parseRate parses a byte rate: a whole number of bytes, optionally with a
+// KiB, MiB or GiB suffix (or KB, MB, GB, powers of 1000). "" is 0.
+func parseRate(s string) (int64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"B", 1}}
+	num, mult := strings.TrimSpace(s), int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(num, u.suffix) {
+			num, mult = strings.TrimSpace(strings.TrimSuffix(num, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n <= 0 || n > math.MaxInt64/mult {
+		return 0, fmt.Errorf("--max-rate %q: want a positive number of bytes per second, like 500KiB or 20MiB", s)
+	}
+	return n * mult, nil
 }
 
 // progressLine renders a progress bar: [#####.....] 50% ranges 8/16 ...
