@@ -710,12 +710,12 @@ func (n *Node) repairNow(ctx context.Context, r *api.RepairRequest, report func(
 
 // done reports whether the checkpoint's current pass already covers seg.
 func done(p repair.Progress, seg repair.Range) bool {
-	for _, d := range p.Done {
-		if d.Contains(seg.From) && (d.To == 0 || (seg.To != 0 && seg.To <= d.To)) {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(p.Done, func(d repair.Range) bool { return covers(d, seg) })
+}
+
+// covers reports whether range r holds all of seg.
+func covers(r, seg repair.Range) bool {
+	return r.Contains(seg.From) && (r.To == 0 || (seg.To != 0 && seg.To <= r.To))
 }
 
 // repairPairRange repairs seg between every node of pair[0] and every node

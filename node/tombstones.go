@@ -64,17 +64,6 @@ type syncBook struct {
 	times map[string][]int64 // syncName -> unix nanos per segment
 }
 
-// segmentOf returns the index of the segment of repair.Segments(repairSegments)
-// holding token tok.
-func segmentOf(tok uint64) int {
-	for i, s := range repair.Segments(repairSegments) {
-		if s.Contains(tok) {
-			return i
-		}
-	}
-	return repairSegments - 1
-}
-
 // syncTimes returns the session times with peer, loading them on first use.
 // The caller holds n.synced.mu.
 func (n *Node) syncTimesLocked(ks, peer string) ([]int64, error) {
@@ -113,8 +102,7 @@ func (n *Node) recordSynced(ks, peer string, r repair.Range, start time.Time) er
 	}
 	changed := false
 	for i, seg := range repair.Segments(repairSegments) {
-		covers := r.Contains(seg.From) && (r.To == 0 || (seg.To != 0 && seg.To <= r.To))
-		if covers && start.UnixNano() > t[i] {
+		if covers(r, seg) && start.UnixNano() > t[i] {
 			t[i] = start.UnixNano()
 			changed = true
 		}
@@ -182,7 +170,7 @@ func (n *Node) maybeCloseGate() error {
 // key's segment, and names one it has not.
 func (n *Node) syncedWithReplicas(ks string, rep placement.Replication, tok uint64, since time.Time) (bool, string, error) {
 	plan := n.ring().Plan(tok, rep)
-	seg := segmentOf(tok)
+	seg := repair.SegmentOf(tok, repairSegments)
 	n.synced.mu.Lock()
 	defer n.synced.mu.Unlock()
 	for _, reps := range plan.Replicas {

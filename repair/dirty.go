@@ -70,7 +70,7 @@ func (d *DirtySet) Add(ks string, pair [2]string, r Range, from, to time.Time) e
 		from, to = to, from
 	}
 	pair = CanonicalPair(pair)
-	for seg := segmentOf(r.From, d.segments); seg <= segmentOf(r.last(), d.segments); seg++ {
+	for seg := SegmentOf(r.From, d.segments); seg <= SegmentOf(r.last(), d.segments); seg++ {
 		k := dirtyKey{ks, pair, seg}
 		s, ok := d.m[k]
 		if ok {
@@ -141,7 +141,7 @@ func (d *DirtySet) Clear(pair [2]string, ks string, r Range, started time.Time) 
 	}
 	pair = CanonicalPair(pair)
 	n := 0
-	for seg := segmentOf(r.From, d.segments); seg <= segmentOf(r.last(), d.segments); seg++ {
+	for seg := SegmentOf(r.From, d.segments); seg <= SegmentOf(r.last(), d.segments); seg++ {
 		k := dirtyKey{ks, pair, seg}
 		s, ok := d.m[k]
 		seg := Range{From: segmentStart(seg, d.segments), To: segmentStart(seg+1, d.segments)}
@@ -174,7 +174,7 @@ func EncodeDirtySet(d *DirtySet) ([]byte, error) {
 	w := dirtyWire{Format: dirtyFormat, Segments: d.segments}
 	for _, e := range d.Entries() {
 		w.Entries = append(w.Entries, dirtyEntry{
-			Keyspace: e.Keyspace, Pair: e.Pair, Segment: segmentOf(e.Range.From, d.segments),
+			Keyspace: e.Keyspace, Pair: e.Pair, Segment: SegmentOf(e.Range.From, d.segments),
 			From: unixNano(e.From), To: unixNano(e.To),
 		})
 	}

@@ -157,7 +157,7 @@ func nextPassRange(p Progress, open openSpan, now time.Time) (Range, bool) {
 		return Range{}, false
 	}
 	n := segmentsOrDefault(p.Segments)
-	seg := segmentOf(gap.From, n)
+	seg := SegmentOf(gap.From, n)
 	if end := segmentStart(seg+1, n); end != 0 && (gap.To == 0 || gap.To > end) {
 		gap.To = end
 	}

@@ -96,8 +96,9 @@ func segmentStart(i, n int) uint64 {
 	return q
 }
 
-// segmentOf returns the segment of n that holds token t: floor(t·n/2^64).
-func segmentOf(t uint64, n int) int {
+// SegmentOf returns the index of the segment of Segments(n) that holds
+// token t: floor(t·n/2^64). n must be positive.
+func SegmentOf(t uint64, n int) int {
 	hi, _ := bits.Mul64(t, uint64(n))
 	return int(hi)
 }

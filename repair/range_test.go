@@ -88,7 +88,7 @@ func TestSegments(t *testing.T) {
 			if s.Validate() != nil || (i > 0 && segs[i-1].To != s.From) {
 				t.Fatalf("Segments(%d): segment %d %v does not tile", n, i, s)
 			}
-			if segmentOf(s.From, n) != i || segmentOf(s.last(), n) != i {
+			if SegmentOf(s.From, n) != i || SegmentOf(s.last(), n) != i {
 				t.Fatalf("Segments(%d): segmentOf disagrees at segment %d", n, i)
 			}
 			total += s.Fraction()
