@@ -321,10 +321,8 @@ func (n *Node) serveRepair(ctx context.Context, from string, req *wan.Envelope, 
 		if err := req.Decode(&m); err != nil {
 			return err
 		}
-		for _, ko := range m.Objects {
-			if err := n.mergeLocal(ctx, m.Keyspace, ko.Key, ko.Object); err != nil {
-				return err
-			}
+		if err := n.mergeMany(ctx, m.Keyspace, m.Objects); err != nil {
+			return err
 		}
 		send(typeRepairPush, &replicaAck{Node: n.cfg.ID})
 	case typeRepairDone:
@@ -510,12 +508,10 @@ func (n *Node) repairRange(ctx context.Context, ks string, r repair.Range, peer 
 		}
 	}
 	linkFixed(span, toMe, toPeer)
-	for k, o := range toMe {
-		if err := n.mergeLocal(ctx, ks, []byte(k), o); err != nil {
-			return st, err
-		}
-		st.KeysFixed++
+	if err := n.mergeMany(ctx, ks, sortedObjects(toMe)); err != nil {
+		return st, err
 	}
+	st.KeysFixed += int64(len(toMe))
 	if len(toPeer) > 0 {
 		push := &repairPush{Keyspace: ks, Objects: sortedObjects(toPeer)}
 		pushLen := encodedLen(push)

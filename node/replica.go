@@ -5,6 +5,7 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/meridian-kv/meridian/store"
 	"github.com/meridian-kv/meridian/telemetry"
 	"github.com/meridian-kv/meridian/version"
 	"github.com/meridian-kv/meridian/wan"
@@ -130,6 +131,37 @@ func (n *Node) mergeLocal(ctx context.Context, ks string, key []byte, obj *versi
 
 // readLocal reads this node's copy of a key; unless inspect, a node whose
 // read gate is open refuses keys it has not repaired (tombstones.go).
+// mergeMany merges many keys' objects into this node's store, a synced
+// batch (one fsync) per store.MaxMergeBatch keys.
+func (n *Node) mergeMany(ctx context.Context, ks string, objs []keyObject) (err error) {
+	_, span := n.tracer.Start(ctx, "store.merge_many", trace.WithAttributes(telemetry.Namespace(ks), telemetry.Node(n.cfg.ID)))
+	defer func() { spanError(span, err); span.End() }()
+	if _, cerr := n.keyspace(ks); cerr != nil {
+		return cerr
+	}
+	items := make([]store.KeyObject, 0, min(len(objs), store.MaxMergeBatch))
+	flush := func() error {
+		_, err := n.store.MergeMany(ks, items)
+		items = items[:0]
+		return err
+	}
+	for _, ko := range objs {
+		if ko.Object == nil {
+			continue
+		}
+		if err := ko.Object.Validate(); err != nil {
+			return err
+		}
+		items = append(items, store.KeyObject{Key: ko.Key, Object: ko.Object})
+		if len(items) == store.MaxMergeBatch {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	return flush()
+}
+
 func (n *Node) readLocal(ks string, key []byte, inspect bool) (*version.Object, error) {
 	if _, cerr := n.keyspace(ks); cerr != nil {
 		return nil, cerr

@@ -1,0 +1,113 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/meridian-kv/meridian/placement"
+	"github.com/meridian-kv/meridian/version"
+)
+
+// KeyObject is one key and an object to merge into it.
+type KeyObject struct {
+	Key    []byte
+	Object *version.Object
+}
+
+// MaxMergeBatch bounds the keys of one MergeMany call.
+const MaxMergeBatch = 4096
+
+// MergeMany merges each object into its key's stored object
+// (version.Merge), as Merge does, but writes every change in one synced
+// batch: one fsync for all of them, which is what repair and handoff,
+// moving many keys at once, need to stay out of the foreground's way. It
+// returns how many keys changed. Either every change is durable or, on
+// error, none is acknowledged. A key may appear more than once; its
+// objects all merge.
+func (s *Store) MergeMany(ks string, items []KeyObject) (changed int, err error) {
+	if len(items) > MaxMergeBatch {
+		return 0, fmt.Errorf("store: merge of %d keys exceeds %d per batch", len(items), MaxMergeBatch)
+	}
+	for _, it := range items {
+		if err := validate(ks, it.Key); err != nil {
+			return 0, err
+		}
+	}
+	if len(items) == 0 {
+		return 0, nil
+	}
+	if err := s.acquire(); err != nil {
+		return 0, err
+	}
+	defer s.release()
+	defer catchFatal(&err, s.fail)
+
+	// Lock every stripe involved, in ascending order, so two batches (and
+	// single-key calls, which take one stripe) cannot deadlock.
+	toks := make([]uint64, len(items))
+	var stripes []int
+	for i, it := range items {
+		toks[i] = placement.KeyToken(it.Key)
+		stripes = append(stripes, int(toks[i]&(lockStripes-1)))
+	}
+	slices.Sort(stripes)
+	stripes = slices.Compact(stripes)
+	for _, i := range stripes {
+		s.locks[i].Lock()
+	}
+	defer func() {
+		for _, i := range stripes {
+			s.locks[i].Unlock()
+		}
+	}()
+
+	type state struct {
+		tok       uint64
+		key       []byte
+		cur, next *version.Object
+	}
+	byKey := map[string]*state{}
+	var order []*state
+	for i, it := range items {
+		st, ok := byKey[string(it.Key)]
+		if !ok {
+			cur, err := s.read(ks, it.Key, objectKey(ks, toks[i], it.Key))
+			if err != nil {
+				return 0, err
+			}
+			st = &state{tok: toks[i], key: it.Key, cur: cur, next: cur}
+			byKey[string(it.Key)] = st
+			order = append(order, st)
+		}
+		st.next = version.Merge(st.next, it.Object)
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	for _, st := range order {
+		if version.Equal(st.next, st.cur) {
+			continue
+		}
+		v, err := encodeObject(st.next)
+		if err != nil {
+			return 0, err
+		}
+		if err := b.Set(objectKey(ks, st.tok, st.key), v, nil); err != nil {
+			return 0, err
+		}
+		if err := s.indexTombstone(b, ks, st.tok, st.key, st.cur, st.next); err != nil {
+			return 0, err
+		}
+		changed++
+	}
+	if changed == 0 {
+		return 0, nil
+	}
+	if err := b.Commit(s.wo); err != nil {
+		if errors.Is(err, ErrFailed) {
+			return 0, err
+		}
+		return 0, fmt.Errorf("store: merge %d keys of keyspace %q: %w", changed, ks, err)
+	}
+	return changed, nil
+}
