@@ -153,6 +153,35 @@ func TestDroppedHintMarksItsRangeForRepair(t *testing.T) {
 		}
 		return nil
 	})
+	// While the replica is down, the dirty range waits for it.
+	for id, n := range tc.nodes {
+		if id != down {
+			n.ScheduleRound(ctx(t))
+		}
+	}
+	if tc.nodes["east-1"].DirtyRanges()+tc.nodes["east-2"].DirtyRanges()+tc.nodes["east-3"].DirtyRanges() == 0 {
+		t.Fatal("a dirty range was cleared while its replica was down")
+	}
+	// Back, it gets the write from the next scheduler round, although no
+	// repair window is configured: dirty ranges are repaired at once.
+	if err := tc.start(down); err != nil {
+		t.Fatal(err)
+	}
+	tc.waitConverged()
+	for id, n := range tc.nodes {
+		if planned, completed := n.ScheduleRound(ctx(t)); planned != completed {
+			t.Fatalf("%s: %d of %d dirty tasks completed", id, completed, planned)
+		}
+	}
+	for id, n := range tc.nodes {
+		if d := n.DirtyRanges(); d != 0 {
+			t.Errorf("%s still has %d dirty ranges", id, d)
+		}
+	}
+	o, err := tc.nodes[down].Store().Get("default", key)
+	if err != nil || len(o.Values()) != 1 {
+		t.Fatalf("%s after the dirty range's repair holds %+v (%v)", down, o, err)
+	}
 }
 
 // TestRepairResumesFromItsCheckpoint stops a repair part-way (its client

@@ -26,10 +26,6 @@ const scheduleInterval = 10 * time.Second
 // it stopped.
 func (n *Node) runRepairScheduler() {
 	defer n.bg.Done()
-	windows := n.cfg.Repair.windows()
-	if len(windows) == 0 {
-		return
-	}
 	t := time.NewTicker(scheduleInterval)
 	defer t.Stop()
 	for {
@@ -66,6 +62,7 @@ func (n *Node) ScheduleRound(ctx context.Context) (planned, completed int) {
 	}
 	n.dirtyMu.Lock()
 	tasks := repair.Plan(windows, dedupe(progress), n.dirty, n.now())
+	tasks = append(tasks, n.dirtyTasks(tasks)...)
 	n.dirtyMu.Unlock()
 	for _, task := range tasks {
 		tctx, cancel := context.WithCancel(ctx)
@@ -84,6 +81,44 @@ func (n *Node) ScheduleRound(ctx context.Context) (planned, completed int) {
 		n.log.Info("scheduled repair task done", "pair", task.Pair, "keyspace", task.Keyspace, "range", task.Range.String(), "keys_fixed", st.KeysFixed, "bytes", st.BytesSent)
 	}
 	return len(tasks), completed
+}
+
+// dirtyTasks returns, for each pair and keyspace with dirty ranges that
+// planned has no task for, a task repairing its oldest one now: this node
+// recorded them (it dropped the hints), whether or not it coordinates the
+// pair's scheduled repairs and whether or not a window is open. Dirty
+// ranges are small and known to diverge; waiting for a window would leave
+// them silently diverging. The caller holds dirtyMu.
+func (n *Node) dirtyTasks(planned []repair.Task) []repair.Task {
+	type pk struct {
+		pair [2]string
+		ks   string
+	}
+	seen := map[pk]bool{}
+	for _, t := range planned {
+		seen[pk{t.Pair, t.Keyspace}] = true
+	}
+	var out []repair.Task
+	for _, d := range n.dirty.Entries() {
+		k := pk{repair.CanonicalPair(d.Pair), d.Keyspace}
+		if seen[k] || !n.allUsable(k.pair) {
+			continue // the replica that missed the writes is not back yet
+		}
+		seen[k] = true
+		out = append(out, repair.Task{Kind: repair.TaskDirty, Pair: k.pair, Keyspace: d.Keyspace, Range: d.Range, BytesPerSecond: repair.DefaultBytesPerSecond})
+	}
+	return out
+}
+
+// allUsable reports whether every member of the pair's datacenters is
+// usable (up, verified).
+func (n *Node) allUsable(pair [2]string) bool {
+	for _, m := range n.ring().Members() {
+		if (m.DC == pair[0] || m.DC == pair[1]) && !n.health.usable(m.ID) {
+			return false
+		}
+	}
+	return true
 }
 
 // runTask repairs one planned range and records it.
