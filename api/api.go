@@ -114,6 +114,9 @@ type NodeStatus struct {
 	// (-1 when it could not be asked).
 	HintsPending int   `json:"hints_pending"`
 	HintBytes    int64 `json:"hint_bytes"`
+	// ReadGated: the node came back from an outage longer than the
+	// tombstone grace and refuses reads of ranges it has not repaired.
+	ReadGated bool `json:"read_gated,omitempty"`
 }
 
 // StatusResponse lists the members.

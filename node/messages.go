@@ -105,4 +105,7 @@ type ping struct {
 	Node      string
 	HintCount int
 	HintBytes int64
+	// ReadGated: the node is back from a long outage and still refuses
+	// reads of ranges it has not repaired.
+	ReadGated bool
 }

@@ -30,7 +30,7 @@ func (n *Node) serveReplica(ctx context.Context, from string, req *wan.Envelope,
 		}
 	case typePing:
 		count, bytes := n.hintTotals()
-		send(typePing, &ping{Node: n.cfg.ID, HintCount: count, HintBytes: bytes})
+		send(typePing, &ping{Node: n.cfg.ID, HintCount: count, HintBytes: bytes, ReadGated: n.Gated()})
 	case typeHintWrite:
 		var w hintWrite
 		if err := req.Decode(&w); err != nil {

@@ -28,6 +28,7 @@ func (n *Node) status(ctx context.Context) *api.StatusResponse {
 		if st.ID == n.cfg.ID {
 			st.State = StateUp
 			st.HintsPending, st.HintBytes = n.hintTotals()
+			st.ReadGated = n.Gated()
 			continue
 		}
 		if n.health.state(st.ID) == StateLeft {
@@ -45,7 +46,7 @@ func (n *Node) status(ctx context.Context) *api.StatusResponse {
 				if err := e.Decode(&p); err != nil {
 					return err
 				}
-				st.HintsPending, st.HintBytes = p.HintCount, p.HintBytes
+				st.HintsPending, st.HintBytes, st.ReadGated = p.HintCount, p.HintBytes, p.ReadGated
 				return nil
 			})
 			if err == nil {

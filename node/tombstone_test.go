@@ -129,6 +129,15 @@ func TestDeleteIsNeverResurrected(t *testing.T) {
 	if !back.Gated() {
 		t.Fatalf("%s came back after %v down (grace %v) with its reads open", down, 3*testGrace, testGrace)
 	}
+	st, err := tc.client.Status(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range st.Nodes {
+		if s.ReadGated != (s.ID == down) {
+			t.Fatalf("status shows %s read-gated %v", s.ID, s.ReadGated)
+		}
+	}
 	// It holds the old values, and does not serve them: a read that
 	// needs all of west falls short instead of returning "old".
 	waitFor(t, func() error {
@@ -141,7 +150,7 @@ func TestDeleteIsNeverResurrected(t *testing.T) {
 		}
 		return nil
 	})
-	_, err := tc.client.Get(ctx(t), keys[0], &client.ReadOptions{Consistency: "west=3"})
+	_, err = tc.client.Get(ctx(t), keys[0], &client.ReadOptions{Consistency: "west=3"})
 	if err == nil || !strings.Contains(err.Error(), "west") {
 		t.Fatalf("a west=3 read with %s unrepaired returned %v", down, err)
 	}

@@ -36,7 +36,11 @@ func newStatusCmd(g *globalFlags) *cobra.Command {
 					if n.HintsPending >= 0 {
 						hints, hintBytes = fmt.Sprint(n.HintsPending), fmt.Sprint(n.HintBytes)
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.ID, n.DC, n.Rack, n.Addr, n.State, rtt, hints, hintBytes)
+					state := n.State
+					if n.ReadGated {
+						state += " (reads gated until repaired)"
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.ID, n.DC, n.Rack, n.Addr, state, rtt, hints, hintBytes)
 				}
 				fmt.Fprintf(tw, "(as seen by %s)\n", res.Node)
 				return tw.Flush()
