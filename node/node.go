@@ -164,13 +164,7 @@ func Start(cfg Config, opts Options) (*Node, error) {
 		n.store.Close()
 		return nil, err
 	}
-	n.unregister, err = telemetry.RegisterGauge(opts.MeterProvider, "meridian.hints.pending", "{hint}",
-		"Hints this node holds, waiting for delivery, per target.", func(observe func(int64, ...attribute.KeyValue)) {
-			for target, st := range n.store.HintStats() {
-				observe(int64(st.Count), telemetry.HintTarget(target))
-			}
-		})
-	if err != nil {
+	if err := n.registerGauges(opts.MeterProvider); err != nil {
 		n.Kill()
 		return nil, fmt.Errorf("node: %w", err)
 	}
@@ -187,6 +181,59 @@ func Start(cfg Config, opts Options) (*Node, error) {
 	go n.runTombstoneSweeper()
 	n.log.Info("node started", "listen", n.tr.Addr().String(), "gossip", cfg.Gossip, "members", len(n.view.Load().members), "keyspaces", len(cfg.Keyspaces))
 	return n, nil
+}
+
+// registerGauges registers the node's observable gauges: hints pending per
+// target, the last full repair per datacenter pair (of the pairs whose
+// repairs this node ran), and whether reads are gated.
+func (n *Node) registerGauges(mp metric.MeterProvider) error {
+	var unregs []func()
+	n.unregister = func() {
+		for _, u := range unregs {
+			u()
+		}
+	}
+	gauges := []struct {
+		name, unit, desc string
+		cb               func(observe func(int64, ...attribute.KeyValue))
+	}{
+		{"meridian.hints.pending", "{hint}", "Hints this node holds, waiting for delivery, per target.",
+			func(observe func(int64, ...attribute.KeyValue)) {
+				for target, st := range n.store.HintStats() {
+					observe(int64(st.Count), telemetry.HintTarget(target))
+				}
+			}},
+		{"meridian.repair.last_full", "s", "When the last repair covering the whole ring completed between two datacenters (Unix seconds), for the pairs this node ran.",
+			func(observe func(int64, ...attribute.KeyValue)) {
+				for ks := range n.cfg.Keyspaces {
+					ps, err := n.RepairProgress(ks)
+					if err != nil {
+						continue
+					}
+					for _, p := range ps {
+						if !p.LastFullCompleted.IsZero() {
+							observe(p.LastFullCompleted.Unix(), telemetry.Namespace(ks), telemetry.DC(p.Pair[0]), telemetry.ReplicaDC(p.Pair[1]))
+						}
+					}
+				}
+			}},
+		{"meridian.reads.gated", "1", "1 while this node, back from an outage longer than the tombstone grace, refuses reads of ranges it has not repaired.",
+			func(observe func(int64, ...attribute.KeyValue)) {
+				v := int64(0)
+				if n.Gated() {
+					v = 1
+				}
+				observe(v)
+			}},
+	}
+	for _, g := range gauges {
+		u, err := telemetry.RegisterGauge(mp, g.name, g.unit, g.desc, g.cb)
+		if err != nil {
+			return err
+		}
+		unregs = append(unregs, u)
+	}
+	return nil
 }
 
 // ID returns the node id.

@@ -245,20 +245,7 @@ func (pc *procCluster) checkMetrics(ids ...string) {
 	pc.t.Helper()
 	stored, delivered := 0.0, 0.0
 	for _, id := range ids {
-		cfg, err := node.LoadConfig(filepath.Join(pc.dir, "nodes", id+".yaml"))
-		if err != nil {
-			pc.t.Fatal(err)
-		}
-		resp, err := http.Get("http://" + cfg.Admin + "/metrics")
-		if err != nil {
-			pc.t.Fatal(err)
-		}
-		parser := expfmt.NewTextParser(model.LegacyValidation)
-		families, err := parser.TextToMetricFamilies(resp.Body)
-		resp.Body.Close()
-		if err != nil {
-			pc.t.Fatalf("%s /metrics is not valid Prometheus text: %v", id, err)
-		}
+		cfg, families := pc.metrics(id)
 		hist := families["meridian_request_duration_seconds"]
 		if hist == nil || hist.GetType() != dto.MetricType_HISTOGRAM {
 			pc.t.Fatalf("%s: no meridian_request_duration_seconds histogram", id)
@@ -285,6 +272,26 @@ func (pc *procCluster) checkMetrics(ids ...string) {
 		pc.t.Errorf("hint counters: stored %v, delivered %v; the drill stored and delivered hints", stored, delivered)
 	}
 	pc.t.Logf("metrics of %v: hints stored %v, delivered %v", ids, stored, delivered)
+}
+
+// metrics scrapes node id's /metrics and parses it as Prometheus text.
+func (pc *procCluster) metrics(id string) (*node.Config, map[string]*dto.MetricFamily) {
+	pc.t.Helper()
+	cfg, err := node.LoadConfig(filepath.Join(pc.dir, "nodes", id+".yaml"))
+	if err != nil {
+		pc.t.Fatal(err)
+	}
+	resp, err := http.Get("http://" + cfg.Admin + "/metrics")
+	if err != nil {
+		pc.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.LegacyValidation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		pc.t.Fatalf("%s /metrics is not valid Prometheus text: %v", id, err)
+	}
+	return cfg, families
 }
 
 // checkEverywhere asks meridian inspect whether all six replicas of key
@@ -384,7 +391,7 @@ func TestProcessesRepairWithoutHints(t *testing.T) {
 		t.Fatal("vacuous: the restarted node already holds every write")
 	}
 
-	out := pc.run("repair", "--now", "--json")
+	out := pc.run("repair", "--now", "--json", "--node", "east-1")
 	var rep struct {
 		KeysFixed int64 `json:"keys_fixed"`
 		BytesSent int64 `json:"bytes_sent"`
@@ -401,5 +408,25 @@ func TestProcessesRepairWithoutHints(t *testing.T) {
 		if err := pc.checkEverywhere(key); err != nil {
 			t.Error(err)
 		}
+	}
+	// The node that ran it exports when each pair last completed a full
+	// repair, and what repair fixed.
+	_, families := pc.metrics("east-1")
+	pairs := map[string]bool{}
+	for _, m := range families["meridian_repair_last_full_seconds"].GetMetric() {
+		labels := map[string]string{}
+		for _, l := range m.GetLabel() {
+			labels[l.GetName()] = l.GetValue()
+		}
+		if age := time.Since(time.Unix(int64(m.GetGauge().GetValue()), 0)); age < 0 || age > time.Minute {
+			t.Errorf("last full repair of %v is %v old", labels, age)
+		}
+		pairs[labels["meridian_dc"]+"/"+labels["meridian_replica_dc"]] = true
+	}
+	if !pairs["east/east"] || !pairs["east/west"] || !pairs["west/west"] {
+		t.Errorf("meridian_repair_last_full_seconds covers pairs %v, want east/east, east/west, west/west", pairs)
+	}
+	if families["meridian_repair_keys_fixed_total"] == nil {
+		t.Error("no meridian_repair_keys_fixed_total")
 	}
 }
