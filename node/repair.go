@@ -69,7 +69,9 @@ const (
 	//	1 per process, 1x     16        8         1.6-1.9x (1)         10 s
 	//
 	// The last is the setting: p99 ratios 1.60, 1.87, 1.97, 1.88 in four
-	// runs.
+	// runs. With scanIdle 3 (scans at most a quarter of a core) three runs
+	// gave 1.72, 1.58, 1.47 (mean 1.59x), but not even the first repair
+	// finished during the measurement.
 	repairSegmentsInFlight = 8
 )
 
