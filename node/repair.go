@@ -629,23 +629,25 @@ func (n *Node) repairNow(ctx context.Context, r *api.RepairRequest, report func(
 			return api.Errorf(api.CodeBadRequest, "meridian: region %q holds no replicas of keyspace %q", want, r.Keyspace)
 		}
 	}
+	// Pairs inside a datacenter first: what a replica lacks then comes over
+	// the LAN from a local peer when one has it, and the WAN carries only
+	// the rest.
 	var pairs [][2]string
+	for _, a := range dcs {
+		pairs = append(pairs, [2]string{a, a})
+	}
 	for i, a := range dcs {
-		for _, b := range dcs[i:] {
+		for _, b := range dcs[i+1:] {
 			pairs = append(pairs, [2]string{a, b})
 		}
 	}
 	start := time.Now()
 	segments := repair.Segments(repairSegments)
 	prog := &api.RepairProgress{PairsTotal: len(pairs), RangesTotal: len(pairs) * len(segments)}
-	type item struct {
-		pair [2]string
-		seg  repair.Range
-	}
 	var (
-		todo    []item
-		left    = map[[2]string]int{} // segments still to repair, per pair
-		mu      sync.Mutex            // guards prog, left and firstErr
+		todo    = make([][][2]string, len(segments)) // per segment, its pairs still to repair, in order
+		left    = map[[2]string]int{}                // segments still to repair, per pair
+		mu      sync.Mutex                           // guards prog, left and firstEr
 		firstEr *api.ClientError
 	)
 	for _, pair := range pairs {
@@ -653,12 +655,12 @@ func (n *Node) repairNow(ctx context.Context, r *api.RepairRequest, report func(
 		if err != nil {
 			return api.Errorf(api.CodeInternal, "meridian: repair checkpoint: %v", err)
 		}
-		for _, seg := range segments {
+		for i, seg := range segments {
 			if done(cp, seg) {
 				prog.RangesDone++ // finished before a restart or a closed window
 				continue
 			}
-			todo = append(todo, item{pair, seg})
+			todo[i] = append(todo[i], pair)
 			left[pair]++
 		}
 	}
@@ -668,12 +670,17 @@ func (n *Node) repairNow(ctx context.Context, r *api.RepairRequest, report func(
 		}
 	}
 	// Segments run several at once: sessions mostly wait on WAN round
-	// trips, and the node's repair slots bound the work they do.
+	// trips, and the node's repair slots bound the work they do. The pairs
+	// of one segment run in order, so a later pair finds what an earlier
+	// one already fixed.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, repairSegmentsInFlight)
-	for _, it := range todo {
+	for i, seg := range segments {
+		if len(todo[i]) == 0 {
+			continue
+		}
 		if acquire(ctx, sem) != nil {
 			break
 		}
@@ -681,33 +688,36 @@ func (n *Node) repairNow(ctx context.Context, r *api.RepairRequest, report func(
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			segStart := n.now()
-			st, err := n.repairPairRange(ctx, r.Keyspace, it.pair, it.seg, r.BytesPerSecond)
-			if err == nil {
-				task := repair.Task{Kind: repair.TaskPass, Pair: it.pair, Keyspace: r.Keyspace, Range: it.seg}
-				if err = n.recordRepair(task, st, segStart); err != nil {
-					err = fmt.Errorf("saving repair checkpoint: %w", err)
+			for _, pair := range todo[i] {
+				segStart := n.now()
+				st, err := n.repairPairRange(ctx, r.Keyspace, pair, seg, r.BytesPerSecond)
+				if err == nil {
+					task := repair.Task{Kind: repair.TaskPass, Pair: pair, Keyspace: r.Keyspace, Range: seg}
+					if err = n.recordRepair(task, st, segStart); err != nil {
+						err = fmt.Errorf("saving repair checkpoint: %w", err)
+					}
 				}
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				if firstEr == nil {
-					firstEr = api.Errorf(api.CodeUnavailable, "meridian: repair of %s/%s %s stopped (progress is saved; run it again to resume): %v", it.pair[0], it.pair[1], it.seg, err)
+				mu.Lock()
+				if err != nil {
+					if firstEr == nil {
+						firstEr = api.Errorf(api.CodeUnavailable, "meridian: repair of %s/%s %s stopped (progress is saved; run it again to resume): %v", pair[0], pair[1], seg, err)
+					}
+					mu.Unlock()
+					cancel()
+					return
 				}
-				cancel()
-				return
+				prog.Pair = pair[0] + "/" + pair[1]
+				prog.RangesDone++
+				prog.KeysCompared += st.KeysCompared
+				prog.KeysFixed += st.KeysFixed
+				prog.BytesSent += st.BytesSent
+				prog.ElapsedMillis = time.Since(start).Milliseconds()
+				if left[pair]--; left[pair] == 0 {
+					prog.PairsDone++
+				}
+				report(prog)
+				mu.Unlock()
 			}
-			prog.Pair = it.pair[0] + "/" + it.pair[1]
-			prog.RangesDone++
-			prog.KeysCompared += st.KeysCompared
-			prog.KeysFixed += st.KeysFixed
-			prog.BytesSent += st.BytesSent
-			prog.ElapsedMillis = time.Since(start).Milliseconds()
-			if left[it.pair]--; left[it.pair] == 0 {
-				prog.PairsDone++
-			}
-			report(prog)
 		}()
 	}
 	wg.Wait()
@@ -750,12 +760,7 @@ func (n *Node) repairPairRange(ctx context.Context, ks string, pair [2]string, s
 		}
 		rate = max(1, rate/int64(max(1, initiators)))
 	}
-	var (
-		mu    sync.Mutex
-		total repair.RangeStats
-		errs  []error
-		wg    sync.WaitGroup
-	)
+	var sessions [][2]string
 	for _, a := range members {
 		if a.DC != pair[0] {
 			continue
@@ -764,6 +769,18 @@ func (n *Node) repairPairRange(ctx context.Context, ks string, pair [2]string, s
 			if b.DC != pair[1] || a.ID == b.ID || (pair[0] == pair[1] && a.ID > b.ID) {
 				continue
 			}
+			sessions = append(sessions, [2]string{a.ID, b.ID})
+		}
+	}
+	var (
+		mu    sync.Mutex
+		total repair.RangeStats
+		errs  []error
+	)
+	for _, round := range sessionRounds(sessions) {
+		var wg sync.WaitGroup
+		for _, s := range round {
+			a, b := s[0], s[1]
 			if err := acquire(ctx, n.slots.sessions); err != nil {
 				mu.Lock()
 				errs = append(errs, err)
@@ -776,10 +793,10 @@ func (n *Node) repairPairRange(ctx context.Context, ks string, pair [2]string, s
 				defer func() { <-n.slots.sessions }()
 				var st repair.RangeStats
 				var err error
-				if a.ID == n.cfg.ID {
-					st, err = n.repairRange(ctx, ks, seg, b.ID, rate)
+				if a == n.cfg.ID {
+					st, err = n.repairRange(ctx, ks, seg, b, rate)
 				} else {
-					err = n.call(ctx, a.ID, typeRepairRun, &repairRun{Keyspace: ks, Range: seg, Peer: b.ID, BytesPerSecond: rate}, func(e *wan.Envelope) error {
+					err = n.call(ctx, a, typeRepairRun, &repairRun{Keyspace: ks, Range: seg, Peer: b, BytesPerSecond: rate}, func(e *wan.Envelope) error {
 						var rs repairStats
 						if err := e.Decode(&rs); err != nil {
 							return err
@@ -791,15 +808,40 @@ func (n *Node) repairPairRange(ctx context.Context, ks string, pair [2]string, s
 				mu.Lock()
 				defer mu.Unlock()
 				if err != nil {
-					errs = append(errs, fmt.Errorf("%s with %s: %w", a.ID, b.ID, err))
+					errs = append(errs, fmt.Errorf("%s with %s: %w", a, b, err))
 					return
 				}
 				total.Add(st)
 			}()
 		}
+		wg.Wait()
 	}
-	wg.Wait()
 	return total, errors.Join(errs...)
+}
+
+// sessionRounds orders sessions (pairs of node ids) into rounds in which
+// no node takes part twice. Rounds run one after another, so a replica
+// that lacks keys gets them from its first session, and its later sessions
+// find nothing left to send, instead of every peer pushing it the same
+// keys at once.
+func sessionRounds(sessions [][2]string) [][][2]string {
+	var rounds [][][2]string
+	left := slices.Clone(sessions)
+	for len(left) > 0 {
+		busy := map[string]bool{}
+		var round, rest [][2]string
+		for _, s := range left {
+			if busy[s[0]] || busy[s[1]] {
+				rest = append(rest, s)
+				continue
+			}
+			busy[s[0]], busy[s[1]] = true, true
+			round = append(round, s)
+		}
+		rounds = append(rounds, round)
+		left = rest
+	}
+	return rounds
 }
 
 // maxRepairLinks bounds the span links a repair session records.
