@@ -183,7 +183,7 @@ func (s *Store) CollectTombstone(ks string, key []byte, arrived time.Time) (coll
 	if !IsTombstone(obj) {
 		// The index outlived its tombstone (it cannot, as both change in
 		// one batch, but an index entry must never delete a value).
-		return false, s.commit(b)
+		return false, b.Commit(s.wo)
 	}
 	if err := b.Delete(ok, nil); err != nil {
 		return false, err
@@ -195,15 +195,9 @@ func (s *Store) CollectTombstone(ks string, key []byte, arrived time.Time) (coll
 	if err := b.Set(dotFloorKey, binary.BigEndian.AppendUint64(nil, floor), nil); err != nil {
 		return false, err
 	}
-	if err := s.commit(b); err != nil {
+	if err := b.Commit(s.wo); err != nil {
 		return false, fmt.Errorf("store: collect tombstone of %s: %w", printableKey(key), err)
 	}
 	s.dotFloor.Store(floor)
 	return true, nil
-}
-
-// commit applies b with s.wo (synced).
-func (s *Store) commit(b *pebble.Batch) (err error) {
-	defer catchFatal(&err, s.fail)
-	return b.Commit(s.wo)
 }
