@@ -271,3 +271,41 @@ func TestSloppyQuorumUsesAFallback(t *testing.T) {
 		return nil
 	})
 }
+
+// TestRelayThatJustDiedIsPassedOver cuts off the first relay of a key's
+// remote datacenter just before a write, before anything noticed: the
+// call to it hangs on a dead connection, and the write must still reach
+// the datacenter's other replicas through the next relay, in time (hints
+// are off, so nothing else would bring it there).
+func TestRelayThatJustDiedIsPassedOver(t *testing.T) {
+	tc := startCluster(t, clusterOpts{regions: []string{"east", "west"}, tweak: func(c *node.Config) {
+		c.Hints.Disabled = true
+	}})
+	key := []byte("relayed")
+	ring, err := tc.client.Ring(ctx(t), "", key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	west := ring.Replicas["west"]
+	// Warm the connections, so the first relay's is open when it dies.
+	if _, err := tc.client.Put(ctx(t), []byte("warm"), []byte("v"), &client.WriteOptions{Consistency: "EACH_QUORUM"}); err != nil {
+		t.Fatal(err)
+	}
+	tc.em.Isolate(tc.config(west[0]).Listen)
+	defer tc.em.Restore(tc.config(west[0]).Listen)
+	if _, err := tc.client.Put(ctx(t), key, []byte("v"), &client.WriteOptions{Consistency: "LOCAL_QUORUM"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() error {
+		for _, id := range west[1:] {
+			o, err := tc.nodes[id].Store().Get("default", key)
+			if err != nil {
+				return err
+			}
+			if len(o.Values()) != 1 {
+				return fmt.Errorf("%s holds %q: the write did not get past the dead relay %s", id, o.Values(), west[0])
+			}
+		}
+		return nil
+	})
+}

@@ -456,11 +456,18 @@ func (n *Node) call(ctx context.Context, id string, t wan.MsgType, payload any, 
 	}
 	start := time.Now()
 	ctx, span := n.startCall(ctx, m, env)
-	err = n.tr.Call(ctx, m.Addr, id, env, onReply)
+	answered := false
+	err = n.tr.Call(ctx, m.Addr, id, env, func(e *wan.Envelope) error {
+		answered = true
+		return onReply(e)
+	})
 	n.endCall(ctx, span, t, m.DC, start, err)
 	var re *wan.RemoteError
 	switch {
-	case err == nil || errors.As(err, &re):
+	// A peer that answered is up, even if the call then ran out of time:
+	// a relay streams its targets' acks and may wait on a dead target
+	// until the deadline, which is that target's failure, not its own.
+	case err == nil || errors.As(err, &re) || answered:
 		if n.health.ok(id) {
 			n.log.Info("peer is up", "peer", id)
 			n.handoff.kick()

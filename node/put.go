@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"time"
 
 	"go.opentelemetry.io/otel/trace"
 
@@ -252,7 +254,7 @@ func (n *Node) viaRelay(ctx context.Context, dc string, relays, targets []string
 		delete(pending, id)
 		return true
 	}
-	for _, relay := range relays {
+	for i, relay := range relays {
 		if len(pending) == 0 || ctx.Err() != nil {
 			break
 		}
@@ -266,7 +268,16 @@ func (n *Node) viaRelay(ctx context.Context, dc string, relays, targets []string
 			}
 		}
 		before := len(pending)
-		lastErr = n.call(ctx, relay, t, request(rest), func(e *wan.Envelope) error { return handle(e, claim) })
+		// A relay that died a moment ago still looks usable, and a call on
+		// its dead connection waits out the deadline. While other relays
+		// remain, give this one half the time left, so the next still has
+		// time to carry the request.
+		actx, cancel := ctx, context.CancelFunc(func() {})
+		if dl, ok := ctx.Deadline(); ok && slices.ContainsFunc(relays[i+1:], n.health.usable) {
+			actx, cancel = context.WithTimeout(ctx, time.Until(dl)/2)
+		}
+		lastErr = n.call(actx, relay, t, request(rest), func(e *wan.Envelope) error { return handle(e, claim) })
+		cancel()
 		if lastErr == nil || len(pending) < before {
 			break
 		}
