@@ -250,7 +250,7 @@ type cachedTree struct {
 const treeCacheTTL = time.Minute
 
 func (n *Node) responderTree(ctx context.Context, ks string, r repair.Range, depth int, peer string) (*repair.Tree, error) {
-	key := fmt.Sprintf("%s|%s|%d|%s", ks, r, depth, peer)
+	key := treeKey(ks, r, depth, peer)
 	c := &n.trees
 	c.mu.Lock()
 	now := time.Now()
@@ -287,10 +287,15 @@ func (n *Node) responderTree(ctx context.Context, ks string, r repair.Range, dep
 	return t, nil
 }
 
+// treeKey names the responder's tree of one session in the cache.
+func treeKey(ks string, r repair.Range, depth int, peer string) string {
+	return fmt.Sprintf("%s|%s|%d|%s", ks, r, depth, peer)
+}
+
 // dropTree forgets the responder's tree of a finished session, so the
 // next session builds a fresh one, and returns when its scan started.
 func (n *Node) dropTree(ks string, r repair.Range, depth int, peer string) (time.Time, bool) {
-	key := fmt.Sprintf("%s|%s|%d|%s", ks, r, depth, peer)
+	key := treeKey(ks, r, depth, peer)
 	n.trees.mu.Lock()
 	defer n.trees.mu.Unlock()
 	e, ok := n.trees.trees[key]

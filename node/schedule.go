@@ -25,8 +25,14 @@ const scheduleInterval = 10 * time.Second
 // progress is checkpointed, so a restart or a closing window resumes where
 // it stopped.
 func (n *Node) runRepairScheduler() {
+	n.every(scheduleInterval, func() { n.ScheduleRound(n.bgCtx) })
+}
+
+// every runs f once per interval, the first time one interval from now,
+// until the node stops; it is a background task (n.bg).
+func (n *Node) every(interval time.Duration, f func()) {
 	defer n.bg.Done()
-	t := time.NewTicker(scheduleInterval)
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
@@ -34,7 +40,7 @@ func (n *Node) runRepairScheduler() {
 			return
 		case <-t.C:
 		}
-		n.ScheduleRound(n.bgCtx)
+		f()
 	}
 }
 

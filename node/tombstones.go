@@ -312,24 +312,19 @@ func (n *Node) catchUp(ctx context.Context) error {
 // collects tombstones. The first round waits one interval, so membership
 // has settled before the node starts repair sessions.
 func (n *Node) runTombstoneSweeper() {
-	defer n.bg.Done()
-	t := time.NewTicker(tombstoneSweepInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-n.bgCtx.Done():
-			return
-		case <-t.C:
-		}
-		if err := n.saveTime(aliveName, n.now()); err != nil {
-			n.log.Error("recording liveness", "err", err)
-		}
-		if err := n.catchUp(n.bgCtx); err != nil && n.bgCtx.Err() == nil {
-			n.log.Warn("repair after the outage is not finished; retrying", "err", err)
-		}
-		if _, err := n.CollectTombstones(n.bgCtx); err != nil && n.bgCtx.Err() == nil {
-			n.log.Error("collecting tombstones", "err", err)
-		}
+	n.every(tombstoneSweepInterval, n.sweepTombstones)
+}
+
+// sweepTombstones is one round of runTombstoneSweeper.
+func (n *Node) sweepTombstones() {
+	if err := n.saveTime(aliveName, n.now()); err != nil {
+		n.log.Error("recording liveness", "err", err)
+	}
+	if err := n.catchUp(n.bgCtx); err != nil && n.bgCtx.Err() == nil {
+		n.log.Warn("repair after the outage is not finished; retrying", "err", err)
+	}
+	if _, err := n.CollectTombstones(n.bgCtx); err != nil && n.bgCtx.Err() == nil {
+		n.log.Error("collecting tombstones", "err", err)
 	}
 }
 

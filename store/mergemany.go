@@ -92,10 +92,7 @@ func (s *Store) MergeMany(ks string, items []KeyObject) (changed int, err error)
 		if err != nil {
 			return 0, err
 		}
-		if err := b.Set(objectKey(ks, st.tok, st.key), v, nil); err != nil {
-			return 0, err
-		}
-		if err := s.indexTombstone(b, ks, st.tok, st.key, st.cur, st.next); err != nil {
+		if err := s.stageObject(b, ks, st.tok, st.key, objectKey(ks, st.tok, st.key), v, st.cur, st.next); err != nil {
 			return 0, err
 		}
 		changed++

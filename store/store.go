@@ -208,10 +208,7 @@ func (s *Store) writeObject(ks string, tok uint64, key, k, v []byte, cur, next *
 	}
 	b := s.db.NewBatch()
 	defer b.Close()
-	if err := b.Set(k, v, nil); err != nil {
-		return err
-	}
-	if err := s.indexTombstone(b, ks, tok, key, cur, next); err != nil {
+	if err := s.stageObject(b, ks, tok, key, k, v, cur, next); err != nil {
 		return err
 	}
 	return b.Commit(s.wo)

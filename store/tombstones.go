@@ -63,6 +63,17 @@ func decodeArrival(v []byte) (time.Time, error) {
 	return time.Unix(0, int64(binary.BigEndian.Uint64(v))), nil
 }
 
+// stageObject adds to b the write of v (the encoding of next) under Pebble
+// key k, with the tombstone index change that goes from cur to next: every
+// batched object write goes through it, so the index never drifts from the
+// objects.
+func (s *Store) stageObject(b *pebble.Batch, ks string, tok uint64, key, k, v []byte, cur, next *version.Object) error {
+	if err := b.Set(k, v, nil); err != nil {
+		return err
+	}
+	return s.indexTombstone(b, ks, tok, key, cur, next)
+}
+
 // indexTombstone adds to b what keeps the tombstone index in step with a
 // write of next over cur: a changed tombstone gets a new arrival time, and
 // a key that is no longer a tombstone leaves the index.
