@@ -16,6 +16,10 @@ const (
 	StateSuspect = "suspect"
 	StateDown    = "down"
 	StateLeft    = "left"
+	// StateFailed: the node reports that its store failed (its data
+	// directory lost, an fsync error, a full disk); it acknowledges
+	// nothing until it is fixed and restarted.
+	StateFailed = "failed"
 )
 
 // downAfter is how many failed RPCs or probes in a row turn a suspect peer
@@ -37,6 +41,7 @@ type peerHealth struct {
 	serf     serf.MemberStatus
 	verified bool // a QUIC call with a certificate naming the peer succeeded
 	failures int  // consecutive failed calls or probes
+	failed   bool // the peer reports its store failed
 }
 
 func newHealth(self string) *health {
@@ -55,10 +60,11 @@ func (h *health) peer(id string) *peerHealth {
 // gossip records serf's status of a peer. A transition to failed counts as
 // a failure signal; a transition to alive does not clear failures (a probe
 // must succeed first).
-func (h *health) gossip(id string, st serf.MemberStatus) {
+func (h *health) gossip(id string, st serf.MemberStatus, storeFailed bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	p := h.peer(id)
+	p.failed = storeFailed
 	if st == serf.StatusFailed && p.serf != serf.StatusFailed {
 		p.failures = max(p.failures, downAfter)
 	}
@@ -94,7 +100,7 @@ func (h *health) usable(id string) bool {
 }
 
 func (p *peerHealth) usable() bool {
-	return p.verified && p.failures == 0 && (p.serf == serf.StatusAlive || p.serf == serf.StatusFailed)
+	return p.verified && p.failures == 0 && !p.failed && (p.serf == serf.StatusAlive || p.serf == serf.StatusFailed)
 }
 
 // state reports the peer's state for operators.
@@ -108,6 +114,8 @@ func (h *health) state(id string) string {
 	switch {
 	case p.serf == serf.StatusLeft || p.serf == serf.StatusLeaving:
 		return StateLeft
+	case p.failed:
+		return StateFailed
 	case p.usable():
 		return StateUp
 	case p.failures >= downAfter || p.serf == serf.StatusFailed:
@@ -155,7 +163,14 @@ func (n *Node) runProber() {
 				defer func() { <-sem }()
 				ctx, cancel := context.WithTimeout(n.bgCtx, time.Second)
 				defer cancel()
-				n.call(ctx, id, typePing, &ping{Node: n.cfg.ID}, func(*wan.Envelope) error { return nil })
+				n.call(ctx, id, typePing, n.ownPing(id), func(e *wan.Envelope) error {
+					var p ping
+					if err := e.Decode(&p); err != nil {
+						return err
+					}
+					n.peerIncarnation(id, &p)
+					return nil
+				})
 			}()
 		}
 		wg.Wait()

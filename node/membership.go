@@ -29,12 +29,18 @@ const (
 	tagRack = "rack"
 	tagAddr = "addr"
 	roleVal = "meridian"
+	// tagState is set to stateFailedVal by a node whose store failed: it
+	// acknowledges nothing, and peers show it as failed.
+	tagState       = "state"
+	stateFailedVal = "failed"
 )
 
 // memberInfo is one member as the ring and the transport see it.
 type memberInfo struct {
 	ID, DC, Rack, Addr string
 	Status             serf.MemberStatus
+	// StoreFailed: the member reports that its store failed.
+	StoreFailed bool
 }
 
 // view is an immutable snapshot of the membership: the ring every node
@@ -201,7 +207,7 @@ func (n *Node) refreshView() {
 		if m.Tags[tagRole] != roleVal || m.Status == serf.StatusLeft {
 			continue
 		}
-		infos = append(infos, memberInfo{ID: m.Name, DC: m.Tags[tagDC], Rack: m.Tags[tagRack], Addr: m.Tags[tagAddr], Status: m.Status})
+		infos = append(infos, memberInfo{ID: m.Name, DC: m.Tags[tagDC], Rack: m.Tags[tagRack], Addr: m.Tags[tagAddr], Status: m.Status, StoreFailed: m.Tags[tagState] == stateFailedVal})
 	}
 	sort.Slice(infos, func(i, j int) bool { return infos[i].ID < infos[j].ID })
 	old := n.view.Load()
@@ -217,7 +223,7 @@ func (n *Node) refreshView() {
 		}
 	}
 	for _, m := range infos {
-		n.health.gossip(m.ID, m.Status)
+		n.health.gossip(m.ID, m.Status, m.StoreFailed)
 	}
 	if same {
 		// Only statuses changed: keep the ring, refresh the statuses.

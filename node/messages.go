@@ -108,4 +108,8 @@ type ping struct {
 	// ReadGated: the node is back from a long outage and still refuses
 	// reads of ranges it has not repaired.
 	ReadGated bool
+	// Incarnation is the sender's data directory incarnation; Known the
+	// incarnations the sender has seen of the receiver (identity.go).
+	Incarnation string
+	Known       []string
 }

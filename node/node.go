@@ -73,6 +73,18 @@ type Node struct {
 	readGate   atomic.Int64     // unix nanos of the return from a long outage; 0 = reads open
 	onDisk     bool             // the store is on the real disk, in cfg.DataDir
 
+	// Identity (identity.go): actor mints this node's dots; incs are the
+	// incarnations seen of each node; unverified is set while a fresh
+	// data directory has not heard from its peers; storeFailed once the
+	// store failed.
+	actor       string
+	incs        incarnationBook
+	unverified  atomic.Bool
+	storeFailed atomic.Bool
+	fatalOnce   sync.Once
+	fatalCh     chan struct{}
+	fatalErr    error
+
 	tracer     trace.Tracer
 	metrics    *telemetry.Metrics
 	admin      *http.Server
@@ -96,7 +108,7 @@ func Start(cfg Config, opts Options) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("node: invalid configuration: %w", err)
 	}
-	n := &Node{cfg: cfg, log: opts.Logger, now: opts.Now, health: newHealth(cfg.ID), probeKick: make(chan struct{}, 1), slots: newRepairSlots()}
+	n := &Node{cfg: cfg, log: opts.Logger, now: opts.Now, health: newHealth(cfg.ID), probeKick: make(chan struct{}, 1), slots: newRepairSlots(), fatalCh: make(chan struct{})}
 	if n.log == nil {
 		n.log = slog.Default()
 	}
@@ -130,8 +142,12 @@ func Start(cfg Config, opts Options) (*Node, error) {
 	}
 
 	n.onDisk = opts.FS == nil
-	n.store, err = store.Open(cfg.DataDir, &store.Options{FS: opts.FS, Logger: n.log, Now: n.now})
+	n.store, err = store.Open(cfg.DataDir, &store.Options{FS: opts.FS, Logger: n.log, Now: n.now, NodeID: cfg.ID})
 	if err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	if err := n.startIdentity(); err != nil {
+		n.store.Close()
 		return nil, fmt.Errorf("node: %w", err)
 	}
 	n.bgCtx, n.bgStop = context.WithCancel(context.Background())
@@ -174,12 +190,14 @@ func Start(cfg Config, opts Options) (*Node, error) {
 			return nil, err
 		}
 	}
-	n.bg.Add(4)
+	n.bg.Add(6)
+	go n.watchDirectory()
+	go n.watchName()
 	go n.runProber()
 	go n.handoff.run()
 	go n.runRepairScheduler()
 	go n.runTombstoneSweeper()
-	n.log.Info("node started", "listen", n.tr.Addr().String(), "gossip", cfg.Gossip, "members", len(n.view.Load().members), "keyspaces", len(cfg.Keyspaces))
+	n.log.Info("node started", "incarnation", n.store.Identity().Incarnation, "listen", n.tr.Addr().String(), "gossip", cfg.Gossip, "members", len(n.view.Load().members), "keyspaces", len(cfg.Keyspaces))
 	return n, nil
 }
 

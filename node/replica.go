@@ -29,8 +29,16 @@ func (n *Node) serveReplica(ctx context.Context, from string, req *wan.Envelope,
 			reply.SendError("repair", err.Error())
 		}
 	case typePing:
-		count, bytes := n.hintTotals()
-		send(typePing, &ping{Node: n.cfg.ID, HintCount: count, HintBytes: bytes, ReadGated: n.Gated()})
+		var p ping
+		if err := req.Decode(&p); err != nil {
+			reply.SendError("bad_request", err.Error())
+			return
+		}
+		n.peerIncarnation(from, &p)
+		res := n.ownPing(from)
+		res.HintCount, res.HintBytes = n.hintTotals()
+		res.ReadGated = n.Gated()
+		send(typePing, res)
 	case typeHintWrite:
 		var w hintWrite
 		if err := req.Decode(&w); err != nil {
@@ -167,6 +175,9 @@ func (n *Node) readLocal(ks string, key []byte, inspect bool) (*version.Object, 
 		return nil, cerr
 	}
 	if !inspect {
+		if err := n.verifiedRead(); err != nil {
+			return nil, err
+		}
 		if err := n.readAllowed(ks, key); err != nil {
 			return nil, err
 		}

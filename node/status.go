@@ -27,6 +27,9 @@ func (n *Node) status(ctx context.Context) *api.StatusResponse {
 		st := &out[i]
 		if st.ID == n.cfg.ID {
 			st.State = StateUp
+			if n.store.Err() != nil {
+				st.State = StateFailed
+			}
 			st.HintsPending, st.HintBytes = n.hintTotals()
 			st.ReadGated = n.Gated()
 			continue
@@ -41,11 +44,12 @@ func (n *Node) status(ctx context.Context) *api.StatusResponse {
 			pctx, cancel := context.WithTimeout(ctx, probeTimeout)
 			defer cancel()
 			start := time.Now()
-			err := n.call(pctx, st.ID, typePing, &ping{Node: n.cfg.ID}, func(e *wan.Envelope) error {
+			err := n.call(pctx, st.ID, typePing, n.ownPing(st.ID), func(e *wan.Envelope) error {
 				var p ping
 				if err := e.Decode(&p); err != nil {
 					return err
 				}
+				n.peerIncarnation(st.ID, &p)
 				st.HintsPending, st.HintBytes, st.ReadGated = p.HintCount, p.HintBytes, p.ReadGated
 				return nil
 			})

@@ -363,5 +363,5 @@ func (n *Node) mintBase(cur *version.Object) *version.Object {
 	if floor == 0 {
 		return cur
 	}
-	return &version.Object{Clock: version.Vector{n.cfg.ID: floor}}
+	return &version.Object{Clock: version.Vector{n.actor: floor}}
 }

@@ -106,5 +106,8 @@ func (s *Store) MergeMany(ks string, items []KeyObject) (changed int, err error)
 		}
 		return 0, fmt.Errorf("store: merge %d keys of keyspace %q: %w", changed, ks, err)
 	}
+	if err := s.stillHome(); err != nil {
+		return 0, err
+	}
 	return changed, nil
 }

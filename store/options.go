@@ -29,6 +29,10 @@ type Options struct {
 	CacheSize int64
 	// Now is the clock of tombstone arrival times; nil means time.Now.
 	Now func() time.Time
+	// NodeID names the node the data directory belongs to: a new directory
+	// records it in its identity (IdentityFile), and a directory created
+	// for another node is refused. Empty means any owner.
+	NodeID string
 }
 
 // Validate reports every problem with o at once.

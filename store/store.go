@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/meridian-kv/meridian/placement"
 	"github.com/meridian-kv/meridian/version"
@@ -44,6 +45,13 @@ type Store struct {
 	dotFloor atomic.Uint64
 	// now is the clock of tombstone arrival times.
 	now func() time.Time
+
+	// fs and dir locate the data directory; id is its identity, fresh
+	// whether it held no store when opened (identity.go).
+	fs    vfs.FS
+	dir   string
+	id    Identity
+	fresh bool
 }
 
 // Open opens (creating if needed) the store in directory dir. A nil opts
@@ -59,6 +67,13 @@ func Open(dir string, opts *Options) (s *Store, err error) {
 	s = &Store{log: &pebbleLogger{l: o.Logger}, wo: pebble.Sync, calls: newGate(), now: o.Now}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	s.fs, s.dir = o.FS, dir
+	if s.fs == nil {
+		s.fs = vfs.Default
+	}
+	if s.id, s.fresh, err = loadIdentity(s.fs, dir, o.NodeID, s.now()); err != nil {
+		return nil, err
 	}
 	defer catchFatal(&err, nil)
 	db, err := pebble.Open(dir, o.pebbleOptions(s.log))
@@ -196,6 +211,9 @@ func (s *Store) Update(ks string, key []byte, fn func(cur *version.Object) (*ver
 		}
 		return nil, false, fmt.Errorf("store: write keyspace %q key %s: %w", ks, printableKey(key), err)
 	}
+	if err := s.stillHome(); err != nil {
+		return nil, false, err
+	}
 	return next, true, nil
 }
 
@@ -234,8 +252,12 @@ func (s *Store) DiskUsage() (n uint64) {
 	return s.db.Metrics().DiskSpaceUsage()
 }
 
-// write stores v under k with s.wo (fsynced).
+// write stores v under k with s.wo (fsynced), then checks the data
+// directory is still there.
 func (s *Store) write(k, v []byte) (err error) {
 	defer catchFatal(&err, s.fail)
-	return s.db.Set(k, v, s.wo)
+	if err := s.db.Set(k, v, s.wo); err != nil {
+		return err
+	}
+	return s.stillHome()
 }

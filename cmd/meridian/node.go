@@ -46,7 +46,13 @@ func newNodeCmd(g *globalFlags) *cobra.Command {
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			<-ctx.Done()
+			select {
+			case <-ctx.Done():
+			case <-n.Failed():
+				// The node stopped itself (another live node has its id).
+				tel.Shutdown(context.Background())
+				return n.Err()
+			}
 			log.Info("shutting down")
 			return errors.Join(n.Close(), tel.Shutdown(context.Background()))
 		},
