@@ -20,6 +20,7 @@ var allowed = map[string][]string{
 	"codec":       {},
 	"placement":   {},
 	"consistency": {},
+	"history":     {},
 	"version":     {"codec"},
 	"api":         {"codec", "consistency", "version"},
 	"repair":      {"codec", "consistency", "placement", "version"},
@@ -32,7 +33,7 @@ var allowed = map[string][]string{
 	"wan":                 {"codec"},
 	"client":              {"api", "codec", "consistency", "telemetry", "version", "wan"},
 	"node":                {"api", "codec", "consistency", "placement", "repair", "store", "telemetry", "version", "wan"},
-	"cmd/meridian": {"api", "client", "codec", "consistency", "node", "placement", "store",
+	"cmd/meridian": {"api", "client", "codec", "consistency", "history", "node", "placement", "store",
 		"telemetry", "telemetry/otelsetup", "version", "wan"},
 }
 
