@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -117,6 +118,7 @@ type handoff struct {
 	n                          *Node
 	kickCh                     chan struct{}
 	stored, delivered, dropped atomic.Int64
+	tooLarge                   sync.Map // hints too large to send that were logged
 }
 
 // handoff timing.
@@ -258,6 +260,12 @@ func (h *handoff) deliver(target string) {
 	for !d.Done() {
 		settle(<-answers)
 		send()
+	}
+	for _, hint := range d.TooLarge() {
+		if _, warned := h.tooLarge.LoadOrStore(target+"\x00"+hint.Keyspace+"\x00"+string(hint.Key), true); warned {
+			continue // said once per node run; each is at least a frame, so few
+		}
+		n.log.Warn("hint too large for one message: it waits until it expires, then repair covers its range", "target", target, "keyspace", hint.Keyspace, "key", fmt.Sprintf("%q", hint.Key), "bytes", hint.Bytes)
 	}
 	if err := d.Err(); err != nil {
 		n.log.Info("hint delivery paused", "target", target, "delivered", delivered, "err", err)

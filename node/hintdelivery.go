@@ -5,6 +5,7 @@ import (
 
 	"github.com/meridian-kv/meridian/store"
 	"github.com/meridian-kv/meridian/version"
+	"github.com/meridian-kv/meridian/wan"
 )
 
 // Hint delivery, as a step machine (the model is repair.Differ): hints read
@@ -31,6 +32,10 @@ type deliveryLimits struct {
 	BatchBytes int
 	// InFlight bounds the batches sent and not yet answered.
 	InFlight int
+	// MaxHintBytes is the largest hint (hintSize) that one message can
+	// carry; a larger one is set aside (TooLarge), not sent, so it cannot
+	// stop the delivery of the hints after it.
+	MaxHintBytes int
 }
 
 // Default delivery limits. A batch of 128 hints keeps every write's trace
@@ -38,7 +43,8 @@ type deliveryLimits struct {
 // is 128); 1 MiB keeps a batch a quarter of wan.DefaultMaxFrame; 4 batches
 // in flight fill a 20–200 ms WAN round trip at a few thousand hints a
 // second without holding more than 4 MiB of objects per target.
-var defaultDeliveryLimits = deliveryLimits{BatchHints: 128, BatchBytes: 1 << 20, InFlight: 4}
+// A hint may take a whole frame but for 64 KiB of envelope.
+var defaultDeliveryLimits = deliveryLimits{BatchHints: 128, BatchBytes: 1 << 20, InFlight: 4, MaxHintBytes: wan.DefaultMaxFrame - 64<<10}
 
 // hintBatch is one batch of a delivery round.
 type hintBatch struct {
@@ -59,6 +65,14 @@ type hintDelivery struct {
 	ended    bool
 	err      error // the first failure; nothing more is sent after it
 	acked    int   // hints in acknowledged batches
+	tooLarge []tooLargeHint
+}
+
+// tooLargeHint names a hint no message can carry (its object is not kept).
+type tooLargeHint struct {
+	Keyspace string
+	Key      []byte
+	Bytes    int // hintSize
 }
 
 func newHintDelivery(lim deliveryLimits) *hintDelivery {
@@ -71,6 +85,9 @@ func newHintDelivery(lim deliveryLimits) *hintDelivery {
 	if lim.InFlight <= 0 {
 		lim.InFlight = defaultDeliveryLimits.InFlight
 	}
+	if lim.MaxHintBytes <= 0 {
+		lim.MaxHintBytes = defaultDeliveryLimits.MaxHintBytes
+	}
 	return &hintDelivery{lim: lim}
 }
 
@@ -80,6 +97,10 @@ func (d *hintDelivery) Add(h store.Hint) {
 		return
 	}
 	size := hintSize(h)
+	if size > d.lim.MaxHintBytes {
+		d.tooLarge = append(d.tooLarge, tooLargeHint{Keyspace: h.Keyspace, Key: h.Key, Bytes: size})
+		return
+	}
 	if f := d.filling; f != nil && (f.keyspace != h.Keyspace || len(f.hints) >= d.lim.BatchHints || f.bytes+size > d.lim.BatchBytes) {
 		d.seal()
 	}
@@ -172,6 +193,11 @@ func (d *hintDelivery) Done() bool {
 
 // Err is the failure that stopped the round, or nil.
 func (d *hintDelivery) Err() error { return d.err }
+
+// TooLarge returns the hints of this round too large for one message:
+// they stay in the store until they expire (and their ranges are marked
+// for repair).
+func (d *hintDelivery) TooLarge() []tooLargeHint { return d.tooLarge }
 
 // Acknowledged is how many hints the target acknowledged in this round.
 func (d *hintDelivery) Acknowledged() int { return d.acked }

@@ -81,6 +81,19 @@ func TestHintBatchesAreCut(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("batches %q, want %q", got, want)
 	}
+
+	// A hint no message can carry is set aside; those after it go on.
+	f := newHintDelivery(deliveryLimits{MaxHintBytes: 3 * small})
+	f.Add(testHint("a", "k0", 10))
+	f.Add(testHint("a", "huge", 3*small))
+	f.Add(testHint("a", "k1", 10))
+	f.End(nil)
+	if sent := sendAll(f); len(sent) != 1 || keysOf(sent[0]) != "a:k0,k1" {
+		t.Fatalf("sent %d batches, want one of k0,k1", len(sent))
+	}
+	if tl := f.TooLarge(); len(tl) != 1 || string(tl[0].Key) != "huge" {
+		t.Fatalf("TooLarge %v, want the huge hint", tl)
+	}
 }
 
 // TestHintDeliveryWindow checks the window: at most InFlight batches out,
