@@ -60,19 +60,30 @@ func (n *Node) mergeHints(ctx context.Context, ks string, items []hintItem) (err
 	if _, cerr := n.keyspace(ks); cerr != nil {
 		return cerr
 	}
+	kos, err := hintBatchObjects(ks, items)
+	if err != nil {
+		return err
+	}
+	_, err = n.store.MergeMany(ks, kos)
+	return err
+}
+
+// hintBatchObjects checks a received batch and returns what to merge: at
+// most store.MaxMergeBatch items, each with a valid object. Keys are
+// checked by the store.
+func hintBatchObjects(ks string, items []hintItem) ([]store.KeyObject, error) {
 	if len(items) > store.MaxMergeBatch {
-		return fmt.Errorf("node: a hint batch of %d objects exceeds %d (the sender must split it)", len(items), store.MaxMergeBatch)
+		return nil, fmt.Errorf("node: a hint batch of %d objects exceeds %d (the sender must split it)", len(items), store.MaxMergeBatch)
 	}
 	kos := make([]store.KeyObject, len(items))
 	for i, it := range items {
 		if it.Object == nil {
-			return fmt.Errorf("node: hint batch item %d of keyspace %q holds no object", i, ks)
+			return nil, fmt.Errorf("node: hint batch item %d of keyspace %q holds no object", i, ks)
 		}
 		if err := it.Object.Validate(); err != nil {
-			return fmt.Errorf("node: hint batch item %d of keyspace %q: %w", i, ks, err)
+			return nil, fmt.Errorf("node: hint batch item %d of keyspace %q: %w", i, ks, err)
 		}
 		kos[i] = store.KeyObject{Key: it.Key, Object: it.Object}
 	}
-	_, err = n.store.MergeMany(ks, kos)
-	return err
+	return kos, nil
 }

@@ -304,3 +304,49 @@ func TestHintSizeBoundsTheEncoding(t *testing.T) {
 	}
 	t.Logf("a batch of %d hints of 8000 bytes: %d-byte frame", len(b.hints), len(frame))
 }
+
+// FuzzHintDeliver decodes arbitrary payloads as a hint batch and checks
+// them as the receiver does: never a panic, and what is accepted is at
+// most store.MaxMergeBatch valid objects that encode and decode to the
+// same objects.
+func FuzzHintDeliver(f *testing.F) {
+	obj := version.New().Update(nil, "east-1", version.Write{Value: []byte("v"), WrittenAt: 1})
+	for _, m := range []*hintDeliver{
+		{Keyspace: "default", Items: []hintItem{{Key: []byte("k"), Object: obj}}},
+		{Keyspace: "default", Items: []hintItem{{Key: []byte("k")}}},
+		{Keyspace: "", Items: nil},
+	} {
+		b, err := codec.Marshal(m)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte{0x83, 0x00, 0x60, 0x81, 0x82, 0x40, 0xf6})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var m hintDeliver
+		if err := codec.Unmarshal(data, &m); err != nil {
+			return
+		}
+		kos, err := hintBatchObjects(m.Keyspace, m.Items)
+		if err != nil {
+			return
+		}
+		if len(kos) != len(m.Items) || len(kos) > store.MaxMergeBatch {
+			t.Fatalf("accepted %d objects of %d items", len(kos), len(m.Items))
+		}
+		for _, ko := range kos {
+			if ko.Object == nil || ko.Object.Validate() != nil {
+				t.Fatalf("accepted an invalid object %+v", ko.Object)
+			}
+			b, err := codec.Marshal(ko.Object)
+			if err != nil {
+				t.Fatalf("accepted object does not encode: %v", err)
+			}
+			back := version.New()
+			if err := codec.Unmarshal(b, back); err != nil || !version.Equal(back, ko.Object) {
+				t.Fatalf("accepted object does not round-trip: %v", err)
+			}
+		}
+	})
+}
