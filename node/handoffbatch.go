@@ -49,6 +49,9 @@ func (n *Node) sendHints(target string, b *hintBatch) (err error) {
 		trace.WithAttributes(telemetry.HintTarget(target), telemetry.Namespace(b.keyspace), telemetry.Node(n.cfg.ID),
 			attribute.Int("meridian.hints.count", len(b.hints))))
 	defer func() { spanError(span, err); span.End() }()
+	if target == n.cfg.ID {
+		return n.mergeHints(ctx, b.keyspace, items) // as writeReplica does
+	}
 	return n.call(ctx, target, typeHintDeliver, &hintDeliver{Keyspace: b.keyspace, Items: items}, decodeAck)
 }
 
