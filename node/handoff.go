@@ -3,11 +3,12 @@ package node
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/metric"
-	"go.opentelemetry.io/otel/trace"
 
 	"github.com/meridian-kv/meridian/store"
 	"github.com/meridian-kv/meridian/telemetry"
@@ -117,13 +118,15 @@ type handoff struct {
 	n                          *Node
 	kickCh                     chan struct{}
 	stored, delivered, dropped atomic.Int64
+	tooLarge                   sync.Map // hints too large to send that were logged
 }
 
 // handoff timing.
 const (
 	handoffInterval = time.Second
 	expireInterval  = time.Minute
-	deliverBatch    = 256
+	// handoffTargets bounds the targets delivered to at once.
+	handoffTargets = 4
 )
 
 func newHandoff(n *Node) *handoff { return &handoff{n: n, kickCh: make(chan struct{}, 1)} }
@@ -167,59 +170,109 @@ func (h *handoff) run() {
 				n.log.Warn("hints expired before delivery; repair must cover them", "target", target, "count", c)
 			}
 		}
+		// Targets are served concurrently (a few at a time): a node that
+		// kept the hints of a whole datacenter delivers to all of it.
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, handoffTargets)
 		for target := range n.store.HintStats() {
 			if n.bgCtx.Err() != nil {
-				return
+				break
 			}
 			if _, known := n.view.Load().members[target]; !known || !n.health.usable(target) {
 				continue
 			}
-			h.deliver(target)
+			sem <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				h.deliver(target)
+			}()
 		}
+		wg.Wait()
 	}
 }
 
-// deliver sends target its hints, in batches, until none are left or a
-// delivery fails. A hint is deleted only after the target acknowledged a
-// synced merge, and only if it did not change meanwhile; delivery merges,
-// so a hint never overwrites newer data at the target.
+// deliver runs one delivery round of target's hints: it reads them in
+// store order into a hintDelivery, which cuts them into batches and keeps
+// a window of them in flight, and deletes the hints of each batch the
+// target acknowledged (in one synced batch, each only if it did not change
+// meanwhile; delivery merges, so a hint never overwrites newer data at the
+// target). The round stops at the first failure; what was not
+// acknowledged stays for the next round. Hints stored during the round
+// wait for the next one.
 func (h *handoff) deliver(target string) {
 	n := h.n
-	start, sent := time.Now(), 0
-	for n.bgCtx.Err() == nil {
-		seen := 0
-		err := n.store.Hints(target, deliverBatch, func(hint store.Hint) (err error) {
-			seen++
-			ctx, cancel := context.WithTimeout(n.bgCtx, n.cfg.Limits.RequestTimeout)
-			defer cancel()
-			// Each delivery is its own trace, linked to the write that left
-			// the hint.
-			ctx, span := n.tracer.Start(ctx, "hint.deliver "+target, trace.WithLinks(linkTo(hint.Trace)...),
-				trace.WithAttributes(telemetry.HintTarget(target), telemetry.Namespace(hint.Keyspace), telemetry.Node(n.cfg.ID)))
-			defer func() { spanError(span, err); span.End() }()
-			if err := n.writeReplica(ctx, target, hint.Keyspace, hint.Key, hint.Object); err != nil {
-				return err
+	start := time.Now()
+	d := newHintDelivery(defaultDeliveryLimits)
+	type answer struct {
+		b   *hintBatch
+		err error
+	}
+	// One slot per batch in flight: a sender never blocks on it.
+	answers := make(chan answer, defaultDeliveryLimits.InFlight)
+	delivered := 0
+	send := func() {
+		for {
+			b, ok := d.Next()
+			if !ok {
+				return
 			}
-			deleted, err := n.store.DeleteHint(hint)
-			if err != nil {
-				return err
-			}
-			if deleted {
-				h.delivered.Add(1)
-				n.metrics.HintsDelivered.Add(ctx, 1, metric.WithAttributes(telemetry.HintTarget(target)))
-				sent++
-			}
-			return nil
-		})
-		if err != nil {
-			n.log.Info("hint delivery paused", "target", target, "delivered", sent, "err", err)
-			return
-		}
-		if seen < deliverBatch {
-			break
+			go func() { answers <- answer{b, n.sendHints(target, b)} }()
 		}
 	}
-	if sent > 0 {
-		n.log.Info("hints delivered", "target", target, "count", sent, "took", time.Since(start).Round(time.Millisecond))
+	settle := func(a answer) {
+		if a.err != nil {
+			d.Failed(a.b, a.err)
+			return
+		}
+		deleted, err := n.store.DeleteHints(d.Acked(a.b))
+		if deleted > 0 {
+			delivered += deleted
+			h.delivered.Add(int64(deleted))
+			n.metrics.HintsDelivered.Add(n.bgCtx, int64(deleted), metric.WithAttributes(telemetry.HintTarget(target)))
+		}
+		if err != nil {
+			d.Stop(err)
+		}
+	}
+	errStopped := errors.New("node: hint delivery round stopped")
+	err := n.store.Hints(target, 0, func(hint store.Hint) error {
+		if err := n.bgCtx.Err(); err != nil {
+			d.Stop(err)
+		}
+		d.Add(hint)
+		send()
+		for !d.WantHints() && d.Err() == nil {
+			settle(<-answers)
+			send()
+		}
+		if d.Err() != nil {
+			return errStopped
+		}
+		return nil
+	})
+	if errors.Is(err, errStopped) {
+		err = nil // d holds the cause
+	}
+	d.End(err)
+	send()
+	for !d.Done() {
+		settle(<-answers)
+		send()
+	}
+	for _, hint := range d.TooLarge() {
+		if _, warned := h.tooLarge.LoadOrStore(target+"\x00"+hint.Keyspace+"\x00"+string(hint.Key), true); warned {
+			continue // said once per node run; each is at least a frame, so few
+		}
+		n.log.Warn("hint too large for one message: it waits until it expires, then repair covers its range", "target", target, "keyspace", hint.Keyspace, "key", fmt.Sprintf("%q", hint.Key), "bytes", hint.Bytes)
+	}
+	if err := d.Err(); err != nil {
+		n.log.Info("hint delivery paused", "target", target, "delivered", delivered, "err", err)
+	}
+	if delivered > 0 {
+		took := time.Since(start)
+		n.log.Info("hints delivered", "target", target, "count", delivered, "took", took.Round(time.Millisecond),
+			"per_second", int(float64(delivered)/max(took.Seconds(), 1e-3)))
 	}
 }

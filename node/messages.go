@@ -13,6 +13,7 @@ const (
 	typeRelayRead      wan.MsgType = 35 // relayRead -> replicaObject per target, streamed
 	typePing           wan.MsgType = 36 // ping -> ping
 	typeHintWrite      wan.MsgType = 37 // hintWrite -> replicaAck (a fallback keeps a hint)
+	typeHintDeliver    wan.MsgType = 56 // hintDeliver -> replicaAck (a batch of hints for the receiver; handoffbatch.go)
 	typeRepairLevel    wan.MsgType = 42 // repairLevel -> repairHashes
 	typeRepairDigests  wan.MsgType = 43 // repairDigests -> repairDiff
 	typeRepairPush     wan.MsgType = 44 // repairPush -> replicaAck

@@ -423,7 +423,7 @@ func (n *Node) serve(ctx context.Context, from wan.Identity, req *wan.Envelope, 
 		}
 		res, cerr := n.ringOf(&r)
 		respond(reply, api.TypeRingReply, res, cerr)
-	case typeReplicaWrite, typeRelayWrite, typeReplicaRead, typeRelayRead, typePing, typeHintWrite,
+	case typeReplicaWrite, typeRelayWrite, typeReplicaRead, typeRelayRead, typePing, typeHintWrite, typeHintDeliver,
 		typeRepairLevel, typeRepairDigests, typeRepairPush, typeRepairRun, typeRepairProgress, typeRepairDone:
 		if from.Role != wan.RoleNode {
 			reply.SendError("forbidden", "meridian: node-to-node messages need a node certificate")

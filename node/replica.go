@@ -50,6 +50,13 @@ func (n *Node) serveReplica(ctx context.Context, from string, req *wan.Envelope,
 			err = n.keepHint(ctx, w.Target, w.Keyspace, w.Key, w.Object)
 		}
 		send(typeReplicaAck, &replicaAck{Node: n.cfg.ID, Error: errString(err), Hinted: true})
+	case typeHintDeliver:
+		var m hintDeliver
+		if err := req.Decode(&m); err != nil {
+			reply.SendError("bad_request", err.Error())
+			return
+		}
+		send(typeReplicaAck, &replicaAck{Node: n.cfg.ID, Error: errString(n.mergeHints(ctx, m.Keyspace, m.Items))})
 	case typeReplicaWrite:
 		var w replicaWrite
 		if err := req.Decode(&w); err != nil {

@@ -26,6 +26,8 @@ func opName(t wan.MsgType) string {
 		return "relay.read"
 	case typeHintWrite:
 		return "hint.write"
+	case typeHintDeliver:
+		return "hint.batch"
 	case typePing:
 		return "ping"
 	case api.TypePut:
