@@ -197,7 +197,7 @@ type chaosLoad struct {
 }
 
 type chaosPhase struct {
-	name                  string
+	name                 string
 	acked, errors, reads int
 }
 
