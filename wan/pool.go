@@ -233,8 +233,16 @@ func (p *pool) call(ctx context.Context, addr, wantPeer string, req *Envelope, o
 	})
 	defer stop()
 
-	if _, err := str.Write(frame); err != nil {
+	// The request counts as sent once the stream has accepted its whole
+	// frame. A Write that fails part-way put only a prefix into STREAM
+	// frames; the peer acts on a request only after reading all of it, so
+	// such a request was not delivered (ErrUnreachable). From here on, a
+	// call without an answer is ErrOutcomeUnknown.
+	if n, err := str.Write(frame); n < len(frame) {
 		str.CancelRead(streamCancelled)
+		if err == nil {
+			err = io.ErrShortWrite
+		}
 		return p.callError(ctx, addr, err)
 	}
 	str.Close()
@@ -245,16 +253,16 @@ func (p *pool) call(ctx context.Context, addr, wantPeer string, req *Envelope, o
 				// The handler gave up at the shared deadline and closed the
 				// stream without an answer: report the deadline, not an
 				// empty success.
-				return fmt.Errorf("wan: call %s: %w", addr, ctx.Err())
+				return fmt.Errorf("%w: call %s: %w", ErrOutcomeUnknown, addr, ctx.Err())
 			}
 			return nil
 		}
 		if err != nil {
 			str.CancelRead(streamProtocol)
 			if errors.Is(err, ErrMalformed) || errors.Is(err, ErrFrameTooLarge) || errors.Is(err, io.ErrUnexpectedEOF) {
-				return fmt.Errorf("wan: reply from %s: %w", addr, err)
+				return fmt.Errorf("%w: reply from %s: %w", ErrOutcomeUnknown, addr, err)
 			}
-			return p.callError(ctx, addr, err)
+			return p.sentCallError(ctx, addr, err)
 		}
 		if r.Type == TypeError {
 			str.CancelRead(streamDone)
@@ -271,7 +279,8 @@ func (p *pool) call(ctx context.Context, addr, wantPeer string, req *Envelope, o
 	}
 }
 
-// callError explains a stream or connection error of a call.
+// callError explains a stream or connection error of a call whose request
+// was not sent: the peer cannot have acted on it.
 func (p *pool) callError(ctx context.Context, addr string, err error) error {
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return fmt.Errorf("wan: call %s: %w", addr, ctxErr)
@@ -279,11 +288,25 @@ func (p *pool) callError(ctx context.Context, addr string, err error) error {
 	if f := refusal(addr, err); f != nil {
 		return f
 	}
+	return fmt.Errorf("%w: %s: stream or connection lost before the request was sent: %w", ErrUnreachable, addr, err)
+}
+
+// sentCallError explains a stream or connection error of a call whose
+// request was sent: the peer may have acted on it.
+func (p *pool) sentCallError(ctx context.Context, addr string, err error) error {
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return fmt.Errorf("%w: call %s: %w", ErrOutcomeUnknown, addr, ctxErr)
+	}
+	if f := refusal(addr, err); f != nil {
+		// A peer that refuses our certificate closes the connection
+		// before it accepts any stream: nothing was served.
+		return f
+	}
 	var se *quic.StreamError
 	if errors.As(err, &se) {
-		return fmt.Errorf("wan: call %s: stream aborted: %w", addr, err)
+		return fmt.Errorf("%w: call %s: stream aborted: %w", ErrOutcomeUnknown, addr, err)
 	}
-	return fmt.Errorf("%w: %s: connection lost: %w", ErrUnreachable, addr, err)
+	return fmt.Errorf("%w: %s: connection lost after the request was sent: %w", ErrOutcomeUnknown, addr, err)
 }
 
 // refusal explains the peer refusing our certificate, or returns nil.
