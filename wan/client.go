@@ -3,6 +3,7 @@ package wan
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"sync"
@@ -71,6 +72,23 @@ func NewDialer(creds *Credentials, opts *DialerOptions) (*Dialer, error) {
 // Call runs one request; it behaves as Transport.Call.
 func (d *Dialer) Call(ctx context.Context, addr, wantPeer string, req *Envelope, onReply func(*Envelope) error) error {
 	return d.pool.call(ctx, addr, wantPeer, req, onReply)
+}
+
+// Connect makes sure a pooled connection to addr is up, dialling one if
+// needed (sharing a dial in flight) and checking, if wantPeer is not empty,
+// that the peer's certificate names it. It sends no request: a client can
+// race connections to several nodes and then send a request to exactly
+// one. Errors are those of Call before its request is sent (ErrUnreachable,
+// ErrWrongPeer, ErrForbidden, or ctx's error).
+func (d *Dialer) Connect(ctx context.Context, addr, wantPeer string) error {
+	_, id, err := d.pool.get(ctx, addr)
+	if err != nil {
+		return err
+	}
+	if wantPeer != "" && id.Name != wantPeer {
+		return fmt.Errorf("%w: %s presents a certificate for %q, want %q", ErrWrongPeer, addr, id.Name, wantPeer)
+	}
+	return nil
 }
 
 // Close closes every connection and the socket.
