@@ -29,7 +29,7 @@ var (
 	// on the request. A caller must not repeat a non-idempotent request
 	// elsewhere after it; it wraps the cause (e.g. context.DeadlineExceeded
 	// or ErrMalformed), so errors.Is finds both.
-	ErrOutcomeUnknown = errors.New("wan: request sent but not answered; it may have been applied")
+	ErrOutcomeUnknown = errors.New("wan: request sent but not answered (outcome unknown)")
 	// ErrWrongPeer reports that the certificate presented at an address
 	// names a different node than the caller expected.
 	ErrWrongPeer = errors.New("wan: unexpected peer at address")
