@@ -118,6 +118,13 @@ const (
 	idleTimeout = 6 * time.Second
 )
 
+// verifyAfter: a request on a connection that has heard nothing from its
+// node for this long first pings the node (one round trip), so a request
+// is not sent into the connection of a node killed since (which QUIC only
+// notices at idleTimeout): it goes to another node instead, and a write's
+// outcome stays known. See wan.DialerOptions.VerifyAfter.
+const verifyAfter = time.Second
+
 // hedgeDelay paces failover. A request dials its first candidate; each
 // time hedgeDelay passes without a connection (or a dial fails) it also
 // dials the next one, with at most one more dial in flight than the home
@@ -157,7 +164,7 @@ func Dial(ctx context.Context, cfg *Config) (*Client, error) {
 			return nil, fmt.Errorf("client: %w", err)
 		}
 	}
-	d, err := wan.NewDialer(creds, &wan.DialerOptions{DialTimeout: dialTimeout, IdleTimeout: idleTimeout})
+	d, err := wan.NewDialer(creds, &wan.DialerOptions{DialTimeout: dialTimeout, IdleTimeout: idleTimeout, VerifyAfter: verifyAfter})
 	if err != nil {
 		return nil, fmt.Errorf("client: %w", err)
 	}

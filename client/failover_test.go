@@ -286,3 +286,38 @@ func TestFailoverToAnotherRegionInsideTheDeadline(t *testing.T) {
 		t.Fatalf("home nodes received %d puts, want 1", total)
 	}
 }
+
+// A long-lived client holds a connection to its home node; the node's host
+// dies (silence: the connection looks open until its idle timeout). The
+// next write must not be sent into that connection — its outcome would be
+// unknown — but go to a node that answers.
+func TestLongLivedClientDoesNotWriteIntoASilentConnection(t *testing.T) {
+	p := newPKI(t)
+	east := startNode(t, p, "east-1", false)
+	hole := newBlackhole(t, east.tr.Addr())
+	hole.open.Store(true)
+	west := startNode(t, p, "west-1", false)
+	c := dialT(t, p, Config{DC: "east", Nodes: []Node{
+		{ID: "east-1", DC: "east", Addr: hole.addr()},
+		{ID: "west-1", DC: "west", Addr: west.tr.Addr().String()},
+	}, Timeout: 2 * dialTimeout})
+
+	res, err := c.Put(context.Background(), []byte("k"), []byte("v1"), nil)
+	if err != nil || res.Coordinator != "east-1" {
+		t.Fatalf("first put: %+v, %v; want east-1", res, err)
+	}
+	last := time.Now()
+	hole.open.Store(false)
+	// The connection must have been quiet for verifyAfter: only time
+	// makes it so.
+	for time.Since(last) <= verifyAfter+100*time.Millisecond {
+		time.Sleep(50 * time.Millisecond)
+	}
+	res, err = c.Put(context.Background(), []byte("k"), []byte("v2"), nil)
+	if err != nil {
+		t.Fatalf("put after the home node went silent: %v", err)
+	}
+	if res.Coordinator != "west-1" || east.puts.Load() != 1 || west.puts.Load() != 1 {
+		t.Fatalf("second put coordinated by %s; east-1 got %d puts, west-1 %d; want west-1, 1, 1", res.Coordinator, east.puts.Load(), west.puts.Load())
+	}
+}

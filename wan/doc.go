@@ -77,6 +77,12 @@
 // answer (a reply, a TypeError reply) is neither. A certificate refusal
 // (ErrForbidden) happens before any stream is served.
 //
+// A killed peer's connection looks open until the idle timeout (QUIC
+// ignores ICMP). A Dialer with DialerOptions.VerifyAfter pings a connection
+// that has been quiet that long (TypePing = 2, answered by the transport,
+// never by the handler) before it sends a request on it; an unanswered ping
+// closes the connection and fails the call with ErrUnreachable.
+//
 // # Usage
 //
 //	tr, err := wan.Listen(wan.Config{Credentials: creds, ListenAddr: ":7946"},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -97,4 +98,74 @@ func TestNotSentIsUnreachable(t *testing.T) {
 	if !errors.Is(err, ErrUnreachable) || errors.Is(err, ErrOutcomeUnknown) {
 		t.Fatalf("call to a node that was gone before the call: %v, want ErrUnreachable only", err)
 	}
+}
+
+// A Dialer with VerifyAfter pings a quiet connection before it sends a
+// request on it. A peer that went silent (a killed host: QUIC ignores ICMP,
+// so the connection looks open until its idle timeout) fails the ping, and
+// the call fails as not sent, instead of sending the request into the dead
+// connection and ending with its outcome unknown. A live peer answers the
+// ping, and its handler never sees it.
+func TestVerifyQuietConnectionBeforeSending(t *testing.T) {
+	ca := testCA(t, "cluster")
+	var served atomic.Int64
+	srv, _ := listenT(t, testCreds(t, ca, "node-1", RoleNode), HandlerFunc(func(ctx context.Context, from Identity, req *Envelope, reply Replier) {
+		served.Add(1)
+		echoHandler(ctx, from, req, reply)
+	}))
+	addr := srv.Addr().String()
+	emu := NewEmulator(1)
+	const quiet = 100 * time.Millisecond
+	d, err := NewDialer(testCreds(t, ca, "cli", RoleClient), &DialerOptions{
+		Wrap:        func(pc net.PacketConn) net.PacketConn { return emu.Wrap(pc, "client") },
+		DialTimeout: 300 * time.Millisecond,
+		VerifyAfter: quiet,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	ctx := testCtx(t)
+	waitQuiet := func() {
+		eventually(t, 10*time.Second, "connection quiet", func() error {
+			d.pool.mu.Lock()
+			defer d.pool.mu.Unlock()
+			if pe := d.pool.peers[addr]; pe != nil && time.Since(pe.heard) > quiet {
+				return nil
+			}
+			return errNotYet
+		})
+	}
+
+	if _, err := echo(ctx, d, addr, "node-1", 1); err != nil {
+		t.Fatal(err)
+	}
+	// A quiet, live connection: pinged, then used; one request served.
+	waitQuiet()
+	if _, err := echo(ctx, d, addr, "node-1", 2); err != nil {
+		t.Fatalf("call on a quiet live connection: %v", err)
+	}
+	if n := served.Load(); n != 2 {
+		t.Fatalf("handler served %d requests, want 2 (pings are the transport's)", n)
+	}
+
+	emu.Isolate(addr)
+	waitQuiet()
+	cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	_, err = echo(cctx, d, addr, "node-1", 3)
+	if !errors.Is(err, ErrUnreachable) || errors.Is(err, ErrOutcomeUnknown) {
+		t.Fatalf("call on a quiet connection to a silent peer: %v, want ErrUnreachable (not sent)", err)
+	}
+	if n := served.Load(); n != 2 {
+		t.Fatalf("handler served %d requests, want 2", n)
+	}
+
+	emu.Restore(addr)
+	eventually(t, 10*time.Second, "call after the peer is back", func() error {
+		c, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		_, err := echo(c, d, addr, "node-1", 4)
+		return err
+	})
 }

@@ -370,6 +370,12 @@ func (t *Transport) serveStream(from Identity, str *quic.Stream) {
 		return
 	}
 	r.reqID = req.ID
+	if req.Type == TypePing {
+		r.Send(pingEnvelope)
+		r.close()
+		str.CancelRead(streamDone)
+		return
+	}
 
 	ctx := str.Context()
 	if req.Deadline != 0 {
