@@ -90,8 +90,8 @@ type Client struct {
 	cfg    Config
 	tracer trace.Tracer
 	dialer *wan.Dialer
-	order  []Node // own DC first, then the failover regions in order
-	local  int    // how many of order are in the own DC
+	groups [][]Node // nodes by region: own DC first, then the failover regions in order
+	local  int      // how many nodes the own DC has
 	next   atomic.Uint64
 
 	bg     context.Context // cancelled by Close; parent of the probes
@@ -186,15 +186,17 @@ func Dial(ctx context.Context, cfg *Config) (*Client, error) {
 		}
 	}
 	for _, r := range regions {
+		var g []Node
 		for _, n := range cfg.Nodes {
 			if n.DC == r {
-				c.order = append(c.order, n)
+				g = append(g, n)
 			}
 		}
-	}
-	for _, n := range c.order {
-		if n.DC == cfg.DC {
-			c.local++
+		if len(g) > 0 {
+			c.groups = append(c.groups, g)
+		}
+		if r == cfg.DC {
+			c.local = len(g)
 		}
 	}
 	return c, nil
@@ -374,22 +376,18 @@ func (c *Client) ks(s string) string {
 }
 
 // candidates returns the nodes to try for one request: the own region's
-// nodes first (from a rotating start, to spread load), then the failover
-// regions' in order; nodes that recently failed go last, so the client
-// fails over while its region is down, and fails back once a probe has
-// connected to them again.
+// nodes first, then the failover regions' in order, each region's from a
+// rotating start to spread load (a failover region takes the whole load of
+// a dead one); nodes that recently failed go last, so the client fails over
+// while its region is down, and fails back once a probe has connected to
+// them again.
 func (c *Client) candidates() []Node {
-	out := make([]Node, 0, len(c.order))
-	start := 0
-	if c.local > 0 {
-		start = int(c.next.Add(1) % uint64(c.local))
-	}
-	for i := range c.order {
-		idx := i
-		if i < c.local {
-			idx = (start + i) % c.local
+	out := make([]Node, 0, len(c.cfg.Nodes))
+	start := int(c.next.Add(1) % (1 << 30))
+	for _, g := range c.groups {
+		for i := range g {
+			out = append(out, g[(start+i)%len(g)])
 		}
-		out = append(out, c.order[idx])
 	}
 	now := time.Now()
 	c.mu.Lock()
