@@ -142,6 +142,18 @@ func TestProcessesClientFailsOverWhenHomeRegionDies(t *testing.T) {
 			t.Errorf("key %s holds %q, want exactly [%q]", key, got, v)
 		}
 	}
+	// A write that cannot meet its level with a region dead fails, but it
+	// is not rolled back: the error says it may have been applied and
+	// where it landed.
+	out, err := pc.try("put", "each-quorum", "v", "--consistency", "EACH_QUORUM")
+	if err == nil {
+		t.Fatalf("EACH_QUORUM put with region %s dead succeeded: %s", cfg.DC, out)
+	}
+	t.Logf("EACH_QUORUM put with %s dead: %v", cfg.DC, err)
+	if msg := err.Error(); !strings.Contains(msg, "may have been applied") || !strings.Contains(msg, "stored in west") {
+		t.Errorf("the failed EACH_QUORUM write's error does not say it may have been applied, stored in west: %s", msg)
+	}
+
 	t.Logf("CLI write latency with the home region dead (process start included): %s", latencySummary(cliLat))
 	t.Logf("long-lived client write latency with the home region dead: %s", latencySummary(llLat))
 }
