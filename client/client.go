@@ -204,9 +204,26 @@ func Dial(ctx context.Context, cfg *Config) (*Client, error) {
 
 // Close stops the client's probes and releases its connections.
 func (c *Client) Close() error {
-	c.stop()
+	c.mu.Lock()
+	c.stop() // under mu: no background work starts after this (goBackground)
+	c.mu.Unlock()
 	c.probes.Wait()
 	return c.dialer.Close()
+}
+
+// goBackground runs f in a goroutine that Close waits for, unless the
+// client is closed; it reports whether f was started. The caller must hold
+// c.mu.
+func (c *Client) goBackground(f func()) bool {
+	if c.bg.Err() != nil {
+		return false
+	}
+	c.probes.Add(1)
+	go func() {
+		defer c.probes.Done()
+		f()
+	}()
+	return true
 }
 
 // WriteOptions tune one write. A nil *WriteOptions means all defaults.
@@ -400,10 +417,8 @@ func (c *Client) candidates() []Node {
 			continue
 		}
 		down = append(down, n)
-		if !st.probing && !now.Before(st.retryAt) && c.bg.Err() == nil {
-			st.probing = true
-			c.probes.Add(1)
-			go c.probe(n)
+		if !st.probing && !now.Before(st.retryAt) {
+			st.probing = c.goBackground(func() { c.probe(n) })
 		}
 	}
 	return append(up, down...)
@@ -412,7 +427,6 @@ func (c *Client) candidates() []Node {
 // probe tries to connect to a node marked down, without sending anything:
 // on success the node is preferred again, else its back-off grows.
 func (c *Client) probe(n Node) {
-	defer c.probes.Done()
 	ctx, cancel := context.WithTimeout(c.bg, dialTimeout+time.Second)
 	defer cancel()
 	err := c.dialer.Connect(ctx, n.Addr, n.ID)
@@ -481,12 +495,11 @@ func (c *Client) connect(ctx context.Context, cands []Node) (chosen Node, rest [
 		i := next
 		next++
 		inflight++
-		c.probes.Add(1)
-		go func() {
-			defer c.probes.Done()
+		n := cands[i]
+		c.mu.Lock()
+		started := c.goBackground(func() {
 			dctx, cancel := context.WithTimeout(c.bg, dialTimeout+time.Second)
 			defer cancel()
-			n := cands[i]
 			err := c.dialer.Connect(dctx, n.Addr, n.ID)
 			switch {
 			case err == nil:
@@ -495,7 +508,11 @@ func (c *Client) connect(ctx context.Context, cands []Node) (chosen Node, rest [
 				c.markDown(n.ID)
 			}
 			results <- result{i, err}
-		}()
+		})
+		c.mu.Unlock()
+		if !started {
+			results <- result{i, fmt.Errorf("client: closed: %w", wan.ErrClosed)}
+		}
 	}
 	start()
 	hedge := time.NewTimer(hedgeDelay)
