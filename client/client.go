@@ -596,6 +596,7 @@ func (c *Client) doStream(ctx context.Context, op, ks, cons string, t wan.MsgTyp
 	env.Trace.Traceparent, env.Trace.Tracestate = telemetry.Inject(ctx)
 	write := t == api.TypePut
 	var errs []error
+	reached := false // some node got the request
 	cands := c.candidates()
 	for len(cands) > 0 && ctx.Err() == nil {
 		n, rest, ok, derrs := c.connect(ctx, cands)
@@ -646,15 +647,20 @@ func (c *Client) doStream(ctx context.Context, op, ks, cons string, t wan.MsgTyp
 		if write {
 			switch {
 			case errors.Is(err, wan.ErrOutcomeUnknown) || answered:
-				return fmt.Errorf("%w: %s sent to %s (%s) got no answer: %w; read the key to see whether it was, before writing again", ErrOutcomeUnknown, op, n.ID, n.Addr, err)
+				return fmt.Errorf("%w: %s sent to %s (%s) got no complete answer: %w; read the key to see whether it was, before writing again", ErrOutcomeUnknown, op, n.ID, n.Addr, err)
 			case !notSent(err):
 				return fmt.Errorf("client: %s to %s (%s): %w", op, n.ID, n.Addr, err)
 			}
 		}
+		reached = reached || !notSent(err)
 		errs = append(errs, fmt.Errorf("%s (%s): %w", n.ID, n.Addr, err))
 	}
 	if len(errs) == 0 && ctx.Err() != nil {
 		errs = append(errs, ctx.Err())
+	}
+	if reached {
+		// A node got the request (a read, status…) but did not answer it.
+		return fmt.Errorf("client: %s: no node answered: %w", op, errors.Join(errs...))
 	}
 	return fmt.Errorf("%w: %w", ErrNoNodes, errors.Join(errs...))
 }
