@@ -50,7 +50,12 @@ func TestDeadlineAfterSendIsOutcomeUnknown(t *testing.T) {
 	if _, _, err := cli.pool.get(testCtx(t), srv.Addr().String()); err != nil {
 		t.Fatal(err)
 	}
-	_, err := echo(ctx, cli, srv.Addr().String(), "", 1)
+	// The request carries a later deadline than the caller's, so that the
+	// handler cannot answer "deadline exceeded" first: only the caller
+	// gives up.
+	req, _ := NewEnvelope(typeEcho, &echoMsg{})
+	req.Deadline = time.Now().Add(20 * time.Second).UnixNano()
+	err := cli.Call(ctx, srv.Addr().String(), "", req, func(*Envelope) error { return nil })
 	<-got
 	if !errors.Is(err, ErrOutcomeUnknown) || !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrUnreachable) {
 		t.Fatalf("sent call past its deadline: %v, want ErrOutcomeUnknown wrapping DeadlineExceeded", err)
