@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -153,6 +155,48 @@ func TestProcessesClientFailsOverWhenHomeRegionDies(t *testing.T) {
 	if msg := err.Error(); !strings.Contains(msg, "may have been applied") || !strings.Contains(msg, "stored in west") {
 		t.Errorf("the failed EACH_QUORUM write's error does not say it may have been applied, stored in west: %s", msg)
 	}
+
+	// A write sent to a node that then goes silent (SIGSTOP: the
+	// connection stays open) has an unknown outcome: the long-lived client
+	// must report that it may have been applied, and not send it to
+	// another node. Its connections to the surviving nodes were just used
+	// (one put per node, rotating), so it has no reason to doubt them.
+	var others []string
+	for _, id := range ids {
+		if !slices.Contains(home, id) {
+			others = append(others, id)
+		}
+	}
+	for i := range others {
+		if _, err := longLived.Put(ctx, []byte(fmt.Sprintf("before-stop-%d", i)), []byte("v"), wopts); err != nil {
+			t.Fatalf("put before stopping: %v", err)
+		}
+	}
+	for _, id := range others {
+		if err := pc.procs[id].Process.Signal(syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err = longLived.Put(ctx, []byte("stopped"), []byte("v-stopped"), wopts)
+	for _, id := range others {
+		if err := pc.procs[id].Process.Signal(syscall.SIGCONT); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("put to a stopped node: %v", err)
+	if !errors.Is(err, client.ErrOutcomeUnknown) || !strings.Contains(err.Error(), "may have been applied") {
+		t.Fatalf("put whose node went silent after taking it: %v, want ErrOutcomeUnknown saying it may have been applied", err)
+	}
+	waitFor(t, 30*time.Second, func() error {
+		res, err := longLived.Get(ctx, []byte("stopped"), &client.ReadOptions{Consistency: "LOCAL_QUORUM"})
+		if err != nil {
+			return err
+		}
+		if len(res.Values) > 1 {
+			t.Fatalf("the write with an unknown outcome became %d siblings", len(res.Values))
+		}
+		return nil
+	})
 
 	t.Logf("CLI write latency with the home region dead (process start included): %s", latencySummary(cliLat))
 	t.Logf("long-lived client write latency with the home region dead: %s", latencySummary(llLat))
