@@ -28,8 +28,16 @@ type QuorumError = consistency.QuorumError
 // constants.
 type Error = api.ClientError
 
-// ErrNoNodes is returned when no configured node could be reached.
+// ErrNoNodes is returned when no configured node could be reached: the
+// request was sent to none of them (a write was not applied).
 var ErrNoNodes = errors.New("client: no node reachable")
+
+// ErrOutcomeUnknown is returned for a write (put or delete) that reached a
+// node but got no answer: the connection was lost or the deadline passed
+// after the request was sent. The write may have been applied, so the
+// client did not send it to another node (a blind retry would add a second
+// sibling). Read the key to see whether it was before writing again.
+var ErrOutcomeUnknown = errors.New("client: the write may have been applied")
 
 // Node is one node the client may talk to.
 type Node struct {
@@ -82,12 +90,24 @@ type Client struct {
 	cfg    Config
 	tracer trace.Tracer
 	dialer *wan.Dialer
-	order  []Node // own DC first, then the failover regions in order
-	local  int    // how many of order are in the own DC
+	groups [][]Node // nodes by region: own DC first, then the failover regions in order
+	local  int      // how many nodes the own DC has
 	next   atomic.Uint64
 
+	bg     context.Context // cancelled by Close; parent of the probes
+	stop   context.CancelFunc
+	probes sync.WaitGroup
+
 	mu   sync.Mutex
-	down map[string]time.Time // node id -> when to try it first again
+	down map[string]*downState // node id -> failures, back-off
+}
+
+// downState is what the client remembers of a node that failed at the
+// transport level; guarded by Client.mu.
+type downState struct {
+	failures int
+	retryAt  time.Time // when to probe it again
+	probing  bool
 }
 
 // Connection timing: a dead node is given up on after dialTimeout (QUIC
@@ -98,9 +118,31 @@ const (
 	idleTimeout = 6 * time.Second
 )
 
-// downFor is how long a node that failed at the transport level is tried
-// only after the others; then the client fails back to it.
-const downFor = 3 * time.Second
+// verifyAfter: a request on a connection that has heard nothing from its
+// node for this long first pings the node (one round trip), so a request
+// is not sent into the connection of a node killed since (which QUIC only
+// notices at idleTimeout): it goes to another node instead, and a write's
+// outcome stays known. See wan.DialerOptions.VerifyAfter.
+const verifyAfter = time.Second
+
+// hedgeDelay paces failover. A request dials its first candidate; each
+// time hedgeDelay passes without a connection (or a dial fails) it also
+// dials the next one, with at most one more dial in flight than the home
+// region has nodes, and sends the request to the first node that connects.
+// A node of a dead region thus costs hedgeDelay, not dialTimeout, and
+// another region is reached well inside the request's deadline (3 dead home
+// nodes: about 3 × hedgeDelay). Only connections are raced: the request
+// itself goes to one node at a time.
+const hedgeDelay = 200 * time.Millisecond
+
+// A node that failed at the transport level is tried only after the others
+// (so requests skip it at once) until a background probe connects to it
+// again. Probes run downMin after the failure, the wait doubling with each
+// failed probe up to downMax.
+const (
+	downMin = time.Second
+	downMax = 30 * time.Second
+)
 
 // Dial prepares a client. It loads the credentials and checks the
 // configuration; connections are made on first use.
@@ -122,14 +164,15 @@ func Dial(ctx context.Context, cfg *Config) (*Client, error) {
 			return nil, fmt.Errorf("client: %w", err)
 		}
 	}
-	d, err := wan.NewDialer(creds, &wan.DialerOptions{DialTimeout: dialTimeout, IdleTimeout: idleTimeout})
+	d, err := wan.NewDialer(creds, &wan.DialerOptions{DialTimeout: dialTimeout, IdleTimeout: idleTimeout, VerifyAfter: verifyAfter})
 	if err != nil {
 		return nil, fmt.Errorf("client: %w", err)
 	}
 	c.dialer = d
 	c.tracer = telemetry.Tracer(cfg.TracerProvider)
 	c.next.Store(rand.Uint64()) // spread independent clients over the local nodes
-	c.down = map[string]time.Time{}
+	c.down = map[string]*downState{}
+	c.bg, c.stop = context.WithCancel(context.Background())
 	regions := []string{cfg.DC}
 	seen := map[string]bool{cfg.DC: true}
 	for _, r := range cfg.Regions {
@@ -143,22 +186,45 @@ func Dial(ctx context.Context, cfg *Config) (*Client, error) {
 		}
 	}
 	for _, r := range regions {
+		var g []Node
 		for _, n := range cfg.Nodes {
 			if n.DC == r {
-				c.order = append(c.order, n)
+				g = append(g, n)
 			}
 		}
-	}
-	for _, n := range c.order {
-		if n.DC == cfg.DC {
-			c.local++
+		if len(g) > 0 {
+			c.groups = append(c.groups, g)
+		}
+		if r == cfg.DC {
+			c.local = len(g)
 		}
 	}
 	return c, nil
 }
 
-// Close releases the client's connections.
-func (c *Client) Close() error { return c.dialer.Close() }
+// Close stops the client's probes and releases its connections.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	c.stop() // under mu: no background work starts after this (goBackground)
+	c.mu.Unlock()
+	c.probes.Wait()
+	return c.dialer.Close()
+}
+
+// goBackground runs f in a goroutine that Close waits for, unless the
+// client is closed; it reports whether f was started. The caller must hold
+// c.mu.
+func (c *Client) goBackground(f func()) bool {
+	if c.bg.Err() != nil {
+		return false
+	}
+	c.probes.Add(1)
+	go func() {
+		defer c.probes.Done()
+		f()
+	}()
+	return true
+}
 
 // WriteOptions tune one write. A nil *WriteOptions means all defaults.
 type WriteOptions struct {
@@ -327,41 +393,78 @@ func (c *Client) ks(s string) string {
 }
 
 // candidates returns the nodes to try for one request: the own region's
-// nodes first (from a rotating start, to spread load), then the failover
-// regions' in order; nodes that recently failed go last, so the client
-// fails over while its region is down and fails back once the down mark
-// expires.
+// nodes first, then the failover regions' in order, each region's from a
+// rotating start to spread load (a failover region takes the whole load of
+// a dead one); nodes that recently failed go last, so the client fails over
+// while its region is down, and fails back once a probe has connected to
+// them again.
 func (c *Client) candidates() []Node {
-	out := make([]Node, 0, len(c.order))
-	start := 0
-	if c.local > 0 {
-		start = int(c.next.Add(1) % uint64(c.local))
-	}
-	for i := range c.order {
-		idx := i
-		if i < c.local {
-			idx = (start + i) % c.local
+	out := make([]Node, 0, len(c.cfg.Nodes))
+	start := int(c.next.Add(1) % (1 << 30))
+	for _, g := range c.groups {
+		for i := range g {
+			out = append(out, g[(start+i)%len(g)])
 		}
-		out = append(out, c.order[idx])
 	}
 	now := time.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var up, down []Node
 	for _, n := range out {
-		if until, ok := c.down[n.ID]; ok && now.Before(until) {
-			down = append(down, n)
-		} else {
+		st, ok := c.down[n.ID]
+		if !ok {
 			up = append(up, n)
+			continue
+		}
+		down = append(down, n)
+		if !st.probing && !now.Before(st.retryAt) {
+			st.probing = c.goBackground(func() { c.probe(n) })
 		}
 	}
 	return append(up, down...)
 }
 
+// probe tries to connect to a node marked down, without sending anything:
+// on success the node is preferred again, else its back-off grows.
+func (c *Client) probe(n Node) {
+	ctx, cancel := context.WithTimeout(c.bg, dialTimeout+time.Second)
+	defer cancel()
+	err := c.dialer.Connect(ctx, n.Addr, n.ID)
+	switch {
+	case err == nil:
+		c.markUp(n.ID)
+	case c.bg.Err() == nil:
+		c.markDown(n.ID)
+	}
+}
+
+// markDown records a transport failure of node id: it goes last in the
+// candidates until a probe, downMin doubling to downMax later, reaches it.
 func (c *Client) markDown(id string) {
 	c.mu.Lock()
-	c.down[id] = time.Now().Add(downFor)
-	c.mu.Unlock()
+	defer c.mu.Unlock()
+	st := c.down[id]
+	if st == nil {
+		st = &downState{}
+		c.down[id] = st
+	}
+	st.failures++
+	st.probing = false
+	wait := downMin
+	for i := 1; i < st.failures && wait < downMax; i++ {
+		wait *= 2
+	}
+	st.retryAt = time.Now().Add(min(wait, downMax))
+}
+
+// markSuspect puts node id last in the candidates while a dial to it, in
+// flight, decides whether it is down.
+func (c *Client) markSuspect(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.down[id] == nil {
+		c.down[id] = &downState{probing: true}
+	}
 }
 
 func (c *Client) markUp(id string) {
@@ -370,11 +473,100 @@ func (c *Client) markUp(id string) {
 	c.mu.Unlock()
 }
 
-// do sends one request, failing over between nodes. A node's definitive
-// answer — a reply or a refusal — ends the request. A node that cannot be
-// reached (no connection) is skipped for the next; a write that reached a
-// node but got no answer is not retried elsewhere, since it may have been
-// applied (a blind retry would add a sibling).
+// connect races connections to cands (see hedgeDelay) and returns the first
+// candidate that connected, the candidates left to try after it (in order,
+// without those whose dial failed) and an error per failed dial. ok is false
+// when none connected before ctx ended or every dial failed. Nothing is
+// sent.
+//
+// A dial outlives the request that started it (bounded by dialTimeout, and
+// stopped by Close): its verdict still marks the node down or up, so a
+// long-lived client does not wait on a dead node it raced past again.
+func (c *Client) connect(ctx context.Context, cands []Node) (chosen Node, rest []Node, ok bool, errs []error) {
+	type result struct {
+		i   int
+		err error
+	}
+	results := make(chan result, len(cands)) // never blocks a dialler
+	failed := make([]bool, len(cands))
+	limit := max(c.local+1, 2) // room for one node of another region
+	next, inflight := 0, 0
+	start := func() {
+		i := next
+		next++
+		inflight++
+		n := cands[i]
+		c.mu.Lock()
+		started := c.goBackground(func() {
+			dctx, cancel := context.WithTimeout(c.bg, dialTimeout+time.Second)
+			defer cancel()
+			err := c.dialer.Connect(dctx, n.Addr, n.ID)
+			switch {
+			case err == nil:
+				c.markUp(n.ID)
+			case c.bg.Err() == nil:
+				c.markDown(n.ID)
+			}
+			results <- result{i, err}
+		})
+		c.mu.Unlock()
+		if !started {
+			results <- result{i, fmt.Errorf("client: closed: %w", wan.ErrClosed)}
+		}
+	}
+	start()
+	hedge := time.NewTimer(hedgeDelay)
+	defer hedge.Stop()
+	for {
+		select {
+		case r := <-results:
+			inflight--
+			if r.err == nil {
+				for j, n := range cands {
+					if j != r.i && !failed[j] {
+						rest = append(rest, n)
+					}
+					if j < next && j != r.i && !failed[j] {
+						// Raced past while still dialling: tried last until
+						// its dial ends and marks it up or down.
+						c.markSuspect(n.ID)
+					}
+				}
+				return cands[r.i], rest, true, errs
+			}
+			failed[r.i] = true
+			n := cands[r.i]
+			errs = append(errs, fmt.Errorf("%s (%s): %w", n.ID, n.Addr, r.err))
+			switch {
+			case next < len(cands):
+				start()
+				hedge.Reset(hedgeDelay)
+			case inflight == 0:
+				return Node{}, nil, false, errs
+			}
+		case <-hedge.C:
+			if next < len(cands) && inflight < limit {
+				start()
+			}
+			hedge.Reset(hedgeDelay)
+		case <-ctx.Done():
+			for i := range next {
+				if !failed[i] {
+					errs = append(errs, fmt.Errorf("%s (%s): connecting: %w", cands[i].ID, cands[i].Addr, ctx.Err()))
+				}
+			}
+			return Node{}, nil, false, errs
+		}
+	}
+}
+
+// do sends one request, failing over between nodes. Connections are raced
+// (connect); the request goes to one node at a time. A node's definitive
+// answer — a reply or a refusal — ends the request. A request that was not
+// sent (no connection, or it died before the request left) is sent to the
+// next node. A read whose node went silent after it was sent is also tried
+// on the next node; a write is not, since it may have been applied (a
+// blind retry would add a sibling): it fails with ErrOutcomeUnknown.
 func (c *Client) do(ctx context.Context, op, ks, cons string, t wan.MsgType, req any, replyType wan.MsgType, res any) (err error) {
 	return c.doStream(ctx, op, ks, cons, t, req, replyType, res, nil)
 }
@@ -402,11 +594,22 @@ func (c *Client) doStream(ctx context.Context, op, ks, cons string, t wan.MsgTyp
 		return fmt.Errorf("client: %w", err)
 	}
 	env.Trace.Traceparent, env.Trace.Tracestate = telemetry.Inject(ctx)
+	write := t == api.TypePut
 	var errs []error
-	for _, n := range c.candidates() {
+	reached := false // some node got the request
+	cands := c.candidates()
+	for len(cands) > 0 && ctx.Err() == nil {
+		n, rest, ok, derrs := c.connect(ctx, cands)
+		errs = append(errs, derrs...)
+		if !ok {
+			break
+		}
+		cands = rest
 		var cerr *api.ClientError
+		answered := false
 		span.SetAttributes(telemetry.ServerAddressKey.String(n.Addr), telemetry.Node(n.ID))
 		err := c.dialer.Call(ctx, n.Addr, n.ID, env, func(e *wan.Envelope) error {
+			answered = true
 			switch e.Type {
 			case replyType:
 				if err := e.Decode(res); err != nil {
@@ -431,13 +634,43 @@ func (c *Client) doStream(ctx context.Context, op, ks, cons string, t wan.MsgTyp
 		}
 		var re *wan.RemoteError
 		if errors.As(err, &re) {
+			if write && (re.Code == wan.CodeDeadlineExceeded || re.Code == wan.CodeInternal) {
+				// The node took the write and gave up (or failed) before
+				// answering: it may have applied it.
+				return fmt.Errorf("%w: %s sent to %s, which did not finish it: %w; read the key to see whether it was, before writing again", ErrOutcomeUnknown, op, n.ID, err)
+			}
 			return fmt.Errorf("client: %s refused the request: %w", n.ID, err)
 		}
-		c.markDown(n.ID)
-		errs = append(errs, fmt.Errorf("%s (%s): %w", n.ID, n.Addr, err))
-		if ctx.Err() != nil || (t == api.TypePut && !errors.Is(err, wan.ErrUnreachable)) {
-			break
+		if errors.Is(err, wan.ErrUnreachable) || (errors.Is(err, wan.ErrOutcomeUnknown) && ctx.Err() == nil) {
+			c.markDown(n.ID) // the connection failed, not merely the deadline
 		}
+		if write {
+			switch {
+			case errors.Is(err, wan.ErrOutcomeUnknown) || answered:
+				return fmt.Errorf("%w: %s sent to %s (%s) got no complete answer: %w; read the key to see whether it was, before writing again", ErrOutcomeUnknown, op, n.ID, n.Addr, err)
+			case !notSent(err):
+				return fmt.Errorf("client: %s to %s (%s): %w", op, n.ID, n.Addr, err)
+			}
+		}
+		reached = reached || !notSent(err)
+		errs = append(errs, fmt.Errorf("%s (%s): %w", n.ID, n.Addr, err))
+	}
+	if len(errs) == 0 && ctx.Err() != nil {
+		errs = append(errs, ctx.Err())
+	}
+	if reached {
+		// A node got the request (a read, status…) but did not answer it.
+		return fmt.Errorf("client: %s: no node answered: %w", op, errors.Join(errs...))
 	}
 	return fmt.Errorf("%w: %w", ErrNoNodes, errors.Join(errs...))
+}
+
+// notSent reports whether a failed call certainly did not deliver its
+// request, so that a write may go to another node.
+func notSent(err error) bool {
+	if errors.Is(err, wan.ErrOutcomeUnknown) {
+		return false
+	}
+	return errors.Is(err, wan.ErrUnreachable) || errors.Is(err, wan.ErrWrongPeer) || errors.Is(err, wan.ErrForbidden) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) // ended before it was sent
 }

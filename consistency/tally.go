@@ -145,5 +145,51 @@ func (e *QuorumError) Error() string {
 	if e.Cause != "" {
 		msg += " (" + e.Cause + ")"
 	}
+	if e.isWrite() {
+		msg += "; " + e.appliedNote()
+	}
 	return msg
+}
+
+// isWrite reports whether the failed request was a write (a delete is a
+// put of a tombstone).
+func (e *QuorumError) isWrite() bool { return e.Op == "put" || e.Op == "delete" }
+
+// Landed returns, per datacenter, how many replicas acknowledged holding a
+// failed write: a write that misses its quorum is not rolled back, so
+// these copies stay and spread (hints, read repair, anti-entropy).
+func (e *QuorumError) Landed() map[string]int {
+	out := map[string]int{}
+	for dc, n := range e.Acked {
+		if n > 0 {
+			out[dc] = n
+		}
+	}
+	return out
+}
+
+// appliedNote tells the user of a failed write that it may have been
+// applied, and where it certainly was.
+func (e *QuorumError) appliedNote() string {
+	landed := e.Landed()
+	if len(landed) == 0 {
+		return "the write may have been applied on replicas that did not answer; read the key to see its state before writing again"
+	}
+	dcs := make([]string, 0, len(landed))
+	for dc := range landed {
+		dcs = append(dcs, dc)
+	}
+	sort.Strings(dcs)
+	where := make([]string, len(dcs))
+	for i, dc := range dcs {
+		where[i] = fmt.Sprintf("%s (%d %s)", dc, landed[dc], plural(landed[dc], "replica", "replicas"))
+	}
+	return fmt.Sprintf("the write may have been applied: it is stored in %s and is not rolled back; read the key to see its state, and write with that read's context rather than repeating this write", strings.Join(where, ", "))
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }

@@ -318,6 +318,13 @@ func (n *Node) forwardPut(ctx context.Context, r *api.PutRequest, plan placement
 			return &res, nil
 		}
 		lastErr = err
+		var re *wan.RemoteError
+		if errors.Is(err, wan.ErrOutcomeUnknown) || errors.As(err, &re) {
+			// The replica took the write and did not finish answering: it
+			// may have applied it, and another coordinator would mint a
+			// second sibling.
+			return nil, api.Errorf(api.CodeUnavailable, "meridian: the write was forwarded to %s, which did not answer; it may have been applied: %v", m.ID, err)
+		}
 		if ctx.Err() != nil {
 			break
 		}

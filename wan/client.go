@@ -3,6 +3,7 @@ package wan
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"sync"
@@ -33,6 +34,14 @@ type DialerOptions struct {
 	// IdleTimeout closes a connection that heard nothing from its peer;
 	// default DefaultIdleTimeout. Keepalives go every IdleTimeout/3.
 	IdleTimeout time.Duration
+	// VerifyAfter, if positive, makes a call on a connection that has
+	// heard nothing from its peer for this long ping the peer first (one
+	// round trip). If the ping is not answered in time the connection is
+	// closed and the call fails with ErrUnreachable, its request not sent,
+	// instead of sending it into a connection whose peer may be dead (QUIC
+	// only notices at IdleTimeout) and ending with ErrOutcomeUnknown.
+	// Default 0: never.
+	VerifyAfter time.Duration
 }
 
 // NewDialer binds an ephemeral UDP port and returns a Dialer that presents
@@ -61,16 +70,32 @@ func NewDialer(creds *Credentials, opts *DialerOptions) (*Dialer, error) {
 		pc = wrap(udp)
 	}
 	qtr := &quic.Transport{Conn: pc}
-	return &Dialer{
-		pc:   pc,
-		qtr:  qtr,
-		pool: newPool(qtr, creds.clientTLS(ALPNClient), dialConfig(o.IdleTimeout), DefaultMaxFrame, o.DialTimeout, slog.Default()),
-	}, nil
+	p := newPool(qtr, creds.clientTLS(ALPNClient), dialConfig(o.IdleTimeout), DefaultMaxFrame, o.DialTimeout, slog.Default())
+	p.verifyAfter = o.VerifyAfter
+	return &Dialer{pc: pc, qtr: qtr, pool: p}, nil
 }
 
 // Call runs one request; it behaves as Transport.Call.
 func (d *Dialer) Call(ctx context.Context, addr, wantPeer string, req *Envelope, onReply func(*Envelope) error) error {
 	return d.pool.call(ctx, addr, wantPeer, req, onReply)
+}
+
+// Connect makes sure a pooled connection to addr is up, dialling one if
+// needed (sharing a dial in flight) and checking, if wantPeer is not empty,
+// that the peer's certificate names it. It sends no request: a client can
+// race connections to several nodes and then send a request to exactly
+// one. A quiet connection is verified as by Call (see
+// DialerOptions.VerifyAfter). Errors are those of Call before its request
+// is sent (ErrUnreachable, ErrWrongPeer, ErrForbidden, or ctx's error).
+func (d *Dialer) Connect(ctx context.Context, addr, wantPeer string) error {
+	conn, id, err := d.pool.get(ctx, addr)
+	if err != nil {
+		return err
+	}
+	if wantPeer != "" && id.Name != wantPeer {
+		return fmt.Errorf("%w: %s presents a certificate for %q, want %q", ErrWrongPeer, addr, id.Name, wantPeer)
+	}
+	return d.pool.verify(ctx, addr, conn)
 }
 
 // Close closes every connection and the socket.

@@ -60,6 +60,29 @@
 // Concurrent requests per connection are bounded by MaxIncomingStreams
 // (default 1024).
 //
+// # Sent or not: what a failed call tells
+//
+// A request counts as sent once the stream has accepted every byte of its
+// frame (the Write of the frame returned its full length). The handler runs
+// only on a complete frame, so before that point the peer cannot have acted
+// on the request, and a failure — no connection, a failed or backed-off
+// dial, a connection lost while opening the stream or writing the frame —
+// is ErrUnreachable: the caller may send the request elsewhere. After it,
+// a call that ends without the peer's answer — connection lost, stream
+// reset, an unreadable reply, the caller's context ended — is
+// ErrOutcomeUnknown: the peer may have applied the request, and a write
+// must not be repeated on another node as if it had not (a retried write
+// would become a second sibling). ErrOutcomeUnknown wraps its cause, so
+// errors.Is(err, context.DeadlineExceeded) still holds for a timeout. An
+// answer (a reply, a TypeError reply) is neither. A certificate refusal
+// (ErrForbidden) happens before any stream is served.
+//
+// A killed peer's connection looks open until the idle timeout (QUIC
+// ignores ICMP). A Dialer with DialerOptions.VerifyAfter pings a connection
+// that has been quiet that long (TypePing = 2, answered by the transport,
+// never by the handler) before it sends a request on it; an unanswered ping
+// closes the connection and fails the call with ErrUnreachable.
+//
 // # Usage
 //
 //	tr, err := wan.Listen(wan.Config{Credentials: creds, ListenAddr: ":7946"},

@@ -26,6 +26,11 @@ type MsgType uint16
 // *RemoteError.
 const TypeError MsgType = 1
 
+// TypePing asks the transport itself (not the handler) for a TypePing reply:
+// a Dialer sends it on a connection that has been quiet, to learn whether
+// the peer is still there before it sends a request on it.
+const TypePing MsgType = 2
+
 // TraceContext is a W3C trace context (https://www.w3.org/TR/trace-context/)
 // carried in every envelope so traces cross node boundaries.
 type TraceContext struct {

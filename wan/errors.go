@@ -16,11 +16,20 @@ var (
 	// bad CBOR, a value past the decode limits, a truncated body or an
 	// unsupported envelope version.
 	ErrMalformed = errors.New("wan: malformed message")
-	// ErrUnreachable reports that no connection to the peer could be made
-	// (the dial failed, or failed recently and is in back-off) or that the
-	// connection was lost during a call. When it is lost after the request
-	// was sent, the outcome of the request is unknown.
+	// ErrUnreachable reports a call whose request was NOT sent: no
+	// connection to the peer could be made (the dial failed, or failed
+	// recently and is in back-off), or the connection was lost before the
+	// stream had accepted the whole request frame. The peer cannot have
+	// acted on it, so the caller may send it to another peer.
 	ErrUnreachable = errors.New("wan: peer unreachable")
+	// ErrOutcomeUnknown reports a call whose request was sent — the stream
+	// accepted every byte of its frame — but that ended without the peer's
+	// answer: the connection was lost, the stream was reset, a reply could
+	// not be read, or the caller's context ended. The peer may have acted
+	// on the request. A caller must not repeat a non-idempotent request
+	// elsewhere after it; it wraps the cause (e.g. context.DeadlineExceeded
+	// or ErrMalformed), so errors.Is finds both.
+	ErrOutcomeUnknown = errors.New("wan: request sent but not answered (outcome unknown)")
 	// ErrWrongPeer reports that the certificate presented at an address
 	// names a different node than the caller expected.
 	ErrWrongPeer = errors.New("wan: unexpected peer at address")

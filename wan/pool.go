@@ -45,6 +45,10 @@ type pool struct {
 	dialTO   time.Duration
 	log      *slog.Logger
 	onConn   func(int64) // see Config.OnConn
+	// verifyAfter, if positive, makes a call on a connection that has not
+	// heard from its peer for this long ping it first (see
+	// DialerOptions.VerifyAfter).
+	verifyAfter time.Duration
 
 	ctx    context.Context // cancelled by close; parent of every dial
 	cancel context.CancelFunc
@@ -60,6 +64,7 @@ type pool struct {
 type peer struct {
 	conn     *quic.Conn
 	id       Identity
+	heard    time.Time    // conn last proved alive: dialled, replied or answered a ping
 	dial     *dialAttempt // in flight, or nil
 	lastErr  error
 	failures int
@@ -141,7 +146,7 @@ func (p *pool) dial(addr string, pe *peer, a *dialAttempt) {
 		conn.CloseWithError(codeShutdown, "closing")
 		conn, err = nil, ErrClosed
 	case err == nil:
-		pe.conn, pe.id = conn, id
+		pe.conn, pe.id, pe.heard = conn, id, time.Now()
 		pe.failures, pe.lastErr, pe.retryAt = 0, nil, time.Time{}
 	default:
 		pe.failures++
@@ -223,6 +228,9 @@ func (p *pool) call(ctx context.Context, addr, wantPeer string, req *Envelope, o
 	if wantPeer != "" && id.Name != wantPeer {
 		return fmt.Errorf("%w: %s presents a certificate for %q, want %q", ErrWrongPeer, addr, id.Name, wantPeer)
 	}
+	if err := p.verify(ctx, addr, conn); err != nil {
+		return err
+	}
 	str, err := conn.OpenStreamSync(ctx)
 	if err != nil {
 		return p.callError(ctx, addr, err)
@@ -233,8 +241,16 @@ func (p *pool) call(ctx context.Context, addr, wantPeer string, req *Envelope, o
 	})
 	defer stop()
 
-	if _, err := str.Write(frame); err != nil {
+	// The request counts as sent once the stream has accepted its whole
+	// frame. A Write that fails part-way put only a prefix into STREAM
+	// frames; the peer acts on a request only after reading all of it, so
+	// such a request was not delivered (ErrUnreachable). From here on, a
+	// call without an answer is ErrOutcomeUnknown.
+	if n, err := str.Write(frame); n < len(frame) {
 		str.CancelRead(streamCancelled)
+		if err == nil {
+			err = io.ErrShortWrite
+		}
 		return p.callError(ctx, addr, err)
 	}
 	str.Close()
@@ -245,17 +261,18 @@ func (p *pool) call(ctx context.Context, addr, wantPeer string, req *Envelope, o
 				// The handler gave up at the shared deadline and closed the
 				// stream without an answer: report the deadline, not an
 				// empty success.
-				return fmt.Errorf("wan: call %s: %w", addr, ctx.Err())
+				return fmt.Errorf("%w: call %s: %w", ErrOutcomeUnknown, addr, ctx.Err())
 			}
 			return nil
 		}
 		if err != nil {
 			str.CancelRead(streamProtocol)
 			if errors.Is(err, ErrMalformed) || errors.Is(err, ErrFrameTooLarge) || errors.Is(err, io.ErrUnexpectedEOF) {
-				return fmt.Errorf("wan: reply from %s: %w", addr, err)
+				return fmt.Errorf("%w: reply from %s: %w", ErrOutcomeUnknown, addr, err)
 			}
-			return p.callError(ctx, addr, err)
+			return p.sentCallError(ctx, addr, err)
 		}
+		p.heardFrom(addr, conn)
 		if r.Type == TypeError {
 			str.CancelRead(streamDone)
 			var ep ErrorPayload
@@ -271,7 +288,92 @@ func (p *pool) call(ctx context.Context, addr, wantPeer string, req *Envelope, o
 	}
 }
 
-// callError explains a stream or connection error of a call.
+// heardFrom records that conn, the pooled connection to addr, just
+// carried a frame from its peer.
+func (p *pool) heardFrom(addr string, conn *quic.Conn) {
+	if p.verifyAfter <= 0 {
+		return
+	}
+	p.mu.Lock()
+	if pe := p.peers[addr]; pe != nil && pe.conn == conn {
+		pe.heard = time.Now()
+	}
+	p.mu.Unlock()
+}
+
+// verify pings conn, the pooled connection to addr, if it has not heard
+// from its peer for verifyAfter. A connection whose peer was killed stays
+// open until the idle timeout (QUIC ignores ICMP); a request sent on it in
+// the meantime would end with its outcome unknown. A ping that gets no
+// answer within pingTimeout closes the connection and fails the call with
+// ErrUnreachable: the request was not sent.
+func (p *pool) verify(ctx context.Context, addr string, conn *quic.Conn) error {
+	if p.verifyAfter <= 0 {
+		return nil
+	}
+	p.mu.Lock()
+	pe := p.peers[addr]
+	quiet := pe != nil && pe.conn == conn && time.Since(pe.heard) > p.verifyAfter
+	p.mu.Unlock()
+	if !quiet {
+		return nil
+	}
+	timeout := pingTimeout(conn)
+	pctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	err := ping(pctx, conn, p.maxFrame)
+	if err == nil {
+		p.heardFrom(addr, conn)
+		return nil
+	}
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return fmt.Errorf("wan: call %s: %w", addr, ctxErr)
+	}
+	conn.CloseWithError(codeShutdown, "peer did not answer a ping")
+	p.log.Debug("wan: closed a silent connection", "addr", addr, "err", err)
+	return fmt.Errorf("%w: %s: the connection was quiet and its peer did not answer a ping within %v: %w", ErrUnreachable, addr, timeout.Round(time.Millisecond), err)
+}
+
+// pingTimeout is how long a ping may take on conn: a generous multiple of
+// its smoothed RTT on top of a floor for a loaded machine.
+func pingTimeout(conn *quic.Conn) time.Duration {
+	return 500*time.Millisecond + 4*conn.ConnectionStats().SmoothedRTT
+}
+
+// pingEnvelope is the request and the reply of a ping.
+var pingEnvelope = &Envelope{V: Version, Type: TypePing, Payload: []byte{0xf6}} // CBOR null
+
+// ping sends a TypePing on a new stream of conn and waits for any answer:
+// a reply frame of any type, or the end of the stream (a peer whose
+// transport predates TypePing hands it to its handler, which answers or
+// closes the stream). Either proves the peer alive.
+func ping(ctx context.Context, conn *quic.Conn, maxFrame int) error {
+	str, err := conn.OpenStreamSync(ctx)
+	if err != nil {
+		return err
+	}
+	stop := context.AfterFunc(ctx, func() {
+		str.CancelWrite(streamCancelled)
+		str.CancelRead(streamCancelled)
+	})
+	defer stop()
+	frame, err := appendFrame(nil, pingEnvelope, maxFrame)
+	if err != nil {
+		return err
+	}
+	if _, err := str.Write(frame); err != nil {
+		return err
+	}
+	str.Close()
+	if _, err := ReadFrame(str, maxFrame); err != nil && err != io.EOF {
+		return err
+	}
+	str.CancelRead(streamDone)
+	return nil
+}
+
+// callError explains a stream or connection error of a call whose request
+// was not sent: the peer cannot have acted on it.
 func (p *pool) callError(ctx context.Context, addr string, err error) error {
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return fmt.Errorf("wan: call %s: %w", addr, ctxErr)
@@ -279,11 +381,25 @@ func (p *pool) callError(ctx context.Context, addr string, err error) error {
 	if f := refusal(addr, err); f != nil {
 		return f
 	}
+	return fmt.Errorf("%w: %s: stream or connection lost before the request was sent: %w", ErrUnreachable, addr, err)
+}
+
+// sentCallError explains a stream or connection error of a call whose
+// request was sent: the peer may have acted on it.
+func (p *pool) sentCallError(ctx context.Context, addr string, err error) error {
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return fmt.Errorf("%w: call %s: %w", ErrOutcomeUnknown, addr, ctxErr)
+	}
+	if f := refusal(addr, err); f != nil {
+		// A peer that refuses our certificate closes the connection
+		// before it accepts any stream: nothing was served.
+		return f
+	}
 	var se *quic.StreamError
 	if errors.As(err, &se) {
-		return fmt.Errorf("wan: call %s: stream aborted: %w", addr, err)
+		return fmt.Errorf("%w: call %s: stream aborted: %w", ErrOutcomeUnknown, addr, err)
 	}
-	return fmt.Errorf("%w: %s: connection lost: %w", ErrUnreachable, addr, err)
+	return fmt.Errorf("%w: %s: connection lost after the request was sent: %w", ErrOutcomeUnknown, addr, err)
 }
 
 // refusal explains the peer refusing our certificate, or returns nil.

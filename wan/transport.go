@@ -242,9 +242,12 @@ func (t *Transport) Addr() net.Addr { return t.pc.LocalAddr() }
 // A TypeError reply ends the call with a *RemoteError. An error returned by
 // onReply ends it with that error. If wantPeer is not empty, the peer's
 // certificate must name it (else ErrWrongPeer). Cancelling ctx cancels the
-// stream and the call returns ctx's error. After a failed dial, calls to
-// the address fail fast with ErrUnreachable for a short, growing back-off
-// (50ms doubling to 1s).
+// stream and the call returns ctx's error (wrapped in ErrOutcomeUnknown once
+// the request was sent). A call that failed before its request was sent
+// returns ErrUnreachable; one that was sent and got no answer,
+// ErrOutcomeUnknown (see the package documentation). After a failed dial,
+// calls to the address fail fast with ErrUnreachable for a short, growing
+// back-off (50ms doubling to 1s).
 func (t *Transport) Call(ctx context.Context, addr, wantPeer string, req *Envelope, onReply func(*Envelope) error) error {
 	return t.pool.call(ctx, addr, wantPeer, req, onReply)
 }
@@ -367,6 +370,12 @@ func (t *Transport) serveStream(from Identity, str *quic.Stream) {
 		return
 	}
 	r.reqID = req.ID
+	if req.Type == TypePing {
+		r.Send(pingEnvelope)
+		r.close()
+		str.CancelRead(streamDone)
+		return
+	}
 
 	ctx := str.Context()
 	if req.Deadline != 0 {
