@@ -278,11 +278,16 @@ func (l *chaosLoad) record(op history.Op) {
 	l.mu.Unlock()
 }
 
-// outcome classifies a write's error: refused before it was stored (Fail)
-// or possibly applied (Unknown).
+// outcome classifies a write's error: refused before it was stored, or
+// certainly not sent (Fail), or possibly applied (Unknown). A write the
+// client calls not sent that was applied after all would show as a lost
+// value it superseded: the harness checks that claim too.
 func outcome(err error) history.Outcome {
 	if err == nil {
 		return history.OK
+	}
+	if errors.Is(err, client.ErrNoNodes) {
+		return history.Fail
 	}
 	var ce *api.ClientError
 	if errors.As(err, &ce) {
