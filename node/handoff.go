@@ -53,7 +53,7 @@ func (n *Node) writeOrHint(ctx context.Context, id, dc, ks string, key []byte, o
 	if err := n.keepHint(ctx, id, ks, key, obj); err != nil {
 		return ack{node: id, dc: dc, err: errors.Join(cause, err)}
 	}
-	return ack{node: id, dc: dc, hinted: true}
+	return ack{node: id, dc: dc, hinted: true, kept: true}
 }
 
 // keepHint stores a hint for target in this node's store.
@@ -187,9 +187,13 @@ func (h *handoff) deliver(target string) {
 	n := h.n
 	start, sent := time.Now(), 0
 	for n.bgCtx.Err() == nil {
-		seen := 0
+		seen, skipped := 0, 0
 		err := n.store.Hints(target, deliverBatch, func(hint store.Hint) (err error) {
 			seen++
+			if n.flights.has(target, hint.Keyspace, hint.Key) {
+				skipped++ // a write-ahead hint its write's own copy is delivering
+				return nil
+			}
 			ctx, cancel := context.WithTimeout(n.bgCtx, n.cfg.Limits.RequestTimeout)
 			defer cancel()
 			// Each delivery is its own trace, linked to the write that left
@@ -215,7 +219,7 @@ func (h *handoff) deliver(target string) {
 			n.log.Info("hint delivery paused", "target", target, "delivered", sent, "err", err)
 			return
 		}
-		if seen < deliverBatch {
+		if seen < deliverBatch || skipped == seen {
 			break
 		}
 	}
