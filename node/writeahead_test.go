@@ -5,11 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/meridian-kv/meridian/client"
 	"github.com/meridian-kv/meridian/store"
@@ -23,10 +27,12 @@ import (
 // no repair: the acknowledgement promised the write was durably queued
 // for them.
 func TestAckedWriteSurvivesItsCoordinatorsCrash(t *testing.T) {
-	tc := startCluster(t, clusterOpts{regions: []string{"east", "west"}, latency: 20 * time.Millisecond, crashable: true})
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	tc := startCluster(t, clusterOpts{regions: []string{"east", "west"}, latency: 20 * time.Millisecond, crashable: true, tracer: tp})
 	const coord = "east-1"
 	cfg := tc.config(coord)
-	c, err := client.Dial(context.Background(), &client.Config{DC: "east", TLS: tc.dev.ClientTLS, Timeout: 5 * time.Second,
+	c, err := client.Dial(context.Background(), &client.Config{DC: "east", TLS: tc.dev.ClientTLS, Timeout: 5 * time.Second, TracerProvider: tp,
 		Nodes: []client.Node{{ID: coord, DC: "east", Addr: cfg.Listen}}})
 	if err != nil {
 		t.Fatal(err)
@@ -128,13 +134,39 @@ func TestAckedWriteSurvivesItsCoordinatorsCrash(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if p := tc.nodes[coord].PendingHints(); len(p) > 0 {
-		// Delivered hints are deleted after the target's ack; poll.
-		waitFor(t, func() error {
-			if p := tc.nodes[coord].PendingHints(); len(p) > 0 {
-				return fmt.Errorf("%s still holds hints %v", coord, p)
-			}
-			return nil
-		})
+	// Delivered hints are deleted after the target's ack.
+	waitFor(t, func() error {
+		if p := tc.nodes[coord].PendingHints(); len(p) > 0 {
+			return fmt.Errorf("%s still holds hints %v", coord, p)
+		}
+		return nil
+	})
+	// Each delivery's span links to the write that queued the hint, across
+	// the crash.
+	writes := map[trace.TraceID]bool{}
+	for _, s := range rec.Ended() {
+		if s.SpanKind() == trace.SpanKindClient && (s.Name() == "put default" || s.Name() == "delete default") {
+			writes[s.SpanContext().TraceID()] = true
+		}
 	}
+	waitFor(t, func() error {
+		linked := map[string]bool{}
+		for _, s := range rec.Ended() {
+			target, ok := strings.CutPrefix(s.Name(), "hint.deliver ")
+			if !ok {
+				continue
+			}
+			for _, l := range s.Links() {
+				if writes[l.SpanContext.TraceID()] {
+					linked[target] = true
+				}
+			}
+		}
+		for _, id := range []string{"west-1", "west-2", "west-3"} {
+			if !linked[id] {
+				return fmt.Errorf("no hint delivery to %s links to a write's trace (linked: %v)", id, linked)
+			}
+		}
+		return nil
+	})
 }
