@@ -47,6 +47,7 @@ type clusterOpts struct {
 	tweak          func(*node.Config)
 	tracer         trace.TracerProvider
 	now            func() time.Time // every node's clock; nil means time.Now
+	crashable      bool             // nodes on vfs.NewCrashableMem (CrashClone works)
 }
 
 func startCluster(t testing.TB, o clusterOpts) *testCluster {
@@ -69,6 +70,9 @@ func startCluster(t testing.TB, o clusterOpts) *testCluster {
 	tc.fs = map[string]vfs.FS{}
 	for _, c := range dev.Nodes {
 		tc.fs[c.ID] = vfs.NewMem()
+		if o.crashable {
+			tc.fs[c.ID] = vfs.NewCrashableMem()
+		}
 		if err := tc.start(c.ID); err != nil {
 			tc.close()
 			t.Fatal(err)

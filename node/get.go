@@ -146,8 +146,7 @@ func (n *Node) readRepair(reqCtx context.Context, ks string, key []byte, got []r
 				}
 				continue
 			}
-			acks := make(chan ack, len(ids))
-			n.relayWrite(ctx, dc, ks, key, merged, ids, nil, acks)
+			n.relayWrite(ctx, dc, ks, key, merged, ids, nil, func(ack) {})
 		}
 	})
 }

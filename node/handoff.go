@@ -54,7 +54,7 @@ func (n *Node) writeOrHint(ctx context.Context, id, dc, ks string, key []byte, o
 	if err := n.keepHint(ctx, id, ks, key, obj); err != nil {
 		return ack{node: id, dc: dc, err: errors.Join(cause, err)}
 	}
-	return ack{node: id, dc: dc, hinted: true}
+	return ack{node: id, dc: dc, hinted: true, kept: true}
 }
 
 // keepHint stores a hint for target in this node's store.
@@ -240,6 +240,9 @@ func (h *handoff) deliver(target string) {
 	err := n.store.Hints(target, 0, func(hint store.Hint) error {
 		if err := n.bgCtx.Err(); err != nil {
 			d.Stop(err)
+		}
+		if n.flights.has(target, hint.Keyspace, hint.Key) {
+			return nil // a write-ahead hint its write's own copy is delivering
 		}
 		d.Add(hint)
 		send()

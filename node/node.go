@@ -63,6 +63,7 @@ type Node struct {
 	health     *health
 	probeKick  chan struct{}
 	handoff    *handoff
+	flights    flights      // writes whose copies are in flight (writeahead.go)
 	trees      treeCache    // repair trees built for peers' sessions
 	slots      repairSlots  // bounds on concurrent repair work
 	budget     repairBudget // repair bytes per destination region

@@ -27,6 +27,8 @@ type ack struct {
 	err      error
 	// hinted: the replica was not reached; a hint for it is durable.
 	hinted bool
+	// kept: hinted, and the hint is in this node's store.
+	kept bool
 }
 
 // put validates a client write and coordinates it (or forwards it to a
@@ -67,18 +69,26 @@ func (n *Node) put(ctx context.Context, r *api.PutRequest) (*api.PutResponse, *a
 	}
 
 	// Apply locally first: this replica mints the dot (version.Object.Update).
+	// The same synced batch queues the new object as a hint for every other
+	// replica (writeahead.go), so the write reaches them even if this node
+	// dies before its copies leave.
+	targets := n.replicaTargets(plan)
+	landed := n.flights.add(targets, r.Keyspace, r.Key)
 	var siblings int
 	_, span := n.tracer.Start(ctx, "store.update", trace.WithAttributes(telemetry.Namespace(r.Keyspace), telemetry.Node(n.cfg.ID)))
-	obj, _, err := n.store.Update(r.Keyspace, r.Key, func(cur *version.Object) (*version.Object, error) {
+	obj, _, dropped, err := n.store.UpdateQueued(r.Keyspace, r.Key, func(cur *version.Object) (*version.Object, error) {
 		next := n.mintBase(cur).Update(ctxVec, n.actor, version.Write{Value: r.Value, Deleted: r.Delete, WrittenAt: n.now().UnixNano(), Trace: traceRef(ctx)})
 		if len(next.Siblings) > ks.MaxSiblings && len(next.Siblings) > len(cur.Siblings) {
 			siblings = len(cur.Siblings)
 			return nil, errTooManySiblings
 		}
 		return next, nil
-	})
+	}, n.queueFor(ctx, targets))
 	spanError(span, err)
 	span.End()
+	if err != nil {
+		landed()
+	}
 	if errors.Is(err, errTooManySiblings) {
 		return nil, api.Errorf(api.CodeTooManySiblings, "meridian: key has %d siblings, the keyspace's max_siblings is %d: read it, merge the values and write back with the context from that read to resolve them", siblings, ks.MaxSiblings)
 	}
@@ -92,7 +102,10 @@ func (n *Node) put(ctx context.Context, r *api.PutRequest) (*api.PutResponse, *a
 	}
 	tally := consistency.NewTally(need, asked)
 	tally.Ack(n.cfg.DC)
-	acks := n.replicate(ctx, r.Keyspace, r.Key, obj, plan)
+	if len(dropped) > 0 {
+		n.queueDropped(ctx, r.Keyspace, r.Key, dropped)
+	}
+	acks := n.replicate(ctx, r.Keyspace, r.Key, obj, plan, landed)
 
 	res := &api.PutResponse{Context: version.EncodeContext(obj.Context()), Siblings: len(obj.Live()), Coordinator: n.cfg.ID}
 	if len(obj.Siblings) > ks.WarnSiblings {
@@ -146,13 +159,23 @@ func quorumError(t *consistency.Tally, op string, cause error) *api.ClientError 
 // inside this datacenter, through one relay per remote datacenter. It
 // returns at once; acks arrive on the channel (buffered for every replica,
 // so the senders never block) and the sends outlive the request, bounded by
-// the request timeout. A replica that cannot be written gets a hint.
-func (n *Node) replicate(reqCtx context.Context, ks string, key []byte, obj *version.Object, plan placement.Plan) <-chan ack {
+// the request timeout. A replica that cannot be written gets a hint. Once
+// every replica answered, the write-ahead hints of those reached are
+// removed and done is called (fanout).
+func (n *Node) replicate(reqCtx context.Context, ks string, key []byte, obj *version.Object, plan placement.Plan, done func()) <-chan ack {
 	total := 0
 	for _, reps := range plan.Replicas {
 		total += len(reps)
 	}
 	acks := make(chan ack, total)
+	f := &fanout{n: n, ks: ks, key: key, obj: obj, acks: acks, done: done, left: total}
+	if plan.Contains(n.cfg.ID) {
+		f.left--
+	}
+	if f.left == 0 {
+		done()
+		return acks
+	}
 	for dc, reps := range plan.Replicas {
 		fallbacks := memberIDs(plan.Fallbacks[dc])
 		if dc == n.cfg.DC {
@@ -161,14 +184,14 @@ func (n *Node) replicate(reqCtx context.Context, ks string, key []byte, obj *ver
 					continue
 				}
 				n.goBackgroundFrom(reqCtx, func(ctx context.Context) {
-					acks <- n.writeOrHint(ctx, m.ID, dc, ks, key, obj, fallbacks)
+					f.report(n.writeOrHint(ctx, m.ID, dc, ks, key, obj, fallbacks))
 				})
 			}
 			continue
 		}
 		targets := memberIDs(reps)
 		n.goBackgroundFrom(reqCtx, func(ctx context.Context) {
-			n.relayWrite(ctx, dc, ks, key, obj, targets, fallbacks, acks)
+			n.relayWrite(ctx, dc, ks, key, obj, targets, fallbacks, f.report)
 		})
 	}
 	return acks
@@ -200,8 +223,8 @@ func decodeAck(e *wan.Envelope) error {
 // in order (viaRelay); targets that no relay reported on — the whole
 // datacenter unreachable — get hints kept by this node, which delivers them
 // when the datacenter returns.
-// Exactly one ack per target is delivered to acks.
-func (n *Node) relayWrite(ctx context.Context, dc, ks string, key []byte, obj *version.Object, targets, fallbacks []string, acks chan<- ack) {
+// Exactly one ack per target is passed to report.
+func (n *Node) relayWrite(ctx context.Context, dc, ks string, key []byte, obj *version.Object, targets, fallbacks []string, report func(ack)) {
 	relays := append(append([]string(nil), targets...), fallbacks...)
 	unanswered, lastErr := n.viaRelay(ctx, dc, relays, targets, typeRelayWrite,
 		func(rest []string) any {
@@ -219,17 +242,17 @@ func (n *Node) relayWrite(ctx context.Context, dc, ks string, key []byte, obj *v
 			if a.Error != "" {
 				aerr = errors.New(a.Error)
 			}
-			acks <- ack{node: a.Node, dc: dc, err: aerr, hinted: a.Hinted}
+			report(ack{node: a.Node, dc: dc, err: aerr, hinted: a.Hinted})
 			return nil
 		})
 	for _, t := range unanswered {
-		a := ack{node: t, dc: dc, hinted: true}
+		a := ack{node: t, dc: dc, hinted: true, kept: true}
 		if n.cfg.Hints.Disabled {
 			a = ack{node: t, dc: dc, err: fmt.Errorf("datacenter %s unreachable (%v) and hinted handoff is disabled", dc, lastErr)}
 		} else if err := n.keepHint(ctx, t, ks, key, obj); err != nil {
 			a = ack{node: t, dc: dc, err: err}
 		}
-		acks <- a
+		report(a)
 	}
 }
 

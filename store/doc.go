@@ -89,6 +89,16 @@
 //	})
 //	dropped, err := s.ExpireHints(now, store.DefaultHintMaxAge) // periodically
 //
+// A coordinator queues its own write for the key's other replicas before
+// any copy leaves (write-ahead hints, writeahead.go): UpdateQueued commits
+// the object and a hint of it per target in one synced batch, and
+// ClearHints later removes, unsynced, the hints of the targets that
+// acknowledged:
+//
+//	obj, _, dropped, err := s.UpdateQueued("users", key, fn, store.Queue{Targets: others, Trace: traceID, Now: now})
+//	// ... the copies are acknowledged by acked ...
+//	_, err = s.ClearHints("users", key, obj, acked)
+//
 // Hints are durable like objects: AddHint and DeleteHint return after an
 // fsync. Adding merges into the hint already held for the same target and
 // key, so a node holds one hint per (target, keyspace, key) whatever the

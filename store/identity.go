@@ -75,7 +75,7 @@ func loadIdentity(fs vfs.FS, dir, node string, now time.Time) (id Identity, fres
 	if node == "" {
 		node = "store"
 	}
-	if err := fs.MkdirAll(dir, 0o755); err != nil {
+	if err := mkdirAllSynced(fs, dir); err != nil {
 		return Identity{}, false, fmt.Errorf("store: create data directory %q: %w", dir, err)
 	}
 	names, err := fs.List(dir)
@@ -95,6 +95,45 @@ func loadIdentity(fs vfs.FS, dir, node string, now time.Time) (id Identity, fres
 		return Identity{}, false, err
 	}
 	return id, fresh, nil
+}
+
+// mkdirAllSynced creates dir and any missing parents, and syncs the parent
+// of every directory it created, so the new directories survive a power
+// cut (Pebble syncs the parent of a directory only when it creates it).
+func mkdirAllSynced(fs vfs.FS, dir string) error {
+	var created []string
+	for d := dir; ; {
+		if _, err := fs.Stat(d); err == nil {
+			break
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		created = append(created, d)
+		parent := fs.PathDir(d)
+		if parent == d || parent == "" || parent == "." {
+			break
+		}
+		d = parent
+	}
+	if err := fs.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for i := len(created) - 1; i >= 0; i-- {
+		parent := fs.PathDir(created[i])
+		if parent == "" {
+			parent = "."
+		}
+		d, err := fs.OpenDir(parent)
+		if err != nil {
+			return err
+		}
+		err = d.Sync()
+		d.Close()
+		if err != nil {
+			return fmt.Errorf("sync directory %q: %w", parent, err)
+		}
+	}
+	return nil
 }
 
 // readIdentity reads and checks the identity file at path.

@@ -177,11 +177,21 @@ func (s *Store) read(ks string, key, k []byte) (obj *version.Object, err error) 
 // may not survive a crash. After an fsync failure the error wraps
 // ErrFailed and the Store serves nothing more.
 func (s *Store) Update(ks string, key []byte, fn func(cur *version.Object) (*version.Object, error)) (obj *version.Object, changed bool, err error) {
+	obj, changed, _, err = s.update(ks, key, fn, nil)
+	return obj, changed, err
+}
+
+// update is Update that, when q is set, also queues the new object as
+// hints for q's targets in the object's batch (UpdateQueued).
+func (s *Store) update(ks string, key []byte, fn func(cur *version.Object) (*version.Object, error), q *Queue) (obj *version.Object, changed bool, dropped []string, err error) {
 	if err := validate(ks, key); err != nil {
-		return nil, false, err
+		return nil, false, nil, err
+	}
+	if err := q.validate(); err != nil {
+		return nil, false, nil, err
 	}
 	if err := s.acquire(); err != nil {
-		return nil, false, err
+		return nil, false, nil, err
 	}
 	defer s.release()
 	tok := placement.KeyToken(key)
@@ -192,29 +202,34 @@ func (s *Store) Update(ks string, key []byte, fn func(cur *version.Object) (*ver
 
 	cur, err := s.read(ks, key, k)
 	if err != nil {
-		return nil, false, err
+		return nil, false, nil, err
 	}
 	next, err := fn(cur)
 	if err != nil {
-		return nil, false, err
+		return nil, false, nil, err
 	}
 	if next == nil || version.Equal(next, cur) {
-		return cur, false, nil
+		return cur, false, nil, nil
 	}
 	v, err := encodeObject(next)
 	if err != nil {
-		return nil, false, err
+		return nil, false, nil, err
 	}
-	if err := s.writeObject(ks, tok, key, k, v, cur, next); err != nil {
+	if q != nil && len(q.Targets) > 0 {
+		dropped, err = s.writeQueued(ks, tok, key, k, v, cur, next, q)
+	} else {
+		err = s.writeObject(ks, tok, key, k, v, cur, next)
+	}
+	if err != nil {
 		if errors.Is(err, ErrFailed) {
-			return nil, false, err
+			return nil, false, nil, err
 		}
-		return nil, false, fmt.Errorf("store: write keyspace %q key %s: %w", ks, printableKey(key), err)
+		return nil, false, nil, fmt.Errorf("store: write keyspace %q key %s: %w", ks, printableKey(key), err)
 	}
 	if err := s.stillHome(); err != nil {
-		return nil, false, err
+		return nil, false, nil, err
 	}
-	return next, true, nil
+	return next, true, dropped, nil
 }
 
 // writeObject stores v (the encoding of next) under k, with the

@@ -1,0 +1,244 @@
+package store
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/meridian-kv/meridian/codec"
+	"github.com/meridian-kv/meridian/placement"
+	"github.com/meridian-kv/meridian/version"
+)
+
+// Queue names the replicas a write has not reached yet: UpdateQueued
+// queues the object it writes as a hint for each of them, in the object's
+// own synced batch (write-ahead hints).
+type Queue struct {
+	// Targets are the node ids of the key's other replicas.
+	Targets []string
+	// Trace is the W3C trace id and span id (16 + 8 bytes) of the write,
+	// or nil; a new hint keeps it, so its delivery links to the write.
+	Trace []byte
+	// Now stamps the creation of new hints (their age, for expiry).
+	Now time.Time
+	// Limits bound the hints kept per target; only MaxBytesPerTarget is
+	// looked at here.
+	Limits HintLimits
+}
+
+// validate checks q (nil is valid: nothing to queue).
+func (q *Queue) validate() error {
+	if q == nil {
+		return nil
+	}
+	if slices.Contains(q.Targets, "") {
+		return ErrEmptyTarget
+	}
+	if len(q.Trace) != 0 && len(q.Trace) != traceIDLen {
+		return fmt.Errorf("store: hint trace reference of %d bytes (a W3C trace id and span id make %d, or pass nil)", len(q.Trace), traceIDLen)
+	}
+	if len(q.Targets) > 0 && !q.Now.After(time.Unix(0, 0)) {
+		return fmt.Errorf("store: hint creation time %v is not after 1970 (pass the current time)", q.Now)
+	}
+	return q.Limits.Validate()
+}
+
+// UpdateQueued is Update that also queues the object it writes as a hint
+// for each of q.Targets, in the same synced batch as the object: when it
+// returns, the write is on disk here AND durably queued for every other
+// replica, so no crash of this process after it returned can keep the
+// write from them. A hint already held for a target and key is merged
+// into, as AddHint does (it keeps its creation time and trace).
+//
+// A target whose hint would take its pending bytes past
+// q.Limits.MaxBytesPerTarget gets none and is returned in dropped: the
+// caller has to make repair cover it. Nothing is written or queued when fn
+// changes nothing (changed=false). As the replicas acknowledge, the caller
+// removes their hints with ClearHints; what is left is delivered by
+// hinted handoff.
+func (s *Store) UpdateQueued(ks string, key []byte, fn func(cur *version.Object) (*version.Object, error), q Queue) (obj *version.Object, changed bool, dropped []string, err error) {
+	return s.update(ks, key, fn, &q)
+}
+
+// writeQueued stores v (the encoding of next) under k, with its tombstone
+// index change and a hint of next for each of q's targets, in one synced
+// batch. The caller holds the key's lock stripe, which is also the stripe
+// of the key's hints.
+func (s *Store) writeQueued(ks string, tok uint64, key, k, v []byte, cur, next *version.Object, q *Queue) (dropped []string, err error) {
+	defer catchFatal(&err, s.fail)
+	lim := q.Limits.withDefaults()
+	b := s.db.NewBatch()
+	defer b.Close()
+	if err := s.stageObject(b, ks, tok, key, k, v, cur, next); err != nil {
+		return nil, err
+	}
+	type staged struct {
+		target          string
+		reserved, delta int64
+		count           int
+	}
+	var hints []staged
+	committed := false
+	defer func() {
+		for _, h := range hints {
+			s.hints.settle(h.target, h.reserved, h.delta, h.count, committed)
+		}
+	}()
+	var fresh []byte // a new hint of next: shared by every target that holds none
+	var seen []string
+	for _, t := range q.Targets {
+		if slices.Contains(seen, t) {
+			continue
+		}
+		seen = append(seen, t)
+		hk := hintKey(t, ks, tok, key)
+		old, oldSize, found, err := s.readHint(t, ks, key, hk)
+		if err != nil && !errors.Is(err, ErrCorrupt) {
+			return nil, err
+		}
+		var hv []byte
+		count := 1
+		switch {
+		case err != nil:
+			// A record that does not decode could never be delivered:
+			// the new hint replaces it.
+			s.log.errLogger().Error("store: replacing a corrupt hint record", "target", t, "keyspace", ks, "key", printableKey(key), "err", err)
+			count = 0
+		case found:
+			merged := version.Merge(old.Object, next)
+			if version.Equal(merged, old.Object) {
+				continue // the hint already holds the write
+			}
+			if hv, err = encodeHint(&hintRecord{Created: old.Created, Trace: old.Trace, Object: merged}); err != nil {
+				return nil, err
+			}
+			count = 0
+		}
+		if hv == nil {
+			if fresh == nil {
+				if fresh, err = encodeHint(&hintRecord{Created: q.Now.UnixNano(), Trace: q.Trace, Object: next}); err != nil {
+					return nil, err
+				}
+			}
+			hv = fresh
+		}
+		delta := int64(len(hk)+len(hv)) - oldSize
+		reserved, ok := s.hints.reserve(t, delta, lim.MaxBytesPerTarget)
+		if !ok {
+			dropped = append(dropped, t)
+			continue
+		}
+		hints = append(hints, staged{target: t, reserved: reserved, delta: delta, count: count})
+		if err := b.Set(hk, hv, nil); err != nil {
+			return nil, err
+		}
+	}
+	if err := b.Commit(s.wo); err != nil {
+		return nil, err
+	}
+	committed = true
+	return dropped, nil
+}
+
+// ClearHints removes the hints of (ks, key) held for targets that obj
+// covers (version.Descends(obj, hint)): each of targets acknowledged a
+// synced merge of obj, so it holds everything such a hint would bring. A
+// hint that newer data was merged into meanwhile stays, to be delivered.
+// The deletes are one batch, not synced: a delete lost in a crash only
+// means the hint is delivered again, and delivery merges (the target then
+// writes nothing). It returns how many hints it removed.
+func (s *Store) ClearHints(ks string, key []byte, obj *version.Object, targets []string) (cleared int, err error) {
+	if err := validate(ks, key); err != nil {
+		return 0, err
+	}
+	if slices.Contains(targets, "") {
+		return 0, ErrEmptyTarget
+	}
+	if obj.IsEmpty() || len(targets) == 0 {
+		return 0, nil
+	}
+	if err := s.acquire(); err != nil {
+		return 0, err
+	}
+	defer s.release()
+	tok := placement.KeyToken(key)
+	l := s.stripe(tok)
+	l.Lock()
+	defer l.Unlock()
+	return s.clearHints(ks, tok, key, obj, targets)
+}
+
+func (s *Store) clearHints(ks string, tok uint64, key []byte, obj *version.Object, targets []string) (cleared int, err error) {
+	defer catchFatal(&err, s.fail)
+	// A hint that still holds exactly obj — the common case: the write's
+	// own hint — is told by its bytes, without decoding it.
+	enc, err := codec.Marshal(obj)
+	if err != nil {
+		return 0, fmt.Errorf("store: clear hints: encode object: %w", err)
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	type gone struct {
+		target string
+		size   int64
+	}
+	var del []gone
+	for _, t := range targets {
+		if slices.ContainsFunc(del, func(g gone) bool { return g.target == t }) {
+			continue
+		}
+		hk := hintKey(t, ks, tok, key)
+		covered, size, err := s.hintCovered(hk, obj, enc)
+		if err != nil {
+			return 0, fmt.Errorf("store: clear hints of keyspace %q key %s: %w", ks, printableKey(key), err)
+		}
+		if !covered {
+			continue
+		}
+		if err := b.DeleteSized(hk, uint32(min(size-int64(len(hk)), 1<<32-1)), nil); err != nil {
+			return 0, fmt.Errorf("store: clear hints of keyspace %q key %s: %w", ks, printableKey(key), err)
+		}
+		del = append(del, gone{t, size})
+	}
+	if len(del) == 0 {
+		return 0, nil
+	}
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return 0, fmt.Errorf("store: clear hints of keyspace %q key %s: %w", ks, printableKey(key), err)
+	}
+	for _, g := range del {
+		s.hints.settle(g.target, 0, -g.size, -1, true)
+	}
+	return len(del), nil
+}
+
+// hintCovered reports whether the hint stored under hk holds nothing obj
+// (encoded as enc) does not, and its size. No hint, or one that does not
+// decode (left to ExpireHints, which logs it), is not covered.
+func (s *Store) hintCovered(hk []byte, obj *version.Object, enc []byte) (covered bool, size int64, err error) {
+	v, closer, err := s.db.Get(hk)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, 0, nil
+	}
+	if err != nil {
+		return false, 0, err
+	}
+	defer closer.Close()
+	size = int64(len(hk) + len(v))
+	h, err := decodeHintHeader(v)
+	if err != nil {
+		return false, size, nil
+	}
+	if bytes.Equal(h.Object, enc) {
+		return true, size, nil
+	}
+	held := version.New()
+	if err := codec.Unmarshal(h.Object, held); err != nil {
+		return false, size, nil
+	}
+	return version.Descends(obj, held), size, nil
+}
