@@ -14,11 +14,12 @@ const (
 	typePing           wan.MsgType = 36 // ping -> ping
 	typeHintWrite      wan.MsgType = 37 // hintWrite -> replicaAck (a fallback keeps a hint)
 	typeRepairLevel    wan.MsgType = 42 // repairLevel -> repairHashes
-	typeRepairDigests  wan.MsgType = 43 // repairDigests -> repairDiff
+	typeRepairDigests  wan.MsgType = 43 // retired: one repairDiff could outgrow a frame (see typeRepairCompare)
 	typeRepairPush     wan.MsgType = 44 // repairPush -> replicaAck
 	typeRepairRun      wan.MsgType = 45 // repairRun -> repairStats
 	typeRepairProgress wan.MsgType = 46 // repairRun (keyspace only) -> repairProgressReply
 	typeRepairDone     wan.MsgType = 47 // repairDone -> replicaAck
+	typeRepairCompare  wan.MsgType = 48 // repairDigests (one batch) -> repairDiffChunk..., the last marked
 	typeReplicaAck     wan.MsgType = 40
 	typeReplicaObj     wan.MsgType = 41
 )

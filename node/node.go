@@ -406,7 +406,8 @@ func (n *Node) serve(ctx context.Context, from wan.Identity, req *wan.Envelope, 
 		res, cerr := n.ringOf(&r)
 		respond(reply, api.TypeRingReply, res, cerr)
 	case typeReplicaWrite, typeRelayWrite, typeReplicaRead, typeRelayRead, typePing, typeHintWrite,
-		typeRepairLevel, typeRepairDigests, typeRepairPush, typeRepairRun, typeRepairProgress, typeRepairDone:
+		typeRepairLevel, typeRepairDigests, typeRepairPush, typeRepairRun, typeRepairProgress, typeRepairDone,
+		typeRepairCompare:
 		if from.Role != wan.RoleNode {
 			reply.SendError("forbidden", "meridian: node-to-node messages need a node certificate")
 			return

@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/meridian-kv/meridian/api"
@@ -168,15 +167,6 @@ type keyObject struct {
 	Object *version.Object
 }
 
-// repairDiff is the responder's answer: its objects that differ, and the
-// keys it lacks.
-type repairDiff struct {
-	_       struct{} `cbor:",toarray"`
-	V       uint8
-	Objects []keyObject
-	Want    [][]byte
-}
-
 // repairPush asks the responder to merge objects.
 type repairPush struct {
 	_        struct{} `cbor:",toarray"`
@@ -323,23 +313,7 @@ func (n *Node) serveRepair(ctx context.Context, from string, req *wan.Envelope, 
 		}
 		send(typeRepairLevel, &repairHashes{Hashes: hashes})
 	case typeRepairDigests:
-		var m repairDigests
-		if err := req.Decode(&m); err != nil {
-			return err
-		}
-		src, err := n.sharedWith(m.Keyspace, m.Peer)
-		if err != nil {
-			return err
-		}
-		var local map[string]*version.Object
-		if err := n.scanning(ctx, func() (err error) {
-			local, err = repair.KeysInLeaves(src, m.Keyspace, m.Range, m.Depth, m.Leaves)
-			return err
-		}); err != nil {
-			return err
-		}
-		objs, want := repair.CompareDigests(local, m.Digests)
-		send(typeRepairDigests, &repairDiff{Objects: sortedObjects(objs), Want: want})
+		return errors.New("node: repair: this node takes digests only in batches (message type 48); run the same version on every node")
 	case typeRepairPush:
 		var m repairPush
 		if err := req.Decode(&m); err != nil {
@@ -420,20 +394,36 @@ type repairPeer struct {
 }
 
 func (p repairPeer) Level(ctx context.Context, level int, indexes []int) ([][]byte, error) {
-	var out [][]byte
-	req := &repairLevel{Keyspace: p.ks, Range: p.r, Depth: p.depth, Peer: p.n.cfg.ID, Level: level, Indexes: indexes}
-	err := p.n.call(ctx, p.peer, typeRepairLevel, req, func(e *wan.Envelope) error {
-		*p.bytes += int64(len(e.Payload))
-		var h repairHashes
-		if err := e.Decode(&h); err != nil {
-			return err
+	out := make([][]byte, 0, len(indexes))
+	for len(indexes) > 0 {
+		// A request of repairLevelChunk indexes and its answer of as many
+		// hashes stay far below a frame however many leaves differ.
+		part := indexes[:min(len(indexes), repairLevelChunk)]
+		indexes = indexes[len(part):]
+		req := &repairLevel{Keyspace: p.ks, Range: p.r, Depth: p.depth, Peer: p.n.cfg.ID, Level: level, Indexes: part}
+		*p.bytes += encodedLen(req)
+		err := p.n.call(ctx, p.peer, typeRepairLevel, req, func(e *wan.Envelope) error {
+			*p.bytes += int64(len(e.Payload))
+			var h repairHashes
+			if err := e.Decode(&h); err != nil {
+				return err
+			}
+			if len(h.Hashes) != len(part) {
+				return fmt.Errorf("%w: %d hashes for %d indexes", repair.ErrPeerProtocol, len(h.Hashes), len(part))
+			}
+			out = append(out, h.Hashes...)
+			return nil
+		})
+		if err != nil {
+			return nil, err
 		}
-		out = h.Hashes
-		return nil
-	})
-	*p.bytes += encodedLen(req)
-	return out, err
+	}
+	return out, nil
 }
+
+// repairLevelChunk bounds the node indexes of one tree-level request
+// (answered with 17 bytes per index).
+const repairLevelChunk = 1 << 14
 
 func encodedLen(v any) int64 {
 	b, _ := codec.Marshal(v)
@@ -496,60 +486,7 @@ func (n *Node) repairRange(ctx context.Context, ks string, r repair.Range, peer 
 	if len(leaves) == 0 {
 		return st, nil
 	}
-	var mine map[string]*version.Object
-	if err := n.scanning(ctx, func() (err error) {
-		mine, err = repair.KeysInLeaves(src, ks, r, local.Depth(), leaves)
-		return err
-	}); err != nil {
-		return st, err
-	}
-	peerDC := n.view.Load().members[peer].DC
-	req := &repairDigests{Keyspace: ks, Range: r, Depth: local.Depth(), Peer: n.cfg.ID, Leaves: leaves, Digests: repair.Digests(mine)}
-	reqLen := encodedLen(req)
-	if err := n.pace(ctx, peerDC, reqLen, rate); err != nil {
-		return st, err
-	}
-	st.BytesSent += reqLen
-	var diff repairDiff
-	err = n.call(ctx, peer, typeRepairDigests, req, func(e *wan.Envelope) error {
-		st.BytesSent += int64(len(e.Payload))
-		return e.Decode(&diff)
-	})
-	if err != nil {
-		return st, fmt.Errorf("exchanging digests with %s: %w", peer, err)
-	}
-	theirs := map[string]*version.Object{}
-	for _, ko := range diff.Objects {
-		if err := ko.Object.Validate(); err != nil {
-			return st, fmt.Errorf("object from %s: %w", peer, err)
-		}
-		theirs[string(ko.Key)] = ko.Object
-	}
-	toPeer, toMe := repair.Reconcile(subset(mine, theirs), theirs)
-	for _, k := range diff.Want {
-		if o, ok := mine[string(k)]; ok {
-			toPeer[string(k)] = o
-		}
-	}
-	linkFixed(span, toMe, toPeer)
-	if err := n.mergeMany(ctx, ks, sortedObjects(toMe)); err != nil {
-		return st, err
-	}
-	st.KeysFixed += int64(len(toMe))
-	if len(toPeer) > 0 {
-		push := &repairPush{Keyspace: ks, Objects: sortedObjects(toPeer)}
-		pushLen := encodedLen(push)
-		if err := n.pace(ctx, peerDC, pushLen, rate); err != nil {
-			return st, err
-		}
-		st.BytesSent += pushLen
-		n.metrics.RepairBytes.Add(ctx, pushLen, metric.WithAttributes(telemetry.ReplicaDC(peerDC)))
-		if err := n.call(ctx, peer, typeRepairPush, push, decodeAck); err != nil {
-			return st, fmt.Errorf("pushing to %s: %w", peer, err)
-		}
-		st.KeysFixed += int64(len(toPeer))
-	}
-	return st, nil
+	return st, n.exchangeKeys(ctx, span, src, ks, r, local.Depth(), leaves, peer, rate, &st)
 }
 
 // finishSession tells the responder the session completed and records it

@@ -1,0 +1,64 @@
+package node_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/meridian-kv/meridian/node"
+	"github.com/meridian-kv/meridian/version"
+)
+
+// bigValue returns a value of n bytes unique to key.
+func bigValue(key string, n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = key[i%len(key)] ^ byte(i>>8)
+	}
+	return b
+}
+
+// TestRepairConvergesDifferencesLargerThanAFrame stores forty values of
+// 900 KB on every replica but one (36 MB of differences, nine times the
+// 4 MiB frame): one repair brings them all to that replica, in messages
+// that each fit a frame.
+func TestRepairConvergesDifferencesLargerThanAFrame(t *testing.T) {
+	tc := startCluster(t, clusterOpts{regions: []string{"east", "west"}, nodesPerRegion: 2, tweak: func(c *node.Config) {
+		c.Hints.Disabled = true
+	}})
+	victim := "west-2"
+	const count, size = 40, 900_000
+	var keys []string
+	for i := range count {
+		key := fmt.Sprintf("big-%02d", i)
+		keys = append(keys, key)
+		obj := version.New().Update(nil, "east-1", version.Write{Value: bigValue(key, size)})
+		for id, n := range tc.nodes {
+			if id == victim {
+				continue
+			}
+			if _, _, err := n.Store().Merge("default", []byte(key), obj); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	res, err := tc.client.Repair(ctx, nil, nil)
+	if err != nil {
+		t.Fatalf("repair: %v", err)
+	}
+	t.Logf("repair: %d keys fixed, %d bytes sent for %d bytes diverged (%.2fx)", res.KeysFixed, res.BytesSent, count*size, float64(res.BytesSent)/float64(count*size))
+	for _, key := range keys {
+		for id, n := range tc.nodes {
+			obj, err := n.Store().Get("default", []byte(key))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v := obj.Values(); len(v) != 1 || string(v[0]) != string(bigValue(key, size)) {
+				t.Fatalf("after repair %s holds %d values for %s", id, len(v), key)
+			}
+		}
+	}
+}
