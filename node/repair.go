@@ -587,10 +587,12 @@ func (n *Node) repairNow(ctx context.Context, r *api.RepairRequest, report func(
 	segments := repair.Segments(repairSegments)
 	prog := &api.RepairProgress{PairsTotal: len(pairs), RangesTotal: len(pairs) * len(segments)}
 	var (
-		todo    = make([][][2]string, len(segments)) // per segment, its pairs still to repair, in order
-		left    = map[[2]string]int{}                // segments still to repair, per pair
-		mu      sync.Mutex                           // guards prog, left and firstEr
-		firstEr *api.ClientError
+		todo     = make([][][2]string, len(segments)) // per segment, its pairs still to repair, in order
+		left     = map[[2]string]int{}                // segments still to repair, per pair
+		mu       sync.Mutex                           // guards prog, left, failed and firstEr
+		failed   int                                  // segments (of a pair) that failed
+		firstEr  error
+		firstSeg string
 	)
 	for _, pair := range pairs {
 		cp, err := n.loadProgress(r.Keyspace, pair)
@@ -641,12 +643,21 @@ func (n *Node) repairNow(ctx context.Context, r *api.RepairRequest, report func(
 				}
 				mu.Lock()
 				if err != nil {
+					// A segment that fails (an unreachable replica, an object
+					// too large to send) stops only itself: the other
+					// segments go on, so one bad key never holds up the
+					// rest of the ring.
+					failed++
 					if firstEr == nil {
-						firstEr = api.Errorf(api.CodeUnavailable, "meridian: repair of %s/%s %s stopped (progress is saved; run it again to resume): %v", pair[0], pair[1], seg, err)
+						firstEr = err
+						firstSeg = fmt.Sprintf("%s/%s %s", pair[0], pair[1], seg)
 					}
 					mu.Unlock()
-					cancel()
-					return
+					n.log.Warn("repair of a segment failed; the other segments go on, and the next repair retries it", "keyspace", r.Keyspace, "pair", pair[0]+"/"+pair[1], "range", seg.String(), "err", err)
+					if ctx.Err() != nil {
+						return
+					}
+					continue
 				}
 				prog.Pair = pair[0] + "/" + pair[1]
 				prog.RangesDone++
@@ -664,7 +675,7 @@ func (n *Node) repairNow(ctx context.Context, r *api.RepairRequest, report func(
 	}
 	wg.Wait()
 	if firstEr != nil {
-		return firstEr
+		return api.Errorf(api.CodeUnavailable, "meridian: repair of %d of %d ranges failed, first %s (the others are done and saved; run it again to retry them): %v", failed, prog.RangesTotal, firstSeg, firstEr)
 	}
 	if err := ctx.Err(); err != nil {
 		return api.Errorf(api.CodeUnavailable, "meridian: repair stopped (progress is saved; run it again to resume): %v", err)

@@ -3,10 +3,12 @@ package node_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/meridian-kv/meridian/node"
+	"github.com/meridian-kv/meridian/placement"
 	"github.com/meridian-kv/meridian/version"
 )
 
@@ -58,6 +60,63 @@ func TestRepairConvergesDifferencesLargerThanAFrame(t *testing.T) {
 			}
 			if v := obj.Values(); len(v) != 1 || string(v[0]) != string(bigValue(key, size)) {
 				t.Fatalf("after repair %s holds %d values for %s", id, len(v), key)
+			}
+		}
+	}
+}
+
+// TestRepairObjectLargerThanAFrameFailsOnlyItsSegment holds on east-1 one
+// object larger than a frame (five siblings of 900 KB, made by merging
+// concurrent writes) in the ring's first segment, and on every replica but
+// west-2 keys spread over the whole ring: the repair reports the key it
+// could not send, and repairs every other key anyway.
+func TestRepairObjectLargerThanAFrameFailsOnlyItsSegment(t *testing.T) {
+	tc := startCluster(t, clusterOpts{regions: []string{"east", "west"}, nodesPerRegion: 2, tweak: func(c *node.Config) {
+		c.Hints.Disabled = true
+	}})
+	huge := ""
+	for i := 0; huge == ""; i++ {
+		if k := fmt.Sprintf("huge-%d", i); placement.KeyToken([]byte(k))>>60 == 0 {
+			huge = k
+		}
+	}
+	obj := version.New()
+	for i := range 5 {
+		obj = version.Merge(obj, version.New().Update(nil, fmt.Sprintf("w%d", i), version.Write{Value: bigValue(fmt.Sprint(huge, i), 900_000)}))
+	}
+	if _, _, err := tc.nodes["east-1"].Store().Merge("default", []byte(huge), obj); err != nil {
+		t.Fatal(err)
+	}
+	victim := "west-2"
+	var keys []string
+	for i := range 64 {
+		key := fmt.Sprintf("small-%02d", i)
+		keys = append(keys, key)
+		o := version.New().Update(nil, "east-1", version.Write{Value: []byte("v-" + key)})
+		for id, n := range tc.nodes {
+			if id == victim {
+				continue
+			}
+			if _, _, err := n.Store().Merge("default", []byte(key), o); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	_, err := tc.client.Repair(ctx, nil, nil)
+	if err == nil || !strings.Contains(err.Error(), huge) {
+		t.Fatalf("repair returned %v; want an error naming %q", err, huge)
+	}
+	t.Logf("repair: %v", err)
+	for _, key := range keys {
+		for id, n := range tc.nodes {
+			o, err := n.Store().Get("default", []byte(key))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v := o.Values(); len(v) != 1 {
+				t.Errorf("after repair %s holds %d values for %s", id, len(v), key)
 			}
 		}
 	}

@@ -243,7 +243,7 @@ func (n *Node) exchangeKeys(ctx context.Context, span trace.Span, src sharedSour
 		}
 	}
 	if len(oversize) > 0 {
-		return fmt.Errorf("%w (%d bytes at most): %d keys could not be repaired, e.g. %s; lower the key's siblings or max_value_bytes, or resolve the key",
+		return fmt.Errorf("%w (%d bytes at most): keys not repaired: %d, e.g. %s; lower the key's siblings or max_value_bytes, or resolve the key",
 			errObjectTooLarge, repairMaxObject, len(oversize), oversize[0])
 	}
 	return nil
