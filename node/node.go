@@ -69,6 +69,7 @@ type Node struct {
 	progressMu sync.Mutex   // serialises checkpoint updates
 	dirtyMu    sync.Mutex
 	dirty      *repair.DirtySet // ranges dropped hints left diverging
+	started    time.Time        // n.now() at Start: background repair waits a step after it (schedule.go)
 	synced     syncBook         // repair sessions completed per peer (tombstones.go)
 	readGate   atomic.Int64     // unix nanos of the return from a long outage; 0 = reads open
 	onDisk     bool             // the store is on the real disk, in cfg.DataDir
@@ -104,6 +105,7 @@ func Start(cfg Config, opts Options) (*Node, error) {
 	if n.now == nil {
 		n.now = time.Now
 	}
+	n.started = n.now()
 	var err error
 	n.tracer = telemetry.Tracer(opts.TracerProvider)
 	if n.metrics, err = telemetry.NewMetrics(opts.MeterProvider); err != nil {

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"fmt"
 	"sort"
 	"sync"
 	"time"
@@ -50,7 +51,14 @@ func (n *Node) every(interval time.Duration, f func()) {
 // many it planned and how many completed. The scheduler calls it every
 // scheduleInterval; tests call it with an injected clock.
 func (n *Node) ScheduleRound(ctx context.Context) (planned, completed int) {
-	windows := n.cfg.Repair.windows()
+	windows, background := n.repairWindows()
+	if background && n.now().Before(n.started.Add(backgroundStep(n.cfg.Repair.Background.Period))) {
+		// A node that just started leaves the ring alone for one step of
+		// the background pace (45 min by default) before its first pass:
+		// a cluster being set up, or a node that restarts, gets time to
+		// settle, and the next due segment comes soon enough.
+		windows = nil
+	}
 	var progress []repair.Progress
 	for ks := range n.cfg.Keyspaces {
 		for _, w := range windows {
@@ -87,6 +95,37 @@ func (n *Node) ScheduleRound(ctx context.Context) (planned, completed int) {
 		n.log.Info("scheduled repair task done", "pair", task.Pair, "keyspace", task.Keyspace, "range", task.Range.String(), "keys_fixed", st.KeysFixed, "bytes", st.BytesSent)
 	}
 	return len(tasks), completed
+}
+
+// repairWindows returns the windows the scheduler follows: the
+// configured ones or, with none configured, the background repair's (one
+// always-open window per pair of datacenters, each with itself included,
+// passing once per Background.Period with its segments spread over half
+// of it), reporting which.
+func (n *Node) repairWindows() (ws []repair.Window, background bool) {
+	bg := n.cfg.Repair.Background
+	if len(n.cfg.Repair.Windows) > 0 || bg.Disabled {
+		return n.cfg.Repair.windows(), false
+	}
+	period := bg.Period
+	if period <= 0 {
+		period = DefaultBackgroundPeriod
+	}
+	dcs := n.ring().DCs()
+	for i, a := range dcs {
+		for _, b := range dcs[i:] {
+			ws = append(ws, repair.Window{Pair: [2]string{a, b}, BytesPerSecond: bg.BytesPerSecond, PassInterval: period, Spread: period / 2})
+		}
+	}
+	return ws, true
+}
+
+// backgroundStep is the time between two segments of a background pass.
+func backgroundStep(period time.Duration) time.Duration {
+	if period <= 0 {
+		period = DefaultBackgroundPeriod
+	}
+	return period / 2 / repairSegments
 }
 
 // dirtyTasks returns, for each pair and keyspace with dirty ranges that
@@ -372,8 +411,14 @@ func (n *Node) repairStatus(ctx context.Context, ks string) (*api.RepairStatusRe
 		if !p.LastFullCompleted.IsZero() {
 			st.LastFullCompleted = p.LastFullCompleted.Unix()
 		}
-		for _, w := range n.cfg.Repair.windows() {
+		windows, background := n.repairWindows()
+		st.Schedule = "on demand"
+		for _, w := range windows {
 			if repair.CanonicalPair(w.Pair) == pair {
+				st.Schedule = "windows"
+				if background {
+					st.Schedule = fmt.Sprintf("background: a full pass every %v, %d bytes/s", w.PassInterval, w.BytesPerSecond)
+				}
 				if repair.InWindow(w, now) {
 					st.NextWindow = -1
 				} else if start, _ := repair.NextWindow(w, now); st.NextWindow == 0 || (st.NextWindow > 0 && start.Unix() < st.NextWindow) {
