@@ -70,6 +70,7 @@ type Node struct {
 	dirtyMu    sync.Mutex
 	dirty      *repair.DirtySet // ranges dropped hints left diverging
 	started    time.Time        // n.now() at Start: background repair waits a step after it (schedule.go)
+	passSkips  passSkips        // segments whose scheduled repair failed, skipped for a while (schedule.go)
 	synced     syncBook         // repair sessions completed per peer (tombstones.go)
 	readGate   atomic.Int64     // unix nanos of the return from a long outage; 0 = reads open
 	onDisk     bool             // the store is on the real disk, in cfg.DataDir

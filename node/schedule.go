@@ -3,7 +3,9 @@ package node
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -71,7 +73,7 @@ func (n *Node) ScheduleRound(ctx context.Context) (planned, completed int) {
 				n.log.Error("repair checkpoint", "err", err)
 				continue
 			}
-			progress = append(progress, p)
+			progress = append(progress, n.passSkips.apply(p, n.now()))
 		}
 	}
 	n.dirtyMu.Lock()
@@ -88,7 +90,10 @@ func (n *Node) ScheduleRound(ctx context.Context) (planned, completed int) {
 		st, err := n.runTask(tctx, task)
 		cancel()
 		if err != nil {
-			n.log.Warn("scheduled repair task stopped; it runs again in the next window", "pair", task.Pair, "range", task.Range.String(), "err", err)
+			if task.Kind == repair.TaskPass {
+				n.passSkips.add(task, n.now())
+			}
+			n.log.Warn("scheduled repair of a segment failed; the pass goes on with the next segments and retries this one later", "pair", task.Pair, "keyspace", task.Keyspace, "range", task.Range.String(), "retry_after", passSkipFor, "err", err)
 			continue
 		}
 		completed++
@@ -430,4 +435,57 @@ func (n *Node) repairStatus(ctx context.Context, ks string) (*api.RepairStatusRe
 	}
 	sort.Slice(res.Pairs, func(i, j int) bool { return res.Pairs[i].Pair < res.Pairs[j].Pair })
 	return res, nil
+}
+
+// passSkipFor is how long the scheduler leaves a segment whose repair
+// failed before it tries it again.
+const passSkipFor = time.Hour
+
+// passSkips remembers, in memory, the segments of passes whose scheduled
+// repair failed (a replica unreachable, an object too large to send), so
+// that one bad segment does not hold up the rest of its pass: Plan sees
+// them as done for passSkipFor, then they are planned again. The pass
+// itself completes only once they are really repaired, so tombstone
+// collection and the read gate still wait for them.
+type passSkips struct {
+	mu    sync.Mutex
+	until map[string]passSkip
+}
+
+type passSkip struct {
+	r     repair.Range
+	until time.Time
+}
+
+func skipKey(pair [2]string, ks string) string { return pair[0] + "|" + pair[1] + "|" + ks }
+
+func (s *passSkips) add(task repair.Task, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.until == nil {
+		s.until = map[string]passSkip{}
+	}
+	s.until[skipKey(task.Pair, task.Keyspace)+"|"+task.Range.String()] = passSkip{r: task.Range, until: now.Add(passSkipFor)}
+}
+
+// apply returns p with the segments skipped at now added to its Done, for
+// planning only (it is never saved).
+func (s *passSkips) apply(p repair.Progress, now time.Time) repair.Progress {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	prefix := skipKey(p.Pair, p.Keyspace) + "|"
+	var extra []repair.Range
+	for k, sk := range s.until {
+		if !now.Before(sk.until) {
+			delete(s.until, k)
+			continue
+		}
+		if strings.HasPrefix(k, prefix) {
+			extra = append(extra, sk.r)
+		}
+	}
+	if len(extra) > 0 {
+		p.Done = append(slices.Clone(p.Done), extra...)
+	}
+	return p
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/meridian-kv/meridian/node"
+	"github.com/meridian-kv/meridian/placement"
 	"github.com/meridian-kv/meridian/version"
 )
 
@@ -181,4 +182,66 @@ func TestBackgroundRepairWithoutWindows(t *testing.T) {
 		}
 	}
 	t.Logf("%d tasks over %v of clock; the key reached west after %v", tasks, node.DefaultBackgroundPeriod, fixedAt)
+}
+
+// TestBackgroundPassGoesOnPastAFailingSegment: east-1 holds, in the ring's
+// first segment, an object too large to send in one message, and in a
+// later segment a key the west replicas lack. The first segment's repair
+// fails on every try, yet the pass goes on and repairs the later key; the
+// pairs with east-1 never complete a pass (tombstones wait for it), the
+// west/west pair does.
+func TestBackgroundPassGoesOnPastAFailingSegment(t *testing.T) {
+	clock := &offsetClock{}
+	tc := startCluster(t, clusterOpts{regions: []string{"east", "west"}, nodesPerRegion: 2, now: clock.Now, tweak: func(c *node.Config) {
+		c.Hints.Disabled = true
+	}})
+	start := clock.Now()
+	keyIn := func(prefix string, seg uint64) []byte {
+		for i := 0; ; i++ {
+			if k := fmt.Sprintf("%s-%d", prefix, i); placement.KeyToken([]byte(k))>>60 == seg {
+				return []byte(k)
+			}
+		}
+	}
+	huge := version.New()
+	for i := range 5 {
+		huge = version.Merge(huge, version.New().Update(nil, fmt.Sprintf("w%d", i), version.Write{Value: bigValue(fmt.Sprint("huge", i), 900_000)}))
+	}
+	if _, _, err := tc.nodes["east-1"].Store().Merge("default", keyIn("huge", 0), huge); err != nil {
+		t.Fatal(err)
+	}
+	later := keyIn("later", 5)
+	if _, _, err := tc.nodes["east-1"].Store().Merge("default", later, version.New().Update(nil, "east-1", version.Write{Value: []byte("v")})); err != nil {
+		t.Fatal(err)
+	}
+	failed := 0
+	for clock.Now().Sub(start) < node.DefaultBackgroundPeriod {
+		clock.Advance(15 * time.Minute)
+		for _, n := range tc.nodes {
+			p, c := n.ScheduleRound(context.Background())
+			failed += p - c
+		}
+	}
+	if failed == 0 {
+		t.Fatal("no task failed; the test needs the first segment to fail")
+	}
+	for _, id := range []string{"west-1", "west-2"} {
+		o, err := tc.nodes[id].Store().Get("default", later)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(o.Values()) != 1 {
+			t.Errorf("%s lacks the key of a later segment after a day of background repair", id)
+		}
+	}
+	st, err := tc.client.RepairStatus(ctx(t), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range st.Pairs {
+		if complete := p.LastFullCompleted != 0; complete != (p.Pair == "west/west") {
+			t.Errorf("%s: last full pass %d, pass %.2f done", p.Pair, p.LastFullCompleted, p.PassFraction)
+		}
+	}
+	t.Logf("%d failed tasks", failed)
 }
