@@ -26,8 +26,8 @@ import (
 // walks B's tree top-down, fetching only the children of differing nodes
 // (typeRepairLevel); for the differing leaves A sends B its key digests and
 // gets back B's objects that differ and the keys B lacks
-// (typeRepairDigests); A merges what it lacks and pushes B what B lacks
-// (typeRepairPush). Everything is merged with version.Merge: repair never
+// (typeRepairCompare, in batches and chunks: repair_stream.go); A merges
+// what it lacks and pushes B what B lacks (typeRepairPush). Everything is merged with version.Merge: repair never
 // overwrites, and never resurrects what a tombstone superseded.
 //
 // The node that receives a client's repair request orchestrates: for every
