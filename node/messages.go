@@ -19,7 +19,7 @@ const (
 	typeRepairRun      wan.MsgType = 45 // repairRun -> repairStats
 	typeRepairProgress wan.MsgType = 46 // repairRun (keyspace only) -> repairProgressReply
 	typeRepairDone     wan.MsgType = 47 // repairDone -> replicaAck
-	typeRepairCompare  wan.MsgType = 48 // repairDigests (one batch) -> repairDiffChunk..., the last marked
+	typeRepairCompare  wan.MsgType = 48 // repairCompare (one batch) -> repairDiffChunk..., the last marked
 	typeReplicaAck     wan.MsgType = 40
 	typeReplicaObj     wan.MsgType = 41
 )

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meridian-kv/meridian/client"
 	"github.com/meridian-kv/meridian/node"
 	"github.com/meridian-kv/meridian/placement"
 	"github.com/meridian-kv/meridian/version"
@@ -119,5 +120,41 @@ func TestRepairObjectLargerThanAFrameFailsOnlyItsSegment(t *testing.T) {
 				t.Errorf("after repair %s holds %d values for %s", id, len(v), key)
 			}
 		}
+	}
+}
+
+// TestRepairBudgetHoldsForWhatTheResponderSends: east-1 lacks 8 MB that
+// east-2 holds, so in their session (east-1 initiates) the bytes flow from
+// the responder. A repair at 4 MiB/s, shared by the two east initiators,
+// must still take at least as long as the budget allows for those bytes.
+func TestRepairBudgetHoldsForWhatTheResponderSends(t *testing.T) {
+	tc := startCluster(t, clusterOpts{regions: []string{"east", "west"}, nodesPerRegion: 2, tweak: func(c *node.Config) {
+		c.Hints.Disabled = true
+	}})
+	const count, size, rate = 16, 500_000, 4 << 20
+	for i := range count {
+		key := fmt.Sprintf("pulled-%02d", i)
+		o := version.New().Update(nil, "east-2", version.Write{Value: bigValue(key, size)})
+		if _, _, err := tc.nodes["east-2"].Store().Merge("default", []byte(key), o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	start := time.Now()
+	res, err := tc.client.Repair(ctx, &client.RepairOptions{Regions: []string{"east"}, BytesPerSecond: rate}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(start)
+	// Each of the two initiators gets rate/2; the limiter lets one
+	// second's worth (its burst) go at once.
+	least := time.Duration((count*size - rate/2) * int64(time.Second) / (rate / 2))
+	t.Logf("repair at %d B/s: %d keys fixed, %d bytes sent in %v (budget allows no less than %v)", rate, res.KeysFixed, res.BytesSent, took.Round(time.Millisecond), least.Round(time.Millisecond))
+	if res.KeysFixed < count {
+		t.Fatalf("repair fixed %d keys, want %d", res.KeysFixed, count)
+	}
+	if took < least {
+		t.Errorf("repair took %v; at %d B/s it cannot take less than %v", took, rate, least)
 	}
 }

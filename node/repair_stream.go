@@ -39,6 +39,23 @@ const (
 	repairMaxObject = wan.DefaultMaxFrame - 96<<10
 )
 
+// repairCompare is one batch of the initiator's digests (typeRepairCompare):
+// the keys under Leaves, with the rate at which the responder may stream
+// its answer to the initiator's region.
+type repairCompare struct {
+	_        struct{} `cbor:",toarray"`
+	V        uint8
+	Keyspace string
+	Range    repair.Range
+	Depth    int
+	Peer     string // the initiator
+	Leaves   []int
+	Digests  []repair.KeyDigest
+	// BytesPerSecond paces the responder's chunks (0: no limit), so a
+	// session's budget holds in both directions.
+	BytesPerSecond int64
+}
+
 // repairDiffChunk is one message of the responder's answer to a
 // repairDigests batch (typeRepairCompare): some of its objects that differ
 // and some of the keys it lacks. The last chunk has Last set and lists the
@@ -110,10 +127,14 @@ func keyChunks(keys [][]byte) [][][]byte {
 // from the initiator's digests and the keys it lacks, in chunks, and ends
 // with a chunk marked Last.
 func (n *Node) serveRepairCompare(ctx context.Context, req *wan.Envelope, reply wan.Replier) error {
-	var m repairDigests
+	var m repairCompare
 	if err := req.Decode(&m); err != nil {
 		return err
 	}
+	if m.BytesPerSecond < 0 {
+		return fmt.Errorf("node: repair: negative rate %d", m.BytesPerSecond)
+	}
+	peerDC := n.view.Load().members[m.Peer].DC
 	src, err := n.sharedWith(m.Keyspace, m.Peer)
 	if err != nil {
 		return err
@@ -130,6 +151,9 @@ func (n *Node) serveRepairCompare(ctx context.Context, req *wan.Envelope, reply 
 	send := func(c *repairDiffChunk) error {
 		env, err := wan.NewEnvelope(typeRepairCompare, c)
 		if err != nil {
+			return err
+		}
+		if err := n.pace(ctx, peerDC, int64(len(env.Payload)), m.BytesPerSecond); err != nil {
 			return err
 		}
 		if err := reply.Send(env); err != nil {
@@ -181,7 +205,7 @@ func (n *Node) exchangeKeys(ctx context.Context, span trace.Span, src sharedSour
 	peerDC := n.view.Load().members[peer].DC
 	var oversize []string
 	for _, b := range batches {
-		req := &repairDigests{Keyspace: ks, Range: r, Depth: depth, Peer: n.cfg.ID, Leaves: b.Leaves, Digests: b.Digests}
+		req := &repairCompare{Keyspace: ks, Range: r, Depth: depth, Peer: n.cfg.ID, Leaves: b.Leaves, Digests: b.Digests, BytesPerSecond: rate}
 		reqLen := encodedLen(req)
 		if err := n.pace(ctx, peerDC, reqLen, rate); err != nil {
 			return err
