@@ -167,6 +167,22 @@ func TestProcessesRepairLargeDifferences(t *testing.T) {
 		// Also what makes the test not vacuous: west-2 lacked them all.
 		t.Errorf("repair fixed %d keys, want at least %d", fixed, count)
 	}
+	// With no window configured the background repair covers every pair,
+	// and repair status says so.
+	var status struct {
+		Pairs []struct {
+			Pair     string `json:"pair"`
+			Schedule string `json:"schedule"`
+		} `json:"pairs"`
+	}
+	if out := pc.run("repair", "status", "--json"); json.Unmarshal([]byte(out), &status) != nil || len(status.Pairs) != 3 {
+		t.Errorf("repair status --json: %s", out)
+	}
+	for _, p := range status.Pairs {
+		if !strings.HasPrefix(p.Schedule, "background") {
+			t.Errorf("pair %s: schedule %q, want the background repair", p.Pair, p.Schedule)
+		}
+	}
 	// A second repair compares every pair of the six replicas again and
 	// finds them equal.
 	if again, _ := pc.repairNow(); again != 0 {
