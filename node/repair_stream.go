@@ -1,9 +1,12 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
@@ -72,33 +75,6 @@ type repairDiffChunk struct {
 // errObjectTooLarge marks a key whose object does not fit in one message.
 var errObjectTooLarge = errors.New("node: repair: object larger than a message")
 
-// objectChunks cuts objs into runs of at most repairChunkBytes and
-// repairChunkItems each (an object larger than that is a run of its own),
-// leaving out objects larger than repairMaxObject, which it returns.
-func objectChunks(objs []keyObject) (chunks [][]keyObject, sizes []int64, oversize []keyObject) {
-	var (
-		cur  []keyObject
-		size int64
-	)
-	for _, ko := range objs {
-		s := encodedLen(ko)
-		if s > repairMaxObject {
-			oversize = append(oversize, ko)
-			continue
-		}
-		if len(cur) > 0 && (size+s > repairChunkBytes || len(cur) == repairChunkItems) {
-			chunks, sizes = append(chunks, cur), append(sizes, size)
-			cur, size = nil, 0
-		}
-		cur = append(cur, ko)
-		size += s
-	}
-	if len(cur) > 0 {
-		chunks, sizes = append(chunks, cur), append(sizes, size)
-	}
-	return chunks, sizes, oversize
-}
-
 // keyChunks cuts keys into runs of at most repairChunkBytes and
 // repairChunkItems each.
 func keyChunks(keys [][]byte) [][][]byte {
@@ -122,10 +98,18 @@ func keyChunks(keys [][]byte) [][][]byte {
 	return out
 }
 
+// errChunkFull stops a scan whose chunk is full; the scan resumes after
+// the chunk is sent.
+var errChunkFull = errors.New("node: repair: chunk full")
+
 // serveRepairCompare answers one digest batch of a session
-// (typeRepairCompare): it streams the objects of this node that differ
-// from the initiator's digests and the keys it lacks, in chunks, and ends
-// with a chunk marked Last.
+// (typeRepairCompare), as repair.CompareDigests would: it streams the
+// objects of this node that differ from the initiator's digests or that
+// the initiator lacks, then the keys it lacks, in chunks, and ends with a
+// chunk marked Last. It scans its keys under the batch's leaves a chunk
+// at a time, resuming after the last key sent, so it holds one chunk in
+// memory however much differs, and holds the scan slot only while it
+// scans, not while it sends.
 func (n *Node) serveRepairCompare(ctx context.Context, req *wan.Envelope, reply wan.Replier) error {
 	var m repairCompare
 	if err := req.Decode(&m); err != nil {
@@ -139,15 +123,15 @@ func (n *Node) serveRepairCompare(ctx context.Context, req *wan.Envelope, reply 
 	if err != nil {
 		return err
 	}
-	var local map[string]*version.Object
-	if err := n.scanning(ctx, func() (err error) {
-		local, err = repair.KeysInLeaves(src, m.Keyspace, m.Range, m.Depth, m.Leaves)
-		return err
-	}); err != nil {
+	runs, err := repair.LeafRuns(m.Range, m.Depth, m.Leaves)
+	if err != nil {
 		return err
 	}
-	objs, want := repair.CompareDigests(local, m.Digests)
-	chunks, _, oversize := objectChunks(sortedObjects(objs))
+	remote := make(map[string]repair.Hash, len(m.Digests))
+	for _, d := range m.Digests {
+		remote[string(d.Key)] = d.Hash
+	}
+	seen := make(map[string]bool, len(remote))
 	send := func(c *repairDiffChunk) error {
 		env, err := wan.NewEnvelope(typeRepairCompare, c)
 		if err != nil {
@@ -161,9 +145,68 @@ func (n *Node) serveRepairCompare(ctx context.Context, req *wan.Envelope, reply 
 		}
 		return nil
 	}
-	for _, c := range chunks {
-		if err := send(&repairDiffChunk{Objects: c}); err != nil {
+	var (
+		chunk    []keyObject
+		size     int64
+		oversize [][]byte
+	)
+	for _, run := range runs {
+		from, after := run.From, []byte(nil) // resume at token from, past key after
+		for {
+			full := false
+			err := n.scanning(ctx, func() error {
+				return src.Scan(m.Keyspace, from, run.To, func(tok uint64, key []byte, obj *version.Object) error {
+					if after != nil && tok == from && bytes.Compare(key, after) <= 0 {
+						return nil
+					}
+					if obj.IsEmpty() {
+						return nil
+					}
+					k := string(key)
+					if h, ok := remote[k]; ok {
+						seen[k] = true
+						if repair.KeyHash(key, obj) == h {
+							return nil
+						}
+					}
+					ko := keyObject{Key: key, Object: obj}
+					s := encodedLen(ko)
+					if s > repairMaxObject {
+						oversize = append(oversize, key)
+						n.log.Warn("repair: an object is too large to send in one message; its segment stays unrepaired",
+							"keyspace", m.Keyspace, "key", k, "peer", m.Peer, "bytes", s)
+						return nil
+					}
+					chunk = append(chunk, ko)
+					size += s
+					if size >= repairChunkBytes || len(chunk) >= repairChunkItems {
+						from, after, full = tok, key, true
+						return errChunkFull
+					}
+					return nil
+				})
+			})
+			if err != nil && !errors.Is(err, errChunkFull) {
+				return err
+			}
+			if !full {
+				break
+			}
+			if err := send(&repairDiffChunk{Objects: chunk}); err != nil {
+				return err
+			}
+			chunk, size = nil, 0
+		}
+	}
+	if len(chunk) > 0 {
+		if err := send(&repairDiffChunk{Objects: chunk}); err != nil {
 			return err
+		}
+	}
+	var want [][]byte
+	for _, d := range m.Digests {
+		if !seen[string(d.Key)] {
+			want = append(want, d.Key)
 		}
 	}
 	wants := keyChunks(want)
@@ -176,13 +219,7 @@ func (n *Node) serveRepairCompare(ctx context.Context, req *wan.Envelope, reply 
 			}
 		}
 	}
-	for _, ko := range oversize {
-		if len(last.Oversize) < 64 {
-			last.Oversize = append(last.Oversize, ko.Key)
-		}
-		n.log.Warn("repair: an object is too large to send in one message; its segment stays unrepaired",
-			"keyspace", m.Keyspace, "key", string(ko.Key), "peer", m.Peer, "bytes", encodedLen(ko))
-	}
+	last.Oversize = oversize[:min(len(oversize), 64)]
 	return send(last)
 }
 
@@ -192,12 +229,9 @@ func (n *Node) serveRepairCompare(ctx context.Context, req *wan.Envelope, reply 
 // It goes on past objects too large for a message, and returns an error
 // naming them once every batch was exchanged.
 func (n *Node) exchangeKeys(ctx context.Context, span trace.Span, src sharedSource, ks string, r repair.Range, depth int, leaves []int, peer string, rate int64, st *repair.RangeStats) error {
-	var (
-		mine    map[string]*version.Object
-		batches []repair.DigestBatch
-	)
+	var batches []repair.DigestBatch
 	if err := n.scanning(ctx, func() (err error) {
-		mine, batches, err = repair.BatchDigests(src, ks, r, depth, leaves, repairChunkBytes, repairChunkItems)
+		batches, err = repair.BatchDigests(src, ks, r, depth, leaves, repairChunkBytes, repairChunkItems)
 		return err
 	}); err != nil {
 		return err
@@ -211,7 +245,8 @@ func (n *Node) exchangeKeys(ctx context.Context, span trace.Span, src sharedSour
 			return err
 		}
 		st.BytesSent += reqLen
-		toPeer := map[string]*version.Object{}
+		toPeer := map[string]bool{} // keys whose objects the peer lacks
+		links := 0
 		last := false
 		err := n.call(ctx, peer, typeRepairCompare, req, func(e *wan.Envelope) error {
 			st.BytesSent += int64(len(e.Payload))
@@ -229,19 +264,29 @@ func (n *Node) exchangeKeys(ctx context.Context, span trace.Span, src sharedSour
 				}
 				theirs[string(ko.Key)] = ko.Object
 			}
+			// This node's objects are read again here, not kept from the
+			// scan that made the digests: memory follows one chunk.
+			mine, err := n.localObjects(ks, theirs, c.Want)
+			if err != nil {
+				return err
+			}
 			send, toMe := repair.Reconcile(subset(mine, theirs), theirs)
-			for k, o := range send {
-				toPeer[k] = o
+			for k := range send {
+				toPeer[k] = true
 			}
 			for _, k := range c.Want {
-				if o, ok := mine[string(k)]; ok {
-					toPeer[string(k)] = o
+				if o := mine[string(k)]; !o.IsEmpty() {
+					toPeer[string(k)] = true
+					send[string(k)] = o
 				}
+			}
+			if links < maxRepairLinks {
+				linkFixed(span, send, toMe)
+				links += len(send) + len(toMe)
 			}
 			for _, k := range c.Oversize {
 				oversize = append(oversize, fmt.Sprintf("%q on %s", k, peer))
 			}
-			linkFixed(span, toMe)
 			if err := n.mergeMany(ctx, ks, sortedObjects(toMe)); err != nil {
 				return err
 			}
@@ -255,7 +300,6 @@ func (n *Node) exchangeKeys(ctx context.Context, span trace.Span, src sharedSour
 		if err != nil {
 			return fmt.Errorf("exchanging digests with %s: %w", peer, err)
 		}
-		linkFixed(span, toPeer)
 		big, err := n.pushChunks(ctx, ks, peer, peerDC, rate, toPeer, st)
 		for _, ko := range big {
 			oversize = append(oversize, fmt.Sprintf("%q on %s", ko.Key, n.cfg.ID))
@@ -273,22 +317,79 @@ func (n *Node) exchangeKeys(ctx context.Context, span trace.Span, src sharedSour
 	return nil
 }
 
-// pushChunks sends objs to peer in typeRepairPush messages of at most
-// repairChunkBytes, paced at rate, and returns the objects too large for a
+// pushChunks reads this node's objects of keys and sends them to peer in
+// typeRepairPush messages of at most repairChunkBytes, paced at rate, one
+// chunk in memory at a time. It returns the objects too large for a
 // message, which it did not send.
-func (n *Node) pushChunks(ctx context.Context, ks, peer, peerDC string, rate int64, objs map[string]*version.Object, st *repair.RangeStats) ([]keyObject, error) {
-	chunks, sizes, oversize := objectChunks(sortedObjects(objs))
-	for i, c := range chunks {
-		if err := n.pace(ctx, peerDC, sizes[i], rate); err != nil {
-			return oversize, err
+func (n *Node) pushChunks(ctx context.Context, ks, peer, peerDC string, rate int64, keys map[string]bool, st *repair.RangeStats) ([]keyObject, error) {
+	sorted := slices.Sorted(maps.Keys(keys))
+	var (
+		chunk    []keyObject
+		size     int64
+		oversize []keyObject
+	)
+	flush := func() error {
+		if len(chunk) == 0 {
+			return nil
 		}
-		push := &repairPush{Keyspace: ks, Objects: c}
-		st.BytesSent += sizes[i]
-		n.metrics.RepairBytes.Add(ctx, sizes[i], metric.WithAttributes(telemetry.ReplicaDC(peerDC)))
-		if err := n.call(ctx, peer, typeRepairPush, push, decodeAck); err != nil {
-			return oversize, fmt.Errorf("pushing to %s: %w", peer, err)
+		if err := n.pace(ctx, peerDC, size, rate); err != nil {
+			return err
 		}
-		st.KeysFixed += int64(len(c))
+		st.BytesSent += size
+		n.metrics.RepairBytes.Add(ctx, size, metric.WithAttributes(telemetry.ReplicaDC(peerDC)))
+		if err := n.call(ctx, peer, typeRepairPush, &repairPush{Keyspace: ks, Objects: chunk}, decodeAck); err != nil {
+			return fmt.Errorf("pushing to %s: %w", peer, err)
+		}
+		st.KeysFixed += int64(len(chunk))
+		chunk, size = nil, 0
+		return nil
 	}
-	return oversize, nil
+	for _, k := range sorted {
+		o, err := n.store.Get(ks, []byte(k))
+		if err != nil {
+			return oversize, fmt.Errorf("node: repair: read %q: %w", k, err)
+		}
+		if o.IsEmpty() {
+			continue
+		}
+		ko := keyObject{Key: []byte(k), Object: o}
+		s := encodedLen(ko)
+		if s > repairMaxObject {
+			oversize = append(oversize, ko)
+			continue
+		}
+		if len(chunk) > 0 && (size+s > repairChunkBytes || len(chunk) == repairChunkItems) {
+			if err := flush(); err != nil {
+				return oversize, err
+			}
+		}
+		chunk = append(chunk, ko)
+		size += s
+	}
+	return oversize, flush()
+}
+
+// localObjects reads this node's objects of the keys of theirs and of
+// want.
+func (n *Node) localObjects(ks string, theirs map[string]*version.Object, want [][]byte) (map[string]*version.Object, error) {
+	out := make(map[string]*version.Object, len(theirs)+len(want))
+	read := func(k string) error {
+		o, err := n.store.Get(ks, []byte(k))
+		if err != nil {
+			return fmt.Errorf("node: repair: read %q: %w", k, err)
+		}
+		out[k] = o
+		return nil
+	}
+	for k := range theirs {
+		if err := read(k); err != nil {
+			return nil, err
+		}
+	}
+	for _, k := range want {
+		if err := read(string(k)); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }

@@ -42,16 +42,13 @@ func TestBatchDigestsCoversEveryLeafWithinBudget(t *testing.T) {
 			t.Fatal("the trees do not differ; the test needs differences")
 		}
 		budget, maxItems := 64+rng.IntN(2048), 2+rng.IntN(40)
-		objs, batches, err := BatchDigests(a, "ks", r, depth, leaves, budget, maxItems)
+		batches, err := BatchDigests(a, "ks", r, depth, leaves, budget, maxItems)
 		if err != nil {
 			t.Fatal(err)
 		}
 		want, err := KeysInLeaves(a, "ks", r, depth, leaves)
 		if err != nil {
 			t.Fatal(err)
-		}
-		if !maps.EqualFunc(objs, want, func(x, y *version.Object) bool { return x == y }) {
-			t.Fatalf("objects read: %d, KeysInLeaves: %d", len(objs), len(want))
 		}
 		var gotLeaves []int
 		var gotDigests []KeyDigest
@@ -108,7 +105,7 @@ func mustKeys(t *testing.T, src RangeSource, r Range, depth int, leaves []int) m
 }
 
 func TestBatchDigestsRefusesZeroBounds(t *testing.T) {
-	if _, _, err := BatchDigests(newMemSource(), "ks", FullRing, 4, []int{1}, 0, 1); err == nil {
+	if _, err := BatchDigests(newMemSource(), "ks", FullRing, 4, []int{1}, 0, 1); err == nil {
 		t.Fatal("a zero byte budget was accepted")
 	}
 }

@@ -30,31 +30,12 @@ func KeysInLeaves(src RangeSource, ks string, r Range, depth int, leaves []int) 
 // leaves of a tree of depth depth over r, reading adjacent leaves with one
 // scan.
 func scanLeaves(src RangeSource, ks string, r Range, depth int, leaves []int, fn func(tok uint64, key []byte, obj *version.Object)) error {
-	if depth < 0 || depth > MaxDepth {
-		return fmt.Errorf("%w: %d", ErrBadDepth, depth)
-	}
-	if err := r.Validate(); err != nil {
+	runs, err := LeafRuns(r, depth, leaves)
+	if err != nil {
 		return err
 	}
-	sorted := slices.Clone(leaves)
-	slices.Sort(sorted)
-	sorted = slices.Compact(sorted)
-	if len(sorted) > 0 && (sorted[0] < 0 || sorted[len(sorted)-1] >= 1<<depth) {
-		return fmt.Errorf("repair: leaf index outside a tree of depth %d", depth)
-	}
-	for i := 0; i < len(sorted); {
-		first := sorted[i]
-		j := i + 1
-		for j < len(sorted) && sorted[j] == sorted[j-1]+1 {
-			j++
-		}
-		last := sorted[j-1]
-		i = j
-		if leavesEmpty(r, depth, first, last+1) {
-			continue // leaves narrower than one token
-		}
-		from, to := leafStart(r, depth, first), leafStart(r, depth, last+1)
-		err := src.Scan(ks, from, to, func(tok uint64, key []byte, obj *version.Object) error {
+	for _, run := range runs {
+		err := src.Scan(ks, run.From, run.To, func(tok uint64, key []byte, obj *version.Object) error {
 			if !obj.IsEmpty() {
 				fn(tok, key, obj)
 			}
