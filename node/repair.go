@@ -137,18 +137,6 @@ type repairHashes struct {
 	Hashes [][]byte
 }
 
-// repairDigests carries the initiator's digests of the differing leaves.
-type repairDigests struct {
-	_        struct{} `cbor:",toarray"`
-	V        uint8
-	Keyspace string
-	Range    repair.Range
-	Depth    int
-	Peer     string
-	Leaves   []int
-	Digests  []repair.KeyDigest
-}
-
 // repairDone tells the responder that the initiator (Peer) completed the
 // session over Range whose trees had Depth levels.
 type repairDone struct {

@@ -60,7 +60,7 @@ type repairCompare struct {
 }
 
 // repairDiffChunk is one message of the responder's answer to a
-// repairDigests batch (typeRepairCompare): some of its objects that differ
+// repairCompare batch (typeRepairCompare): some of its objects that differ
 // and some of the keys it lacks. The last chunk has Last set and lists the
 // keys whose objects were too large to send.
 type repairDiffChunk struct {
