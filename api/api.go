@@ -276,6 +276,9 @@ type PairRepairStatus struct {
 	// NextWindow is when the pair's next scheduled window opens (Unix
 	// seconds; 0: no window configured, -1: a window is open now).
 	NextWindow int64 `json:"next_window"`
+	// Schedule says what repairs the pair unasked: "windows",
+	// "background: ..." (the default low-rate pass) or "on demand".
+	Schedule string `json:"schedule"`
 }
 
 // RepairStatusResponse lists every pair.

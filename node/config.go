@@ -90,7 +90,31 @@ type RepairConfig struct {
 	// until it has repaired it. Default 3h; it must not be shorter than
 	// hints.max_age while hints are on.
 	TombstoneGrace time.Duration `yaml:"tombstone_grace,omitempty"`
+	// Background is the low-rate repair that runs while no window is
+	// configured, so that divergence no hint covers is bounded in time.
+	Background BackgroundRepair `yaml:"background,omitempty"`
 }
+
+// BackgroundRepair is the default schedule: with no windows configured,
+// every pair of datacenters holding a keyspace (each datacenter with
+// itself included) gets a full repair pass once per Period, its segments
+// spread evenly over the first half of it, at most BytesPerSecond to
+// each destination region. Configuring any window replaces it.
+type BackgroundRepair struct {
+	// Disabled turns it off: with no windows, repair then runs only when
+	// an operator asks (meridian repair --now).
+	Disabled bool `yaml:"disabled,omitempty"`
+	// Period bounds how long a range stays unrepaired; default 24h.
+	Period time.Duration `yaml:"period,omitempty"`
+	// BytesPerSecond is the budget per destination region; default 2 MiB/s.
+	BytesPerSecond int64 `yaml:"bytes_per_second,omitempty"`
+}
+
+// Defaults of BackgroundRepair.
+const (
+	DefaultBackgroundPeriod         = 24 * time.Hour
+	DefaultBackgroundBytesPerSecond = 2 << 20
+)
 
 // RepairWindow is one scheduled window (see repair.Window).
 type RepairWindow struct {
@@ -216,6 +240,12 @@ func (c *Config) EnsureDefaults() {
 	if c.Repair.TombstoneGrace == 0 {
 		c.Repair.TombstoneGrace = max(DefaultTombstoneGrace, c.Hints.MaxAge)
 	}
+	if c.Repair.Background.Period == 0 {
+		c.Repair.Background.Period = DefaultBackgroundPeriod
+	}
+	if c.Repair.Background.BytesPerSecond == 0 {
+		c.Repair.Background.BytesPerSecond = DefaultBackgroundBytesPerSecond
+	}
 	if c.ReconnectTimeout == 0 {
 		c.ReconnectTimeout = DefaultReconnectTimeout
 	}
@@ -296,6 +326,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Hints.MaxAge < 0 || c.Hints.MaxBytesPerTarget < 0 {
 		bad("hints.max_age and hints.max_bytes_per_target must not be negative")
+	}
+	if c.Repair.Background.Period < 0 || (c.Repair.Background.Period > 0 && c.Repair.Background.Period < time.Minute) {
+		bad("repair.background.period %v must be at least 1m (default 24h)", c.Repair.Background.Period)
+	}
+	if c.Repair.Background.BytesPerSecond < 0 {
+		bad("repair.background.bytes_per_second must not be negative (0 means the default, %d)", DefaultBackgroundBytesPerSecond)
 	}
 	if c.Repair.TombstoneGrace < 0 {
 		bad("repair.tombstone_grace must not be negative")

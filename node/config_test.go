@@ -27,11 +27,12 @@ func TestConfigValidateReportsEveryProblem(t *testing.T) {
 	c.GossipKeys = []string{"short"}
 	c.Keyspaces["default"] = Keyspace{Replication: map[string]int{"east": 3}, WriteConsistency: "MOST", ReadConsistency: "LOCAL_QUORUM", WarnSiblings: 5, MaxSiblings: 2}
 	c.Repair.Windows = []RepairWindow{{Pair: []string{"east", "west"}, Cron: "0 2 * *", Duration: time.Hour}}
+	c.Repair.Background = BackgroundRepair{Period: time.Second, BytesPerSecond: -1}
 	err := c.Validate()
 	if err == nil {
 		t.Fatal("bad config accepted")
 	}
-	for _, want := range []string{"id is required", "listen", "gossip_keys[0]", `unknown level "MOST"`, "max_siblings 2 is below warn_siblings 5", "bad cron expression"} {
+	for _, want := range []string{"id is required", "listen", "gossip_keys[0]", `unknown level "MOST"`, "max_siblings 2 is below warn_siblings 5", "bad cron expression", "repair.background.period", "repair.background.bytes_per_second"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not mention %q:\n%v", want, err)
 		}

@@ -15,11 +15,12 @@ const (
 	typeHintWrite      wan.MsgType = 37 // hintWrite -> replicaAck (a fallback keeps a hint)
 	typeHintDeliver    wan.MsgType = 56 // hintDeliver -> replicaAck (a batch of hints for the receiver; handoffbatch.go)
 	typeRepairLevel    wan.MsgType = 42 // repairLevel -> repairHashes
-	typeRepairDigests  wan.MsgType = 43 // repairDigests -> repairDiff
+	typeRepairDigests  wan.MsgType = 43 // retired: one repairDiff could outgrow a frame (see typeRepairCompare)
 	typeRepairPush     wan.MsgType = 44 // repairPush -> replicaAck
 	typeRepairRun      wan.MsgType = 45 // repairRun -> repairStats
 	typeRepairProgress wan.MsgType = 46 // repairRun (keyspace only) -> repairProgressReply
 	typeRepairDone     wan.MsgType = 47 // repairDone -> replicaAck
+	typeRepairCompare  wan.MsgType = 48 // repairCompare (one batch) -> repairDiffChunk..., the last marked
 	typeReplicaAck     wan.MsgType = 40
 	typeReplicaObj     wan.MsgType = 41
 )

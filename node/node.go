@@ -70,6 +70,8 @@ type Node struct {
 	progressMu sync.Mutex   // serialises checkpoint updates
 	dirtyMu    sync.Mutex
 	dirty      *repair.DirtySet // ranges dropped hints left diverging
+	started    time.Time        // n.now() at Start: background repair waits a step after it (schedule.go)
+	passSkips  passSkips        // segments whose scheduled repair failed, skipped for a while (schedule.go)
 	synced     syncBook         // repair sessions completed per peer (tombstones.go)
 	readGate   atomic.Int64     // unix nanos of the return from a long outage; 0 = reads open
 	onDisk     bool             // the store is on the real disk, in cfg.DataDir
@@ -117,6 +119,7 @@ func Start(cfg Config, opts Options) (*Node, error) {
 	if n.now == nil {
 		n.now = time.Now
 	}
+	n.started = n.now()
 	var err error
 	n.tracer = telemetry.Tracer(opts.TracerProvider)
 	if n.metrics, err = telemetry.NewMetrics(opts.MeterProvider); err != nil {
@@ -425,7 +428,8 @@ func (n *Node) serve(ctx context.Context, from wan.Identity, req *wan.Envelope, 
 		res, cerr := n.ringOf(&r)
 		respond(reply, api.TypeRingReply, res, cerr)
 	case typeReplicaWrite, typeRelayWrite, typeReplicaRead, typeRelayRead, typePing, typeHintWrite, typeHintDeliver,
-		typeRepairLevel, typeRepairDigests, typeRepairPush, typeRepairRun, typeRepairProgress, typeRepairDone:
+		typeRepairLevel, typeRepairDigests, typeRepairPush, typeRepairRun, typeRepairProgress, typeRepairDone,
+		typeRepairCompare:
 		if from.Role != wan.RoleNode {
 			reply.SendError("forbidden", "meridian: node-to-node messages need a node certificate")
 			return

@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/meridian-kv/meridian/api"
@@ -27,8 +26,8 @@ import (
 // walks B's tree top-down, fetching only the children of differing nodes
 // (typeRepairLevel); for the differing leaves A sends B its key digests and
 // gets back B's objects that differ and the keys B lacks
-// (typeRepairDigests); A merges what it lacks and pushes B what B lacks
-// (typeRepairPush). Everything is merged with version.Merge: repair never
+// (typeRepairCompare, in batches and chunks: repair_stream.go); A merges
+// what it lacks and pushes B what B lacks (typeRepairPush). Everything is merged with version.Merge: repair never
 // overwrites, and never resurrects what a tombstone superseded.
 //
 // The node that receives a client's repair request orchestrates: for every
@@ -138,18 +137,6 @@ type repairHashes struct {
 	Hashes [][]byte
 }
 
-// repairDigests carries the initiator's digests of the differing leaves.
-type repairDigests struct {
-	_        struct{} `cbor:",toarray"`
-	V        uint8
-	Keyspace string
-	Range    repair.Range
-	Depth    int
-	Peer     string
-	Leaves   []int
-	Digests  []repair.KeyDigest
-}
-
 // repairDone tells the responder that the initiator (Peer) completed the
 // session over Range whose trees had Depth levels.
 type repairDone struct {
@@ -166,15 +153,6 @@ type keyObject struct {
 	_      struct{} `cbor:",toarray"`
 	Key    []byte
 	Object *version.Object
-}
-
-// repairDiff is the responder's answer: its objects that differ, and the
-// keys it lacks.
-type repairDiff struct {
-	_       struct{} `cbor:",toarray"`
-	V       uint8
-	Objects []keyObject
-	Want    [][]byte
 }
 
 // repairPush asks the responder to merge objects.
@@ -323,23 +301,7 @@ func (n *Node) serveRepair(ctx context.Context, from string, req *wan.Envelope, 
 		}
 		send(typeRepairLevel, &repairHashes{Hashes: hashes})
 	case typeRepairDigests:
-		var m repairDigests
-		if err := req.Decode(&m); err != nil {
-			return err
-		}
-		src, err := n.sharedWith(m.Keyspace, m.Peer)
-		if err != nil {
-			return err
-		}
-		var local map[string]*version.Object
-		if err := n.scanning(ctx, func() (err error) {
-			local, err = repair.KeysInLeaves(src, m.Keyspace, m.Range, m.Depth, m.Leaves)
-			return err
-		}); err != nil {
-			return err
-		}
-		objs, want := repair.CompareDigests(local, m.Digests)
-		send(typeRepairDigests, &repairDiff{Objects: sortedObjects(objs), Want: want})
+		return errors.New("node: repair: this node takes digests only in batches (message type 48); run the same version on every node")
 	case typeRepairPush:
 		var m repairPush
 		if err := req.Decode(&m); err != nil {
@@ -420,20 +382,36 @@ type repairPeer struct {
 }
 
 func (p repairPeer) Level(ctx context.Context, level int, indexes []int) ([][]byte, error) {
-	var out [][]byte
-	req := &repairLevel{Keyspace: p.ks, Range: p.r, Depth: p.depth, Peer: p.n.cfg.ID, Level: level, Indexes: indexes}
-	err := p.n.call(ctx, p.peer, typeRepairLevel, req, func(e *wan.Envelope) error {
-		*p.bytes += int64(len(e.Payload))
-		var h repairHashes
-		if err := e.Decode(&h); err != nil {
-			return err
+	out := make([][]byte, 0, len(indexes))
+	for len(indexes) > 0 {
+		// A request of repairLevelChunk indexes and its answer of as many
+		// hashes stay far below a frame however many leaves differ.
+		part := indexes[:min(len(indexes), repairLevelChunk)]
+		indexes = indexes[len(part):]
+		req := &repairLevel{Keyspace: p.ks, Range: p.r, Depth: p.depth, Peer: p.n.cfg.ID, Level: level, Indexes: part}
+		*p.bytes += encodedLen(req)
+		err := p.n.call(ctx, p.peer, typeRepairLevel, req, func(e *wan.Envelope) error {
+			*p.bytes += int64(len(e.Payload))
+			var h repairHashes
+			if err := e.Decode(&h); err != nil {
+				return err
+			}
+			if len(h.Hashes) != len(part) {
+				return fmt.Errorf("%w: %d hashes for %d indexes", repair.ErrPeerProtocol, len(h.Hashes), len(part))
+			}
+			out = append(out, h.Hashes...)
+			return nil
+		})
+		if err != nil {
+			return nil, err
 		}
-		out = h.Hashes
-		return nil
-	})
-	*p.bytes += encodedLen(req)
-	return out, err
+	}
+	return out, nil
 }
+
+// repairLevelChunk bounds the node indexes of one tree-level request
+// (answered with 17 bytes per index).
+const repairLevelChunk = 1 << 14
 
 func encodedLen(v any) int64 {
 	b, _ := codec.Marshal(v)
@@ -496,60 +474,7 @@ func (n *Node) repairRange(ctx context.Context, ks string, r repair.Range, peer 
 	if len(leaves) == 0 {
 		return st, nil
 	}
-	var mine map[string]*version.Object
-	if err := n.scanning(ctx, func() (err error) {
-		mine, err = repair.KeysInLeaves(src, ks, r, local.Depth(), leaves)
-		return err
-	}); err != nil {
-		return st, err
-	}
-	peerDC := n.view.Load().members[peer].DC
-	req := &repairDigests{Keyspace: ks, Range: r, Depth: local.Depth(), Peer: n.cfg.ID, Leaves: leaves, Digests: repair.Digests(mine)}
-	reqLen := encodedLen(req)
-	if err := n.pace(ctx, peerDC, reqLen, rate); err != nil {
-		return st, err
-	}
-	st.BytesSent += reqLen
-	var diff repairDiff
-	err = n.call(ctx, peer, typeRepairDigests, req, func(e *wan.Envelope) error {
-		st.BytesSent += int64(len(e.Payload))
-		return e.Decode(&diff)
-	})
-	if err != nil {
-		return st, fmt.Errorf("exchanging digests with %s: %w", peer, err)
-	}
-	theirs := map[string]*version.Object{}
-	for _, ko := range diff.Objects {
-		if err := ko.Object.Validate(); err != nil {
-			return st, fmt.Errorf("object from %s: %w", peer, err)
-		}
-		theirs[string(ko.Key)] = ko.Object
-	}
-	toPeer, toMe := repair.Reconcile(subset(mine, theirs), theirs)
-	for _, k := range diff.Want {
-		if o, ok := mine[string(k)]; ok {
-			toPeer[string(k)] = o
-		}
-	}
-	linkFixed(span, toMe, toPeer)
-	if err := n.mergeMany(ctx, ks, sortedObjects(toMe)); err != nil {
-		return st, err
-	}
-	st.KeysFixed += int64(len(toMe))
-	if len(toPeer) > 0 {
-		push := &repairPush{Keyspace: ks, Objects: sortedObjects(toPeer)}
-		pushLen := encodedLen(push)
-		if err := n.pace(ctx, peerDC, pushLen, rate); err != nil {
-			return st, err
-		}
-		st.BytesSent += pushLen
-		n.metrics.RepairBytes.Add(ctx, pushLen, metric.WithAttributes(telemetry.ReplicaDC(peerDC)))
-		if err := n.call(ctx, peer, typeRepairPush, push, decodeAck); err != nil {
-			return st, fmt.Errorf("pushing to %s: %w", peer, err)
-		}
-		st.KeysFixed += int64(len(toPeer))
-	}
-	return st, nil
+	return st, n.exchangeKeys(ctx, span, src, ks, r, local.Depth(), leaves, peer, rate, &st)
 }
 
 // finishSession tells the responder the session completed and records it
@@ -650,10 +575,12 @@ func (n *Node) repairNow(ctx context.Context, r *api.RepairRequest, report func(
 	segments := repair.Segments(repairSegments)
 	prog := &api.RepairProgress{PairsTotal: len(pairs), RangesTotal: len(pairs) * len(segments)}
 	var (
-		todo    = make([][][2]string, len(segments)) // per segment, its pairs still to repair, in order
-		left    = map[[2]string]int{}                // segments still to repair, per pair
-		mu      sync.Mutex                           // guards prog, left and firstEr
-		firstEr *api.ClientError
+		todo     = make([][][2]string, len(segments)) // per segment, its pairs still to repair, in order
+		left     = map[[2]string]int{}                // segments still to repair, per pair
+		mu       sync.Mutex                           // guards prog, left, failed and firstEr
+		failed   int                                  // segments (of a pair) that failed
+		firstEr  error
+		firstSeg string
 	)
 	for _, pair := range pairs {
 		cp, err := n.loadProgress(r.Keyspace, pair)
@@ -704,12 +631,21 @@ func (n *Node) repairNow(ctx context.Context, r *api.RepairRequest, report func(
 				}
 				mu.Lock()
 				if err != nil {
+					// A segment that fails (an unreachable replica, an object
+					// too large to send) stops only itself: the other
+					// segments go on, so one bad key never holds up the
+					// rest of the ring.
+					failed++
 					if firstEr == nil {
-						firstEr = api.Errorf(api.CodeUnavailable, "meridian: repair of %s/%s %s stopped (progress is saved; run it again to resume): %v", pair[0], pair[1], seg, err)
+						firstEr = err
+						firstSeg = fmt.Sprintf("%s/%s %s", pair[0], pair[1], seg)
 					}
 					mu.Unlock()
-					cancel()
-					return
+					n.log.Warn("repair of a segment failed; the other segments go on, and the next repair retries it", "keyspace", r.Keyspace, "pair", pair[0]+"/"+pair[1], "range", seg.String(), "err", err)
+					if ctx.Err() != nil {
+						return
+					}
+					continue
 				}
 				prog.Pair = pair[0] + "/" + pair[1]
 				prog.RangesDone++
@@ -727,7 +663,7 @@ func (n *Node) repairNow(ctx context.Context, r *api.RepairRequest, report func(
 	}
 	wg.Wait()
 	if firstEr != nil {
-		return firstEr
+		return api.Errorf(api.CodeUnavailable, "meridian: repair of %d of %d ranges failed, first %s (the others are done and saved; run it again to retry them): %v", failed, prog.RangesTotal, firstSeg, firstEr)
 	}
 	if err := ctx.Err(); err != nil {
 		return api.Errorf(api.CodeUnavailable, "meridian: repair stopped (progress is saved; run it again to resume): %v", err)

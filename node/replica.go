@@ -24,6 +24,10 @@ func (n *Node) serveReplica(ctx context.Context, from string, req *wan.Envelope,
 		}
 	}
 	switch req.Type {
+	case typeRepairCompare:
+		if err := n.serveRepairCompare(ctx, req, reply); err != nil {
+			reply.SendError("repair", err.Error())
+		}
 	case typeRepairLevel, typeRepairDigests, typeRepairPush, typeRepairRun, typeRepairProgress, typeRepairDone:
 		if err := n.serveRepair(ctx, from, req, send); err != nil {
 			reply.SendError("repair", err.Error())

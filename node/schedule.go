@@ -2,7 +2,10 @@ package node
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -50,7 +53,14 @@ func (n *Node) every(interval time.Duration, f func()) {
 // many it planned and how many completed. The scheduler calls it every
 // scheduleInterval; tests call it with an injected clock.
 func (n *Node) ScheduleRound(ctx context.Context) (planned, completed int) {
-	windows := n.cfg.Repair.windows()
+	windows, background := n.repairWindows()
+	if background && n.now().Before(n.started.Add(backgroundStep(n.cfg.Repair.Background.Period))) {
+		// A node that just started leaves the ring alone for one step of
+		// the background pace (45 min by default) before its first pass:
+		// a cluster being set up, or a node that restarts, gets time to
+		// settle, and the next due segment comes soon enough.
+		windows = nil
+	}
 	var progress []repair.Progress
 	for ks := range n.cfg.Keyspaces {
 		for _, w := range windows {
@@ -63,7 +73,7 @@ func (n *Node) ScheduleRound(ctx context.Context) (planned, completed int) {
 				n.log.Error("repair checkpoint", "err", err)
 				continue
 			}
-			progress = append(progress, p)
+			progress = append(progress, n.passSkips.apply(p, n.now()))
 		}
 	}
 	n.dirtyMu.Lock()
@@ -80,13 +90,47 @@ func (n *Node) ScheduleRound(ctx context.Context) (planned, completed int) {
 		st, err := n.runTask(tctx, task)
 		cancel()
 		if err != nil {
-			n.log.Warn("scheduled repair task stopped; it runs again in the next window", "pair", task.Pair, "range", task.Range.String(), "err", err)
+			if task.Kind == repair.TaskPass {
+				n.passSkips.add(task, n.now())
+			}
+			n.log.Warn("scheduled repair of a segment failed; the pass goes on with the next segments and retries this one later", "pair", task.Pair, "keyspace", task.Keyspace, "range", task.Range.String(), "retry_after", passSkipFor, "err", err)
 			continue
 		}
 		completed++
 		n.log.Info("scheduled repair task done", "pair", task.Pair, "keyspace", task.Keyspace, "range", task.Range.String(), "keys_fixed", st.KeysFixed, "bytes", st.BytesSent)
 	}
 	return len(tasks), completed
+}
+
+// repairWindows returns the windows the scheduler follows: the
+// configured ones or, with none configured, the background repair's (one
+// always-open window per pair of datacenters, each with itself included,
+// passing once per Background.Period with its segments spread over half
+// of it), reporting which.
+func (n *Node) repairWindows() (ws []repair.Window, background bool) {
+	bg := n.cfg.Repair.Background
+	if len(n.cfg.Repair.Windows) > 0 || bg.Disabled {
+		return n.cfg.Repair.windows(), false
+	}
+	period := bg.Period
+	if period <= 0 {
+		period = DefaultBackgroundPeriod
+	}
+	dcs := n.ring().DCs()
+	for i, a := range dcs {
+		for _, b := range dcs[i:] {
+			ws = append(ws, repair.Window{Pair: [2]string{a, b}, BytesPerSecond: bg.BytesPerSecond, PassInterval: period, Spread: period / 2})
+		}
+	}
+	return ws, true
+}
+
+// backgroundStep is the time between two segments of a background pass.
+func backgroundStep(period time.Duration) time.Duration {
+	if period <= 0 {
+		period = DefaultBackgroundPeriod
+	}
+	return period / 2 / repairSegments
 }
 
 // dirtyTasks returns, for each pair and keyspace with dirty ranges that
@@ -372,8 +416,14 @@ func (n *Node) repairStatus(ctx context.Context, ks string) (*api.RepairStatusRe
 		if !p.LastFullCompleted.IsZero() {
 			st.LastFullCompleted = p.LastFullCompleted.Unix()
 		}
-		for _, w := range n.cfg.Repair.windows() {
+		windows, background := n.repairWindows()
+		st.Schedule = "on demand"
+		for _, w := range windows {
 			if repair.CanonicalPair(w.Pair) == pair {
+				st.Schedule = "windows"
+				if background {
+					st.Schedule = fmt.Sprintf("background: a full pass every %v, %d bytes/s", w.PassInterval, w.BytesPerSecond)
+				}
 				if repair.InWindow(w, now) {
 					st.NextWindow = -1
 				} else if start, _ := repair.NextWindow(w, now); st.NextWindow == 0 || (st.NextWindow > 0 && start.Unix() < st.NextWindow) {
@@ -385,4 +435,57 @@ func (n *Node) repairStatus(ctx context.Context, ks string) (*api.RepairStatusRe
 	}
 	sort.Slice(res.Pairs, func(i, j int) bool { return res.Pairs[i].Pair < res.Pairs[j].Pair })
 	return res, nil
+}
+
+// passSkipFor is how long the scheduler leaves a segment whose repair
+// failed before it tries it again.
+const passSkipFor = time.Hour
+
+// passSkips remembers, in memory, the segments of passes whose scheduled
+// repair failed (a replica unreachable, an object too large to send), so
+// that one bad segment does not hold up the rest of its pass: Plan sees
+// them as done for passSkipFor, then they are planned again. The pass
+// itself completes only once they are really repaired, so tombstone
+// collection and the read gate still wait for them.
+type passSkips struct {
+	mu    sync.Mutex
+	until map[string]passSkip
+}
+
+type passSkip struct {
+	r     repair.Range
+	until time.Time
+}
+
+func skipKey(pair [2]string, ks string) string { return pair[0] + "|" + pair[1] + "|" + ks }
+
+func (s *passSkips) add(task repair.Task, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.until == nil {
+		s.until = map[string]passSkip{}
+	}
+	s.until[skipKey(task.Pair, task.Keyspace)+"|"+task.Range.String()] = passSkip{r: task.Range, until: now.Add(passSkipFor)}
+}
+
+// apply returns p with the segments skipped at now added to its Done, for
+// planning only (it is never saved).
+func (s *passSkips) apply(p repair.Progress, now time.Time) repair.Progress {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	prefix := skipKey(p.Pair, p.Keyspace) + "|"
+	var extra []repair.Range
+	for k, sk := range s.until {
+		if !now.Before(sk.until) {
+			delete(s.until, k)
+			continue
+		}
+		if strings.HasPrefix(k, prefix) {
+			extra = append(extra, sk.r)
+		}
+	}
+	if len(extra) > 0 {
+		p.Done = append(slices.Clone(p.Done), extra...)
+	}
+	return p
 }

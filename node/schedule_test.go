@@ -3,10 +3,12 @@ package node_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/meridian-kv/meridian/node"
+	"github.com/meridian-kv/meridian/placement"
 	"github.com/meridian-kv/meridian/version"
 )
 
@@ -106,4 +108,140 @@ func TestSchedulerFollowsItsWindows(t *testing.T) {
 	if p, _ := round(); p == 0 {
 		t.Fatal("the next day's window started no pass")
 	}
+}
+
+// TestBackgroundRepairWithoutWindows: a cluster with no repair window
+// configured still repairs, at the background pace, on the injected
+// clock: nothing in the first step after start, then one segment per pair
+// at a time, and within the period (24h) a full pass of every pair, which
+// brings a key only east-1 holds to the west replicas and shows in
+// repair status.
+func TestBackgroundRepairWithoutWindows(t *testing.T) {
+	clock := &offsetClock{}
+	tc := startCluster(t, clusterOpts{regions: []string{"east", "west"}, nodesPerRegion: 2, now: clock.Now, tweak: func(c *node.Config) {
+		c.Hints.Disabled = true
+	}})
+	start := clock.Now()
+	key := []byte("background-only-on-east-1")
+	obj := version.New().Update(nil, "east-1", version.Write{Value: []byte("v")})
+	if _, _, err := tc.nodes["east-1"].Store().Merge("default", key, obj); err != nil {
+		t.Fatal(err)
+	}
+	round := func() (planned int) {
+		for _, n := range tc.nodes {
+			p, c := n.ScheduleRound(context.Background())
+			if c != p {
+				t.Fatalf("%d of %d tasks completed", c, p)
+			}
+			planned += p
+		}
+		return planned
+	}
+	westHasIt := func() error {
+		for _, id := range []string{"west-1", "west-2"} {
+			o, err := tc.nodes[id].Store().Get("default", key)
+			if err != nil {
+				return err
+			}
+			if len(o.Values()) != 1 {
+				return fmt.Errorf("%s holds %q", id, o.Values())
+			}
+		}
+		return nil
+	}
+	if p := round(); p != 0 {
+		t.Fatalf("%d tasks planned right after start", p)
+	}
+	const pairs = 3 // east/east, east/west, west/west
+	step := 15 * time.Minute
+	tasks, fixedAt := 0, time.Duration(0)
+	for clock.Now().Sub(start) < node.DefaultBackgroundPeriod {
+		clock.Advance(step)
+		p := round()
+		if p > pairs {
+			t.Fatalf("%d tasks in one round at %v: more than one segment per pair", p, clock.Now().Sub(start).Round(time.Minute))
+		}
+		tasks += p
+		if fixedAt == 0 && westHasIt() == nil {
+			fixedAt = clock.Now().Sub(start)
+		}
+	}
+	if fixedAt == 0 {
+		t.Fatalf("after %v with no windows, west still lacks the key", node.DefaultBackgroundPeriod)
+	}
+	st, err := tc.client.RepairStatus(ctx(t), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Pairs) != pairs {
+		t.Fatalf("status lists %d pairs, want %d: %+v", len(st.Pairs), pairs, st.Pairs)
+	}
+	for _, p := range st.Pairs {
+		if p.LastFullCompleted == 0 || !strings.HasPrefix(p.Schedule, "background") {
+			t.Errorf("no full background pass of %s within the period: %+v", p.Pair, p)
+		}
+	}
+	t.Logf("%d tasks over %v of clock; the key reached west after %v", tasks, node.DefaultBackgroundPeriod, fixedAt)
+}
+
+// TestBackgroundPassGoesOnPastAFailingSegment: east-1 holds, in the ring's
+// first segment, an object too large to send in one message, and in a
+// later segment a key the west replicas lack. The first segment's repair
+// fails on every try, yet the pass goes on and repairs the later key; the
+// pairs with east-1 never complete a pass (tombstones wait for it), the
+// west/west pair does.
+func TestBackgroundPassGoesOnPastAFailingSegment(t *testing.T) {
+	clock := &offsetClock{}
+	tc := startCluster(t, clusterOpts{regions: []string{"east", "west"}, nodesPerRegion: 2, now: clock.Now, tweak: func(c *node.Config) {
+		c.Hints.Disabled = true
+	}})
+	start := clock.Now()
+	keyIn := func(prefix string, seg uint64) []byte {
+		for i := 0; ; i++ {
+			if k := fmt.Sprintf("%s-%d", prefix, i); placement.KeyToken([]byte(k))>>60 == seg {
+				return []byte(k)
+			}
+		}
+	}
+	huge := version.New()
+	for i := range 5 {
+		huge = version.Merge(huge, version.New().Update(nil, fmt.Sprintf("w%d", i), version.Write{Value: bigValue(fmt.Sprint("huge", i), 900_000)}))
+	}
+	if _, _, err := tc.nodes["east-1"].Store().Merge("default", keyIn("huge", 0), huge); err != nil {
+		t.Fatal(err)
+	}
+	later := keyIn("later", 5)
+	if _, _, err := tc.nodes["east-1"].Store().Merge("default", later, version.New().Update(nil, "east-1", version.Write{Value: []byte("v")})); err != nil {
+		t.Fatal(err)
+	}
+	failed := 0
+	for clock.Now().Sub(start) < node.DefaultBackgroundPeriod {
+		clock.Advance(15 * time.Minute)
+		for _, n := range tc.nodes {
+			p, c := n.ScheduleRound(context.Background())
+			failed += p - c
+		}
+	}
+	if failed == 0 {
+		t.Fatal("no task failed; the test needs the first segment to fail")
+	}
+	for _, id := range []string{"west-1", "west-2"} {
+		o, err := tc.nodes[id].Store().Get("default", later)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(o.Values()) != 1 {
+			t.Errorf("%s lacks the key of a later segment after a day of background repair", id)
+		}
+	}
+	st, err := tc.client.RepairStatus(ctx(t), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range st.Pairs {
+		if complete := p.LastFullCompleted != 0; complete != (p.Pair == "west/west") {
+			t.Errorf("%s: last full pass %d, pass %.2f done", p.Pair, p.LastFullCompleted, p.PassFraction)
+		}
+	}
+	t.Logf("%d failed tasks", failed)
 }

@@ -35,8 +35,12 @@
 //     toRemote, which the responder merges.
 //
 // Digest and object lists can outgrow one message (a replica that lost
-// a range differs in every leaf): the node sends them in chunks within
-// codec's decode limits (codec.MaxArrayElements) and its frame cap.
+// a range differs in every leaf): BatchDigests cuts the differing leaves
+// into batches whose digests fit a byte budget, and the responder answers
+// each batch with CompareDigests over the keys under its leaves only —
+// batch by batch it finds exactly what one exchange would
+// (TestBatchDigestsCoversEveryLeafWithinBudget). The node streams the
+// objects in chunks within codec's decode limits and its frame cap.
 //
 // Every merge is version.Merge inside a store update: repair joins, never
 // overwrites, so a sibling survives unless the receiver had seen and
@@ -133,6 +137,9 @@
 // equal ring segments. A new pass starts once per opening of a cron
 // window (a pass that finishes early waits for the next night) and at most
 // every PassInterval (always-open windows: DefaultContinuousInterval, 1h).
+// A window with a Spread paces its passes: segment i of n waits until
+// PassStarted + i·Spread/n, so a background pass (the node's default
+// when no window is configured) is a steady trickle, not a burst.
 // Dirty tasks come first, then the pairs whose last full repair is oldest.
 // Dirty ranges wait for their pair's window like everything else: the
 // windows exist to keep WAN traffic out of business hours, the

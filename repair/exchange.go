@@ -16,43 +16,36 @@ func KeysInLeaves(src RangeSource, ks string, r Range, depth int, leaves []int) 
 	if depth == 0 {
 		depth = DefaultDepth
 	}
-	if depth < 0 || depth > MaxDepth {
-		return nil, fmt.Errorf("%w: %d", ErrBadDepth, depth)
-	}
-	if err := r.Validate(); err != nil {
+	out := make(map[string]*version.Object)
+	err := scanLeaves(src, ks, r, depth, leaves, func(_ uint64, key []byte, obj *version.Object) {
+		out[string(key)] = obj
+	})
+	if err != nil {
 		return nil, err
 	}
-	sorted := slices.Clone(leaves)
-	slices.Sort(sorted)
-	sorted = slices.Compact(sorted)
-	if len(sorted) > 0 && (sorted[0] < 0 || sorted[len(sorted)-1] >= 1<<depth) {
-		return nil, fmt.Errorf("repair: leaf index outside a tree of depth %d", depth)
+	return out, nil
+}
+
+// scanLeaves calls fn for every non-empty object of ks under the given
+// leaves of a tree of depth depth over r, reading adjacent leaves with one
+// scan.
+func scanLeaves(src RangeSource, ks string, r Range, depth int, leaves []int, fn func(tok uint64, key []byte, obj *version.Object)) error {
+	runs, err := LeafRuns(r, depth, leaves)
+	if err != nil {
+		return err
 	}
-	out := make(map[string]*version.Object)
-	for i := 0; i < len(sorted); {
-		first := sorted[i]
-		j := i + 1
-		for j < len(sorted) && sorted[j] == sorted[j-1]+1 {
-			j++
-		}
-		last := sorted[j-1]
-		i = j
-		if leavesEmpty(r, depth, first, last+1) {
-			continue // leaves narrower than one token
-		}
-		from, to := leafStart(r, depth, first), leafStart(r, depth, last+1)
-		err := src.Scan(ks, from, to, func(tok uint64, key []byte, obj *version.Object) error {
-			if obj.IsEmpty() {
-				return nil
+	for _, run := range runs {
+		err := src.Scan(ks, run.From, run.To, func(tok uint64, key []byte, obj *version.Object) error {
+			if !obj.IsEmpty() {
+				fn(tok, key, obj)
 			}
-			out[string(key)] = obj
 			return nil
 		})
 		if err != nil {
-			return nil, fmt.Errorf("repair: read leaves of %q %s: %w", ks, r, err)
+			return fmt.Errorf("repair: read leaves of %q %s: %w", ks, r, err)
 		}
 	}
-	return out, nil
+	return nil
 }
 
 // KeyDigest names one key and the KeyHash of its object: what one replica

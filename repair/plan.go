@@ -101,6 +101,7 @@ type openSpan struct {
 	rate       int64
 	always     bool
 	interval   time.Duration // the least PassInterval asked for (0: none)
+	spread     time.Duration // the least Spread (0: a window without pacing)
 }
 
 func openWindow(windows []Window, pair [2]string, now time.Time) (openSpan, bool) {
@@ -116,7 +117,7 @@ func openWindow(windows []Window, pair [2]string, now time.Time) (openSpan, bool
 			interval = DefaultContinuousInterval
 		}
 		if !found {
-			o = openSpan{start: start, end: end, rate: w.Rate(), always: w.Always(), interval: interval}
+			o = openSpan{start: start, end: end, rate: w.Rate(), always: w.Always(), interval: interval, spread: w.Spread}
 			found = true
 			continue
 		}
@@ -133,6 +134,7 @@ func openWindow(windows []Window, pair [2]string, now time.Time) (openSpan, bool
 		if interval > 0 && (o.interval == 0 || interval < o.interval) {
 			o.interval = interval
 		}
+		o.spread = min(o.spread, w.Spread)
 	}
 	return o, found
 }
@@ -158,6 +160,12 @@ func nextPassRange(p Progress, open openSpan, now time.Time) (Range, bool) {
 	}
 	n := segmentsOrDefault(p.Segments)
 	seg := SegmentOf(gap.From, n)
+	if open.spread > 0 && !p.PassStarted.IsZero() {
+		// Pacing: segment seg of the pass waits for its share of Spread.
+		if due := p.PassStarted.Add(time.Duration(int64(open.spread) / int64(n) * int64(seg))); now.Before(due) {
+			return Range{}, false
+		}
+	}
 	if end := segmentStart(seg+1, n); end != 0 && (gap.To == 0 || gap.To > end) {
 		gap.To = end
 	}

@@ -1,6 +1,7 @@
 package repair
 
 import (
+	"slices"
 	"testing"
 	"time"
 )
@@ -217,5 +218,36 @@ func TestPlanGapsAreClipped(t *testing.T) {
 	tasks = Plan(ws, []Progress{p}, nil, utc("2025-03-10T01:00:00Z"))
 	if len(tasks) != 1 || tasks[0].Range != (Range{From: seg[2].To + 1, To: seg[3].To}) {
 		t.Fatalf("last gap: %+v", tasks)
+	}
+}
+
+// TestPlanSpreadPacesAPass: an always-open window with a Spread plans
+// segment i of a pass no earlier than i·Spread/Segments after the pass
+// started, so a pass of 4 segments over 12h takes four tasks 3h apart, and
+// the next pass starts PassInterval after the first.
+func TestPlanSpreadPacesAPass(t *testing.T) {
+	ws := []Window{{Pair: eastWest, PassInterval: 24 * time.Hour, Spread: 12 * time.Hour}}
+	p := NewProgress(eastWest, "ks")
+	p.Segments = 4
+	ps := []Progress{p}
+	start := utc("2025-03-10T00:00:00Z")
+	var ranAt []time.Duration
+	for now := start; now.Before(start.Add(48 * time.Hour)); now = now.Add(10 * time.Minute) {
+		for _, task := range Plan(ws, ps, nil, now) {
+			if err := ps[0].Record(task, RangeStats{KeysCompared: 1}, now, now.Add(time.Minute)); err != nil {
+				t.Fatal(err)
+			}
+			ranAt = append(ranAt, now.Sub(start))
+		}
+	}
+	want := []time.Duration{0, 3 * time.Hour, 6 * time.Hour, 9 * time.Hour, 24 * time.Hour, 27 * time.Hour, 30 * time.Hour, 33 * time.Hour}
+	if !slices.Equal(ranAt, want) {
+		t.Fatalf("tasks ran at %v, want %v", ranAt, want)
+	}
+	if ps[0].LastFullCompleted.IsZero() || ps[0].LastFullStarted != start.Add(24*time.Hour) {
+		t.Fatalf("progress after two passes: %+v", ps[0])
+	}
+	if err := (Window{Pair: eastWest, Spread: -time.Hour}).Validate(); err == nil {
+		t.Fatal("a negative spread was accepted")
 	}
 }

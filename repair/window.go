@@ -39,6 +39,12 @@ type Window struct {
 	// cron window (a pass that completes early waits for the next
 	// opening), and DefaultContinuousInterval for an always-open window.
 	PassInterval time.Duration
+	// Spread paces a pass: its segments are spread evenly over Spread
+	// from the pass's start (segment i of n is not planned before
+	// PassStarted + i·Spread/n), so a background pass runs at a low,
+	// steady rate instead of in one burst. 0: no pacing, segments run back
+	// to back.
+	Spread time.Duration
 }
 
 // DefaultContinuousInterval is how often an always-open window (the
@@ -118,6 +124,9 @@ func (w Window) problems() []error {
 	}
 	if w.PassInterval < 0 {
 		errs = append(errs, fmt.Errorf("pass interval %v is negative", w.PassInterval))
+	}
+	if w.Spread < 0 {
+		errs = append(errs, fmt.Errorf("spread %v is negative", w.Spread))
 	}
 	if w.BytesPerSecond < 0 {
 		errs = append(errs, fmt.Errorf("bytes per second %d is negative (0 means the default, %d)", w.BytesPerSecond, DefaultBytesPerSecond))

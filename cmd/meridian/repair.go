@@ -126,7 +126,7 @@ func newRepairStatusCmd(g *globalFlags) *cobra.Command {
 					return printJSON(cmd.OutOrStdout(), map[string]any{"pairs": res.Pairs})
 				}
 				tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-				fmt.Fprintf(tw, "PAIR\tLAST FULL REPAIR\tPASS\tKEYS COMPARED\tKEYS FIXED\tBYTES SENT\tNEXT WINDOW\n")
+				fmt.Fprintf(tw, "PAIR\tLAST FULL REPAIR\tPASS\tKEYS COMPARED\tKEYS FIXED\tBYTES SENT\tNEXT WINDOW\tSCHEDULE\n")
 				for _, p := range res.Pairs {
 					last := "never"
 					if p.LastFullCompleted > 0 {
@@ -139,7 +139,7 @@ func newRepairStatusCmd(g *globalFlags) *cobra.Command {
 					case p.NextWindow > 0:
 						next = time.Unix(p.NextWindow, 0).UTC().Format(time.RFC3339)
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%.0f%%\t%d\t%d\t%d\t%s\n", p.Pair, last, 100*p.PassFraction, p.KeysCompared, p.KeysFixed, p.BytesSent, next)
+					fmt.Fprintf(tw, "%s\t%s\t%.0f%%\t%d\t%d\t%d\t%s\t%s\n", p.Pair, last, 100*p.PassFraction, p.KeysCompared, p.KeysFixed, p.BytesSent, next, p.Schedule)
 				}
 				return tw.Flush()
 			})
