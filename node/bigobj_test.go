@@ -164,6 +164,13 @@ func TestObjectPastTheMessageLimitIsALocalErrorNotADeadPeer(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "message limit") {
 		t.Fatalf("read of a 6 MiB object with 4 MiB messages: %v, want an error naming the message limit", err)
 	}
+	// Through another coordinator the replica's answer is too large: it
+	// says so (not an empty copy), and is not taken for a dead peer.
+	other := ring.Replicas["east"][1]
+	_, err = tc.clientFor(other).Get(longCtx(t), key, &client.ReadOptions{Consistency: "ALL"})
+	if err == nil || !strings.Contains(err.Error(), "cannot send its reply") {
+		t.Fatalf("read through %s: %v, want the replica's too-large answer", other, err)
+	}
 	// Read repair tried to push it to the other replicas.
 	waitFor(t, func() error {
 		if w := tc.nodes[id].BackgroundWork(); w != 0 {

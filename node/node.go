@@ -432,7 +432,11 @@ func respond[T any](reply wan.Replier, t wan.MsgType, res *T, cerr *api.ClientEr
 	if err != nil {
 		// The caller must hear why, not an empty answer (an inspect of a
 		// key too large to ship once printed "replicas": null).
-		sendClientError(reply, api.Errorf(api.CodeInternal, "meridian: could not send the reply: %v", err))
+		code := api.CodeInternal
+		if errors.Is(err, wan.ErrFrameTooLarge) {
+			code = api.CodeTooLarge
+		}
+		sendClientError(reply, api.Errorf(code, "meridian: could not send the reply: %v", err))
 	}
 }
 
