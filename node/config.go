@@ -181,6 +181,11 @@ type Keyspace struct {
 type Limits struct {
 	// MaxValueBytes is the largest value accepted; default 1 MiB.
 	MaxValueBytes int `yaml:"max_value_bytes,omitempty"`
+	// MaxObjectBytes bounds a key's object: the bytes of all its siblings'
+	// values. A write that would grow a key's object past it (as its
+	// coordinator knows the object) is refused; default 16 MiB (see
+	// docs/architecture.md, Limits).
+	MaxObjectBytes int `yaml:"max_object_bytes,omitempty"`
 	// RequestTimeout bounds a request that carries no deadline; default 5s.
 	RequestTimeout time.Duration `yaml:"request_timeout,omitempty"`
 }
@@ -254,6 +259,9 @@ func (c *Config) EnsureDefaults() {
 	}
 	if c.Limits.MaxValueBytes == 0 {
 		c.Limits.MaxValueBytes = api.DefaultMaxValueLen
+	}
+	if c.Limits.MaxObjectBytes == 0 {
+		c.Limits.MaxObjectBytes = DefaultMaxObjectBytes
 	}
 	if c.Limits.RequestTimeout == 0 {
 		c.Limits.RequestTimeout = DefaultRequestTimeout
@@ -374,6 +382,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.MaxValueBytes < 0 || c.Limits.MaxValueBytes > wan.DefaultMaxFrame-api.MaxKeyLen-4096 {
 		bad("limits.max_value_bytes %d must be between 1 and %d", c.Limits.MaxValueBytes, wan.DefaultMaxFrame-api.MaxKeyLen-4096)
+	}
+	if c.Limits.MaxObjectBytes < c.Limits.MaxValueBytes {
+		bad("limits.max_object_bytes %d is below limits.max_value_bytes %d: one value would not fit in an object", c.Limits.MaxObjectBytes, c.Limits.MaxValueBytes)
+	} else if m := c.messageLimit(); m > wan.DefaultMaxMessage {
+		bad("limits.max_object_bytes %d is too large for the keyspaces' replica counts: merged objects and replies of up to %d bytes would exceed the %d-byte message limit; lower it", c.Limits.MaxObjectBytes, m, wan.DefaultMaxMessage)
 	}
 	if w := c.WANEmulation; w != nil && (w.Latency < 0 || w.Jitter < 0 || w.Loss < 0 || w.Loss > 1) {
 		bad("wan_emulation: latency and jitter must be >= 0 and loss within [0,1]")

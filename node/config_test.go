@@ -38,3 +38,18 @@ func TestConfigValidateReportsEveryProblem(t *testing.T) {
 		}
 	}
 }
+
+func TestConfigValidatesMaxObjectBytes(t *testing.T) {
+	c := validConfig()
+	if c.Limits.MaxObjectBytes != DefaultMaxObjectBytes {
+		t.Fatalf("default max_object_bytes %d, want %d", c.Limits.MaxObjectBytes, DefaultMaxObjectBytes)
+	}
+	c.Limits.MaxObjectBytes = c.Limits.MaxValueBytes - 1
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "max_object_bytes") {
+		t.Fatalf("max_object_bytes below max_value_bytes: %v", err)
+	}
+	c.Limits.MaxObjectBytes = 128 << 20 // × (3 replicas + 1) past the message limit
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "message limit") {
+		t.Fatalf("max_object_bytes past the message limit: %v", err)
+	}
+}

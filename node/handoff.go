@@ -37,6 +37,11 @@ func (n *Node) writeOrHint(ctx context.Context, id, dc, ks string, key []byte, o
 	} else {
 		cause = errPeerDown(id)
 	}
+	if isTooLarge(cause) {
+		// The object exceeds the message limit: a hint could never be
+		// delivered either, and the replica is not down.
+		return ack{node: id, dc: dc, err: cause}
+	}
 	if n.cfg.Hints.Disabled {
 		return ack{node: id, dc: dc, err: errors.Join(cause, errHintsDisabled)}
 	}

@@ -160,6 +160,7 @@ func Start(cfg Config, opts Options) (*Node, error) {
 		ListenAddr:  cfg.Listen,
 		WrapConn:    wrap,
 		Logger:      n.log,
+		MaxMessage:  cfg.messageLimit(),
 		IdleTimeout: peerIdleTimeout,
 		DialTimeout: peerDialTimeout,
 		OnConn:      func(d int64) { n.metrics.QUICConnections.Add(context.Background(), d) },
@@ -448,11 +449,18 @@ func respond[T any](reply wan.Replier, t wan.MsgType, res *T, cerr *api.ClientEr
 		return
 	}
 	env, err := wan.NewEnvelope(t, res)
-	if err != nil {
-		reply.SendError(api.CodeInternal, err.Error())
-		return
+	if err == nil {
+		err = reply.Send(env)
 	}
-	reply.Send(env)
+	if err != nil {
+		// The caller must hear why, not an empty answer (an inspect of a
+		// key too large to ship once printed "replicas": null).
+		code := api.CodeInternal
+		if errors.Is(err, wan.ErrFrameTooLarge) {
+			code = api.CodeTooLarge
+		}
+		sendClientError(reply, api.Errorf(code, "meridian: could not send the reply: %v", err))
+	}
 }
 
 func sendClientError(reply wan.Replier, cerr *api.ClientError) {
@@ -495,6 +503,9 @@ func (n *Node) call(ctx context.Context, id string, t wan.MsgType, payload any, 
 			n.log.Info("peer is up", "peer", id)
 			n.handoff.kick()
 		}
+	case isTooLarge(err):
+		// A message past the size limit is a local condition (a request
+		// not sent, or an answer too large to take), never a dead peer.
 	case n.bgCtx.Err() == nil:
 		n.health.fail(id)
 	}

@@ -68,19 +68,27 @@ func (n *Node) put(ctx context.Context, r *api.PutRequest) (*api.PutResponse, *a
 		return n.forwardPut(ctx, r, plan)
 	}
 
+	// Near a limit, check it against the replicas' merged copies, not only
+	// this node's (limits.go).
+	if cur, err := n.store.Get(r.Keyspace, r.Key); err == nil && n.nearLimit(ks, cur, ctxVec) {
+		n.learnReplicas(ctx, r.Keyspace, r.Key, plan)
+	}
 	// Apply locally first: this replica mints the dot (version.Object.Update).
 	// The same synced batch queues the new object as a hint for every other
 	// replica (writeahead.go), so the write reaches them even if this node
 	// dies before its copies leave.
 	targets := n.replicaTargets(plan)
 	landed := n.flights.add(targets, r.Keyspace, r.Key)
-	var siblings int
+	var siblings, size int
 	_, span := n.tracer.Start(ctx, "store.update", trace.WithAttributes(telemetry.Namespace(r.Keyspace), telemetry.Node(n.cfg.ID)))
 	obj, _, dropped, err := n.store.UpdateQueued(r.Keyspace, r.Key, func(cur *version.Object) (*version.Object, error) {
 		next := n.mintBase(cur).Update(ctxVec, n.actor, version.Write{Value: r.Value, Deleted: r.Delete, WrittenAt: n.now().UnixNano(), Trace: traceRef(ctx)})
 		if len(next.Siblings) > ks.MaxSiblings && len(next.Siblings) > len(cur.Siblings) {
 			siblings = len(cur.Siblings)
 			return nil, errTooManySiblings
+		}
+		if size = objectBytes(next); size > n.cfg.Limits.MaxObjectBytes && size > objectBytes(cur) {
+			return nil, errObjectTooLarge
 		}
 		return next, nil
 	}, n.queueFor(ctx, targets))
@@ -91,6 +99,9 @@ func (n *Node) put(ctx context.Context, r *api.PutRequest) (*api.PutResponse, *a
 	}
 	if errors.Is(err, errTooManySiblings) {
 		return nil, api.Errorf(api.CodeTooManySiblings, "meridian: key has %d siblings, the keyspace's max_siblings is %d: read it, merge the values and write back with the context from that read to resolve them", siblings, ks.MaxSiblings)
+	}
+	if errors.Is(err, errObjectTooLarge) {
+		return nil, api.Errorf(api.CodeTooLarge, "meridian: the write would grow the key's siblings to %d bytes of values, past limits.max_object_bytes (%d): read it, merge the values and write back with the context from that read to resolve them", size, n.cfg.Limits.MaxObjectBytes)
 	}
 	if err != nil {
 		return nil, api.Errorf(api.CodeInternal, "meridian: local write on %s failed: %v", n.cfg.ID, err)
@@ -247,7 +258,10 @@ func (n *Node) relayWrite(ctx context.Context, dc, ks string, key []byte, obj *v
 		})
 	for _, t := range unanswered {
 		a := ack{node: t, dc: dc, hinted: true, kept: true}
-		if n.cfg.Hints.Disabled {
+		if isTooLarge(lastErr) {
+			// No relay and no hint can carry it: a local limit, not an outage.
+			a = ack{node: t, dc: dc, err: lastErr}
+		} else if n.cfg.Hints.Disabled {
 			a = ack{node: t, dc: dc, err: fmt.Errorf("datacenter %s unreachable (%v) and hinted handoff is disabled", dc, lastErr)}
 		} else if err := n.keepHint(ctx, t, ks, key, obj); err != nil {
 			a = ack{node: t, dc: dc, err: err}

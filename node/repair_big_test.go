@@ -67,13 +67,16 @@ func TestRepairConvergesDifferencesLargerThanAFrame(t *testing.T) {
 }
 
 // TestRepairObjectLargerThanAFrameFailsOnlyItsSegment holds on east-1 one
-// object larger than a frame (five siblings of 900 KB, made by merging
-// concurrent writes) in the ring's first segment, and on every replica but
+// object larger than any message may be (limits.max_object_bytes of 1 MiB
+// and 4 replicas make a 6 MiB message limit; eight siblings of 900 KB, made
+// by merging concurrent writes) in the ring's first segment, and on every
+// replica but
 // west-2 keys spread over the whole ring: the repair reports the key it
 // could not send, and repairs every other key anyway.
 func TestRepairObjectLargerThanAFrameFailsOnlyItsSegment(t *testing.T) {
 	tc := startCluster(t, clusterOpts{regions: []string{"east", "west"}, nodesPerRegion: 2, tweak: func(c *node.Config) {
 		c.Hints.Disabled = true
+		c.Limits.MaxObjectBytes = 1 << 20
 	}})
 	huge := ""
 	for i := 0; huge == ""; i++ {
@@ -82,7 +85,7 @@ func TestRepairObjectLargerThanAFrameFailsOnlyItsSegment(t *testing.T) {
 		}
 	}
 	obj := version.New()
-	for i := range 5 {
+	for i := range 8 {
 		obj = version.Merge(obj, version.New().Update(nil, fmt.Sprintf("w%d", i), version.Write{Value: bigValue(fmt.Sprint(huge, i), 900_000)}))
 	}
 	if _, _, err := tc.nodes["east-1"].Store().Merge("default", []byte(huge), obj); err != nil {

@@ -36,11 +36,17 @@ const (
 	// repairChunkItems bounds the elements of one array in a message,
 	// well within codec.MaxArrayElements.
 	repairChunkItems = codec.MaxArrayElements / 4
-	// repairMaxObject is the largest payload one message can carry: the
-	// frame less room for the envelope (type, ids, deadline, trace) and
-	// one key.
-	repairMaxObject = wan.DefaultMaxFrame - 96<<10
+	// repairMessageRoom is what a message keeps free for the envelope
+	// (type, ids, deadline, trace) and one key beside one object.
+	repairMessageRoom = 96 << 10
 )
+
+// repairMaxObject is the largest object one repair message can carry:
+// messages travel in fragments up to the node's message limit
+// (limits.max_object_bytes × (replicas + 1) + 1 MiB), less room for the
+// envelope and a key. Objects are bounded far below it at write time, so
+// only one a merge of concurrent writes made larger is set aside.
+func (n *Node) repairMaxObject() int { return n.cfg.messageLimit() - repairMessageRoom }
 
 // repairCompare is one batch of the initiator's digests (typeRepairCompare):
 // the keys under Leaves, with the rate at which the responder may stream
@@ -72,8 +78,8 @@ type repairDiffChunk struct {
 	Oversize [][]byte
 }
 
-// errObjectTooLarge marks a key whose object does not fit in one message.
-var errObjectTooLarge = errors.New("node: repair: object larger than a message")
+// errRepairObjectTooLarge marks a key whose object does not fit in one message.
+var errRepairObjectTooLarge = errors.New("node: repair: object larger than a message")
 
 // keyChunks cuts keys into runs of at most repairChunkBytes and
 // repairChunkItems each.
@@ -171,7 +177,7 @@ func (n *Node) serveRepairCompare(ctx context.Context, req *wan.Envelope, reply 
 					}
 					ko := keyObject{Key: key, Object: obj}
 					s := encodedLen(ko)
-					if s > repairMaxObject {
+					if s > int64(n.repairMaxObject()) {
 						oversize = append(oversize, key)
 						n.log.Warn("repair: an object is too large to send in one message; its segment stays unrepaired",
 							"keyspace", m.Keyspace, "key", k, "peer", m.Peer, "bytes", s)
@@ -312,7 +318,7 @@ func (n *Node) exchangeKeys(ctx context.Context, span trace.Span, src sharedSour
 	}
 	if len(oversize) > 0 {
 		return fmt.Errorf("%w (%d bytes at most): keys not repaired: %d, e.g. %s; lower the key's siblings or max_value_bytes, or resolve the key",
-			errObjectTooLarge, repairMaxObject, len(oversize), oversize[0])
+			errRepairObjectTooLarge, n.repairMaxObject(), len(oversize), oversize[0])
 	}
 	return nil
 }
@@ -354,7 +360,7 @@ func (n *Node) pushChunks(ctx context.Context, ks, peer, peerDC string, rate int
 		}
 		ko := keyObject{Key: []byte(k), Object: o}
 		s := encodedLen(ko)
-		if s > repairMaxObject {
+		if s > int64(n.repairMaxObject()) {
 			oversize = append(oversize, ko)
 			continue
 		}

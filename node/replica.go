@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"fmt"
 
 	"go.opentelemetry.io/otel/trace"
 
@@ -18,6 +19,20 @@ func (n *Node) serveReplica(ctx context.Context, from string, req *wan.Envelope,
 		env, err := wan.NewEnvelope(t, v)
 		if err == nil {
 			err = reply.Send(env)
+		}
+		if err != nil && isTooLarge(err) {
+			// Too large to send is an answer the caller must get, or it
+			// would take the silence for an empty copy. A relay's reply
+			// about one target fails that target only.
+			msg := fmt.Sprintf("meridian: %s cannot send its reply: %v", n.cfg.ID, err)
+			if ro, ok := v.(*replicaObject); ok {
+				env, eerr := wan.NewEnvelope(t, &replicaObject{Node: ro.Node, Error: msg})
+				if err = eerr; err == nil {
+					err = reply.Send(env)
+				}
+			} else {
+				err = reply.SendError("too_large", msg)
+			}
 		}
 		if err != nil {
 			n.log.Debug("replica reply failed", "err", err)

@@ -50,6 +50,13 @@
 // nanoseconds or 0; the W3C trace context; and Payload the message, itself
 // CBOR, decoded by the receiver with Envelope.Decode.
 //
+// A message whose envelope is larger than MaxFrame is sent as a run of
+// TypeFragment frames, each carrying the message's total length and the
+// next piece of its encoding; ReadMessage reassembles it. The total is
+// checked against MaxMessage (default 256 MiB, DefaultMaxMessage) first,
+// and the buffer grows only as pieces arrive. A message past MaxMessage is
+// refused by the sender with ErrFrameTooLarge: nothing is sent.
+//
 // Limits: a frame's declared length is checked against MaxFrame (default
 // 4 MiB, DefaultMaxFrame) before anything is read or allocated; decoding
 // uses package codec's bounded decoder (nesting, array and map sizes,

@@ -45,8 +45,13 @@ func appendFrame(dst []byte, e *Envelope, maxFrame int) ([]byte, error) {
 	if len(body) > maxFrame {
 		return dst, fmt.Errorf("%w: %d-byte envelope of message type %d exceeds the %d-byte limit", ErrFrameTooLarge, len(body), e.Type, maxFrame)
 	}
+	return appendBody(dst, body), nil
+}
+
+// appendBody appends a frame of an encoded envelope to dst.
+func appendBody(dst, body []byte) []byte {
 	dst = binary.BigEndian.AppendUint32(dst, uint32(len(body)))
-	return append(dst, body...), nil
+	return append(dst, body...)
 }
 
 // ReadFrame reads one frame from r. It checks the declared length against

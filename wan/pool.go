@@ -49,6 +49,8 @@ type pool struct {
 	// heard from its peer for this long ping it first (see
 	// DialerOptions.VerifyAfter).
 	verifyAfter time.Duration
+	// maxMessage bounds a message that spans several frames (ReadMessage).
+	maxMessage int
 
 	ctx    context.Context // cancelled by close; parent of every dial
 	cancel context.CancelFunc
@@ -83,7 +85,7 @@ type dialAttempt struct {
 func newPool(qtr *quic.Transport, tlsConf *tls.Config, qconf *quic.Config, maxFrame int, dialTimeout time.Duration, log *slog.Logger) *pool {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &pool{
-		qtr: qtr, tlsConf: tlsConf, qconf: qconf, maxFrame: maxFrame, dialTO: dialTimeout, log: log,
+		qtr: qtr, tlsConf: tlsConf, qconf: qconf, maxFrame: maxFrame, maxMessage: DefaultMaxMessage, dialTO: dialTimeout, log: log,
 		ctx: ctx, cancel: cancel, peers: make(map[string]*peer),
 	}
 }
@@ -216,9 +218,9 @@ func (p *pool) call(ctx context.Context, addr, wantPeer string, req *Envelope, o
 	if d, ok := ctx.Deadline(); ok && e.Deadline == 0 {
 		e.Deadline = d.UnixNano()
 	}
-	frame, err := appendFrame(nil, &e, p.maxFrame)
+	frame, err := appendMessage(nil, &e, p.maxFrame, p.maxMessage)
 	if err != nil {
-		return err
+		return fmt.Errorf("wan: request to %s: %w", addr, err)
 	}
 
 	conn, id, err := p.get(ctx, addr)
@@ -255,7 +257,7 @@ func (p *pool) call(ctx context.Context, addr, wantPeer string, req *Envelope, o
 	}
 	str.Close()
 	for replies := 0; ; replies++ {
-		r, err := ReadFrame(str, p.maxFrame)
+		r, err := ReadMessage(str, p.maxFrame, p.maxMessage)
 		if err == io.EOF {
 			if replies == 0 && ctx.Err() != nil {
 				// The handler gave up at the shared deadline and closed the

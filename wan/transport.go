@@ -58,6 +58,10 @@ type Config struct {
 	// MaxFrame limits one frame's CBOR body in bytes, in both directions.
 	// Default DefaultMaxFrame.
 	MaxFrame int
+	// MaxMessage limits one message in bytes, in both directions: a message
+	// larger than MaxFrame travels as several frames (see ReadMessage).
+	// Default DefaultMaxMessage; never less than MaxFrame.
+	MaxMessage int
 	// MaxIncomingStreams bounds concurrent requests per connection, and so
 	// concurrent handler goroutines per peer. Default 1024.
 	MaxIncomingStreams int64
@@ -106,6 +110,9 @@ func (c *Config) Validate() error {
 	if c.MaxFrame < 0 {
 		errs = append(errs, fmt.Errorf("wan: config: MaxFrame %d must not be negative", c.MaxFrame))
 	}
+	if c.MaxMessage < 0 {
+		errs = append(errs, fmt.Errorf("wan: config: MaxMessage %d must not be negative", c.MaxMessage))
+	}
 	if c.MaxIncomingStreams < 0 {
 		errs = append(errs, fmt.Errorf("wan: config: MaxIncomingStreams %d must not be negative", c.MaxIncomingStreams))
 	}
@@ -122,6 +129,10 @@ func (c *Config) ensureDefaults() {
 	if c.MaxFrame == 0 {
 		c.MaxFrame = DefaultMaxFrame
 	}
+	if c.MaxMessage == 0 {
+		c.MaxMessage = DefaultMaxMessage
+	}
+	c.MaxMessage = max(c.MaxMessage, c.MaxFrame)
 	if c.MaxIncomingStreams == 0 {
 		c.MaxIncomingStreams = DefaultMaxIncomingStreams
 	}
@@ -211,6 +222,7 @@ func Listen(cfg Config, h Handler) (*Transport, error) {
 	}
 	t.pool = newPool(t.qtr, cfg.Credentials.clientTLS(ALPNNode), dialConfig(cfg.IdleTimeout), cfg.MaxFrame, cfg.DialTimeout, t.log)
 	t.pool.onConn = cfg.OnConn
+	t.pool.maxMessage = cfg.MaxMessage
 	t.wg.Add(1)
 	go t.acceptLoop()
 	return t, nil
@@ -351,9 +363,11 @@ func (t *Transport) serveConn(conn *quic.Conn) {
 // and closes the stream.
 func (t *Transport) serveStream(from Identity, str *quic.Stream) {
 	defer t.wg.Done()
-	r := &replier{str: str, maxFrame: t.cfg.MaxFrame}
+	r := &replier{str: str, maxFrame: t.cfg.MaxFrame, maxMessage: t.cfg.MaxMessage}
 	str.SetReadDeadline(time.Now().Add(t.cfg.IdleTimeout))
-	req, err := ReadFrame(str, t.cfg.MaxFrame)
+	// A request of many frames may take longer than IdleTimeout to arrive
+	// on a slow link: the deadline moves on as long as bytes come in.
+	req, err := ReadMessage(&progressReader{str: str, idle: t.cfg.IdleTimeout}, t.cfg.MaxFrame, t.cfg.MaxMessage)
 	if err != nil {
 		switch {
 		case err == io.EOF:
@@ -422,9 +436,10 @@ func (t *Transport) runHandler(ctx context.Context, from Identity, req *Envelope
 
 // replier writes reply frames to one stream.
 type replier struct {
-	str      *quic.Stream
-	maxFrame int
-	reqID    uint64
+	str        *quic.Stream
+	maxFrame   int
+	maxMessage int
+	reqID      uint64
 
 	mu     sync.Mutex
 	closed bool
@@ -439,7 +454,7 @@ func (r *replier) Send(e *Envelope) error {
 	if c.ID == 0 {
 		c.ID = r.reqID
 	}
-	frame, err := appendFrame(nil, &c, r.maxFrame)
+	frame, err := appendMessage(nil, &c, r.maxFrame, r.maxMessage)
 	if err != nil {
 		return err
 	}
@@ -467,4 +482,19 @@ func (r *replier) close() {
 		r.closed = true
 		r.str.Close()
 	}
+}
+
+// progressReader reads a request stream, moving its read deadline idle
+// ahead whenever bytes arrive.
+type progressReader struct {
+	str  *quic.Stream
+	idle time.Duration
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.str.Read(b)
+	if n > 0 {
+		p.str.SetReadDeadline(time.Now().Add(p.idle))
+	}
+	return n, err
 }

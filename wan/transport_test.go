@@ -252,7 +252,7 @@ func TestWrongPeerName(t *testing.T) {
 }
 
 func TestBadRequestFrames(t *testing.T) {
-	srv, cli, logs := pair(t, echoHandler, func(c *Config) { c.MaxFrame = 1 << 10 })
+	srv, cli, logs := pair(t, echoHandler, func(c *Config) { c.MaxFrame, c.MaxMessage = 1<<10, 1<<10 })
 	ctx := testCtx(t)
 	conn, _, err := cli.pool.get(ctx, srv.Addr().String())
 	if err != nil {

@@ -110,6 +110,9 @@ func newInspectCmd(g *globalFlags) *cobra.Command {
 				if err != nil {
 					return err
 				}
+				if res.Replicas == nil {
+					return fmt.Errorf("meridian: inspect %q: the node sent no answer (a node older than this CLI may drop a reply too large to send); retry with --node naming another node", args[0])
+				}
 				if asJSON {
 					return printJSON(cmd.OutOrStdout(), map[string]any{"token": res.Token, "replicas": res.Replicas})
 				}
