@@ -197,9 +197,10 @@ func TestProcessesSurviveNodeAndRegionLoss(t *testing.T) {
 		}
 	}
 	put("healthy", 5)
-	// Before the first fault, let the healthy writes reach every replica: a
-	// LOCAL_QUORUM write whose coordinator dies before its remote copies
-	// left is repaired later (read repair, anti-entropy), not hinted.
+	// Before the first fault, let the healthy writes reach every replica
+	// (a LOCAL_QUORUM write whose coordinator dies before its remote copies
+	// left is delivered from its write-ahead hints once the coordinator
+	// restarts; TestProcessesCoordinatorCrashAfterAck checks that).
 	for _, key := range keys {
 		waitFor(t, 10*time.Second, func() error { return pc.checkEverywhere(key) })
 	}
