@@ -209,7 +209,7 @@ func (h *handoff) run() {
 func (h *handoff) deliver(target string) {
 	n := h.n
 	start := time.Now()
-	d := newHintDelivery(defaultDeliveryLimits)
+	d := newHintDelivery(n.deliveryLimits())
 	type answer struct {
 		b   *hintBatch
 		err error
@@ -283,4 +283,14 @@ func (h *handoff) deliver(target string) {
 		n.log.Info("hints delivered", "target", target, "count", delivered, "took", took.Round(time.Millisecond),
 			"per_second", int(float64(delivered)/max(took.Seconds(), 1e-3)))
 	}
+}
+
+// deliveryLimits are the default delivery limits with the largest hint
+// raised to what one message may carry (the node's message limit, less
+// room for the envelope): a hint as large as any object a merge can make
+// travels alone, in fragments.
+func (n *Node) deliveryLimits() deliveryLimits {
+	lim := defaultDeliveryLimits
+	lim.MaxHintBytes = max(lim.MaxHintBytes, n.cfg.messageLimit()-64<<10)
+	return lim
 }

@@ -83,6 +83,15 @@ func TestHintsDeliveredInBatchesLinkTheirWrites(t *testing.T) {
 		if len(hinted) < keys {
 			return fmt.Errorf("%d of %d keys have a hint for %s", len(hinted), keys, target)
 		}
+		// Every write is queued as a hint before it is acknowledged
+		// (write-ahead hints); while its own copy is still trying the
+		// target, that copy (not handoff) delivers it. Restore the target
+		// once every fan-out gave up, so handoff carries them all.
+		for id, n := range tc.nodes {
+			if n.BackgroundWork() > 0 {
+				return fmt.Errorf("%s still has %d writes in flight", id, n.BackgroundWork())
+			}
+		}
 		return nil
 	})
 

@@ -43,7 +43,9 @@ type deliveryLimits struct {
 // is 128); 1 MiB keeps a batch a quarter of wan.DefaultMaxFrame; 4 batches
 // in flight fill a 20–200 ms WAN round trip at a few thousand hints a
 // second without holding more than 4 MiB of objects per target.
-// A hint may take a whole frame but for 64 KiB of envelope.
+// A hint may take a whole frame but for 64 KiB of envelope; a node raises
+// MaxHintBytes to its message limit (messages travel in fragments, see
+// Node.deliveryLimits).
 var defaultDeliveryLimits = deliveryLimits{BatchHints: 128, BatchBytes: 1 << 20, InFlight: 4, MaxHintBytes: wan.DefaultMaxFrame - 64<<10}
 
 // hintBatch is one batch of a delivery round.

@@ -192,8 +192,12 @@ func TestBackgroundRepairWithoutWindows(t *testing.T) {
 // west/west pair does.
 func TestBackgroundPassGoesOnPastAFailingSegment(t *testing.T) {
 	clock := &offsetClock{}
+	// The first segment holds an object past the message limit
+	// (max_object_bytes of 1 MiB and 4 replicas make 6 MiB): eight
+	// siblings of 900 KB made by merging concurrent writes.
 	tc := startCluster(t, clusterOpts{regions: []string{"east", "west"}, nodesPerRegion: 2, now: clock.Now, tweak: func(c *node.Config) {
 		c.Hints.Disabled = true
+		c.Limits.MaxObjectBytes = 1 << 20
 	}})
 	start := clock.Now()
 	keyIn := func(prefix string, seg uint64) []byte {
@@ -204,7 +208,7 @@ func TestBackgroundPassGoesOnPastAFailingSegment(t *testing.T) {
 		}
 	}
 	huge := version.New()
-	for i := range 5 {
+	for i := range 8 {
 		huge = version.Merge(huge, version.New().Update(nil, fmt.Sprintf("w%d", i), version.Write{Value: bigValue(fmt.Sprint("huge", i), 900_000)}))
 	}
 	if _, _, err := tc.nodes["east-1"].Store().Merge("default", keyIn("huge", 0), huge); err != nil {
