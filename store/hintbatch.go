@@ -3,7 +3,6 @@ package store
 import (
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/meridian-kv/meridian/placement"
 	"github.com/meridian-kv/meridian/version"
@@ -42,22 +41,12 @@ func (s *Store) DeleteHints(hints []Hint) (deleted int, err error) {
 	defer catchFatal(&err, s.fail)
 
 	keys := make([][]byte, len(hints))
-	var stripes []int
+	toks := make([]uint64, len(hints))
 	for i, h := range hints {
-		tok := placement.KeyToken(h.Key)
-		keys[i] = hintKey(h.Target, h.Keyspace, tok, h.Key)
-		stripes = append(stripes, int(tok&(lockStripes-1)))
+		toks[i] = placement.KeyToken(h.Key)
+		keys[i] = hintKey(h.Target, h.Keyspace, toks[i], h.Key)
 	}
-	slices.Sort(stripes)
-	stripes = slices.Compact(stripes)
-	for _, i := range stripes {
-		s.locks[i].Lock()
-	}
-	defer func() {
-		for _, i := range stripes {
-			s.locks[i].Unlock()
-		}
-	}()
+	defer s.lockAll(toks)()
 
 	b := s.db.NewBatch()
 	defer b.Close()

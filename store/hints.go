@@ -693,20 +693,11 @@ func (s *Store) findExpired(cutoff int64) (found []expiring, err error) {
 // time).
 func (s *Store) expire(chunk []expiring, cutoff int64, dropped map[string]int) (gone []DroppedHint, err error) {
 	defer catchFatal(&err, s.fail)
-	var stripes []int
-	for _, e := range chunk {
-		stripes = append(stripes, int(e.tok&(lockStripes-1)))
+	toks := make([]uint64, len(chunk))
+	for i, e := range chunk {
+		toks[i] = e.tok
 	}
-	slices.Sort(stripes)
-	stripes = slices.Compact(stripes)
-	for _, i := range stripes {
-		s.locks[i].Lock()
-	}
-	defer func() {
-		for _, i := range stripes {
-			s.locks[i].Unlock()
-		}
-	}()
+	defer s.lockAll(toks)()
 
 	b := s.db.NewBatch()
 	defer b.Close()

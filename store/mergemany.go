@@ -3,7 +3,6 @@ package store
 import (
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/meridian-kv/meridian/placement"
 	"github.com/meridian-kv/meridian/version"
@@ -46,21 +45,10 @@ func (s *Store) MergeMany(ks string, items []KeyObject) (changed int, err error)
 	// Lock every stripe involved, in ascending order, so two batches (and
 	// single-key calls, which take one stripe) cannot deadlock.
 	toks := make([]uint64, len(items))
-	var stripes []int
 	for i, it := range items {
 		toks[i] = placement.KeyToken(it.Key)
-		stripes = append(stripes, int(toks[i]&(lockStripes-1)))
 	}
-	slices.Sort(stripes)
-	stripes = slices.Compact(stripes)
-	for _, i := range stripes {
-		s.locks[i].Lock()
-	}
-	defer func() {
-		for _, i := range stripes {
-			s.locks[i].Unlock()
-		}
-	}()
+	defer s.lockAll(toks)()
 
 	type state struct {
 		tok       uint64

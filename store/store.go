@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -125,6 +126,26 @@ func (s *Store) release() { s.calls.leave() }
 func (s *Store) fail(err error) { s.failed.CompareAndSwap(nil, &err) }
 
 func (s *Store) stripe(tok uint64) *sync.RWMutex { return &s.locks[tok&(lockStripes-1)] }
+
+// lockAll write-locks the stripes of every token in toks, in ascending
+// order, so two multi-key calls (and single-key calls, which take one
+// stripe) cannot deadlock; it returns the function that unlocks them.
+func (s *Store) lockAll(toks []uint64) (unlock func()) {
+	stripes := make([]int, 0, len(toks))
+	for _, tok := range toks {
+		stripes = append(stripes, int(tok&(lockStripes-1)))
+	}
+	slices.Sort(stripes)
+	stripes = slices.Compact(stripes)
+	for _, i := range stripes {
+		s.locks[i].Lock()
+	}
+	return func() {
+		for _, i := range stripes {
+			s.locks[i].Unlock()
+		}
+	}
+}
 
 // Get returns the stored object of key in keyspace ks; a never-written key
 // returns (version.New(), nil). Get waits for an Update of the same key in

@@ -30,8 +30,20 @@ func WriteFrame(w io.Writer, e *Envelope) error {
 
 // appendFrame appends e's frame to dst, refusing bodies over maxFrame bytes.
 func appendFrame(dst []byte, e *Envelope, maxFrame int) ([]byte, error) {
+	body, err := encodeEnvelope(e)
+	if err != nil {
+		return dst, err
+	}
+	if len(body) > maxFrame {
+		return dst, fmt.Errorf("%w: %d-byte envelope of message type %d exceeds the %d-byte limit", ErrFrameTooLarge, len(body), e.Type, maxFrame)
+	}
+	return appendBody(dst, body), nil
+}
+
+// encodeEnvelope encodes e, stamping the current Version if e has none.
+func encodeEnvelope(e *Envelope) ([]byte, error) {
 	if e == nil {
-		return dst, errors.New("wan: nil envelope")
+		return nil, errors.New("wan: nil envelope")
 	}
 	if e.V == 0 {
 		c := *e
@@ -40,12 +52,9 @@ func appendFrame(dst []byte, e *Envelope, maxFrame int) ([]byte, error) {
 	}
 	body, err := codec.Marshal(e)
 	if err != nil {
-		return dst, fmt.Errorf("wan: encode envelope of message type %d: %w", e.Type, err)
+		return nil, fmt.Errorf("wan: encode envelope of message type %d: %w", e.Type, err)
 	}
-	if len(body) > maxFrame {
-		return dst, fmt.Errorf("%w: %d-byte envelope of message type %d exceeds the %d-byte limit", ErrFrameTooLarge, len(body), e.Type, maxFrame)
-	}
-	return appendBody(dst, body), nil
+	return body, nil
 }
 
 // appendBody appends a frame of an encoded envelope to dst.

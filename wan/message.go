@@ -37,17 +37,9 @@ type fragment struct {
 // than maxMessage is refused with an error wrapping ErrFrameTooLarge;
 // nothing is appended then.
 func appendMessage(dst []byte, e *Envelope, maxFrame, maxMessage int) ([]byte, error) {
-	if e == nil {
-		return dst, errors.New("wan: nil envelope")
-	}
-	if e.V == 0 {
-		c := *e
-		c.V = Version
-		e = &c
-	}
-	body, err := codec.Marshal(e)
+	body, err := encodeEnvelope(e)
 	if err != nil {
-		return dst, fmt.Errorf("wan: encode envelope of message type %d: %w", e.Type, err)
+		return dst, err
 	}
 	if len(body) <= maxFrame {
 		return appendBody(dst, body), nil
