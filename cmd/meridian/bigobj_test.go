@@ -100,14 +100,11 @@ func TestProcessesLargeSiblings(t *testing.T) {
 		t.Skip("starts six node processes; skipped in -short")
 	}
 	pc := newProcCluster(t, "--regions", "east,west", "--wan-latency", "5ms")
-	ids := []string{"east-1", "east-2", "east-3", "west-1", "west-2", "west-3"}
+	ids := twoRegions
 	// Tens of megabytes move per request between six processes on a shared
 	// machine: give requests time (this test is about what they carry).
 	pc.setTimeouts(ids, 30*time.Second)
-	for _, id := range ids {
-		pc.start(id)
-	}
-	pc.waitAllSeeAll(ids)
+	pc.startAll(ids)
 	t.Cleanup(func() { pc.dumpLogsOnFailure(ids) })
 
 	const key = "big"

@@ -140,7 +140,7 @@ func TestProcessesRepairLargeDifferences(t *testing.T) {
 		t.Skip("starts six node processes; skipped in -short")
 	}
 	pc := newProcCluster(t, "--regions", "east,west", "--wan-latency", "5ms")
-	ids := []string{"east-1", "east-2", "east-3", "west-1", "west-2", "west-3"}
+	ids := twoRegions
 	pc.startNoHints(ids)
 	c := pc.dial()
 
@@ -250,7 +250,7 @@ func TestProcessesRepairWipedNode(t *testing.T) {
 		t.Skip("starts six node processes; skipped in -short")
 	}
 	pc := newProcCluster(t, "--regions", "east,west", "--wan-latency", "5ms")
-	ids := []string{"east-1", "east-2", "east-3", "west-1", "west-2", "west-3"}
+	ids := twoRegions
 	pc.startNoHints(ids)
 	c := pc.dial()
 

@@ -63,10 +63,7 @@ func TestProcessesKeepEveryAcknowledgedWrite(t *testing.T) {
 	east := []string{"east-1", "east-2", "east-3"}
 	west := []string{"west-1", "west-2", "west-3"}
 	ids := append(slices.Clone(east), west...)
-	for _, id := range ids {
-		pc.start(id)
-	}
-	pc.waitAllSeeAll(ids)
+	pc.startAll(ids)
 
 	keys := make([]string, nkeys)
 	for i := range keys {

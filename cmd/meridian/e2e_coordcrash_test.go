@@ -28,11 +28,8 @@ func TestProcessesCoordinatorCrashAfterAck(t *testing.T) {
 	begin := time.Now()
 	pc := newProcCluster(t, "--regions", "east,west", "--wan-latency", "200ms")
 	t.Logf("binary built: %v", time.Since(begin).Round(10*time.Millisecond))
-	ids := []string{"east-1", "east-2", "east-3", "west-1", "west-2", "west-3"}
-	for _, id := range ids {
-		pc.start(id)
-	}
-	pc.waitAllSeeAll(ids)
+	ids := twoRegions
+	pc.startAll(ids)
 	t.Logf("cluster up: %v", time.Since(begin).Round(10*time.Millisecond))
 
 	// A key every replica holds, to be deleted in the crash.

@@ -61,10 +61,7 @@ func TestProcessesClientFailsOverWhenHomeRegionDies(t *testing.T) {
 	if len(home) == 0 || len(home) == len(ids) {
 		t.Fatalf("client.yaml: home region %q has %d of %d nodes; the test needs another region", cfg.DC, len(home), len(ids))
 	}
-	for _, id := range ids {
-		pc.start(id)
-	}
-	pc.waitAllSeeAll(ids)
+	pc.startAll(ids)
 
 	ctx := context.Background()
 	longLived, err := client.Dial(ctx, cfg)

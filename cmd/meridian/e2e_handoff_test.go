@@ -38,12 +38,9 @@ func TestProcessesHealRegionOutageByHints(t *testing.T) {
 	healDeadline := envDuration(t, "MERIDIAN_E2E_HEAL_DEADLINE", 45*time.Second)
 
 	pc := newProcCluster(t, "--regions", "east,west", "--wan-latency", "20ms")
-	ids := []string{"east-1", "east-2", "east-3", "west-1", "west-2", "west-3"}
+	ids := twoRegions
 	west := []string{"west-1", "west-2", "west-3"}
-	for _, id := range ids {
-		pc.start(id)
-	}
-	pc.waitAllSeeAll(ids)
+	pc.startAll(ids)
 	c := pc.client()
 
 	for _, id := range west {

@@ -92,11 +92,8 @@ func TestProcessesWipedDiskKeepsAcknowledgedWrites(t *testing.T) {
 		t.Skip("starts six node processes; skipped in -short")
 	}
 	pc := newProcCluster(t, "--regions", "east,west", "--wan-latency", "5ms")
-	ids := []string{"east-1", "east-2", "east-3", "west-1", "west-2", "west-3"}
-	for _, id := range ids {
-		pc.start(id)
-	}
-	pc.waitAllSeeAll(ids)
+	ids := twoRegions
+	pc.startAll(ids)
 
 	const victim = "west-1"
 	pc.run("put", "k", "v1", "--node", victim, "--consistency", "ALL")
@@ -155,11 +152,8 @@ func TestProcessesLostDataDirectoryStopsAcknowledging(t *testing.T) {
 		t.Skip("starts six node processes; skipped in -short")
 	}
 	pc := newProcCluster(t, "--regions", "east,west", "--wan-latency", "5ms")
-	ids := []string{"east-1", "east-2", "east-3", "west-1", "west-2", "west-3"}
-	for _, id := range ids {
-		pc.start(id)
-	}
-	pc.waitAllSeeAll(ids)
+	ids := twoRegions
+	pc.startAll(ids)
 	const victim = "west-1"
 	var keys []string
 	for i := range 10 {
@@ -226,10 +220,7 @@ func TestProcessesSecondNodeWithTheSameIDIsRefused(t *testing.T) {
 	}
 	pc := newProcCluster(t, "--regions", "east", "--nodes-per-region", "4", "--replicas", "3", "--wan-latency", "5ms")
 	ids := []string{"east-1", "east-2", "east-3"}
-	for _, id := range ids {
-		pc.start(id)
-	}
-	pc.waitAllSeeAll(ids)
+	pc.startAll(ids)
 
 	// The impostor: east-4's addresses and directory, east-2's name and
 	// certificate.

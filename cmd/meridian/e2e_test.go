@@ -113,6 +113,15 @@ func (pc *procCluster) waitStatus(what string, timeout time.Duration, cond func(
 	return pc.waitStatusOf("", what, timeout, cond)
 }
 
+// twoRegions are the nodes of `dev --config-only --regions east,west`.
+var twoRegions = []string{"east-1", "east-2", "east-3", "west-1", "west-2", "west-3"}
+
+// startAll starts the nodes ids and waits until each sees every other up.
+func (pc *procCluster) startAll(ids []string) {
+	pc.t.Helper()
+	pc.startAll(ids)
+}
+
 // waitAllSeeAll waits until every node of ids sees all of them up: a
 // coordinator with a partial view would leave replicas out of its writes.
 func (pc *procCluster) waitAllSeeAll(ids []string) {
@@ -180,11 +189,8 @@ func TestProcessesSurviveNodeAndRegionLoss(t *testing.T) {
 		t.Skip("starts six node processes; skipped in -short")
 	}
 	pc := newProcCluster(t, "--regions", "east,west", "--wan-latency", "5ms")
-	ids := []string{"east-1", "east-2", "east-3", "west-1", "west-2", "west-3"}
-	for _, id := range ids {
-		pc.start(id)
-	}
-	pc.waitAllSeeAll(ids)
+	ids := twoRegions
+	pc.startAll(ids)
 
 	var keys []string
 	put := func(phase string, n int) {
@@ -350,7 +356,7 @@ func TestProcessesRepairWithoutHints(t *testing.T) {
 		t.Skip("starts six node processes; skipped in -short")
 	}
 	pc := newProcCluster(t, "--regions", "east,west", "--wan-latency", "5ms")
-	ids := []string{"east-1", "east-2", "east-3", "west-1", "west-2", "west-3"}
+	ids := twoRegions
 	for _, id := range ids {
 		f, err := os.OpenFile(filepath.Join(pc.dir, "nodes", id+".yaml"), os.O_APPEND|os.O_WRONLY, 0)
 		if err != nil {
