@@ -119,7 +119,10 @@ var twoRegions = []string{"east-1", "east-2", "east-3", "west-1", "west-2", "wes
 // startAll starts the nodes ids and waits until each sees every other up.
 func (pc *procCluster) startAll(ids []string) {
 	pc.t.Helper()
-	pc.startAll(ids)
+	for _, id := range ids {
+		pc.start(id)
+	}
+	pc.waitAllSeeAll(ids)
 }
 
 // waitAllSeeAll waits until every node of ids sees all of them up: a
