@@ -183,8 +183,9 @@ type Limits struct {
 	MaxValueBytes int `yaml:"max_value_bytes,omitempty"`
 	// MaxObjectBytes bounds a key's object: the bytes of all its siblings'
 	// values. A write that would grow a key's object past it (as its
-	// coordinator knows the object) is refused; default 16 MiB (see
-	// docs/architecture.md, Limits).
+	// coordinator knows the object) is refused; default 16 MiB, lowered
+	// for keyspaces of more than 14 replicas so that merged objects stay
+	// within the message limit (see docs/architecture.md, Limits).
 	MaxObjectBytes int `yaml:"max_object_bytes,omitempty"`
 	// RequestTimeout bounds a request that carries no deadline; default 5s.
 	RequestTimeout time.Duration `yaml:"request_timeout,omitempty"`
@@ -261,7 +262,9 @@ func (c *Config) EnsureDefaults() {
 		c.Limits.MaxValueBytes = api.DefaultMaxValueLen
 	}
 	if c.Limits.MaxObjectBytes == 0 {
-		c.Limits.MaxObjectBytes = DefaultMaxObjectBytes
+		// 16 MiB, or less where many replicas would make the merged
+		// objects of a key exceed the message limit (see messageLimit).
+		c.Limits.MaxObjectBytes = min(DefaultMaxObjectBytes, (wan.DefaultMaxMessage-(1<<20))/(c.maxReplicas()+1))
 	}
 	if c.Limits.RequestTimeout == 0 {
 		c.Limits.RequestTimeout = DefaultRequestTimeout

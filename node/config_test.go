@@ -53,3 +53,18 @@ func TestConfigValidatesMaxObjectBytes(t *testing.T) {
 		t.Fatalf("max_object_bytes past the message limit: %v", err)
 	}
 }
+
+// The default max_object_bytes shrinks for keyspaces with many replicas,
+// so a default configuration is always valid.
+func TestDefaultMaxObjectBytesFitsManyReplicas(t *testing.T) {
+	c := validConfig()
+	c.Keyspaces = map[string]Keyspace{"default": {Replication: map[string]int{"east": 6, "b": 6, "c": 6}}}
+	c.Limits.MaxObjectBytes = 0
+	c.EnsureDefaults()
+	if err := c.Validate(); err != nil {
+		t.Fatalf("default configuration with 18 replicas: %v", err)
+	}
+	if c.Limits.MaxObjectBytes >= DefaultMaxObjectBytes || c.Limits.MaxObjectBytes < c.Limits.MaxValueBytes {
+		t.Fatalf("max_object_bytes %d for 18 replicas", c.Limits.MaxObjectBytes)
+	}
+}

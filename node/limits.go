@@ -40,6 +40,12 @@ func objectBytes(o *version.Object) int {
 // the reply to a client) therefore carries up to one limit per replica of
 // the largest keyspace, plus one, plus room for keys and envelopes.
 func (c *Config) messageLimit() int {
+	return max(wan.DefaultMaxFrame, c.Limits.MaxObjectBytes*(c.maxReplicas()+1)+(1<<20))
+}
+
+// maxReplicas is the replica count of the keyspace with the most
+// replicas (at least 1).
+func (c *Config) maxReplicas() int {
 	replicas := 1
 	for _, ks := range c.Keyspaces {
 		total := 0
@@ -48,7 +54,7 @@ func (c *Config) messageLimit() int {
 		}
 		replicas = max(replicas, total)
 	}
-	return max(wan.DefaultMaxFrame, c.Limits.MaxObjectBytes*(replicas+1)+(1<<20))
+	return replicas
 }
 
 // isTooLarge reports an error from sending or receiving a message past the
