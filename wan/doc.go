@@ -58,14 +58,34 @@
 // refused by the sender with ErrFrameTooLarge: nothing is sent.
 //
 // Limits: a frame's declared length is checked against MaxFrame (default
-// 4 MiB, DefaultMaxFrame) before anything is read or allocated; decoding
-// uses package codec's bounded decoder (nesting, array and map sizes,
-// no indefinite lengths, no trailing bytes). A bad request frame is
-// answered with a TypeError reply with code "bad_request"; a handler panic
-// with "internal"; a request whose deadline passed before it was served
-// with "deadline_exceeded". Nothing a peer sends can crash a node.
-// Concurrent requests per connection are bounded by MaxIncomingStreams
-// (default 1024).
+// 4 MiB, DefaultMaxFrame) before anything more is read; decoding uses
+// package codec's bounded decoder (nesting, array and map sizes, no
+// indefinite lengths, no trailing bytes). A bad request frame is answered
+// with a TypeError reply with code "bad_request"; a handler panic with
+// "internal"; a request whose deadline passed before it was served with
+// "deadline_exceeded". Nothing a peer sends can crash a node.
+//
+// A declared length is never allocated up front: a frame body is read into
+// a buffer of at most 4 KiB that doubles, capped at the declared length,
+// only when full, and a fragmented message's buffer likewise, so a reader
+// holds at most about twice the bytes that actually arrived. (Allocating
+// the declared length once let 1,000 streams of 4-byte headers, 4 KB of
+// traffic, take a node to 3.7 GB; now they cost a few KiB each.)
+//
+// What one connection can hold in requests still being read is bounded by
+// MaxRequestBytesPerConn (default twice MaxMessage, at least one message
+// with its framing): bytes read and buffer space a read waits to fill
+// count until the request is decoded, and a stream that would pass the
+// budget is answered "overloaded" (CodeOverloaded; the request was not
+// served and may be retried) and reset. Concurrent requests per connection
+// are bounded by MaxIncomingStreams (default 1024). A request must arrive
+// with no gap longer than IdleTimeout and, after its first IdleTimeout, at
+// an average of at least 64 KiB/s; a stream that trickles is ended without
+// a reply. quic-go itself buffers at most its receive windows of unread
+// data (6 MiB per stream, 15 MiB per connection, its defaults), which the
+// transport drains into the buffers above; those are what the budget
+// bounds. Not bounded here: the number of connections per certificate, and
+// decoded requests while their handlers run.
 //
 // # Sent or not: what a failed call tells
 //

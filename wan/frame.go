@@ -63,9 +63,38 @@ func appendBody(dst, body []byte) []byte {
 	return append(dst, body...)
 }
 
+// firstChunk is the buffer a frame body is first read into when it is
+// declared larger; see readBody.
+const firstChunk = 4 << 10
+
+// readBody reads a frame body of n bytes from r without trusting n: the
+// buffer starts at min(n, firstChunk) bytes and doubles, capped at n, only
+// once it is full, so it is never more than twice the bytes that arrived
+// (or firstChunk). A peer that declares 4 MiB and sends nothing more costs
+// 4 KiB, not 4 MiB. On error it returns the bytes read so far.
+func readBody(r io.Reader, n int) ([]byte, error) {
+	buf := make([]byte, min(n, firstChunk))
+	got := 0
+	for {
+		m, err := io.ReadFull(r, buf[got:])
+		got += m
+		if err != nil {
+			return buf[:got], err
+		}
+		if got == n {
+			return buf, nil
+		}
+		grown := make([]byte, min(n, 2*len(buf)))
+		copy(grown, buf)
+		buf = grown
+	}
+}
+
 // ReadFrame reads one frame from r. It checks the declared length against
-// maxFrame (DefaultMaxFrame if maxFrame <= 0) before reading or allocating
-// the body, and decodes with the bounded decoder.
+// maxFrame (DefaultMaxFrame if maxFrame <= 0) before reading anything more,
+// reads the body into a buffer that grows only as bytes arrive (see
+// readBody: at most twice what arrived, never the declared length up
+// front), and decodes with the bounded decoder.
 //
 // It returns io.EOF if r ends cleanly before a frame starts, an error
 // wrapping ErrFrameTooLarge for an oversized frame, and an error wrapping
@@ -87,10 +116,10 @@ func ReadFrame(r io.Reader, maxFrame int) (*Envelope, error) {
 	if n == 0 {
 		return nil, fmt.Errorf("%w: empty frame", ErrMalformed)
 	}
-	body := make([]byte, n)
-	if _, err := io.ReadFull(r, body); err != nil {
+	body, err := readBody(r, int(n))
+	if err != nil {
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil, fmt.Errorf("%w: frame truncated: %w", ErrMalformed, io.ErrUnexpectedEOF)
+			return nil, fmt.Errorf("%w: frame truncated after %d of %d bytes: %w", ErrMalformed, len(body), n, io.ErrUnexpectedEOF)
 		}
 		return nil, err
 	}

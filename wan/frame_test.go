@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -227,4 +228,105 @@ func FuzzReadFrame(f *testing.F) {
 			t.Fatalf("encoding is not stable")
 		}
 	})
+}
+
+// meteredReader serves a byte stream in pieces of at most step bytes and
+// then ends with end (io.EOF if nil), recording the buffers it is asked to
+// fill.
+type meteredReader struct {
+	data    []byte
+	step    int
+	end     error
+	read    int // bytes handed out so far
+	largest int // largest buffer asked for
+	check   func(read, asked int)
+}
+
+func (m *meteredReader) Read(p []byte) (int, error) {
+	m.largest = max(m.largest, len(p))
+	if m.check != nil {
+		m.check(m.read, len(p))
+	}
+	if len(m.data) == 0 {
+		if m.end == nil {
+			return 0, io.EOF
+		}
+		return 0, m.end
+	}
+	n := copy(p[:min(len(p), m.step)], m.data)
+	m.data = m.data[n:]
+	m.read += n
+	return n, nil
+}
+
+// A peer that declares a large frame and sends nothing more must not make
+// the reader allocate the declared size (issue 9: 1,000 streams of 4-byte
+// headers took a node to 3.7 GB).
+func TestReadFrameDoesNotAllocateTheDeclaredLength(t *testing.T) {
+	hdr := binary.BigEndian.AppendUint32(nil, DefaultMaxFrame)
+	reset := errors.New("stream reset by peer")
+	for _, end := range []error{nil, reset} {
+		r := &meteredReader{data: hdr, step: 4, end: end}
+		_, err := ReadFrame(r, 0)
+		switch {
+		case end == nil && (!errors.Is(err, ErrMalformed) || !errors.Is(err, io.ErrUnexpectedEOF)):
+			t.Fatalf("header then EOF: %v, want ErrMalformed (truncated)", err)
+		case end != nil && err != reset:
+			t.Fatalf("header then a reset: %v, want the reader's error", err)
+		}
+		if r.largest > firstChunk {
+			t.Fatalf("asked the reader to fill %d bytes after a bare header; at most %d may be allocated before bytes arrive", r.largest, firstChunk)
+		}
+	}
+	// The same, measured: 100 bare headers declaring 4 MiB each.
+	const runs = 100
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for range runs {
+		ReadFrame(&meteredReader{data: hdr, step: 4}, 0)
+	}
+	runtime.ReadMemStats(&after)
+	if d := after.TotalAlloc - before.TotalAlloc; d > runs*64<<10 {
+		t.Fatalf("%d bare 4 MiB headers allocated %d bytes (%d per header)", runs, d, d/runs)
+	}
+}
+
+// The body buffer grows as bytes arrive and stays within twice what
+// arrived; a frame cut anywhere is ErrMalformed.
+func TestReadFrameGrowsWithWhatArrives(t *testing.T) {
+	frame := frameBytes(t, bigEcho(t, 300_000))
+	for _, step := range []int{1000, 4096, 65536} {
+		r := &meteredReader{data: frame, step: step}
+		r.check = func(read, asked int) {
+			body := read - frameHeaderLen
+			if body >= 0 && body+asked > max(firstChunk, 2*body) {
+				t.Fatalf("step %d: a %d-byte buffer after %d body bytes arrived", step, body+asked, body)
+			}
+		}
+		e, err := ReadFrame(r, 0)
+		var m echoMsg
+		if err != nil || e.Decode(&m) != nil || len(m.S) != 300_000 {
+			t.Fatalf("step %d: %v", step, err)
+		}
+	}
+	for _, cut := range []int{5, firstChunk + 3, firstChunk + 4, 2*firstChunk + 4, 100_000, len(frame) - 1} {
+		_, err := ReadFrame(bytes.NewReader(frame[:cut]), 0)
+		if !errors.Is(err, ErrMalformed) || !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Fatalf("frame cut at %d of %d bytes: %v, want ErrMalformed", cut, len(frame), err)
+		}
+	}
+}
+
+// BenchmarkReadLargeFrame measures reading a frame near the 4 MiB limit,
+// whose buffer grows as its bytes arrive.
+func BenchmarkReadLargeFrame(b *testing.B) {
+	frame := frameBytes(b, bigEcho(b, DefaultMaxFrame-1024))
+	b.SetBytes(int64(len(frame)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ReadFrame(bytes.NewReader(frame), 0); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -69,8 +69,9 @@ func appendMessage(dst []byte, e *Envelope, maxFrame, maxMessage int) ([]byte, e
 // TypeFragment frames of a message larger than one frame, reassembled and
 // decoded. Every frame is checked against maxFrame as ReadFrame does; the
 // declared length of a fragmented message against maxMessage (default
-// DefaultMaxMessage), and its buffer grows only as its pieces arrive, so a
-// peer cannot make the reader allocate more than it actually sent.
+// DefaultMaxMessage), and its buffer, like each frame's, grows only as its
+// pieces arrive (doubling, capped at the declared total), so a peer cannot
+// make the reader hold more than about twice what it actually sent.
 //
 // Errors are those of ReadFrame; a run of fragments that is interrupted,
 // inconsistent or longer than it declared wraps ErrMalformed.
@@ -103,6 +104,13 @@ func ReadMessage(r io.Reader, maxFrame, maxMessage int) (*Envelope, error) {
 		}
 		if uint64(len(buf))+uint64(len(f.Data)) > total {
 			return nil, fmt.Errorf("%w: message fragments exceed their declared %d bytes", ErrMalformed, total)
+		}
+		if need := len(buf) + len(f.Data); need > cap(buf) {
+			// Double, but never past the declared total: the buffer stays
+			// within twice what arrived.
+			grown := make([]byte, len(buf), int(min(total, uint64(max(need, 2*cap(buf))))))
+			copy(grown, buf)
+			buf = grown
 		}
 		buf = append(buf, f.Data...)
 		if uint64(len(buf)) == total {

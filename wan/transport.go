@@ -65,9 +65,18 @@ type Config struct {
 	// MaxIncomingStreams bounds concurrent requests per connection, and so
 	// concurrent handler goroutines per peer. Default 1024.
 	MaxIncomingStreams int64
+	// MaxRequestBytesPerConn bounds the bytes held by the requests being
+	// read on one connection, all its streams together: a stream whose
+	// request would take more is answered CodeOverloaded and reset. A
+	// request's bytes count from the moment they are read until it is
+	// decoded. Default twice MaxMessage; never less than one MaxMessage
+	// with its framing.
+	MaxRequestBytesPerConn int64
 	// IdleTimeout closes a connection that has heard nothing from its peer
 	// for this long; keep-alives are sent at a third of it. It also bounds
-	// how long a stream may take to deliver its request frame. Default 30s.
+	// how long a stream may take to deliver its request: IdleTimeout
+	// between bytes, and IdleTimeout plus one second per 64 KiB received
+	// from the stream's start (so a trickle cannot hold it). Default 30s.
 	IdleTimeout time.Duration
 	// DialTimeout bounds one dial, handshake included. Default 5s.
 	DialTimeout time.Duration
@@ -116,6 +125,9 @@ func (c *Config) Validate() error {
 	if c.MaxIncomingStreams < 0 {
 		errs = append(errs, fmt.Errorf("wan: config: MaxIncomingStreams %d must not be negative", c.MaxIncomingStreams))
 	}
+	if c.MaxRequestBytesPerConn < 0 {
+		errs = append(errs, fmt.Errorf("wan: config: MaxRequestBytesPerConn %d must not be negative", c.MaxRequestBytesPerConn))
+	}
 	if c.IdleTimeout < 0 {
 		errs = append(errs, fmt.Errorf("wan: config: IdleTimeout %v must not be negative", c.IdleTimeout))
 	}
@@ -136,6 +148,10 @@ func (c *Config) ensureDefaults() {
 	if c.MaxIncomingStreams == 0 {
 		c.MaxIncomingStreams = DefaultMaxIncomingStreams
 	}
+	if c.MaxRequestBytesPerConn == 0 {
+		c.MaxRequestBytesPerConn = 2 * int64(c.MaxMessage)
+	}
+	c.MaxRequestBytesPerConn = max(c.MaxRequestBytesPerConn, wireBytes(c.MaxMessage, c.MaxFrame))
 	if c.IdleTimeout == 0 {
 		c.IdleTimeout = DefaultIdleTimeout
 	}
@@ -163,7 +179,7 @@ type Transport struct {
 	wg     sync.WaitGroup // accept loop, connection and stream goroutines
 
 	mu     sync.Mutex
-	conns  map[*quic.Conn]struct{} // accepted connections
+	conns  map[*quic.Conn]*budget // accepted connections, with their request budgets
 	closed bool
 
 	closeOnce sync.Once
@@ -203,7 +219,7 @@ func Listen(cfg Config, h Handler) (*Transport, error) {
 		log:   cfg.Logger,
 		pc:    pc,
 		qtr:   &quic.Transport{Conn: pc, StatelessResetKey: &key},
-		conns: make(map[*quic.Conn]struct{}),
+		conns: make(map[*quic.Conn]*budget),
 	}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	serverConf := &quic.Config{
@@ -304,10 +320,11 @@ func (t *Transport) acceptLoop() {
 			conn.CloseWithError(codeShutdown, "node shutting down")
 			return
 		}
-		t.conns[conn] = struct{}{}
+		b := &budget{limit: t.cfg.MaxRequestBytesPerConn}
+		t.conns[conn] = b
 		t.wg.Add(1)
 		t.mu.Unlock()
-		go t.serveConn(conn)
+		go t.serveConn(conn, b)
 	}
 }
 
@@ -322,7 +339,7 @@ func roleAllowed(alpn string, r Role) bool {
 	return false
 }
 
-func (t *Transport) serveConn(conn *quic.Conn) {
+func (t *Transport) serveConn(conn *quic.Conn, b *budget) {
 	defer t.wg.Done()
 	trackConn(conn, t.cfg.OnConn)
 	defer func() {
@@ -355,23 +372,26 @@ func (t *Transport) serveConn(conn *quic.Conn) {
 			return
 		}
 		t.wg.Add(1)
-		go t.serveStream(from, str)
+		go t.serveStream(from, str, b)
 	}
 }
 
 // serveStream reads the one request frame of a stream, runs the handler
 // and closes the stream.
-func (t *Transport) serveStream(from Identity, str *quic.Stream) {
+func (t *Transport) serveStream(from Identity, str *quic.Stream, bud *budget) {
 	defer t.wg.Done()
 	r := &replier{str: str, maxFrame: t.cfg.MaxFrame, maxMessage: t.cfg.MaxMessage}
-	str.SetReadDeadline(time.Now().Add(t.cfg.IdleTimeout))
-	// A request of many frames may take longer than IdleTimeout to arrive
-	// on a slow link: the deadline moves on as long as bytes come in.
-	req, err := ReadMessage(&progressReader{str: str, idle: t.cfg.IdleTimeout}, t.cfg.MaxFrame, t.cfg.MaxMessage)
+	rr := newRequestReader(str, bud, t.cfg.IdleTimeout)
+	req, err := ReadMessage(rr, t.cfg.MaxFrame, t.cfg.MaxMessage)
+	rr.done()
 	if err != nil {
 		switch {
 		case err == io.EOF:
 			// An empty stream: nothing to answer.
+		case errors.Is(err, errOverBudget):
+			t.log.Warn("wan: refused request: connection over its request budget", "peer", from.Name, "err", err)
+			r.SendError(CodeOverloaded, err.Error())
+			str.CancelRead(streamProtocol)
 		case errors.Is(err, ErrMalformed), errors.Is(err, ErrFrameTooLarge), errors.Is(err, io.ErrUnexpectedEOF):
 			t.log.Debug("wan: bad request frame", "peer", from.Name, "err", err)
 			r.SendError(CodeBadRequest, err.Error())
@@ -484,17 +504,91 @@ func (r *replier) close() {
 	}
 }
 
-// progressReader reads a request stream, moving its read deadline idle
-// ahead whenever bytes arrive.
-type progressReader struct {
-	str  *quic.Stream
-	idle time.Duration
+// minRequestRate is the slowest average rate, in bytes per second, at
+// which a request may arrive once its first IdleTimeout is spent: a
+// request of many frames may take longer than IdleTimeout on a slow link,
+// but a peer trickling a byte now and then cannot hold a stream open.
+const minRequestRate = 64 << 10
+
+// wireBytes is the most bytes a message of up to maxMessage bytes takes on
+// the wire in frames of up to maxFrame bytes (fragment headers included).
+func wireBytes(maxMessage, maxFrame int) int64 {
+	piece := max(maxFrame-fragmentOverhead, 1)
+	frames := int64(maxMessage/piece + 1)
+	return int64(maxMessage) + frames*(frameHeaderLen+fragmentOverhead)
 }
 
-func (p *progressReader) Read(b []byte) (int, error) {
-	n, err := p.str.Read(b)
+// errOverBudget is returned by a requestReader when its connection's
+// request budget is spent.
+var errOverBudget = errors.New("wan: connection over its request budget")
+
+// budget counts the bytes held by the requests being read on one
+// connection: bytes read, and buffer space a blocked read waits to fill.
+type budget struct {
+	limit int64
+	used  atomic.Int64
+}
+
+// take reserves up to n bytes and returns how many it got (0 when spent).
+func (b *budget) take(n int64) int64 {
+	for {
+		used := b.used.Load()
+		got := min(n, b.limit-used)
+		if got <= 0 {
+			return 0
+		}
+		if b.used.CompareAndSwap(used, used+got) {
+			return got
+		}
+	}
+}
+
+func (b *budget) give(n int64) { b.used.Add(-n) }
+
+// requestReader reads a request stream against its connection's budget.
+// Its read deadline is IdleTimeout after the last bytes arrived, but never
+// later than IdleTimeout plus the time the bytes read so far take at
+// minRequestRate, counted from the stream's start.
+type requestReader struct {
+	str   *quic.Stream
+	b     *budget
+	idle  time.Duration
+	start time.Time
+	read  int64 // bytes read, held against b until done
+}
+
+func newRequestReader(str *quic.Stream, b *budget, idle time.Duration) *requestReader {
+	now := time.Now()
+	str.SetReadDeadline(now.Add(idle))
+	return &requestReader{str: str, b: b, idle: idle, start: now}
+}
+
+func (q *requestReader) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	// The space a read waits to fill is memory the request already holds.
+	got := q.b.take(int64(len(p)))
+	if got == 0 {
+		return 0, fmt.Errorf("%w: the requests being read on this connection hold its %d bytes (this one %d); retry later, or send fewer large requests at once", errOverBudget, q.b.limit, q.read)
+	}
+	n, err := q.str.Read(p[:got])
+	q.b.give(got - int64(n))
+	q.read += int64(n)
 	if n > 0 {
-		p.str.SetReadDeadline(time.Now().Add(p.idle))
+		now := time.Now()
+		deadline := now.Add(q.idle)
+		if last := q.start.Add(q.idle + time.Duration(float64(q.read)/minRequestRate*float64(time.Second))); last.Before(deadline) {
+			deadline = last
+		}
+		q.str.SetReadDeadline(deadline)
 	}
 	return n, err
+}
+
+// done returns the request's bytes to the budget: it has been decoded (or
+// given up).
+func (q *requestReader) done() {
+	q.b.give(q.read)
+	q.read = 0
 }
