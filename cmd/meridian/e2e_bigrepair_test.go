@@ -18,15 +18,16 @@ import (
 )
 
 // startNoHints writes hints: disabled into every node's configuration and
-// starts the six nodes of a two-region cluster.
-func (pc *procCluster) startNoHints(ids []string) {
+// starts the six nodes of a two-region cluster; extra YAML (top-level
+// sections the generated configuration lacks) is appended too.
+func (pc *procCluster) startNoHints(ids []string, extra ...string) {
 	pc.t.Helper()
 	for _, id := range ids {
 		f, err := os.OpenFile(filepath.Join(pc.dir, "nodes", id+".yaml"), os.O_APPEND|os.O_WRONLY, 0)
 		if err != nil {
 			pc.t.Fatal(err)
 		}
-		if _, err := f.WriteString("hints:\n    disabled: true\n"); err != nil {
+		if _, err := f.WriteString("hints:\n    disabled: true\n" + strings.Join(extra, "")); err != nil {
 			pc.t.Fatal(err)
 		}
 		f.Close()
@@ -251,7 +252,10 @@ func TestProcessesRepairWipedNode(t *testing.T) {
 	}
 	pc := newProcCluster(t, "--regions", "east,west", "--wan-latency", "5ms")
 	ids := twoRegions
-	pc.startNoHints(ids)
+	// The setup writes 50 MiB at ALL with hints off: on a loaded machine a
+	// replica write can take longer than the default 5 s request timeout,
+	// which would fail the write (and mark the slow peer down).
+	pc.startNoHints(ids, "limits:\n    request_timeout: 30s\n")
 	c := pc.dial()
 
 	const count, size = 400, 128 << 10
