@@ -48,6 +48,9 @@ type memberInfo struct {
 type view struct {
 	ring    *placement.Ring
 	members map[string]memberInfo
+	// inRing holds the members placed on the ring: this node and those
+	// that proved their identity (proven.go).
+	inRing map[string]bool
 }
 
 // startGossip creates the serf agent, joins the seeds and starts following
@@ -200,8 +203,13 @@ func (n *Node) advertisedAddr() string {
 
 // refreshView rebuilds the ring from serf's member list. Members that left
 // gracefully leave the ring; failed ones stay (a temporary failure is not a
-// membership change, Dynamo §4.8) until serf reaps them.
+// membership change, Dynamo §4.8) until serf reaps them. Gossip is only a
+// hint: a member is placed on the ring once it proved, over mutual TLS,
+// that it holds the node certificate for its name (proven.go); until then
+// it is shown as unverified and gets no data.
 func (n *Node) refreshView() {
+	n.viewMu.Lock()
+	defer n.viewMu.Unlock()
 	var infos []memberInfo
 	for _, m := range n.serf.Members() {
 		if m.Tags[tagRole] != roleVal || m.Status == serf.StatusLeft {
@@ -214,12 +222,16 @@ func (n *Node) refreshView() {
 	same := old != nil && len(old.members) == len(infos)
 	pm := make([]placement.Member, 0, len(infos))
 	members := make(map[string]memberInfo, len(infos))
+	inRing := map[string]bool{}
 	for _, m := range infos {
-		pm = append(pm, placement.Member{ID: m.ID, DC: m.DC, Rack: m.Rack})
 		members[m.ID] = m
+		if m.ID == n.cfg.ID || n.provenPeer(m.ID) {
+			pm = append(pm, placement.Member{ID: m.ID, DC: m.DC, Rack: m.Rack})
+			inRing[m.ID] = true
+		}
 		if same {
 			o, ok := old.members[m.ID]
-			same = ok && o.DC == m.DC && o.Rack == m.Rack && o.Addr == m.Addr
+			same = ok && o.DC == m.DC && o.Rack == m.Rack && o.Addr == m.Addr && old.inRing[m.ID] == inRing[m.ID]
 		}
 	}
 	for _, m := range infos {
@@ -227,7 +239,7 @@ func (n *Node) refreshView() {
 	}
 	if same {
 		// Only statuses changed: keep the ring, refresh the statuses.
-		n.view.Store(&view{ring: old.ring, members: members})
+		n.view.Store(&view{ring: old.ring, members: members, inRing: inRing})
 		return
 	}
 	ring, err := placement.NewRing(pm, n.cfg.VNodes)
@@ -235,8 +247,8 @@ func (n *Node) refreshView() {
 		n.log.Error("membership gives no valid ring; keeping the previous one", "err", err)
 		return
 	}
-	n.view.Store(&view{ring: ring, members: members})
-	n.log.Info("ring rebuilt", "members", len(infos))
+	n.view.Store(&view{ring: ring, members: members, inRing: inRing})
+	n.log.Info("ring rebuilt", "members", len(infos), "on_ring", len(inRing))
 	n.kickProber()
 }
 

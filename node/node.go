@@ -60,6 +60,8 @@ type Node struct {
 
 	serf       *serf.Serf
 	view       atomic.Pointer[view]
+	viewMu     sync.Mutex // serialises refreshView
+	proven     provenBook
 	health     *health
 	probeKick  chan struct{}
 	handoff    *handoff
@@ -499,6 +501,7 @@ func (n *Node) call(ctx context.Context, id string, t wan.MsgType, payload any, 
 	// a relay streams its targets' acks and may wait on a dead target
 	// until the deadline, which is that target's failure, not its own.
 	case err == nil || errors.As(err, &re) || answered:
+		n.prove(id)
 		if n.health.ok(id) {
 			n.log.Info("peer is up", "peer", id)
 			n.handoff.kick()

@@ -57,6 +57,9 @@ func (n *Node) status(ctx context.Context) *api.StatusResponse {
 				st.RTTms = float64(time.Since(start).Microseconds()) / 1000
 			}
 			st.State = n.health.state(st.ID)
+			if !n.view.Load().inRing[st.ID] && st.State != StateLeft {
+				st.State = StateUnverified
+			}
 		}()
 	}
 	wg.Wait()
