@@ -108,7 +108,7 @@ type NodeStatus struct {
 	DC    string   `json:"dc"`
 	Rack  string   `json:"rack"`
 	Addr  string   `json:"addr"`
-	State string   `json:"state"` // up, suspect, down, left
+	State string   `json:"state"` // up, suspect, down, failed, unverified, left
 	RTTms float64  `json:"rtt_ms"`
 	// HintsPending and HintBytes are the hints this node holds for others
 	// (-1 when it could not be asked).
