@@ -147,10 +147,19 @@ func TestRequestBudgetPerConnection(t *testing.T) {
 	}
 	// Twelve half-read 16 KiB frames need 96 KiB of buffers at least: some
 	// must be refused.
+	// The refused stream is answered "overloaded" and stopped at once
+	// (STOP_SENDING), so the reply may lose the race with the stop: a
+	// stream ended with the protocol code is a refusal too (the log below
+	// says which path ran).
 	select {
 	case err := <-replies:
 		var re *RemoteError
-		if !errors.As(err, &re) || re.Code != CodeOverloaded || !strings.Contains(re.Message, "budget") {
+		var se *quic.StreamError
+		switch {
+		case errors.As(err, &re) && re.Code == CodeOverloaded && strings.Contains(re.Message, "budget"):
+		case errors.As(err, &se) && se.ErrorCode == streamProtocol:
+			t.Logf("the refused stream was stopped before its reply arrived: %v", err)
+		default:
 			t.Fatalf("reply to a stream past the budget: %v, want %s", err, CodeOverloaded)
 		}
 	case <-ctx.Done():

@@ -391,6 +391,7 @@ func (t *Transport) serveStream(from Identity, str *quic.Stream, bud *budget) {
 		case errors.Is(err, errOverBudget):
 			t.log.Warn("wan: refused request: connection over its request budget", "peer", from.Name, "err", err)
 			r.SendError(CodeOverloaded, err.Error())
+			r.close() // the reply and its end go out before the stop
 			str.CancelRead(streamProtocol)
 		case errors.Is(err, ErrMalformed), errors.Is(err, ErrFrameTooLarge), errors.Is(err, io.ErrUnexpectedEOF):
 			t.log.Debug("wan: bad request frame", "peer", from.Name, "err", err)
