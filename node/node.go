@@ -494,15 +494,6 @@ func (n *Node) call(ctx context.Context, id string, t wan.MsgType, payload any, 
 		answered = true
 		return onReply(e)
 	})
-	if errors.Is(err, wan.ErrPeerRestarted) && !answered && ctx.Err() == nil {
-		// The peer restarted since this node last called it and reset the
-		// stale pooled connection. Every node-to-node request is a read or
-		// an idempotent merge, so it goes once more, on a new connection.
-		err = n.tr.Call(ctx, m.Addr, id, env, func(e *wan.Envelope) error {
-			answered = true
-			return onReply(e)
-		})
-	}
 	n.endCall(ctx, span, t, m.DC, start, err)
 	var re *wan.RemoteError
 	switch {

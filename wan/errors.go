@@ -30,13 +30,6 @@ var (
 	// elsewhere after it; it wraps the cause (e.g. context.DeadlineExceeded
 	// or ErrMalformed), so errors.Is finds both.
 	ErrOutcomeUnknown = errors.New("wan: request sent but not answered (outcome unknown)")
-	// ErrPeerRestarted is wrapped (beside ErrUnreachable or
-	// ErrOutcomeUnknown) by a call whose pooled connection the peer
-	// answered with a stateless reset: the process at the address no longer
-	// knows the connection (it restarted since). The connection is gone;
-	// a new call dials afresh. A caller whose request is idempotent may
-	// send it again at once.
-	ErrPeerRestarted = errors.New("wan: peer restarted since the connection was made")
 	// ErrWrongPeer reports that the certificate presented at an address
 	// names a different node than the caller expected.
 	ErrWrongPeer = errors.New("wan: unexpected peer at address")

@@ -383,17 +383,7 @@ func (p *pool) callError(ctx context.Context, addr string, err error) error {
 	if f := refusal(addr, err); f != nil {
 		return f
 	}
-	if isStatelessReset(err) {
-		return fmt.Errorf("%w: %s: stream or connection lost before the request was sent: %w: %w", ErrUnreachable, addr, ErrPeerRestarted, err)
-	}
 	return fmt.Errorf("%w: %s: stream or connection lost before the request was sent: %w", ErrUnreachable, addr, err)
-}
-
-// isStatelessReset reports a connection the peer reset statelessly: the
-// process at its address does not know it (RFC 9000 §10.3).
-func isStatelessReset(err error) bool {
-	var sr *quic.StatelessResetError
-	return errors.As(err, &sr)
 }
 
 // sentCallError explains a stream or connection error of a call whose
@@ -410,9 +400,6 @@ func (p *pool) sentCallError(ctx context.Context, addr string, err error) error 
 	var se *quic.StreamError
 	if errors.As(err, &se) {
 		return fmt.Errorf("%w: call %s: stream aborted: %w", ErrOutcomeUnknown, addr, err)
-	}
-	if isStatelessReset(err) {
-		return fmt.Errorf("%w: %s: connection lost after the request was sent: %w: %w", ErrOutcomeUnknown, addr, ErrPeerRestarted, err)
 	}
 	return fmt.Errorf("%w: %s: connection lost after the request was sent: %w", ErrOutcomeUnknown, addr, err)
 }
