@@ -227,8 +227,9 @@ func (n *Node) CollectTombstones(ctx context.Context) (int, error) {
 }
 
 // errUnrepaired is a replica's refusal to serve a read of a range it has
-// not repaired since it came back from a long outage.
-var errUnrepaired = errors.New("replica is back from an outage longer than the tombstone grace and has not repaired this range yet")
+// not repaired since it came back from a long outage, or on a wiped or
+// replaced data directory (identity.go): both open the same read gate.
+var errUnrepaired = errors.New("replica has not repaired this range yet since it came back (from an outage longer than the tombstone grace, or on a wiped or replaced data directory)")
 
 // openReadGate decides at start whether this node must gate its reads: it
 // was down longer than the grace (by its own clock: the last time it
