@@ -127,10 +127,17 @@ func TestRequestBudgetPerConnection(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := str.Write(half); err != nil {
-			t.Fatal(err)
-		}
 		held = append(held, str)
+		if _, err := str.Write(half); err != nil {
+			// The server may refuse the stream (stop it) while its half
+			// frame is still being written: that is a refusal too.
+			var se *quic.StreamError
+			if !errors.As(err, &se) || se.ErrorCode != streamProtocol {
+				t.Fatal(err)
+			}
+			replies <- err
+			continue
+		}
 		wg.Go(func() {
 			e, err := ReadFrame(str, 0)
 			if err != nil {
