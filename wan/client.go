@@ -70,7 +70,9 @@ func NewDialer(creds *Credentials, opts *DialerOptions) (*Dialer, error) {
 		pc = wrap(udp)
 	}
 	qtr := &quic.Transport{Conn: pc}
-	p := newPool(qtr, creds.clientTLS(ALPNClient), dialConfig(o.IdleTimeout), DefaultMaxFrame, o.DialTimeout, slog.Default())
+	live := &liveCredentials{}
+	live.Store(creds)
+	p := newPool(qtr, live, ALPNClient, dialConfig(o.IdleTimeout), DefaultMaxFrame, o.DialTimeout, slog.Default())
 	p.verifyAfter = o.VerifyAfter
 	return &Dialer{pc: pc, qtr: qtr, pool: p}, nil
 }

@@ -20,6 +20,15 @@ type TLSFiles struct {
 	Cert string `yaml:"cert"`
 	// Key is the private key of Cert.
 	Key string `yaml:"key"`
+	// Revoked lists revoked certificate serial numbers in hex (colons
+	// optional, any case, as `meridian cert list` or openssl print them).
+	// A peer or client presenting a listed certificate is refused at the
+	// handshake, in both directions, and its open connections are closed
+	// when the list is reloaded.
+	Revoked []string `yaml:"revoked,omitempty"`
+	// RevokedFile names a file of revoked serials, one a line; "#" starts a
+	// comment. It adds to Revoked. Re-read on every reload.
+	RevokedFile string `yaml:"revoked_file,omitempty"`
 }
 
 // Load reads and validates the files; see LoadCredentials.
@@ -27,21 +36,29 @@ func (f TLSFiles) Load(now time.Time) (*Credentials, error) { return LoadCredent
 
 // Identity is what a verified certificate says about its holder.
 type Identity struct {
-	// Name is the certificate's Subject CN: a node id or a client name.
+	// Name is the principal: for a node certificate its Subject CN (the
+	// node id); for a client certificate the NAME of a URI SAN
+	// meridian://principal/NAME if it has one, else its Subject CN.
 	Name string
 	// Role is the certificate's Subject OU.
 	Role Role
+	// Serial is the certificate's serial number in lower-case hex (see
+	// FormatSerial), for logs, audit and the revocation list.
+	Serial string
 }
 
 func (id Identity) String() string { return string(id.Role) + " " + id.Name }
 
-// Credentials are a loaded cluster CA pool and this process's own
-// certificate and key. They are immutable and safe for concurrent use.
+// Credentials are a loaded cluster CA pool, this process's own
+// certificate and key, and the serials of revoked certificates. They are
+// immutable and safe for concurrent use; a Transport or Dialer can be given
+// new ones at run time (SetCredentials).
 type Credentials struct {
-	roots *x509.CertPool
-	cert  tls.Certificate
-	leaf  *x509.Certificate
-	id    Identity
+	roots   *x509.CertPool
+	cert    tls.Certificate
+	leaf    *x509.Certificate
+	id      Identity
+	revoked map[string]bool // normalised serials (FormatSerial)
 }
 
 // LoadCredentials reads the three PEM files and validates them as
@@ -79,11 +96,19 @@ func LoadCredentials(f TLSFiles, now time.Time) (*Credentials, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newCredentials(caPEM, certPEM, keyPEM, now, TLSFiles{
+	c, err := newCredentials(caPEM, certPEM, keyPEM, now, TLSFiles{
 		CA:   fmt.Sprintf("CA certificate %s", f.CA),
 		Cert: fmt.Sprintf("certificate %s", f.Cert),
 		Key:  fmt.Sprintf("private key %s", f.Key),
 	})
+	if err != nil {
+		return nil, err
+	}
+	serials, err := f.revokedSerials()
+	if err != nil {
+		return nil, err
+	}
+	return c.withRevoked(serials, fmt.Sprintf("certificate %s", f.Cert))
 }
 
 // NewCredentials parses PEM-encoded credentials and checks that the
@@ -96,7 +121,7 @@ func NewCredentials(caPEM, certPEM, keyPEM []byte, now time.Time) (*Credentials,
 // newCredentials is NewCredentials with errors naming the inputs by labels.
 
 // reissueHint tells an operator how to get a fresh certificate.
-const reissueHint = "reissue it from the cluster CA (for a dev cluster, `meridian dev --config-only` writes a fresh set)"
+const reissueHint = "reissue it from the cluster CA (`meridian cert create-node` or `create-client`; for a dev cluster, `meridian dev --config-only` writes a fresh set)"
 
 func newCredentials(caPEM, certPEM, keyPEM []byte, now time.Time, names TLSFiles) (*Credentials, error) {
 	cas, err := parseCerts(caPEM)
@@ -169,12 +194,27 @@ func identityOf(cert *x509.Certificate) (Identity, error) {
 	if name == "" {
 		return Identity{}, errors.New("certificate has no Subject CN (the node or client name)")
 	}
+	var role Role
 	for _, ou := range cert.Subject.OrganizationalUnit {
 		if r := Role(ou); r.Valid() {
-			return Identity{Name: name, Role: r}, nil
+			role = r
+			break
 		}
 	}
-	return Identity{}, fmt.Errorf("certificate %q has no role: its Subject OU must be %q or %q", name, RoleNode, RoleClient)
+	if role == "" {
+		return Identity{}, fmt.Errorf("certificate %q has no role: its Subject OU must be %q or %q", name, RoleNode, RoleClient)
+	}
+	id := Identity{Name: name, Role: role, Serial: FormatSerial(cert.SerialNumber)}
+	if role == RoleClient {
+		principal, err := principalOf(cert)
+		if err != nil {
+			return Identity{}, fmt.Errorf("certificate %q (serial %s): %w", name, id.Serial, err)
+		}
+		if principal != "" {
+			id.Name = principal
+		}
+	}
+	return id, nil
 }
 
 // explainVerify turns an x509 verification error into a sentence.
@@ -201,9 +241,8 @@ func explainVerify(err error, now time.Time) string {
 	return err.Error()
 }
 
-// verifyPeer verifies a peer's certificate chain against the cluster CA at
-// the current time (no host name matching: identity comes from CN and OU)
-// and returns its identity.
+// verifyPeer verifies a peer's certificate chain as presented in a
+// handshake; see verifyChain.
 func (c *Credentials) verifyPeer(rawCerts [][]byte, usage x509.ExtKeyUsage) (Identity, error) {
 	if len(rawCerts) == 0 {
 		return Identity{}, errors.New("wan: peer presented no certificate")
@@ -216,34 +255,53 @@ func (c *Credentials) verifyPeer(rawCerts [][]byte, usage x509.ExtKeyUsage) (Ide
 		}
 		certs[i] = cert
 	}
+	return c.verifyChain(certs, usage, time.Now())
+}
+
+// verifyChain verifies a peer's certificate chain against the cluster CA
+// at now (no host name matching: identity comes from CN, OU and the
+// principal URI), refuses a revoked leaf, and returns the peer's identity.
+// A peer that serves (usage ServerAuth) must hold a node certificate.
+func (c *Credentials) verifyChain(certs []*x509.Certificate, usage x509.ExtKeyUsage, now time.Time) (Identity, error) {
+	if len(certs) == 0 {
+		return Identity{}, errors.New("wan: peer presented no certificate")
+	}
 	inter := x509.NewCertPool()
 	for _, cert := range certs[1:] {
 		inter.AddCert(cert)
 	}
 	leaf := certs[0]
-	now := time.Now()
 	if _, err := leaf.Verify(x509.VerifyOptions{Roots: c.roots, Intermediates: inter, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{usage}}); err != nil {
-		return Identity{}, fmt.Errorf("wan: peer certificate %q refused: %s", leaf.Subject.CommonName, explainVerify(err, now))
+		return Identity{}, fmt.Errorf("wan: peer certificate %q (serial %s) refused: %s", leaf.Subject.CommonName, FormatSerial(leaf.SerialNumber), explainVerify(err, now))
 	}
 	id, err := identityOf(leaf)
 	if err != nil {
 		return Identity{}, fmt.Errorf("wan: peer %w", err)
 	}
+	if c.revoked[id.Serial] {
+		return id, fmt.Errorf("%w: peer certificate of %s (serial %s) is on the revocation list (tls.revoked / tls.revoked_file)", ErrRevoked, id, id.Serial)
+	}
+	if usage == x509.ExtKeyUsageServerAuth && id.Role != RoleNode {
+		return id, fmt.Errorf("wan: peer %q presents a %s certificate; only nodes serve", id.Name, id.Role)
+	}
 	return id, nil
 }
 
 // serverTLS is the listener's configuration: TLS 1.3, both ALPNs, a client
-// certificate required and verified against the cluster CA. Which role may
-// use which ALPN is checked after the handshake.
-func (c *Credentials) serverTLS(onRefuse func(error)) *tls.Config {
+// certificate required and verified against the cluster CA. Every
+// handshake takes the current credentials from live. Which role may use
+// which ALPN is checked after the handshake.
+func (live *liveCredentials) serverTLS(onRefuse func(error)) *tls.Config {
 	return &tls.Config{
-		MinVersion:             tls.VersionTLS13,
-		Certificates:           []tls.Certificate{c.cert},
+		MinVersion: tls.VersionTLS13,
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			return &live.Load().cert, nil
+		},
 		ClientAuth:             tls.RequireAnyClientCert,
 		NextProtos:             []string{ALPNNode, ALPNClient},
 		SessionTicketsDisabled: true,
 		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
-			_, err := c.verifyPeer(raw, x509.ExtKeyUsageClientAuth)
+			_, err := live.Load().verifyPeer(raw, x509.ExtKeyUsageClientAuth)
 			if err != nil && onRefuse != nil {
 				onRefuse(err)
 			}
@@ -253,24 +311,19 @@ func (c *Credentials) serverTLS(onRefuse func(error)) *tls.Config {
 }
 
 // clientTLS is the dialer's configuration: TLS 1.3, one ALPN, and the
-// server's chain verified against the cluster CA; only nodes serve.
-func (c *Credentials) clientTLS(alpn string) *tls.Config {
+// server's chain verified against the cluster CA; only nodes serve. Every
+// handshake takes the current credentials from live.
+func (live *liveCredentials) clientTLS(alpn string) *tls.Config {
 	return &tls.Config{
 		MinVersion:         tls.VersionTLS13,
 		NextProtos:         []string{alpn},
 		InsecureSkipVerify: true, // no host names: verifyPeer checks the chain against the cluster CA
 		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-			return &c.cert, nil
+			return &live.Load().cert, nil
 		},
 		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
-			id, err := c.verifyPeer(raw, x509.ExtKeyUsageServerAuth)
-			if err != nil {
-				return err
-			}
-			if id.Role != RoleNode {
-				return fmt.Errorf("wan: peer %q presents a %s certificate; only nodes serve", id.Name, id.Role)
-			}
-			return nil
+			_, err := live.Load().verifyPeer(raw, x509.ExtKeyUsageServerAuth)
+			return err
 		},
 	}
 }

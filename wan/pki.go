@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"strings"
 	"time"
 )
 
@@ -106,11 +107,39 @@ func LoadCA(certPEM, keyPEM []byte) (*CA, error) {
 }
 
 // Issue signs a leaf certificate for name with role, valid from now-1h for
-// validity (but never past the CA's own expiry). Subject CN is name, Subject
-// OU is the role; each host becomes an IP or DNS subject alternative name
-// (a ":port" suffix is ignored). The certificate may be used for both server
-// and client authentication. It returns the certificate and PKCS #8 key PEMs.
+// validity (but never past the CA's own expiry); see IssueRequest.
 func (ca *CA) Issue(name string, role Role, hosts []string, now time.Time, validity time.Duration) (certPEM, keyPEM []byte, err error) {
+	return ca.IssueRequest(CertRequest{Name: name, Role: role, Hosts: hosts, Now: now, Validity: validity})
+}
+
+// CertRequest describes a leaf certificate to issue.
+type CertRequest struct {
+	// Name is the Subject CN: a node id, or a client's name.
+	Name string
+	// Role is the Subject OU.
+	Role Role
+	// Hosts become IP or DNS subject alternative names (a ":port" suffix
+	// is ignored).
+	Hosts []string
+	// DC, for a node certificate, records the node's datacenter in a URI
+	// SAN meridian://node/NAME?dc=DC (informational: the node's identity
+	// stays its CN and OU).
+	DC string
+	// Principal, for a client certificate, adds a URI SAN
+	// meridian://principal/PRINCIPAL naming the client's principal.
+	Principal string
+	// Now and Validity: the certificate is valid from Now-1h for Validity,
+	// but never past the CA's own expiry.
+	Now      time.Time
+	Validity time.Duration
+}
+
+// IssueRequest signs a leaf certificate as r describes. Subject CN is
+// r.Name and Subject OU the role; the certificate may be used for both
+// server and client authentication. It returns the certificate and PKCS #8
+// key PEMs.
+func (ca *CA) IssueRequest(r CertRequest) (certPEM, keyPEM []byte, err error) {
+	name, role, now, validity := r.Name, r.Role, r.Now, r.Validity
 	if name == "" {
 		return nil, nil, errors.New("wan: certificate name is empty")
 	}
@@ -119,6 +148,12 @@ func (ca *CA) Issue(name string, role Role, hosts []string, now time.Time, valid
 	}
 	if validity <= 0 {
 		return nil, nil, fmt.Errorf("wan: certificate validity %v must be positive", validity)
+	}
+	if r.Principal != "" && (role != RoleClient || strings.Contains(r.Principal, "/")) {
+		return nil, nil, fmt.Errorf("wan: principal %q: only client certificates name a principal, and it may not contain \"/\"", r.Principal)
+	}
+	if r.DC != "" && role != RoleNode {
+		return nil, nil, fmt.Errorf("wan: only node certificates record a datacenter (got dc %q for a %s certificate)", r.DC, role)
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -140,7 +175,7 @@ func (ca *CA) Issue(name string, role Role, hosts []string, now time.Time, valid
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 	}
-	for _, h := range hosts {
+	for _, h := range r.Hosts {
 		if host, _, err := net.SplitHostPort(h); err == nil {
 			h = host
 		}
@@ -152,6 +187,12 @@ func (ca *CA) Issue(name string, role Role, hosts []string, now time.Time, valid
 		} else {
 			tmpl.DNSNames = append(tmpl.DNSNames, h)
 		}
+	}
+	if role == RoleNode {
+		tmpl.URIs = append(tmpl.URIs, NodeURI(name, r.DC))
+	}
+	if r.Principal != "" {
+		tmpl.URIs = append(tmpl.URIs, PrincipalURI(r.Principal))
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.Key)
 	if err != nil {
@@ -245,3 +286,11 @@ func publicKeysEqual(a, b crypto.PublicKey) bool {
 	ak, ok := a.(interface{ Equal(crypto.PublicKey) bool })
 	return ok && ak.Equal(b)
 }
+
+// ParseCertificates returns every CERTIFICATE block of a PEM file, in
+// order.
+func ParseCertificates(pemData []byte) ([]*x509.Certificate, error) { return parseCerts(pemData) }
+
+// CertIdentity returns what a certificate says about its holder (its
+// chain is not verified).
+func CertIdentity(cert *x509.Certificate) (Identity, error) { return identityOf(cert) }

@@ -65,7 +65,7 @@ func TestIssueAndVerify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := creds.Identity(); got != (Identity{Name: "node-1", Role: RoleNode}) {
+	if got := creds.Identity(); got != (Identity{Name: "node-1", Role: RoleNode, Serial: FormatSerial(leaf.SerialNumber)}) {
 		t.Fatalf("identity %+v", got)
 	}
 
@@ -82,7 +82,7 @@ func TestIssueAndVerify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := cc.Identity(); got != (Identity{Name: "cli", Role: RoleClient}) {
+	if got := cc.Identity(); got != (Identity{Name: "cli", Role: RoleClient, Serial: FormatSerial(cc.Leaf().SerialNumber)}) {
 		t.Fatalf("identity %+v", got)
 	}
 	if _, err := cc.verifyPeer([][]byte{creds.Leaf().Raw}, x509.ExtKeyUsageServerAuth); err != nil {
@@ -297,7 +297,7 @@ func TestClientRoleRefusedOnNodeALPN(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	d.pool.tlsConf = client.clientTLS(ALPNNode)
+	d.pool.tlsConf = d.pool.live.clientTLS(ALPNNode)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_, err = echo(ctx, d, srv.Addr().String(), "", 1)

@@ -3,6 +3,7 @@ package wan
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -39,7 +40,8 @@ const (
 // runs calls on it: the shared half of Transport and Dialer.
 type pool struct {
 	qtr      *quic.Transport
-	tlsConf  *tls.Config
+	live     *liveCredentials // shared with the Transport, if any
+	tlsConf  *tls.Config      // reads live at every handshake
 	qconf    *quic.Config
 	maxFrame int
 	dialTO   time.Duration
@@ -82,10 +84,10 @@ type dialAttempt struct {
 	err  error
 }
 
-func newPool(qtr *quic.Transport, tlsConf *tls.Config, qconf *quic.Config, maxFrame int, dialTimeout time.Duration, log *slog.Logger) *pool {
+func newPool(qtr *quic.Transport, live *liveCredentials, alpn string, qconf *quic.Config, maxFrame int, dialTimeout time.Duration, log *slog.Logger) *pool {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &pool{
-		qtr: qtr, tlsConf: tlsConf, qconf: qconf, maxFrame: maxFrame, maxMessage: DefaultMaxMessage, dialTO: dialTimeout, log: log,
+		qtr: qtr, live: live, tlsConf: live.clientTLS(alpn), qconf: qconf, maxFrame: maxFrame, maxMessage: DefaultMaxMessage, dialTO: dialTimeout, log: log,
 		ctx: ctx, cancel: cancel, peers: make(map[string]*peer),
 	}
 }
@@ -139,10 +141,18 @@ func (p *pool) get(ctx context.Context, addr string) (*quic.Conn, Identity, erro
 // impatient caller does not fail the others.
 func (p *pool) dial(addr string, pe *peer, a *dialAttempt) {
 	defer p.wg.Done()
-	conn, id, err := p.connect(addr)
+	conn, id, verifiedBy, err := p.connect(addr)
 
 	p.mu.Lock()
 	pe.dial = nil
+	if err == nil && verifiedBy != p.live.Load() {
+		// New credentials were set during the handshake, and their sweep
+		// of the pool did not see this connection: check it now.
+		if _, verr := p.live.Load().verifyChain(peerCerts(conn), x509.ExtKeyUsageServerAuth, time.Now()); verr != nil {
+			conn.CloseWithError(codeCertRefused, verr.Error())
+			conn, err = nil, verr
+		}
+	}
 	switch {
 	case err == nil && p.closed:
 		conn.CloseWithError(codeShutdown, "closing")
@@ -154,7 +164,7 @@ func (p *pool) dial(addr string, pe *peer, a *dialAttempt) {
 		pe.failures++
 		pe.lastErr = err
 		pe.retryAt = time.Now().Add(backoff(pe.failures))
-		if f := refusal(addr, err); f != nil {
+		if f := p.refusal(addr, err); f != nil {
 			err = fmt.Errorf("%w: %w", ErrUnreachable, f)
 		} else {
 			err = fmt.Errorf("%w: %s: %w", ErrUnreachable, addr, err)
@@ -173,30 +183,36 @@ func backoff(failures int) time.Duration {
 	return min(d, backoffMax)
 }
 
-func (p *pool) connect(addr string) (*quic.Conn, Identity, error) {
+// connect dials addr and returns the connection, its peer's identity and
+// the credentials that verified it.
+func (p *pool) connect(addr string) (*quic.Conn, Identity, *Credentials, error) {
 	ctx, cancel := context.WithTimeout(p.ctx, p.dialTO)
 	defer cancel()
 	ua, err := net.ResolveUDPAddr("udp", addr)
 	if err != nil {
-		return nil, Identity{}, err
+		return nil, Identity{}, nil, err
 	}
+	creds := p.live.Load()
 	conn, err := p.qtr.Dial(ctx, ua, p.tlsConf.Clone(), p.qconf)
 	if err != nil {
-		return nil, Identity{}, err
+		return nil, Identity{}, nil, err
 	}
 	cs := conn.ConnectionState().TLS
 	if len(cs.PeerCertificates) == 0 {
 		conn.CloseWithError(codeShutdown, "no certificate")
-		return nil, Identity{}, errors.New("peer presented no certificate")
+		return nil, Identity{}, nil, errors.New("peer presented no certificate")
 	}
-	id, err := identityOf(cs.PeerCertificates[0])
+	// The handshake verified the chain with the credentials current then;
+	// this takes the identity (and checks again with creds, loaded before
+	// the dial, so that a swap during it is noticed by the caller).
+	id, err := creds.verifyChain(cs.PeerCertificates, x509.ExtKeyUsageServerAuth, time.Now())
 	if err != nil {
 		conn.CloseWithError(codeShutdown, "bad certificate")
-		return nil, Identity{}, err
+		return nil, Identity{}, nil, err
 	}
-	p.log.Debug("wan: connected", "addr", addr, "peer", id.Name, "alpn", cs.NegotiatedProtocol)
+	p.log.Debug("wan: connected", "addr", addr, "peer", id.Name, "serial", id.Serial, "alpn", cs.NegotiatedProtocol)
 	trackConn(conn, p.onConn)
-	return conn, id, nil
+	return conn, id, creds, nil
 }
 
 // call runs one request on a new stream; see Transport.Call.
@@ -380,7 +396,7 @@ func (p *pool) callError(ctx context.Context, addr string, err error) error {
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return fmt.Errorf("wan: call %s: %w", addr, ctxErr)
 	}
-	if f := refusal(addr, err); f != nil {
+	if f := p.refusal(addr, err); f != nil {
 		return f
 	}
 	return fmt.Errorf("%w: %s: stream or connection lost before the request was sent: %w", ErrUnreachable, addr, err)
@@ -392,7 +408,7 @@ func (p *pool) sentCallError(ctx context.Context, addr string, err error) error 
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return fmt.Errorf("%w: call %s: %w", ErrOutcomeUnknown, addr, ctxErr)
 	}
-	if f := refusal(addr, err); f != nil {
+	if f := p.refusal(addr, err); f != nil {
 		// A peer that refuses our certificate closes the connection
 		// before it accepts any stream: nothing was served.
 		return f
@@ -405,14 +421,18 @@ func (p *pool) sentCallError(ctx context.Context, addr string, err error) error 
 }
 
 // refusal explains the peer refusing our certificate, or returns nil.
-func refusal(addr string, err error) error {
+func (p *pool) refusal(addr string, err error) error {
 	var ae *quic.ApplicationError
 	if errors.As(err, &ae) && ae.Remote && ae.ErrorCode == codeWrongRole {
 		return fmt.Errorf("%w: %s: %s", ErrForbidden, addr, ae.ErrorMessage)
 	}
+	if errors.As(err, &ae) && ae.Remote && ae.ErrorCode == codeCertRefused {
+		return fmt.Errorf("%w: %s closed the connection: it no longer accepts our certificate: %s", ErrForbidden, addr, ae.ErrorMessage)
+	}
 	var te *quic.TransportError
 	if errors.As(err, &te) && te.Remote && te.ErrorCode.IsCryptoError() {
-		return fmt.Errorf("%w: %s refused the TLS handshake (%v): check that our certificate is issued by the cluster CA and has not expired", ErrForbidden, addr, err)
+		own := p.live.Load().id
+		return fmt.Errorf("%w: %s refused the TLS handshake (%v): check that our certificate (%s, serial %s) is issued by the cluster CA, has not expired and is not on the cluster's revocation list", ErrForbidden, addr, err, own, own.Serial)
 	}
 	return nil
 }

@@ -173,6 +173,7 @@ type Transport struct {
 	qtr  *quic.Transport
 	ln   *quic.Listener
 	pool *pool
+	live *liveCredentials // node certificate, CA bundle, revocation list (SetCredentials)
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -220,7 +221,9 @@ func Listen(cfg Config, h Handler) (*Transport, error) {
 		pc:    pc,
 		qtr:   &quic.Transport{Conn: pc, StatelessResetKey: &key},
 		conns: make(map[*quic.Conn]*budget),
+		live:  &liveCredentials{},
 	}
+	t.live.Store(cfg.Credentials)
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	serverConf := &quic.Config{
 		MaxIdleTimeout:        cfg.IdleTimeout,
@@ -228,7 +231,7 @@ func Listen(cfg Config, h Handler) (*Transport, error) {
 		MaxIncomingStreams:    cfg.MaxIncomingStreams,
 		MaxIncomingUniStreams: -1,
 	}
-	t.ln, err = t.qtr.Listen(cfg.Credentials.serverTLS(func(err error) {
+	t.ln, err = t.qtr.Listen(t.live.serverTLS(func(err error) {
 		t.log.Warn("wan: refused peer certificate", "err", err)
 	}), serverConf)
 	if err != nil {
@@ -236,7 +239,7 @@ func Listen(cfg Config, h Handler) (*Transport, error) {
 		pc.Close()
 		return nil, fmt.Errorf("wan: listen on %s: %w", cfg.ListenAddr, err)
 	}
-	t.pool = newPool(t.qtr, cfg.Credentials.clientTLS(ALPNNode), dialConfig(cfg.IdleTimeout), cfg.MaxFrame, cfg.DialTimeout, t.log)
+	t.pool = newPool(t.qtr, t.live, ALPNNode, dialConfig(cfg.IdleTimeout), cfg.MaxFrame, cfg.DialTimeout, t.log)
 	t.pool.onConn = cfg.OnConn
 	t.pool.maxMessage = cfg.MaxMessage
 	t.wg.Add(1)
@@ -352,10 +355,10 @@ func (t *Transport) serveConn(conn *quic.Conn, b *budget) {
 		conn.CloseWithError(codeWrongRole, "no certificate")
 		return
 	}
-	from, err := identityOf(cs.PeerCertificates[0])
+	from, err := t.admit(conn)
 	if err != nil {
 		t.log.Warn("wan: refused connection", "remote", conn.RemoteAddr().String(), "err", err)
-		conn.CloseWithError(codeWrongRole, err.Error())
+		conn.CloseWithError(codeCertRefused, err.Error())
 		return
 	}
 	if !roleAllowed(cs.NegotiatedProtocol, from.Role) {
