@@ -303,7 +303,12 @@ func (c *Config) Validate() error {
 		bad("data_dir is required")
 	}
 	if c.TLS.CA == "" || c.TLS.Cert == "" || c.TLS.Key == "" {
-		bad("tls.ca, tls.cert and tls.key are all required (meridian dev --config-only writes a set)")
+		bad("tls.ca, tls.cert and tls.key are all required (meridian cert create-ca / create-node write a set; so does meridian dev --config-only)")
+	}
+	for i, s := range c.TLS.Revoked {
+		if _, err := wan.ParseSerial(s); err != nil {
+			bad("tls.revoked[%d]: %v", i, err)
+		}
 	}
 	if _, _, err := net.SplitHostPort(c.Gossip); err != nil {
 		bad("gossip %q is not host:port: %v", c.Gossip, err)

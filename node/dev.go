@@ -150,7 +150,7 @@ func WriteDevCluster(opts DevOptions) (*DevCluster, error) {
 	}
 	dc := &DevCluster{FirstRegion: opts.Regions[0]}
 	for _, m := range members {
-		tlsFiles, err := issueFiles(ca, opts.Dir, m.id, wan.RoleNode, []string{opts.Host, "localhost"}, now())
+		tlsFiles, err := WriteNodeCert(ca, filepath.Join(opts.Dir, "certs"), m.id, m.dc, []string{opts.Host, "localhost"}, now(), devCertValidity, true)
 		if err != nil {
 			return nil, err
 		}
@@ -185,7 +185,7 @@ func WriteDevCluster(opts DevOptions) (*DevCluster, error) {
 		dc.Nodes = append(dc.Nodes, cfg)
 		dc.NodeFiles = append(dc.NodeFiles, file)
 	}
-	dc.ClientTLS, err = issueFiles(ca, opts.Dir, "client", wan.RoleClient, nil, now())
+	dc.ClientTLS, err = WriteClientCert(ca, filepath.Join(opts.Dir, "certs"), "client", now(), devCertValidity, true)
 	if err != nil {
 		return nil, err
 	}
@@ -193,49 +193,18 @@ func WriteDevCluster(opts DevOptions) (*DevCluster, error) {
 	return dc, nil
 }
 
+// loadOrCreateCA reuses dir/certs' CA unless it expires within a day, as
+// `meridian cert create-ca` would have written it.
 func loadOrCreateCA(dir string, now time.Time) (*wan.CA, error) {
-	certFile := filepath.Join(dir, "certs", "ca.pem")
-	keyFile := filepath.Join(dir, "certs", "ca-key.pem")
-	certPEM, err1 := os.ReadFile(certFile)
-	keyPEM, err2 := os.ReadFile(keyFile)
-	if err1 == nil && err2 == nil {
-		ca, err := wan.LoadCA(certPEM, keyPEM)
-		if err != nil {
-			return nil, fmt.Errorf("node: %s: %w", certFile, err)
-		}
-		if now.Before(ca.Cert.NotAfter.Add(-24 * time.Hour)) {
-			return ca, nil
-		}
+	certs := filepath.Join(dir, "certs")
+	ca, err := LoadCA(certs, "")
+	if err == nil && now.Before(ca.Cert.NotAfter.Add(-24*time.Hour)) {
+		return ca, nil
 	}
-	ca, keyPEM, err := wan.NewCA("meridian dev CA", now, 10*devCertValidity)
-	if err != nil {
-		return nil, fmt.Errorf("node: %w", err)
+	if err != nil && !errors.Is(err, ErrNoCA) {
+		return nil, err
 	}
-	if err := os.WriteFile(certFile, ca.CertPEM, 0o644); err != nil {
-		return nil, fmt.Errorf("node: %w", err)
-	}
-	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
-		return nil, fmt.Errorf("node: %w", err)
-	}
-	return ca, nil
-}
-
-func issueFiles(ca *wan.CA, dir, name string, role wan.Role, hosts []string, now time.Time) (wan.TLSFiles, error) {
-	certPEM, keyPEM, err := ca.Issue(name, role, hosts, now, devCertValidity)
-	if err != nil {
-		return wan.TLSFiles{}, fmt.Errorf("node: issuing %s certificate: %w", name, err)
-	}
-	f := wan.TLSFiles{
-		Cert: abs(filepath.Join(dir, "certs", name+".pem")),
-		Key:  abs(filepath.Join(dir, "certs", name+"-key.pem")),
-	}
-	if err := os.WriteFile(f.Cert, certPEM, 0o644); err != nil {
-		return f, fmt.Errorf("node: %w", err)
-	}
-	if err := os.WriteFile(f.Key, keyPEM, 0o600); err != nil {
-		return f, fmt.Errorf("node: %w", err)
-	}
-	return f, nil
+	return CreateCA(certs, "meridian dev CA", now, 10*devCertValidity, true)
 }
 
 // loadOrCreateGossipKey returns the cluster's gossip encryption key, made

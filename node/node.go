@@ -37,6 +37,10 @@ type Options struct {
 	WrapConn func(net.PacketConn) net.PacketConn
 	// Credentials, if set, are used instead of loading Config.TLS.
 	Credentials *wan.Credentials
+	// ConfigPath is the file Config was read from, if any: Reload re-reads
+	// its tls section. Without it Reload re-reads the files Config.TLS
+	// names.
+	ConfigPath string
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
 	// Now is the wall clock; nil means time.Now. It only stamps writes
@@ -102,6 +106,8 @@ type Node struct {
 	bgStop   context.CancelFunc
 	inflight atomic.Int64 // background request work (fan-out tails, read repair) running
 	closed   atomic.Bool
+
+	reload reloadState // Reload (reload.go)
 }
 
 // Start opens the store, binds the transport and begins serving.
@@ -157,6 +163,7 @@ func Start(cfg Config, opts Options) (*Node, error) {
 		return nil, fmt.Errorf("node: %w", err)
 	}
 	n.bgCtx, n.bgStop = context.WithCancel(context.Background())
+	n.reload.configPath, n.reload.files = opts.ConfigPath, cfg.TLS
 	n.tr, err = wan.Listen(wan.Config{
 		Credentials: creds,
 		ListenAddr:  cfg.Listen,

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -18,6 +19,7 @@ import (
 
 func newNodeCmd(g *globalFlags) *cobra.Command {
 	var logFormat string
+	var watchInterval time.Duration
 	cmd := &cobra.Command{
 		Use:   "node --config FILE",
 		Short: "Run one node from its YAML configuration",
@@ -39,25 +41,47 @@ func newNodeCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			n, err := node.Start(*cfg, nodeOptions(log, tel))
+			opts := nodeOptions(log, tel)
+			opts.ConfigPath = configPath
+			n, err := node.Start(*cfg, opts)
 			if err != nil {
 				tel.Shutdown(context.Background())
 				return err
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			select {
-			case <-ctx.Done():
-			case <-n.Failed():
-				// The node stopped itself (another live node has its id).
-				tel.Shutdown(context.Background())
-				return n.Err()
+			// SIGHUP, or a change of the TLS files, reloads certificates
+			// and the revocation list (node.Reload logs the outcome).
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+			watchCtx, stopWatch := context.WithCancel(ctx)
+			watched := make(chan struct{})
+			go func() {
+				defer close(watched)
+				n.WatchFiles(watchCtx, watchInterval)
+			}()
+			defer func() { stopWatch(); <-watched }()
+		wait:
+			for {
+				select {
+				case <-ctx.Done():
+					break wait
+				case <-hup:
+					log.Info("SIGHUP: reloading")
+					n.Reload()
+				case <-n.Failed():
+					// The node stopped itself (another live node has its id).
+					tel.Shutdown(context.Background())
+					return n.Err()
+				}
 			}
 			log.Info("shutting down")
 			return errors.Join(n.Close(), tel.Shutdown(context.Background()))
 		},
 	}
 	cmd.Flags().StringVar(&logFormat, "log-format", "json", "log format: json or text")
+	cmd.Flags().DurationVar(&watchInterval, "watch-interval", 5*time.Second, "how often to check the configuration and TLS files for changes, which reload certificates and the revocation list (0 = only on SIGHUP)")
 	return cmd
 }
 

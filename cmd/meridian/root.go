@@ -27,6 +27,7 @@ func newRootCmd() *cobra.Command {
 	root.PersistentFlags().StringVar(&g.node, "node", "", "talk to this node only (by id), e.g. to see the cluster as it sees it")
 	root.AddCommand(newDevCmd(), newNodeCmd(g),
 		newPutCmd(g), newGetCmd(g), newDeleteCmd(g), newStatusCmd(g), newRingCmd(g), newInspectCmd(g), newRepairCmd(g))
+	root.AddCommand(newCertCmd())
 	return root
 }
 
