@@ -16,10 +16,20 @@
 // peer's chain against the cluster CA only; host names are not checked. A
 // certificate's Subject CN is the holder's name (node id or client name)
 // and its Subject OU its Role, which together form the Identity handed to
-// handlers. A CA, and node and client certificates, are made with NewCA and
-// CA.Issue; LoadCredentials validates a process's own files at start-up and
-// says plainly what is wrong (missing file, bad PEM, not signed by the CA,
-// expired or not yet valid, with the dates).
+// handlers, with the certificate's serial; a client certificate may name its
+// principal with a URI SAN meridian://principal/NAME, which takes precedence
+// over the CN. A CA, and node and client certificates, are made with NewCA
+// and CA.Issue or CA.IssueRequest; LoadCredentials validates a process's own
+// files (and its revocation list) and says plainly what is wrong (missing
+// file, bad PEM, not signed by the CA, expired or not yet valid, with the
+// dates).
+//
+// Credentials can be replaced at run time (Transport.SetCredentials,
+// Dialer.SetCredentials): every handshake reads the current ones. A
+// certificate whose serial is on the revocation list is refused at the
+// handshake in both directions; on a swap, open connections whose peer's
+// certificate is now revoked or no longer verifies are closed with
+// application error 0x102 and the reason (ErrForbidden at the caller).
 //
 // Two ALPNs separate the traffic:
 //
