@@ -53,6 +53,10 @@ func peerCerts(conn *quic.Conn) []*x509.Certificate {
 // the reason. The new certificate must name the same node; otherwise
 // nothing changes and the error says why. It returns the number of
 // connections closed.
+//
+// The QUIC stateless reset key stays the one derived from the key the
+// transport started with; after a restart on a rotated key, peers' stale
+// connections from before it are not reset and end at the idle timeout.
 func (t *Transport) SetCredentials(c *Credentials) (closed int, err error) {
 	t.live.mu.Lock()
 	defer t.live.mu.Unlock()

@@ -13,8 +13,8 @@ import (
 	"github.com/meridian-kv/meridian/wan"
 )
 
-// cli runs one meridian command in this process and returns its stdout.
-func cli(args ...string) (string, error) {
+// certCLI runs one meridian command in this process and returns its stdout.
+func certCLI(args ...string) (string, error) {
 	root := newRootCmd()
 	var out bytes.Buffer
 	root.SetOut(&out)
@@ -26,7 +26,7 @@ func cli(args ...string) (string, error) {
 
 func certList(t *testing.T, dir string) map[string]certJSON {
 	t.Helper()
-	out, err := cli("cert", "list", "--certs-dir", dir, "--json")
+	out, err := certCLI("cert", "list", "--certs-dir", dir, "--json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,18 +44,18 @@ func certList(t *testing.T, dir string) map[string]certJSON {
 func TestCertCommands(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "certs")
 	// No CA yet: signing says how to make one.
-	if _, err := cli("cert", "create-node", "--certs-dir", dir, "--id", "east-1", "--dc", "east"); err == nil || !strings.Contains(err.Error(), "cert create-ca") {
+	if _, err := certCLI("cert", "create-node", "--certs-dir", dir, "--id", "east-1", "--dc", "east"); err == nil || !strings.Contains(err.Error(), "cert create-ca") {
 		t.Fatalf("create-node without a CA: %v", err)
 	} else {
 		t.Log(err)
 	}
-	if _, err := cli("cert", "create-ca", "--certs-dir", dir); err != nil {
+	if _, err := certCLI("cert", "create-ca", "--certs-dir", dir); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cli("cert", "create-node", "--certs-dir", dir, "--id", "east-1", "--dc", "east", "--host", "127.0.0.1", "--host", "east-1.internal", "--lifetime", "90d"); err != nil {
+	if _, err := certCLI("cert", "create-node", "--certs-dir", dir, "--id", "east-1", "--dc", "east", "--host", "127.0.0.1", "--host", "east-1.internal", "--lifetime", "90d"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cli("cert", "create-client", "--certs-dir", dir, "--name", "alice"); err != nil {
+	if _, err := certCLI("cert", "create-client", "--certs-dir", dir, "--name", "alice"); err != nil {
 		t.Fatal(err)
 	}
 	// Existing files are not replaced without --overwrite, and are left as
@@ -66,14 +66,14 @@ func TestCertCommands(t *testing.T) {
 		{"cert", "create-node", "--certs-dir", dir, "--id", "east-1", "--dc", "east"},
 		{"cert", "create-client", "--certs-dir", dir, "--name", "alice"},
 	} {
-		if _, err := cli(args...); err == nil || !strings.Contains(err.Error(), "already exists") || !strings.Contains(err.Error(), "--overwrite") {
+		if _, err := certCLI(args...); err == nil || !strings.Contains(err.Error(), "already exists") || !strings.Contains(err.Error(), "--overwrite") {
 			t.Fatalf("%v over existing files: %v", args, err)
 		}
 	}
 	if after := certList(t, dir); after["alice.pem"].Serial != before["alice.pem"].Serial || after["ca.pem"].Serial != before["ca.pem"].Serial {
 		t.Fatal("a refused command replaced a file")
 	}
-	if _, err := cli("cert", "create-client", "--certs-dir", dir, "--name", "alice", "--overwrite"); err != nil {
+	if _, err := certCLI("cert", "create-client", "--certs-dir", dir, "--name", "alice", "--overwrite"); err != nil {
 		t.Fatal(err)
 	}
 
@@ -120,7 +120,7 @@ func TestCertCommands(t *testing.T) {
 		}
 	}
 	// The table names the serial an operator copies into tls.revoked.
-	out, err := cli("cert", "list", "--certs-dir", dir)
+	out, err := certCLI("cert", "list", "--certs-dir", dir)
 	if err != nil || !strings.Contains(out, "SERIAL") || !strings.Contains(out, c.Serial) {
 		t.Fatalf("cert list: %v\n%s", err, out)
 	}
@@ -131,21 +131,21 @@ func TestCertCommands(t *testing.T) {
 // made by meridian cert instead, with the same file names, and loads.
 func TestCertReproducesDev(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := cli("dev", "--config-only", "--dir", dir, "--base-port", "0", "--regions", "east,west", "--nodes-per-region", "1"); err != nil {
+	if _, err := certCLI("dev", "--config-only", "--dir", dir, "--base-port", "0", "--regions", "east,west", "--nodes-per-region", "1"); err != nil {
 		t.Fatal(err)
 	}
 	certs := filepath.Join(dir, "certs")
 	devFiles, _ := filepath.Glob(filepath.Join(certs, "*.pem"))
-	if _, err := cli("cert", "create-ca", "--certs-dir", certs, "--overwrite"); err != nil {
+	if _, err := certCLI("cert", "create-ca", "--certs-dir", certs, "--overwrite"); err != nil {
 		t.Fatal(err)
 	}
 	for _, id := range []string{"east-1", "west-1"} {
 		dc := strings.TrimSuffix(id, "-1")
-		if _, err := cli("cert", "create-node", "--certs-dir", certs, "--id", id, "--dc", dc, "--host", "127.0.0.1", "--host", "localhost", "--overwrite"); err != nil {
+		if _, err := certCLI("cert", "create-node", "--certs-dir", certs, "--id", id, "--dc", dc, "--host", "127.0.0.1", "--host", "localhost", "--overwrite"); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := cli("cert", "create-client", "--certs-dir", certs, "--name", "client", "--overwrite"); err != nil {
+	if _, err := certCLI("cert", "create-client", "--certs-dir", certs, "--name", "client", "--overwrite"); err != nil {
 		t.Fatal(err)
 	}
 	certFiles, _ := filepath.Glob(filepath.Join(certs, "*.pem"))
