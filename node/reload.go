@@ -105,9 +105,7 @@ func (n *Node) ReloadFiles() []string {
 
 // fileStamp is what a poll sees of a file.
 type fileStamp struct {
-	mod  time.Time
-	size int64
-	err  bool // missing or unreadable
+	info os.FileInfo // nil if missing or unreadable
 }
 
 func stampFiles(files []string) map[string]fileStamp {
@@ -115,10 +113,10 @@ func stampFiles(files []string) map[string]fileStamp {
 	for _, f := range files {
 		st, err := os.Stat(f) // follows symlinks: a swapped link counts as a change
 		if err != nil {
-			m[f] = fileStamp{err: true}
+			m[f] = fileStamp{}
 			continue
 		}
-		m[f] = fileStamp{mod: st.ModTime(), size: st.Size()}
+		m[f] = fileStamp{info: st}
 	}
 	return m
 }
@@ -128,7 +126,13 @@ func sameStamps(a, b map[string]fileStamp) bool {
 		return false
 	}
 	for f, s := range a {
-		if t, ok := b[f]; !ok || !t.mod.Equal(s.mod) || t.size != s.size || t.err != s.err {
+		t, ok := b[f]
+		if !ok || (s.info == nil) != (t.info == nil) {
+			return false
+		}
+		// A file replaced by rename is another file even if its time and
+		// size look the same (coarse timestamps).
+		if s.info != nil && (!os.SameFile(s.info, t.info) || !s.info.ModTime().Equal(t.info.ModTime()) || s.info.Size() != t.info.Size()) {
 			return false
 		}
 	}
