@@ -123,7 +123,7 @@ func (n *Node) check(from wan.Identity, op, keyspace string, need grants.Permiss
 	if keyspace == grants.AllKeyspaces {
 		return api.Errorf(api.CodeForbidden, "meridian: principal %q may not run %s: it needs admin on every keyspace (meridian grant %s admin '*')", from.Name, op, from.Name)
 	}
-	what := fmt.Sprintf("%s keyspace %q", op, keyspace)
+	what := fmt.Sprintf("%s keyspace %q (%s)", need, keyspace, op)
 	if need == grants.Admin {
 		what = fmt.Sprintf("run %s on keyspace %q", op, keyspace)
 	}

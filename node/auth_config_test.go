@@ -46,7 +46,7 @@ func TestCheckDecisions(t *testing.T) {
 		{client("root"), "status", "*", "admin", true, ""},
 		{client("root"), "put", "any", "write", true, ""},
 		{client("alice"), "get", "default", "read", true, ""},
-		{client("alice"), "put", "default", "write", false, `principal "alice" may not put keyspace "default": it needs the write grant (meridian grant alice write default)`},
+		{client("alice"), "put", "default", "write", false, `principal "alice" may not write keyspace "default" (put): it needs the write grant (meridian grant alice write default)`},
 		{client("alice"), "inspect", "default", "admin", false, `may not run inspect on keyspace "default": it needs the admin grant`},
 		{client("alice"), "ring", "*", "admin", false, `may not run ring: it needs admin on every keyspace (meridian grant alice admin '*')`},
 		{client("bob"), "get", "default", "read", false, "meridian grant bob read default"},

@@ -97,7 +97,7 @@ func TestGrantsAuthorizeAndReplicate(t *testing.T) {
 		return err
 	})
 	_, err = aliceWest.Put(ctx(t), []byte("k"), []byte("x"), nil)
-	wantForbidden(t, "put with read only", err, `may not put keyspace "default": it needs the write grant (meridian grant alice write default)`)
+	wantForbidden(t, "put with read only", err, `may not write keyspace "default" (put): it needs the write grant (meridian grant alice write default)`)
 	_, err = aliceWest.Inspect(ctx(t), "", []byte("k"))
 	wantForbidden(t, "inspect with read", err, "admin")
 	_, err = aliceWest.Repair(ctx(t), nil, nil)
