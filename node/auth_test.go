@@ -148,6 +148,25 @@ func TestGrantsAuthorizeAndReplicate(t *testing.T) {
 	_, err = dialNode(t, tc, nodeCreds, "west-1").Get(ctx(t), []byte("k"), nil)
 	wantForbidden(t, "get with a node certificate", err, "node certificate")
 
+	// A certificate of another CA is refused at the handshake.
+	foreign, _, err := wan.NewCA("foreign", time.Now(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM, keyPEM, err := foreign.Issue("mallory", wan.RoleClient, nil, time.Now(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// It trusts the cluster CA (no secret), so only the node refuses.
+	bundle, _ := os.ReadFile(tc.dev.ClientTLS.CA)
+	mallory, err := wan.NewCredentials(append(bundle, foreign.CertPEM...), certPEM, keyPEM, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dialNode(t, tc, mallory, "west-1").Get(ctx(t), []byte("k"), nil); err == nil {
+		t.Fatal("a certificate of another CA was served")
+	}
+
 	// The refusals are in west-1's audit log, with the principal.
 	waitFor(t, func() error {
 		f, err := os.Open(filepath.Join(auditDir, "west-1.log"))
@@ -155,16 +174,22 @@ func TestGrantsAuthorizeAndReplicate(t *testing.T) {
 			return err
 		}
 		defer f.Close()
-		seen := map[string]bool{}
+		seen, refusedCert := map[string]bool{}, false
 		sc := bufio.NewScanner(f)
 		for sc.Scan() {
 			var ev node.AuditEvent
 			if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
 				return fmt.Errorf("audit line %q: %v", sc.Text(), err)
 			}
+			if ev.Operation == "connect" && ev.Outcome == node.AuditRefused && strings.Contains(ev.Reason, "mallory") {
+				refusedCert = true
+			}
 			if ev.Outcome == node.AuditForbidden && ev.Remote != "" && ev.Time != "" {
 				seen[ev.Principal+" "+ev.Operation] = true
 			}
+		}
+		if !refusedCert {
+			return errors.New("audit log lacks the refused certificate")
 		}
 		for _, want := range []string{"alice get", "alice put", "alice inspect", "alice status", "east-1 get"} {
 			if !seen[want] {
