@@ -58,10 +58,14 @@ every node of every region within seconds. You need admin on the keyspace.`,
 					return printJSON(cmd.OutOrStdout(), res)
 				}
 				out := cmd.OutOrStdout()
-				if res.Changed {
-					fmt.Fprintf(out, "%s %s on %s %s %s (stored on %s; %d of %d other nodes have it, the rest get it within seconds)\n",
+				switch {
+				case res.Changed && res.Reached == res.Members:
+					fmt.Fprintf(out, "%s %s on %s %s %s (stored on %s and on all %d other nodes)\n",
+						past, p, ksName(res.Keyspace), prep, principal, res.Node, res.Members)
+				case res.Changed:
+					fmt.Fprintf(out, "%s %s on %s %s %s (stored on %s; %d of %d other nodes have it, the rest get it within seconds of being reachable)\n",
 						past, p, ksName(res.Keyspace), prep, principal, res.Node, res.Reached, res.Members)
-				} else {
+				default:
 					fmt.Fprintf(out, "no change: %s was already %s %s on %s\n", principal, past, p, ksName(res.Keyspace))
 				}
 				fmt.Fprintf(out, "%s may now on %s: %s\n", principal, ksName(res.Keyspace), res.Effect)
