@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
 	"github.com/meridian-kv/meridian/client"
 	"github.com/meridian-kv/meridian/node"
 	"github.com/meridian-kv/meridian/wan"
@@ -44,11 +46,13 @@ func clientAs(t *testing.T, tc *testCluster, principal, nodeID string) *client.C
 	return dialNode(t, tc, creds, nodeID)
 }
 
+// dialNode dials one node with creds; the client traces its requests, so
+// the audit log can name their trace ids.
 func dialNode(t *testing.T, tc *testCluster, creds *wan.Credentials, nodeID string) *client.Client {
 	t.Helper()
 	cfg := tc.config(nodeID)
 	c, err := client.Dial(ctx(t), &client.Config{DC: cfg.DC, Credentials: creds, Timeout: 5 * time.Second,
-		Nodes: []client.Node{{ID: cfg.ID, DC: cfg.DC, Addr: cfg.Listen}}})
+		Nodes: []client.Node{{ID: cfg.ID, DC: cfg.DC, Addr: cfg.Listen}}, TracerProvider: sdktrace.NewTracerProvider()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +188,7 @@ func TestGrantsAuthorizeAndReplicate(t *testing.T) {
 			if ev.Operation == "connect" && ev.Outcome == node.AuditRefused && strings.Contains(ev.Reason, "mallory") {
 				refusedCert = true
 			}
-			if ev.Outcome == node.AuditForbidden && ev.Remote != "" && ev.Time != "" {
+			if ev.Outcome == node.AuditForbidden && ev.Remote != "" && ev.Time != "" && len(ev.TraceID) == 32 {
 				seen[ev.Principal+" "+ev.Operation] = true
 			}
 		}

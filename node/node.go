@@ -199,16 +199,19 @@ func Start(cfg Config, opts Options) (*Node, error) {
 	if err := n.openReadGate(); err != nil {
 		n.tr.Close()
 		n.store.Close()
+		n.audit.close()
 		return nil, fmt.Errorf("node: %w", err)
 	}
 	if err := n.loadDirty(); err != nil {
 		n.tr.Close()
 		n.store.Close()
+		n.audit.close()
 		return nil, fmt.Errorf("node: %w", err)
 	}
 	if err := n.startGossip(); err != nil {
 		n.tr.Close()
 		n.store.Close()
+		n.audit.close()
 		return nil, err
 	}
 	if err := n.registerGauges(opts.MeterProvider); err != nil {
