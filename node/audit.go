@@ -45,7 +45,8 @@ type AuditEvent struct {
 	Time      string `json:"time"` // RFC 3339, UTC, nanoseconds
 	Node      string `json:"node"` // the node that logged it
 	Principal string `json:"principal,omitempty"`
-	Role      string `json:"role,omitempty"` // client or node
+	Role      string `json:"role,omitempty"`   // client or node
+	Serial    string `json:"serial,omitempty"` // the certificate's serial (hex), as tls.revoked names it
 	Operation string `json:"operation"`
 	Keyspace  string `json:"keyspace,omitempty"`
 	Outcome   string `json:"outcome"`
@@ -136,7 +137,7 @@ func (a *auditLog) close() error {
 // address.
 func (n *Node) auditRequest(ctx context.Context, from wan.Identity, req *wan.Envelope, op, keyspace, outcome, detail, reason string) {
 	ev := AuditEvent{
-		Principal: from.Name, Role: string(from.Role), Operation: op, Keyspace: keyspace,
+		Principal: from.Name, Role: string(from.Role), Serial: from.Serial, Operation: op, Keyspace: keyspace,
 		Outcome: outcome, Detail: detail, Reason: reason, Remote: wan.RemoteAddr(ctx),
 	}
 	sc := trace.SpanContextFromContext(ctx)
@@ -151,7 +152,7 @@ func (n *Node) auditRequest(ctx context.Context, from wan.Identity, req *wan.Env
 
 // auditRefusal records a connection the transport refused.
 func (n *Node) auditRefusal(r wan.Refusal) {
-	n.audit.record(AuditEvent{Principal: r.Name, Role: string(r.Role), Operation: "connect", Outcome: AuditRefused, Reason: r.Reason, Remote: r.Remote})
+	n.audit.record(AuditEvent{Principal: r.Name, Role: string(r.Role), Serial: r.Serial, Operation: "connect", Outcome: AuditRefused, Reason: r.Reason, Remote: r.Remote})
 }
 
 // truncate shortens a key for the audit log.

@@ -16,8 +16,9 @@ type Refusal struct {
 	// refused during the handshake).
 	Remote string
 	// Name and Role are what the certificate claims, when it was parsed.
-	Name string
-	Role Role
+	Name   string
+	Role   Role
+	Serial string
 	// Reason says why, in a sentence.
 	Reason string
 }

@@ -377,7 +377,7 @@ func (t *Transport) serveConn(conn *quic.Conn, b *budget) {
 	if !roleAllowed(cs.NegotiatedProtocol, from.Role) {
 		msg := fmt.Sprintf("a %s certificate (%q) may not use ALPN %q", from.Role, from.Name, cs.NegotiatedProtocol)
 		t.log.Warn("wan: refused connection", "remote", conn.RemoteAddr().String(), "peer", from.Name, "role", from.Role, "alpn", cs.NegotiatedProtocol)
-		t.refused(Refusal{Remote: conn.RemoteAddr().String(), Name: from.Name, Role: from.Role, Reason: msg})
+		t.refused(Refusal{Remote: conn.RemoteAddr().String(), Name: from.Name, Role: from.Role, Serial: from.Serial, Reason: msg})
 		conn.CloseWithError(codeWrongRole, msg)
 		return
 	}
