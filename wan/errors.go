@@ -52,10 +52,11 @@ const (
 	// handler answered (or had passed on arrival, so it was not called).
 	// Such a RemoteError unwraps to context.DeadlineExceeded.
 	CodeDeadlineExceeded = "deadline_exceeded"
-	// CodeOverloaded: the request was not read, and not served, because
-	// the requests being read on its connection already held the
-	// connection's budget (Config.MaxRequestBytesPerConn). The caller may
-	// retry it later.
+	// CodeOverloaded: the request was not served, because the requests
+	// being read on its connection already held the connection's budget
+	// (Config.MaxRequestBytesPerConn), or because its principal was over
+	// its request rate (Config.ClientRequestsPerSecond). It was not
+	// executed: the caller may retry it later, or send it elsewhere.
 	CodeOverloaded = "overloaded"
 )
 

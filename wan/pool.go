@@ -429,6 +429,10 @@ func (p *pool) refusal(addr string, err error) error {
 	if errors.As(err, &ae) && ae.Remote && ae.ErrorCode == codeCertRefused {
 		return fmt.Errorf("%w: %s closed the connection: it no longer accepts our certificate: %s", ErrForbidden, addr, ae.ErrorMessage)
 	}
+	if errors.As(err, &ae) && ae.Remote && ae.ErrorCode == codeTooManyConns {
+		// Closed before any stream was served: nothing was executed.
+		return fmt.Errorf("%w: %s refused the connection: %s", ErrUnreachable, addr, ae.ErrorMessage)
+	}
 	var te *quic.TransportError
 	if errors.As(err, &te) && te.Remote && te.ErrorCode.IsCryptoError() {
 		own := p.live.Load().id

@@ -72,6 +72,31 @@ type Config struct {
 	// decoded. Default twice MaxMessage; never less than one MaxMessage
 	// with its framing.
 	MaxRequestBytesPerConn int64
+	// MaxConnsPerPrincipal bounds the connections one client principal
+	// (a certificate's role and name) holds to this transport at once; a
+	// connection past it is closed at once with an error naming the limit.
+	// Default DefaultMaxConnsPerPrincipal.
+	MaxConnsPerPrincipal int
+	// MaxConnsPerNode is MaxConnsPerPrincipal for node certificates.
+	// Default DefaultMaxConnsPerNode.
+	MaxConnsPerNode int
+	// ClientRequestsPerSecond and ClientRequestBurst bound the requests of
+	// one client principal, all its connections together (a token bucket):
+	// a request past them is answered CodeOverloaded without being served.
+	// Nodes are never limited. Defaults DefaultClientRequestsPerSecond and
+	// twice the rate (DefaultClientRequestBurst); a negative rate: no
+	// limit.
+	ClientRequestsPerSecond float64
+	ClientRequestBurst      int
+	// UnvalidatedHandshakeRate is how many new connections per second (a
+	// burst of as many at once) are accepted without validating their
+	// source address; past it every new connection must first echo a QUIC
+	// Retry token (one more round trip), so spoofed addresses cannot make
+	// the transport hold handshake state. It cannot tell clients from
+	// nodes: the role is known only after the handshake. Default
+	// DefaultUnvalidatedHandshakeRate; negative: validate every
+	// connection.
+	UnvalidatedHandshakeRate float64
 	// IdleTimeout closes a connection that has heard nothing from its peer
 	// for this long; keep-alives are sent at a third of it. It also bounds
 	// how long a stream may take to deliver its request: IdleTimeout
@@ -131,6 +156,15 @@ func (c *Config) Validate() error {
 	if c.MaxRequestBytesPerConn < 0 {
 		errs = append(errs, fmt.Errorf("wan: config: MaxRequestBytesPerConn %d must not be negative", c.MaxRequestBytesPerConn))
 	}
+	if c.MaxConnsPerPrincipal < 0 {
+		errs = append(errs, fmt.Errorf("wan: config: MaxConnsPerPrincipal %d must not be negative", c.MaxConnsPerPrincipal))
+	}
+	if c.MaxConnsPerNode < 0 {
+		errs = append(errs, fmt.Errorf("wan: config: MaxConnsPerNode %d must not be negative", c.MaxConnsPerNode))
+	}
+	if c.ClientRequestBurst < 0 {
+		errs = append(errs, fmt.Errorf("wan: config: ClientRequestBurst %d must not be negative", c.ClientRequestBurst))
+	}
 	if c.IdleTimeout < 0 {
 		errs = append(errs, fmt.Errorf("wan: config: IdleTimeout %v must not be negative", c.IdleTimeout))
 	}
@@ -155,6 +189,22 @@ func (c *Config) ensureDefaults() {
 		c.MaxRequestBytesPerConn = 2 * int64(c.MaxMessage)
 	}
 	c.MaxRequestBytesPerConn = max(c.MaxRequestBytesPerConn, wireBytes(c.MaxMessage, c.MaxFrame))
+	if c.MaxConnsPerPrincipal == 0 {
+		c.MaxConnsPerPrincipal = DefaultMaxConnsPerPrincipal
+	}
+	if c.MaxConnsPerNode == 0 {
+		c.MaxConnsPerNode = DefaultMaxConnsPerNode
+	}
+	if c.ClientRequestsPerSecond == 0 {
+		c.ClientRequestsPerSecond = DefaultClientRequestsPerSecond
+	}
+	if c.ClientRequestBurst == 0 {
+		// Twice the rate: a second's worth of requests on top of the rate.
+		c.ClientRequestBurst = max(1, int(min(2*c.ClientRequestsPerSecond, 1<<30)))
+	}
+	if c.UnvalidatedHandshakeRate == 0 {
+		c.UnvalidatedHandshakeRate = DefaultUnvalidatedHandshakeRate
+	}
 	if c.IdleTimeout == 0 {
 		c.IdleTimeout = DefaultIdleTimeout
 	}
@@ -177,6 +227,7 @@ type Transport struct {
 	ln   *quic.Listener
 	pool *pool
 	live *liveCredentials // node certificate, CA bundle, revocation list (SetCredentials)
+	prin *principals
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -222,9 +273,10 @@ func Listen(cfg Config, h Handler) (*Transport, error) {
 		h:     h,
 		log:   cfg.Logger,
 		pc:    pc,
-		qtr:   &quic.Transport{Conn: pc, StatelessResetKey: &key},
+		qtr:   &quic.Transport{Conn: pc, StatelessResetKey: &key, VerifySourceAddress: handshakeGate(cfg.UnvalidatedHandshakeRate)},
 		conns: make(map[*quic.Conn]*budget),
 		live:  &liveCredentials{},
+		prin:  newPrincipals(&cfg),
 	}
 	t.live.Store(cfg.Credentials)
 	t.qtr.ConnContext = withRemoteAddr // handlers learn the peer's address through RemoteAddr
@@ -381,6 +433,12 @@ func (t *Transport) serveConn(conn *quic.Conn, b *budget) {
 		conn.CloseWithError(codeWrongRole, msg)
 		return
 	}
+	release, refusal := t.prin.admit(from, conn.RemoteAddr())
+	if refusal != "" {
+		conn.CloseWithError(codeTooManyConns, refusal)
+		return
+	}
+	defer release()
 	for {
 		// Until the connection ends: Close closes every connection it finds
 		// in t.conns, so this goroutine must not leave the map before that.
@@ -424,6 +482,12 @@ func (t *Transport) serveStream(from Identity, str *quic.Stream, bud *budget) {
 	r.reqID = req.ID
 	if req.Type == TypePing {
 		r.Send(pingEnvelope)
+		r.close()
+		str.CancelRead(streamDone)
+		return
+	}
+	if ok, why := t.prin.allow(from); !ok {
+		r.SendError(CodeOverloaded, why)
 		r.close()
 		str.CancelRead(streamDone)
 		return
