@@ -39,6 +39,12 @@ var ErrNoNodes = errors.New("client: no node reachable")
 // sibling). Read the key to see whether it was before writing again.
 var ErrOutcomeUnknown = errors.New("client: the write may have been applied")
 
+// ErrOverloaded is returned when every node tried refused the request as
+// overloaded (its principal over the node's request rate, or too many
+// requests in flight on the connection): the request was executed by
+// none of them, so it may be retried as it is, later.
+var ErrOverloaded = errors.New("client: nodes overloaded; the request was not applied, retry it later")
+
 // Node is one node the client may talk to.
 type Node struct {
 	ID   string `yaml:"id"`
@@ -596,7 +602,8 @@ func (c *Client) doStream(ctx context.Context, op, ks, cons string, t wan.MsgTyp
 	env.Trace.Traceparent, env.Trace.Tracestate = telemetry.Inject(ctx)
 	write := t == api.TypePut
 	var errs []error
-	reached := false // some node got the request
+	reached := false    // some node got the request
+	overloaded := false // some node refused it unexecuted, as overloaded
 	cands := c.candidates()
 	for len(cands) > 0 && ctx.Err() == nil {
 		n, rest, ok, derrs := c.connect(ctx, cands)
@@ -633,6 +640,12 @@ func (c *Client) doStream(ctx context.Context, op, ks, cons string, t wan.MsgTyp
 			return nil
 		}
 		var re *wan.RemoteError
+		if errors.As(err, &re) && re.Code == wan.CodeOverloaded {
+			// Refused before it was executed: the next node may take it.
+			overloaded = true
+			errs = append(errs, fmt.Errorf("%s (%s): %w", n.ID, n.Addr, err))
+			continue
+		}
 		if errors.As(err, &re) {
 			if write && (re.Code == wan.CodeDeadlineExceeded || re.Code == wan.CodeInternal) {
 				// The node took the write and gave up (or failed) before
@@ -657,6 +670,9 @@ func (c *Client) doStream(ctx context.Context, op, ks, cons string, t wan.MsgTyp
 	}
 	if len(errs) == 0 && ctx.Err() != nil {
 		errs = append(errs, ctx.Err())
+	}
+	if overloaded && !reached {
+		return fmt.Errorf("%w: %w", ErrOverloaded, errors.Join(errs...))
 	}
 	if reached {
 		// A node got the request (a read, status…) but did not answer it.

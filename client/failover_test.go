@@ -57,10 +57,14 @@ type fakeNode struct {
 	once sync.Once
 }
 
-func startNode(t *testing.T, p *testPKI, id string, drop bool) *fakeNode {
+func startNode(t *testing.T, p *testPKI, id string, drop bool, mods ...func(*wan.Config)) *fakeNode {
 	t.Helper()
 	n := &fakeNode{id: id, drop: drop}
-	tr, err := wan.Listen(wan.Config{Credentials: p.creds(id, wan.RoleNode), ListenAddr: "127.0.0.1:0"}, wan.HandlerFunc(n.serve))
+	cfg := wan.Config{Credentials: p.creds(id, wan.RoleNode), ListenAddr: "127.0.0.1:0"}
+	for _, m := range mods {
+		m(&cfg)
+	}
+	tr, err := wan.Listen(cfg, wan.HandlerFunc(n.serve))
 	if err != nil {
 		t.Fatal(err)
 	}

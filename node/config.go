@@ -193,6 +193,23 @@ type Limits struct {
 	MaxObjectBytes int `yaml:"max_object_bytes,omitempty"`
 	// RequestTimeout bounds a request that carries no deadline; default 5s.
 	RequestTimeout time.Duration `yaml:"request_timeout,omitempty"`
+	// MaxConnsPerClient bounds the QUIC connections one client principal
+	// (certificate name) holds to this node; default 64. A connection past
+	// it is closed with an error naming the limit.
+	MaxConnsPerClient int `yaml:"max_conns_per_client,omitempty"`
+	// MaxConnsPerNode is the same bound for each peer node; default 256.
+	MaxConnsPerNode int `yaml:"max_conns_per_node,omitempty"`
+	// ClientRequestsPerSecond and ClientRequestBurst bound the requests
+	// one client principal makes of this node, over all its connections
+	// (a token bucket); a request past them is refused "overloaded", not
+	// served. Defaults 10000 per second and twice the rate; a negative
+	// rate turns the limit off. Node-to-node traffic is never limited.
+	ClientRequestsPerSecond float64 `yaml:"client_requests_per_second,omitempty"`
+	ClientRequestBurst      int     `yaml:"client_request_burst,omitempty"`
+	// UnvalidatedHandshakesPerSecond is how many new connections a second
+	// are accepted before each must first prove its source address (a
+	// QUIC Retry, one more round trip); default 100, negative: always.
+	UnvalidatedHandshakesPerSecond float64 `yaml:"unvalidated_handshakes_per_second,omitempty"`
 }
 
 // WANEmulation delays packets between datacenters in-process.
@@ -394,6 +411,15 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.MaxValueBytes < 0 || c.Limits.MaxValueBytes > wan.DefaultMaxFrame-api.MaxKeyLen-4096 {
 		bad("limits.max_value_bytes %d must be between 1 and %d", c.Limits.MaxValueBytes, wan.DefaultMaxFrame-api.MaxKeyLen-4096)
+	}
+	if c.Limits.MaxConnsPerClient < 0 {
+		bad("limits.max_conns_per_client %d must not be negative (0 means the default, 64)", c.Limits.MaxConnsPerClient)
+	}
+	if c.Limits.MaxConnsPerNode < 0 {
+		bad("limits.max_conns_per_node %d must not be negative (0 means the default, 256)", c.Limits.MaxConnsPerNode)
+	}
+	if c.Limits.ClientRequestBurst < 0 {
+		bad("limits.client_request_burst %d must not be negative (0 means twice limits.client_requests_per_second)", c.Limits.ClientRequestBurst)
 	}
 	if c.Limits.MaxObjectBytes < c.Limits.MaxValueBytes {
 		bad("limits.max_object_bytes %d is below limits.max_value_bytes %d: one value would not fit in an object", c.Limits.MaxObjectBytes, c.Limits.MaxValueBytes)

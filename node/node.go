@@ -189,6 +189,12 @@ func Start(cfg Config, opts Options) (*Node, error) {
 		DialTimeout: peerDialTimeout,
 		OnConn:      func(d int64) { n.metrics.QUICConnections.Add(context.Background(), d) },
 		OnRefuse:    n.auditRefusal,
+
+		MaxConnsPerPrincipal:     cfg.Limits.MaxConnsPerClient,
+		MaxConnsPerNode:          cfg.Limits.MaxConnsPerNode,
+		ClientRequestsPerSecond:  cfg.Limits.ClientRequestsPerSecond,
+		ClientRequestBurst:       cfg.Limits.ClientRequestBurst,
+		UnvalidatedHandshakeRate: cfg.Limits.UnvalidatedHandshakesPerSecond,
 	}, wan.HandlerFunc(n.serve))
 	if err != nil {
 		n.audit.close()
