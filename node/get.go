@@ -28,6 +28,9 @@ func (n *Node) get(ctx context.Context, r *api.GetRequest) (*api.GetResponse, *a
 	if cerr != nil {
 		return nil, cerr
 	}
+	if cerr := r.Validate(); cerr != nil {
+		return nil, cerr
+	}
 	spec, err := consistency.Parse(orDefault(r.Consistency, ks.ReadConsistency))
 	if err != nil {
 		return nil, api.Errorf(api.CodeConsistency, "meridian: %v", err)

@@ -38,6 +38,9 @@ func (n *Node) put(ctx context.Context, r *api.PutRequest) (*api.PutResponse, *a
 	if cerr != nil {
 		return nil, cerr
 	}
+	if cerr := r.Validate(); cerr != nil {
+		return nil, cerr
+	}
 	if len(r.Value) > n.cfg.Limits.MaxValueBytes {
 		return nil, api.Errorf(api.CodeTooLarge, "meridian: value of %d bytes is larger than the %d-byte limit (limits.max_value_bytes)", len(r.Value), n.cfg.Limits.MaxValueBytes)
 	}

@@ -286,7 +286,7 @@ func (n *Node) serveRepair(ctx context.Context, from string, req *wan.Envelope, 
 	switch req.Type {
 	case typeRepairLevel:
 		var m repairLevel
-		if err := req.Decode(&m); err != nil {
+		if err := decodeRequest(req, &m); err != nil {
 			return err
 		}
 		t, err := n.responderTree(ctx, m.Keyspace, m.Range, m.Depth, m.Peer)
@@ -304,7 +304,7 @@ func (n *Node) serveRepair(ctx context.Context, from string, req *wan.Envelope, 
 		return errors.New("node: repair: this node takes digests only in batches (message type 48); run the same version on every node")
 	case typeRepairPush:
 		var m repairPush
-		if err := req.Decode(&m); err != nil {
+		if err := decodeRequest(req, &m); err != nil {
 			return err
 		}
 		if err := n.mergeMany(ctx, m.Keyspace, m.Objects); err != nil {
@@ -313,7 +313,7 @@ func (n *Node) serveRepair(ctx context.Context, from string, req *wan.Envelope, 
 		send(typeRepairPush, &replicaAck{Node: n.cfg.ID})
 	case typeRepairDone:
 		var m repairDone
-		if err := req.Decode(&m); err != nil {
+		if err := decodeRequest(req, &m); err != nil {
 			return err
 		}
 		if m.Peer != from {
@@ -332,7 +332,7 @@ func (n *Node) serveRepair(ctx context.Context, from string, req *wan.Envelope, 
 		send(typeRepairDone, &replicaAck{Node: n.cfg.ID})
 	case typeRepairProgress:
 		var m repairRun
-		if err := req.Decode(&m); err != nil {
+		if err := decodeRequest(req, &m); err != nil {
 			return err
 		}
 		ps, err := n.RepairProgress(m.Keyspace)
@@ -350,7 +350,7 @@ func (n *Node) serveRepair(ctx context.Context, from string, req *wan.Envelope, 
 		send(typeRepairProgress, &out)
 	case typeRepairRun:
 		var m repairRun
-		if err := req.Decode(&m); err != nil {
+		if err := decodeRequest(req, &m); err != nil {
 			return err
 		}
 		st, err := n.repairRange(ctx, m.Keyspace, m.Range, m.Peer, m.BytesPerSecond)
@@ -542,6 +542,9 @@ func (n *Node) RepairProgress(ks string) ([]repair.Progress, error) {
 func (n *Node) repairNow(ctx context.Context, r *api.RepairRequest, report func(*api.RepairProgress)) *api.ClientError {
 	ks, cerr := n.keyspace(r.Keyspace)
 	if cerr != nil {
+		return cerr
+	}
+	if cerr := r.Validate(); cerr != nil {
 		return cerr
 	}
 	ring := n.ring()

@@ -118,7 +118,7 @@ var errChunkFull = errors.New("node: repair: chunk full")
 // scans, not while it sends.
 func (n *Node) serveRepairCompare(ctx context.Context, req *wan.Envelope, reply wan.Replier) error {
 	var m repairCompare
-	if err := req.Decode(&m); err != nil {
+	if err := decodeRequest(req, &m); err != nil {
 		return err
 	}
 	if m.BytesPerSecond < 0 {

@@ -49,7 +49,7 @@ func (n *Node) serveReplica(ctx context.Context, from string, req *wan.Envelope,
 		}
 	case typePing:
 		var p ping
-		if err := req.Decode(&p); err != nil {
+		if err := decodeRequest(req, &p); err != nil {
 			reply.SendError("bad_request", err.Error())
 			return
 		}
@@ -60,7 +60,7 @@ func (n *Node) serveReplica(ctx context.Context, from string, req *wan.Envelope,
 		send(typePing, res)
 	case typeHintWrite:
 		var w hintWrite
-		if err := req.Decode(&w); err != nil {
+		if err := decodeRequest(req, &w); err != nil {
 			reply.SendError("bad_request", err.Error())
 			return
 		}
@@ -71,21 +71,21 @@ func (n *Node) serveReplica(ctx context.Context, from string, req *wan.Envelope,
 		send(typeReplicaAck, &replicaAck{Node: n.cfg.ID, Error: errString(err), Hinted: true})
 	case typeHintDeliver:
 		var m hintDeliver
-		if err := req.Decode(&m); err != nil {
+		if err := decodeRequest(req, &m); err != nil {
 			reply.SendError("bad_request", err.Error())
 			return
 		}
 		send(typeReplicaAck, &replicaAck{Node: n.cfg.ID, Error: errString(n.mergeHints(ctx, m.Keyspace, m.Items))})
 	case typeReplicaWrite:
 		var w replicaWrite
-		if err := req.Decode(&w); err != nil {
+		if err := decodeRequest(req, &w); err != nil {
 			reply.SendError("bad_request", err.Error())
 			return
 		}
 		send(typeReplicaAck, &replicaAck{Node: n.cfg.ID, Error: errString(n.mergeLocal(ctx, w.Keyspace, w.Key, w.Object))})
 	case typeReplicaRead:
 		var rr replicaRead
-		if err := req.Decode(&rr); err != nil {
+		if err := decodeRequest(req, &rr); err != nil {
 			reply.SendError("bad_request", err.Error())
 			return
 		}
@@ -93,7 +93,7 @@ func (n *Node) serveReplica(ctx context.Context, from string, req *wan.Envelope,
 		send(typeReplicaObj, &replicaObject{Node: n.cfg.ID, Object: obj, Error: errString(err)})
 	case typeRelayWrite:
 		var w relayWrite
-		if err := req.Decode(&w); err != nil {
+		if err := decodeRequest(req, &w); err != nil {
 			reply.SendError("bad_request", err.Error())
 			return
 		}
@@ -124,7 +124,7 @@ func (n *Node) serveReplica(ctx context.Context, from string, req *wan.Envelope,
 		}
 	case typeRelayRead:
 		var rr relayRead
-		if err := req.Decode(&rr); err != nil {
+		if err := decodeRequest(req, &rr); err != nil {
 			reply.SendError("bad_request", err.Error())
 			return
 		}

@@ -79,6 +79,9 @@ func (n *Node) inspect(ctx context.Context, r *api.InspectRequest) (*api.Inspect
 	if cerr != nil {
 		return nil, cerr
 	}
+	if cerr := r.Validate(); cerr != nil {
+		return nil, cerr
+	}
 	all := plan.All()
 	res := &api.InspectResponse{Token: plan.Token, Replicas: make([]api.ReplicaState, len(all))}
 	var wg sync.WaitGroup
@@ -112,6 +115,9 @@ func (n *Node) inspect(ctx context.Context, r *api.InspectRequest) (*api.Inspect
 func (n *Node) ringOf(r *api.RingRequest) (*api.RingResponse, *api.ClientError) {
 	_, plan, cerr := n.planFor(r.Keyspace, r.Key)
 	if cerr != nil {
+		return nil, cerr
+	}
+	if cerr := r.Validate(); cerr != nil {
 		return nil, cerr
 	}
 	res := &api.RingResponse{Token: plan.Token, Replicas: map[string][]string{}, Fallbacks: map[string][]string{}, Short: plan.Short}

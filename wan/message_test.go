@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -173,8 +174,27 @@ func FuzzReadMessage(f *testing.F) {
 	f.Add(append(fragFrame(f, 1, 4, []byte{1, 2}), fragFrame(f, 1, 4, []byte{3, 4})...))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		e, err := ReadMessage(bytes.NewReader(b), 512, 1<<16)
-		if err == nil && (e == nil || e.Type == TypeFragment) {
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrFrameTooLarge) && err != io.EOF && err != io.ErrUnexpectedEOF {
+				t.Fatalf("unexpected error class: %v", err)
+			}
+			return
+		}
+		if e == nil || e.Type == TypeFragment {
 			t.Fatalf("accepted %+v", e)
+		}
+		// What was accepted is sent again (in fragments if it must be)
+		// and read back the same.
+		again, err := appendMessage(nil, e, 512, 1<<16)
+		if err != nil {
+			t.Fatalf("re-encode: %v", err)
+		}
+		e2, err := ReadMessage(bytes.NewReader(again), 512, 1<<16)
+		if err != nil {
+			t.Fatalf("read back: %v", err)
+		}
+		if !reflect.DeepEqual(e, e2) {
+			t.Fatalf("round trip changed the message:\n%+v\n%+v", e, e2)
 		}
 	})
 }

@@ -1,0 +1,166 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/meridian-kv/meridian/api"
+	"github.com/meridian-kv/meridian/repair"
+	"github.com/meridian-kv/meridian/wan"
+)
+
+// nodeRequest is a node-to-node request that can check itself: what a
+// node can check of it before it looks at its own state. Every handler
+// decodes its request with decodeRequest, so a request that is not well
+// formed is refused whole, with an error, before it touches anything.
+type nodeRequest interface{ validate() error }
+
+// decodeRequest decodes req's payload into m and validates it. Errors
+// wrap wan.ErrMalformed.
+func decodeRequest(req *wan.Envelope, m nodeRequest) error {
+	if err := req.Decode(m); err != nil {
+		return err
+	}
+	if err := m.validate(); err != nil {
+		return fmt.Errorf("%w: message type %d: %w", wan.ErrMalformed, req.Type, err)
+	}
+	return nil
+}
+
+// maxRelayTargets bounds the replicas one relay names: far more than a
+// datacenter holds replicas of a key.
+const maxRelayTargets = 1024
+
+func checkKey(key []byte) error {
+	switch {
+	case len(key) == 0:
+		return errors.New("empty key")
+	case len(key) > api.MaxKeyLen:
+		return fmt.Errorf("key of %d bytes, longer than %d", len(key), api.MaxKeyLen)
+	}
+	return nil
+}
+
+func checkTargets(ids []string) error {
+	if len(ids) > maxRelayTargets {
+		return fmt.Errorf("%d relay targets, more than %d", len(ids), maxRelayTargets)
+	}
+	for _, id := range ids {
+		if id == "" {
+			return errors.New("an empty relay target")
+		}
+	}
+	return nil
+}
+
+func checkDepth(depth int) error {
+	if depth < 0 || depth > repair.MaxDepth {
+		return fmt.Errorf("%w: %d", repair.ErrBadDepth, depth)
+	}
+	return nil
+}
+
+func checkRate(bps int64) error {
+	if bps < 0 {
+		return fmt.Errorf("negative rate %d bytes per second", bps)
+	}
+	return nil
+}
+
+func (m *replicaWrite) validate() error {
+	if err := checkKey(m.Key); err != nil {
+		return err
+	}
+	return m.Object.Validate()
+}
+
+func (m *relayWrite) validate() error {
+	if err := checkKey(m.Key); err != nil {
+		return err
+	}
+	if m.Object == nil {
+		return errors.New("a relayed write without an object")
+	}
+	if err := m.Object.Validate(); err != nil {
+		return err
+	}
+	if err := checkTargets(m.Targets); err != nil {
+		return err
+	}
+	return checkTargets(m.Fallbacks)
+}
+
+func (m *hintWrite) validate() error {
+	if m.Target == "" {
+		return errors.New("a hint for no target")
+	}
+	if err := checkKey(m.Key); err != nil {
+		return err
+	}
+	if m.Object == nil {
+		return errors.New("a hint without an object")
+	}
+	return m.Object.Validate()
+}
+
+func (m *hintDeliver) validate() error {
+	_, err := hintBatchObjects(m.Keyspace, m.Items)
+	return err
+}
+
+func (m *replicaRead) validate() error { return checkKey(m.Key) }
+
+func (m *relayRead) validate() error {
+	if err := checkKey(m.Key); err != nil {
+		return err
+	}
+	return checkTargets(m.Targets)
+}
+
+func (m *ping) validate() error { return nil }
+
+func (m *repairLevel) validate() error {
+	if err := m.Range.Validate(); err != nil {
+		return err
+	}
+	if m.Level < 0 {
+		return fmt.Errorf("negative tree level %d", m.Level)
+	}
+	return checkDepth(m.Depth)
+}
+
+func (m *repairDone) validate() error {
+	if err := m.Range.Validate(); err != nil {
+		return err
+	}
+	return checkDepth(m.Depth)
+}
+
+func (m *repairPush) validate() error {
+	for i, ko := range m.Objects {
+		if err := checkKey(ko.Key); err != nil {
+			return fmt.Errorf("object %d: %w", i, err)
+		}
+		if err := ko.Object.Validate(); err != nil {
+			return fmt.Errorf("object %d: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// validate checks a repairRun, or a progress request (typeRepairProgress),
+// which names only the keyspace.
+func (m *repairRun) validate() error {
+	if err := m.Range.Validate(); err != nil {
+		return err
+	}
+	return checkRate(m.BytesPerSecond)
+}
+
+func (m *repairCompare) validate() error {
+	if err := checkRate(m.BytesPerSecond); err != nil {
+		return err
+	}
+	_, err := repair.LeafRuns(m.Range, m.Depth, m.Leaves)
+	return err
+}
