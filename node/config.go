@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"sort"
@@ -417,6 +418,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.MaxConnsPerNode < 0 {
 		bad("limits.max_conns_per_node %d must not be negative (0 means the default, 256)", c.Limits.MaxConnsPerNode)
+	}
+	if math.IsNaN(c.Limits.ClientRequestsPerSecond) || math.IsNaN(c.Limits.UnvalidatedHandshakesPerSecond) {
+		bad("limits.client_requests_per_second and limits.unvalidated_handshakes_per_second must be numbers (negative turns the limit off)")
 	}
 	if c.Limits.ClientRequestBurst < 0 {
 		bad("limits.client_request_burst %d must not be negative (0 means twice limits.client_requests_per_second)", c.Limits.ClientRequestBurst)

@@ -44,7 +44,8 @@ const refusalLogEvery = 10 * time.Second
 // principals counts, per principal, the connections it holds to this
 // transport and the requests it may still make. Entries live while the
 // principal holds a connection, and after, until its request bucket has
-// refilled: reconnecting does not refill it.
+// refilled (checked when it closes a connection, and over every entry
+// once there are many): reconnecting does not refill it.
 type principals struct {
 	maxClientConns int
 	maxNodeConns   int
@@ -108,9 +109,18 @@ func (p *principals) connLimit(id Identity) (int, string) {
 // name is one principal.
 func principalKey(id Identity) Identity { return Identity{Role: id.Role, Name: id.Name} }
 
+// sweepAbove is the number of entries past which get drops those that
+// hold no connection and whose bucket has refilled.
+const sweepAbove = 1024
+
 func (p *principals) get(id Identity) *principal {
 	pr := p.m[id]
 	if pr == nil {
+		if len(p.m) >= sweepAbove {
+			for other, e := range p.m {
+				p.forgetLocked(other, e)
+			}
+		}
 		pr = &principal{}
 		if id.Role != RoleNode && p.reqRate != rate.Inf {
 			pr.lim = rate.NewLimiter(p.reqRate, p.reqBurst)

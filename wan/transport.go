@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"runtime/debug"
 	"sync"
@@ -161,6 +162,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxConnsPerNode < 0 {
 		errs = append(errs, fmt.Errorf("wan: config: MaxConnsPerNode %d must not be negative", c.MaxConnsPerNode))
+	}
+	if math.IsNaN(c.ClientRequestsPerSecond) || math.IsNaN(c.UnvalidatedHandshakeRate) {
+		errs = append(errs, errors.New("wan: config: ClientRequestsPerSecond and UnvalidatedHandshakeRate must be numbers"))
 	}
 	if c.ClientRequestBurst < 0 {
 		errs = append(errs, fmt.Errorf("wan: config: ClientRequestBurst %d must not be negative", c.ClientRequestBurst))
