@@ -198,6 +198,11 @@ type Limits struct {
 	// (certificate name) holds to this node; default 64. A connection past
 	// it is closed with an error naming the limit.
 	MaxConnsPerClient int `yaml:"max_conns_per_client,omitempty"`
+	// MaxRequestBytesPerClient bounds the bytes of the requests being
+	// read from one client principal, over all its connections; default
+	// 64 MiB, never less than one frame (4 MiB). A request past it is
+	// refused "overloaded", not served.
+	MaxRequestBytesPerClient int64 `yaml:"max_request_bytes_per_client,omitempty"`
 	// MaxConnsPerNode is the same bound for each peer node; default 256.
 	MaxConnsPerNode int `yaml:"max_conns_per_node,omitempty"`
 	// ClientRequestsPerSecond and ClientRequestBurst bound the requests
@@ -415,6 +420,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.MaxConnsPerClient < 0 {
 		bad("limits.max_conns_per_client %d must not be negative (0 means the default, 64)", c.Limits.MaxConnsPerClient)
+	}
+	if c.Limits.MaxRequestBytesPerClient < 0 {
+		bad("limits.max_request_bytes_per_client %d must not be negative (0 means the default, 64 MiB)", c.Limits.MaxRequestBytesPerClient)
 	}
 	if c.Limits.MaxConnsPerNode < 0 {
 		bad("limits.max_conns_per_node %d must not be negative (0 means the default, 256)", c.Limits.MaxConnsPerNode)

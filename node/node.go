@@ -192,6 +192,7 @@ func Start(cfg Config, opts Options) (*Node, error) {
 
 		MaxConnsPerPrincipal:     cfg.Limits.MaxConnsPerClient,
 		MaxConnsPerNode:          cfg.Limits.MaxConnsPerNode,
+		MaxRequestBytesPerClient: cfg.Limits.MaxRequestBytesPerClient,
 		ClientRequestsPerSecond:  cfg.Limits.ClientRequestsPerSecond,
 		ClientRequestBurst:       cfg.Limits.ClientRequestBurst,
 		UnvalidatedHandshakeRate: cfg.Limits.UnvalidatedHandshakesPerSecond,

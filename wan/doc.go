@@ -94,8 +94,21 @@
 // a reply. quic-go itself buffers at most its receive windows of unread
 // data (6 MiB per stream, 15 MiB per connection, its defaults), which the
 // transport drains into the buffers above; those are what the budget
-// bounds. Not bounded here: the number of connections per certificate, and
-// decoded requests while their handlers run.
+// bounds. The requests being read from one client principal (a
+// certificate's role and name) share a budget across its connections too
+// (MaxRequestBytesPerClient, default 64 MiB).
+//
+// Per principal, the connections it holds are bounded
+// (MaxConnsPerPrincipal, 64 for clients; MaxConnsPerNode, 256): the one
+// past the limit is closed at once with an error naming it, which a caller
+// sees as ErrUnreachable (nothing was served). A client principal's
+// requests are rate-limited by one token bucket across its connections
+// (ClientRequestsPerSecond, ClientRequestBurst); a request past it is
+// answered CodeOverloaded without reaching the handler. Nodes are never
+// rate-limited. Past UnvalidatedHandshakeRate new connections a second,
+// each must first prove its source address with a QUIC Retry. Refusals are
+// logged once per burst per principal. Not bounded here: decoded requests
+// while their handlers run (the handler's own limits apply).
 //
 // # Sent or not: what a failed call tells
 //

@@ -17,6 +17,10 @@ const (
 	// DefaultMaxConnsPerPrincipal bounds the connections one client
 	// principal holds to a node at once. A Go client holds one per node.
 	DefaultMaxConnsPerPrincipal = 64
+	// DefaultMaxRequestBytesPerClient bounds the bytes of the requests
+	// being read from one client principal: 64 requests of the largest
+	// default value at once.
+	DefaultMaxRequestBytesPerClient = 64 << 20
 	// DefaultMaxConnsPerNode bounds the connections one node holds to
 	// another: a pool keeps one, a restart may leave the old ones open
 	// until their idle timeout.
@@ -51,6 +55,7 @@ type principals struct {
 	maxNodeConns   int
 	reqRate        rate.Limit // per client principal; rate.Inf: no limit
 	reqBurst       int
+	clientBytes    int64 // request bytes in flight per client principal
 	log            *slog.Logger
 
 	mu sync.Mutex
@@ -58,10 +63,12 @@ type principals struct {
 }
 
 type principal struct {
-	conns   int
-	lim     *rate.Limiter // nil for nodes
-	refused refusalLog    // connections refused
-	limited refusalLog    // requests refused
+	conns      int
+	lim        *rate.Limiter // nil for nodes
+	bytes      *budget       // request bytes being read; nil for nodes
+	refused    refusalLog    // connections refused
+	limited    refusalLog    // requests refused by the rate
+	overBudget refusalLog    // requests refused by a byte budget
 }
 
 // refusalLog logs the first refusal of a burst and counts the rest.
@@ -88,6 +95,7 @@ func newPrincipals(cfg *Config) *principals {
 		maxNodeConns:   cfg.MaxConnsPerNode,
 		reqRate:        rate.Limit(cfg.ClientRequestsPerSecond),
 		reqBurst:       cfg.ClientRequestBurst,
+		clientBytes:    cfg.MaxRequestBytesPerClient,
 		log:            cfg.Logger,
 		m:              make(map[Identity]*principal),
 	}
@@ -125,15 +133,19 @@ func (p *principals) get(id Identity) *principal {
 		if id.Role != RoleNode && p.reqRate != rate.Inf {
 			pr.lim = rate.NewLimiter(p.reqRate, p.reqBurst)
 		}
+		if id.Role != RoleNode {
+			pr.bytes = &budget{limit: p.clientBytes, owner: id.String()}
+		}
 		p.m[id] = pr
 	}
 	return pr
 }
 
-// admit counts a new connection of id, or refuses it with a message
-// naming the limit when id already holds as many as it may. A refusal is
-// logged once per burst.
-func (p *principals) admit(id Identity, remote net.Addr) (release func(), refusal string) {
+// admit counts a new connection of id and returns the principal's request
+// byte budget (nil for nodes), or refuses it with a message naming the
+// limit when id already holds as many as it may. A refusal is logged once
+// per burst.
+func (p *principals) admit(id Identity, remote net.Addr) (release func(), bytes *budget, refusal string) {
 	id = principalKey(id)
 	limit, field := p.connLimit(id)
 	p.mu.Lock()
@@ -145,7 +157,7 @@ func (p *principals) admit(id Identity, remote net.Addr) (release func(), refusa
 			p.log.Warn("wan: refused connection: principal over its connection limit", "principal", id.String(), "remote", remote.String(), "limit", limit, "refused_since_last_log", more)
 		}
 		p.forgetLocked(id, pr)
-		return nil, msg
+		return nil, nil, msg
 	}
 	pr.conns++
 	return func() {
@@ -153,13 +165,26 @@ func (p *principals) admit(id Identity, remote net.Addr) (release func(), refusa
 		defer p.mu.Unlock()
 		pr.conns--
 		p.forgetLocked(id, pr)
-	}, ""
+	}, pr.bytes, ""
 }
 
-// forgetLocked drops id's entry once it holds no connection and its
-// request bucket is full again (so forgetting it gives nothing back).
+// noteOverBudget logs, once per burst, a request of id refused because
+// its connection's or its principal's request budget was spent.
+func (p *principals) noteOverBudget(id Identity, err error) {
+	id = principalKey(id)
+	p.mu.Lock()
+	ok, more := p.get(id).overBudget.note(time.Now())
+	p.mu.Unlock()
+	if ok {
+		p.log.Warn("wan: refused request: over its request budget", "principal", id.String(), "err", err, "refused_since_last_log", more)
+	}
+}
+
+// forgetLocked drops id's entry once it holds no connection, no request
+// bytes, and its request bucket is full again (so forgetting it gives
+// nothing back).
 func (p *principals) forgetLocked(id Identity, pr *principal) {
-	if pr.conns > 0 {
+	if pr.conns > 0 || (pr.bytes != nil && pr.bytes.used.Load() > 0) {
 		return
 	}
 	if pr.lim != nil && pr.lim.Tokens() < float64(p.reqBurst) {

@@ -2,12 +2,15 @@ package wan
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"net"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/quic-go/quic-go"
 )
 
 // dialerFor returns a dialer holding a fresh certificate for name.
@@ -164,4 +167,81 @@ func TestAddressValidation(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The requests being read from one client principal share one byte
+// budget across its connections: a principal cannot hold
+// MaxConnsPerPrincipal connection budgets. A stream past it is answered
+// "overloaded" naming the principal's budget; another principal is served
+// meanwhile, and the budget comes back when the streams end.
+func TestRequestBudgetPerClientPrincipal(t *testing.T) {
+	const limit = 64 << 10
+	ca := testCA(t, "cluster")
+	srv, logs := listenT(t, testCreds(t, ca, "node-1", RoleNode), echoHandler, func(c *Config) {
+		c.MaxFrame, c.MaxMessage = 16<<10, 16<<10
+		c.MaxRequestBytesPerConn = 1 << 20 // each connection alone could hold every stream
+		c.MaxRequestBytesPerClient = limit
+	})
+	ctx := testCtx(t)
+	// Each stream declares a 16 KiB frame and sends half of it, over
+	// three connections of the same principal.
+	half := append(binary.BigEndian.AppendUint32(nil, 16<<10), make([]byte, 8<<10)...)
+	var conns []*quic.Conn
+	for range 3 {
+		_, conn := clientConn(t, ca, srv)
+		conns = append(conns, conn)
+	}
+	const streams = 12
+	refused := make(chan error, streams)
+	var held []*quic.Stream
+	for i := range streams {
+		str, err := conns[i%len(conns)].OpenStreamSync(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, str)
+		if _, err := str.Write(half); err != nil {
+			refused <- err // stopped while its half frame was being written: a refusal
+			continue
+		}
+		go func() {
+			e, err := ReadFrame(str, 0)
+			if err != nil {
+				refused <- err
+				return
+			}
+			var ep ErrorPayload
+			if e.Type == TypeError && e.Decode(&ep) == nil {
+				refused <- &RemoteError{Code: ep.Code, Message: ep.Message}
+			}
+		}()
+	}
+	select {
+	case err := <-refused:
+		var re *RemoteError
+		var se *quic.StreamError
+		switch {
+		case errors.As(err, &re) && re.Code == CodeOverloaded && strings.Contains(re.Message, "every connection of client mallory"):
+		case errors.As(err, &se) && se.ErrorCode == streamProtocol:
+			t.Logf("the refused stream was stopped before its reply arrived: %v", err)
+		default:
+			t.Fatalf("a stream past the principal's budget: %v, want %s naming it", err, CodeOverloaded)
+		}
+	case <-ctx.Done():
+		t.Fatal("no stream was refused")
+	}
+	if !logs.Contains("principal over its request budget") {
+		t.Fatalf("refusal not logged:\n%s", logs.String())
+	}
+	if _, err := echo(ctx, dialerFor(t, ca, "alice", RoleClient), srv.Addr().String(), "node-1", 1); err != nil {
+		t.Fatalf("another principal while mallory holds its budget: %v", err)
+	}
+	for _, s := range held {
+		s.CancelWrite(streamCancelled)
+		s.CancelRead(streamCancelled)
+	}
+	eventually(t, 30*time.Second, "mallory served once its streams ended", func() error {
+		_, err := echo(ctx, dialerFor(t, ca, "mallory", RoleClient), srv.Addr().String(), "node-1", 1)
+		return err
+	})
 }

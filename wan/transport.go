@@ -78,6 +78,14 @@ type Config struct {
 	// connection past it is closed at once with an error naming the limit.
 	// Default DefaultMaxConnsPerPrincipal.
 	MaxConnsPerPrincipal int
+	// MaxRequestBytesPerClient bounds the bytes held by the requests being
+	// read from one client principal, all its connections together, as
+	// MaxRequestBytesPerConn does per connection: without it a principal
+	// could hold MaxConnsPerPrincipal times that. Default
+	// DefaultMaxRequestBytesPerClient; never less than one frame with its
+	// header (a client request fits in one: values are at most a frame).
+	// Nodes are bounded per connection only.
+	MaxRequestBytesPerClient int64
 	// MaxConnsPerNode is MaxConnsPerPrincipal for node certificates.
 	// Default DefaultMaxConnsPerNode.
 	MaxConnsPerNode int
@@ -160,6 +168,9 @@ func (c *Config) Validate() error {
 	if c.MaxConnsPerPrincipal < 0 {
 		errs = append(errs, fmt.Errorf("wan: config: MaxConnsPerPrincipal %d must not be negative", c.MaxConnsPerPrincipal))
 	}
+	if c.MaxRequestBytesPerClient < 0 {
+		errs = append(errs, fmt.Errorf("wan: config: MaxRequestBytesPerClient %d must not be negative", c.MaxRequestBytesPerClient))
+	}
 	if c.MaxConnsPerNode < 0 {
 		errs = append(errs, fmt.Errorf("wan: config: MaxConnsPerNode %d must not be negative", c.MaxConnsPerNode))
 	}
@@ -196,6 +207,10 @@ func (c *Config) ensureDefaults() {
 	if c.MaxConnsPerPrincipal == 0 {
 		c.MaxConnsPerPrincipal = DefaultMaxConnsPerPrincipal
 	}
+	if c.MaxRequestBytesPerClient == 0 {
+		c.MaxRequestBytesPerClient = DefaultMaxRequestBytesPerClient
+	}
+	c.MaxRequestBytesPerClient = max(c.MaxRequestBytesPerClient, int64(c.MaxFrame)+frameHeaderLen)
 	if c.MaxConnsPerNode == 0 {
 		c.MaxConnsPerNode = DefaultMaxConnsPerNode
 	}
@@ -437,12 +452,13 @@ func (t *Transport) serveConn(conn *quic.Conn, b *budget) {
 		conn.CloseWithError(codeWrongRole, msg)
 		return
 	}
-	release, refusal := t.prin.admit(from, conn.RemoteAddr())
+	release, bytes, refusal := t.prin.admit(from, conn.RemoteAddr())
 	if refusal != "" {
 		conn.CloseWithError(codeTooManyConns, refusal)
 		return
 	}
 	defer release()
+	b.parent = bytes // before any stream of conn is served
 	for {
 		// Until the connection ends: Close closes every connection it finds
 		// in t.conns, so this goroutine must not leave the map before that.
@@ -468,7 +484,7 @@ func (t *Transport) serveStream(from Identity, str *quic.Stream, bud *budget) {
 		case err == io.EOF:
 			// An empty stream: nothing to answer.
 		case errors.Is(err, errOverBudget):
-			t.log.Warn("wan: refused request: connection over its request budget", "peer", from.Name, "err", err)
+			t.prin.noteOverBudget(from, err)
 			r.SendError(CodeOverloaded, err.Error())
 			r.close() // the reply and its end go out before the stop
 			str.CancelRead(streamProtocol)
@@ -604,19 +620,40 @@ func wireBytes(maxMessage, maxFrame int) int64 {
 	return int64(maxMessage) + frames*(frameHeaderLen+fragmentOverhead)
 }
 
-// errOverBudget is returned by a requestReader when its connection's
-// request budget is spent.
-var errOverBudget = errors.New("wan: connection over its request budget")
+// errOverBudget is matched (errors.Is) by the error a requestReader
+// returns when its connection's or its principal's request budget is
+// spent.
+var errOverBudget = errors.New("wan: over its request budget")
+
+// overBudgetError says which budget a request could not take bytes from.
+type overBudgetError struct{ msg string }
+
+func (e *overBudgetError) Error() string        { return e.msg }
+func (e *overBudgetError) Is(target error) bool { return target == errOverBudget }
 
 // budget counts the bytes held by the requests being read on one
-// connection: bytes read, and buffer space a blocked read waits to fill.
+// connection, or (parent) on every connection of one client principal:
+// bytes read, and buffer space a blocked read waits to fill.
 type budget struct {
-	limit int64
-	used  atomic.Int64
+	limit  int64
+	used   atomic.Int64
+	parent *budget // the principal's, or nil; set before any stream is served
+	owner  string  // the principal of a parent budget, for its errors
 }
 
-// take reserves up to n bytes and returns how many it got (0 when spent).
+// take reserves up to n bytes of b and of its parent and returns how many
+// it got (0 when either is spent).
 func (b *budget) take(n int64) int64 {
+	got := b.takeOwn(n)
+	if got > 0 && b.parent != nil {
+		pg := b.parent.takeOwn(got)
+		b.used.Add(pg - got)
+		got = pg
+	}
+	return got
+}
+
+func (b *budget) takeOwn(n int64) int64 {
 	for {
 		used := b.used.Load()
 		got := min(n, b.limit-used)
@@ -629,7 +666,21 @@ func (b *budget) take(n int64) int64 {
 	}
 }
 
-func (b *budget) give(n int64) { b.used.Add(-n) }
+func (b *budget) give(n int64) {
+	b.used.Add(-n)
+	if b.parent != nil {
+		b.parent.used.Add(-n)
+	}
+}
+
+// spentError explains a take that got nothing; held is what the refused
+// request had read.
+func (b *budget) spentError(held int64) error {
+	if p := b.parent; p != nil && p.used.Load() >= p.limit {
+		return &overBudgetError{fmt.Sprintf("wan: principal over its request budget: the requests being read on every connection of %s hold its %d bytes (this one %d); retry later, or send fewer large requests at once", p.owner, p.limit, held)}
+	}
+	return &overBudgetError{fmt.Sprintf("wan: connection over its request budget: the requests being read on this connection hold its %d bytes (this one %d); retry later, or send fewer large requests at once", b.limit, held)}
+}
 
 // requestReader reads a request stream against its connection's budget.
 // Its read deadline is IdleTimeout after the last bytes arrived, but never
@@ -656,7 +707,7 @@ func (q *requestReader) Read(p []byte) (int, error) {
 	// The space a read waits to fill is memory the request already holds.
 	got := q.b.take(int64(len(p)))
 	if got == 0 {
-		return 0, fmt.Errorf("%w: the requests being read on this connection hold its %d bytes (this one %d); retry later, or send fewer large requests at once", errOverBudget, q.b.limit, q.read)
+		return 0, q.b.spentError(q.read)
 	}
 	n, err := q.str.Read(p[:got])
 	q.b.give(got - int64(n))
