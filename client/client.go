@@ -41,9 +41,17 @@ var ErrOutcomeUnknown = errors.New("client: the write may have been applied")
 
 // ErrOverloaded is returned when every node tried refused the request as
 // overloaded (its principal over the node's request rate, or too many
-// requests in flight on the connection): the request was executed by
-// none of them, so it may be retried as it is, later.
+// request bytes in flight), in each of overloadRounds+1 rounds: the request
+// was executed by none of them, so it may be retried as it is, later.
 var ErrOverloaded = errors.New("client: nodes overloaded; the request was not applied, retry it later")
+
+// A request every node refused as overloaded is sent round the nodes again
+// after overloadPause, doubling, at most overloadRounds more times (within
+// its deadline).
+const (
+	overloadRounds = 3
+	overloadPause  = 50 * time.Millisecond
+)
 
 // Node is one node the client may talk to.
 type Node struct {
@@ -604,6 +612,7 @@ func (c *Client) doStream(ctx context.Context, op, ks, cons string, t wan.MsgTyp
 	var errs []error
 	reached := false    // some node got the request
 	overloaded := false // some node refused it unexecuted, as overloaded
+	rounds := 0         // rounds of every node refusing it as overloaded
 	cands := c.candidates()
 	for len(cands) > 0 && ctx.Err() == nil {
 		n, rest, ok, derrs := c.connect(ctx, cands)
@@ -642,8 +651,20 @@ func (c *Client) doStream(ctx context.Context, op, ks, cons string, t wan.MsgTyp
 		var re *wan.RemoteError
 		if errors.As(err, &re) && re.Code == wan.CodeOverloaded {
 			// Refused before it was executed: the next node may take it.
+			// When every node refused, go round again after a pause, a
+			// few times (the refusal says to retry later).
 			overloaded = true
 			errs = append(errs, fmt.Errorf("%s (%s): %w", n.ID, n.Addr, err))
+			if len(cands) == 0 && !reached && rounds < overloadRounds {
+				t := time.NewTimer(overloadPause << rounds)
+				select {
+				case <-t.C:
+					rounds++
+					cands = c.candidates()
+				case <-ctx.Done():
+					t.Stop()
+				}
+			}
 			continue
 		}
 		if errors.As(err, &re) {

@@ -41,3 +41,21 @@ func TestOverloadedRefusalGoesToTheNextNode(t *testing.T) {
 		t.Fatalf("the refused put reached a handler: %d puts", got)
 	}
 }
+
+// A refusal as overloaded is retried after a pause when every node
+// refused: a put refused by the only node's rate limit succeeds once its
+// bucket has a token again (one every 100ms here; the client's pauses add
+// up to 350ms).
+func TestOverloadedRefusalIsRetriedAfterAPause(t *testing.T) {
+	p := newPKI(t)
+	a := startNode(t, p, "east-1", false, func(c *wan.Config) { c.ClientRequestsPerSecond, c.ClientRequestBurst = 10, 1 })
+	c := dialT(t, p, Config{DC: "east", Nodes: []Node{{ID: "east-1", DC: "east", Addr: a.tr.Addr().String()}}, Timeout: 10 * time.Second})
+	for i := range 3 {
+		if _, err := c.Put(context.Background(), []byte("k"), []byte("v"), nil); err != nil {
+			t.Fatalf("put %d: %v", i+1, err)
+		}
+	}
+	if got := a.puts.Load(); got != 3 {
+		t.Fatalf("%d puts reached the node, want 3", got)
+	}
+}
