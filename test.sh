@@ -27,7 +27,7 @@ done <<'TARGETS'
 ./codec FuzzUnmarshal
 ./consistency FuzzParse
 ./api FuzzClientMessage
-./node FuzzNodeMessage FuzzHintDeliver
+./node FuzzNodeMessage FuzzHintDeliver FuzzGrantSet
 ./version FuzzDecodeContext FuzzUnmarshalObject
 ./repair FuzzDecodeProgress FuzzDecodeDirtySet
 ./store FuzzDecodeHint FuzzDecodeObject

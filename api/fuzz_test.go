@@ -55,6 +55,12 @@ func clientMessages() []clientMessage {
 			&RepairProgress{Pair: "east/west", PairsDone: 1, PairsTotal: 3, RangesDone: 10, RangesTotal: 64, KeysCompared: 1000, KeysFixed: 3, BytesSent: 4096}},
 		{"repair-status-reply", func() any { return new(RepairStatusResponse) }, nil,
 			&RepairStatusResponse{Pairs: []PairRepairStatus{{Pair: "east/west", LastFullCompleted: 1700000000, PassFraction: 0.25, NextWindow: -1, Schedule: "windows"}}}},
+		{"grant", func() any { return new(GrantRequest) }, nil, &GrantRequest{Principal: "alice", Permission: "write", Keyspace: "default"}},
+		{"grant-reply", func() any { return new(GrantResponse) }, nil,
+			&GrantResponse{Node: "east-1", Changed: true, Members: 5, Reached: 5, Effect: "read, write", Keyspace: "default"}},
+		{"grants", func() any { return new(GrantsRequest) }, nil, &GrantsRequest{Principal: "alice"}},
+		{"grants-reply", func() any { return new(GrantsResponse) }, nil,
+			&GrantsResponse{Node: "east-1", Grants: []Grant{{Principal: "alice", Keyspace: "default", Permissions: []string{"read"}}, {Principal: "ops", Keyspace: "*", Permissions: []string{"admin"}, Superuser: true}}}},
 	}
 }
 
