@@ -15,12 +15,19 @@ go test -count=1 -timeout 15m ./...
 go test -count=1 -race -timeout 15m ./store ./wan ./node ./client
 # Every fuzz target of a decoder that takes network (or disk) input, a few
 # seconds each; the committed corpora under testdata/fuzz run in the
-# ordinary tests above. Fuzz one longer with e.g.
+# ordinary tests above. Each package's instrumented test binary is built
+# once (go test -c -fuzz) and runs each of its targets, with the corpus
+# cache go test -fuzz uses. Fuzz one longer with e.g.
 #   go test -run '^$' -fuzz '^FuzzNodeMessage$' -fuzztime 10m ./node
 fuzztime=${FUZZTIME:-3s}
+fuzzbin=$(mktemp -d)
+trap 'rm -rf "$fuzzbin"' EXIT
 while read -r pkg targets; do
+	bin="$fuzzbin/$(basename "$pkg").test"
+	go test -c -fuzz "^${targets%% *}\$" -o "$bin" "$pkg"
+	cache="$(go env GOCACHE)/fuzz/$(go list "$pkg")"
 	for t in $targets; do
-		go test -run '^$' -fuzz "^${t}\$" -fuzztime "$fuzztime" "$pkg"
+		(cd "$pkg" && "$bin" -test.run '^$' -test.fuzz "^${t}\$" -test.fuzztime "$fuzztime" -test.fuzzcachedir "$cache")
 	done
 done <<'TARGETS'
 ./wan FuzzReadFrame FuzzReadMessage FuzzDecodePayload
