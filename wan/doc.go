@@ -100,9 +100,9 @@
 //
 // Per principal, the connections it holds are bounded
 // (MaxConnsPerPrincipal, 64 for clients; MaxConnsPerNode, 256): the one
-// past the limit is closed at once with an error naming it, which a caller
-// sees as ErrUnreachable (nothing was served). A client principal's
-// requests are rate-limited by one token bucket across its connections
+// past the limit is closed at once with application error 0x103 and a
+// reason naming the limit, which a caller sees as ErrUnreachable (nothing
+// was served). A client principal's requests are rate-limited by one token bucket across its connections
 // (ClientRequestsPerSecond, ClientRequestBurst); a request past it is
 // answered CodeOverloaded without reaching the handler. Nodes are never
 // rate-limited. Past UnvalidatedHandshakeRate new connections a second,
