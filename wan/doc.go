@@ -102,10 +102,11 @@
 // (MaxConnsPerPrincipal, 64 for clients; MaxConnsPerNode, 256): the one
 // past the limit is closed at once with application error 0x103 and a
 // reason naming the limit, which a caller sees as ErrUnreachable (nothing
-// was served). A client principal's requests are rate-limited by one token bucket across its connections
-// (ClientRequestsPerSecond, ClientRequestBurst); a request past it is
-// answered CodeOverloaded without reaching the handler. Nodes are never
-// rate-limited. Past UnvalidatedHandshakeRate new connections a second,
+// was served). A client principal's requests are rate-limited by one
+// token bucket across its connections (ClientRequestsPerSecond,
+// ClientRequestBurst); a request past it is answered CodeOverloaded
+// without reaching the handler. Nodes are never rate-limited. Past
+// UnvalidatedHandshakeRate new connections a second,
 // each must first prove its source address with a QUIC Retry. Refusals are
 // logged once per burst per principal. Not bounded here: decoded requests
 // while their handlers run (the handler's own limits apply).
