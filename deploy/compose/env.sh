@@ -1,0 +1,14 @@
+# Settings shared by up.sh and down.sh (sourced). Override any of them in
+# the environment.
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+# The compose project: containers, networks and volumes are named after it.
+export MERIDIAN_PROJECT=${MERIDIAN_PROJECT:-meridian}
+# First two octets of the networks: WAN $MERIDIAN_NET.0.0/24, regions
+# $MERIDIAN_NET.1.0/24 (east), .2 (west), .3 (central).
+export MERIDIAN_NET=${MERIDIAN_NET:-10.213}
+export MERIDIAN_IMAGE=${MERIDIAN_IMAGE:-meridian:local}
+export MERIDIAN_GENERATED=${MERIDIAN_GENERATED:-$here/generated/$MERIDIAN_PROJECT}
+# docker-compose v1 (Debian's); the v2 plugin reads the same file.
+COMPOSE=${COMPOSE:-docker-compose}
+compose() { $COMPOSE -p "$MERIDIAN_PROJECT" -f "$here/docker-compose.yml" "$@"; }
