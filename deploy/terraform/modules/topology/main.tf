@@ -5,11 +5,14 @@ locals {
   node_list = flatten([
     for r in local.region_names : [
       for i in range(1, var.regions[r].nodes + 1) : {
-        id      = "${r}-${i}"
-        dc      = r
-        index   = i
-        rack    = var.regions[r].racks[(i - 1) % length(var.regions[r].racks)]
-        address = cidrhost(var.regions[r].subnet, var.regions[r].host_offset + i)
+        id    = "${r}-${i}"
+        dc    = r
+        index = i
+        rack  = var.regions[r].racks[(i - 1) % length(var.regions[r].racks)]
+        address = cidrhost(
+          var.regions[r].rack_subnets == null ? var.regions[r].subnet : var.regions[r].rack_subnets[var.regions[r].racks[(i - 1) % length(var.regions[r].racks)]],
+          var.regions[r].host_offset + i,
+        )
       }
     ]
   ])

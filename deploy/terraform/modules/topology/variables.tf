@@ -3,14 +3,21 @@ variable "regions" {
     The cluster's regions (datacenters), by name. For each: how many nodes,
     the racks (availability zones) they are spread over in turn, and the
     subnet their addresses come from: node i (1-based) of the region gets
-    cidrhost(subnet, host_offset + i).
+    cidrhost(subnet, host_offset + i), or, with rack_subnets (a subnet per
+    rack, as clouds have per availability zone),
+    cidrhost(rack_subnets[its rack], host_offset + i).
   EOT
   type = map(object({
-    nodes       = number
-    racks       = optional(list(string), ["rack1"])
-    subnet      = string
-    host_offset = optional(number, 10)
+    nodes        = number
+    racks        = optional(list(string), ["rack1"])
+    subnet       = optional(string)
+    rack_subnets = optional(map(string))
+    host_offset  = optional(number, 10)
   }))
+  validation {
+    condition     = alltrue([for r in values(var.regions) : (r.subnet == null) != (r.rack_subnets == null) && (r.rack_subnets == null || alltrue([for k in r.racks : contains(keys(coalesce(r.rack_subnets, {})), k)]))])
+    error_message = "Give each region either subnet or rack_subnets (with a subnet for every rack)."
+  }
   validation {
     condition     = length(var.regions) > 0 && alltrue([for r in values(var.regions) : r.nodes >= 1 && length(r.racks) >= 1])
     error_message = "Give at least one region, each with at least one node and one rack."

@@ -89,6 +89,22 @@ run "no_emulation_no_windows" {
   }
 }
 
+run "rack_subnets" {
+  command = plan
+
+  variables {
+    regions = {
+      east = { nodes = 4, racks = ["a", "b"], rack_subnets = { a = "10.1.1.0/24", b = "10.1.2.0/24" } }
+    }
+    keyspaces   = { default = { replication = { east = 3 } } }
+    wan_latency = null
+  }
+  assert {
+    condition     = output.nodes["east-1"].address == "10.1.1.11" && output.nodes["east-2"].address == "10.1.2.12" && output.nodes["east-3"].address == "10.1.1.13"
+    error_message = "with rack_subnets a node's address is in its rack's subnet"
+  }
+}
+
 run "bad_profile_refused" {
   command = plan
 
