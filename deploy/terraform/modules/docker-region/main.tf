@@ -48,12 +48,13 @@ resource "docker_container" "node" {
     }
   }
 
+  # Uploaded files belong to root; the node (UID 10001) reads them. Docker
+  # cannot give them the node's owner: it would look the image's numeric
+  # user up in a passwd file, which a scratch image has none of.
   upload {
     file        = "${var.config_dir}/node.yaml"
     content     = var.node_configs[each.key]
-    owner       = "10001"
-    group       = "10001"
-    permissions = "0600"
+    permissions = "0644"
   }
   upload {
     file        = "${var.config_dir}/ca.pem"
@@ -68,8 +69,6 @@ resource "docker_container" "node" {
   upload {
     file        = "${var.config_dir}/${each.key}-key.pem"
     source      = "${var.certs_dir}/${each.key}-key.pem"
-    owner       = "10001"
-    group       = "10001"
-    permissions = "0600"
+    permissions = "0644"
   }
 }

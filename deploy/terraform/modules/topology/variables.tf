@@ -46,6 +46,13 @@ variable "keyspaces" {
     ]))
     error_message = "Every keyspace's replication must name regions of var.regions, with no more replicas than the region has nodes."
   }
+  validation {
+    condition = alltrue([
+      for ks in values(var.keyspaces) : alltrue([for r in keys(var.regions) : lookup(ks.replication, r, 0) > 0])
+      if startswith(ks.write_consistency, "LOCAL_") || startswith(ks.read_consistency, "LOCAL_")
+    ])
+    error_message = "A keyspace with a LOCAL_ consistency (the default) needs replicas in every region, since every region's nodes coordinate; give it QUORUM, EACH_QUORUM or ONE otherwise."
+  }
 }
 
 variable "repair_windows" {

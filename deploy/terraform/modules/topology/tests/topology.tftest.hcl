@@ -8,7 +8,7 @@ variables {
   }
   keyspaces = {
     default = { replication = { east = 3, west = 2, central = 1 } }
-    local   = { replication = { east = 1 }, write_consistency = "ONE" }
+    local   = { replication = { east = 1 }, write_consistency = "ONE", read_consistency = "ONE" }
   }
   repair_windows = [
     { pair = ["east", "west"], cron = "0 2 * * *", duration = "2h" },
@@ -103,6 +103,15 @@ run "rack_subnets" {
     condition     = output.nodes["east-1"].address == "10.1.1.11" && output.nodes["east-2"].address == "10.1.2.12" && output.nodes["east-3"].address == "10.1.1.13"
     error_message = "with rack_subnets a node's address is in its rack's subnet"
   }
+}
+
+run "local_consistency_without_replicas_refused" {
+  command = plan
+
+  variables {
+    keyspaces = { default = { replication = { east = 3 } } }
+  }
+  expect_failures = [var.keyspaces]
 }
 
 run "bad_profile_refused" {
