@@ -21,6 +21,7 @@ var allowed = map[string][]string{
 	"placement":   {},
 	"consistency": {},
 	"history":     {},
+	"grants":      {},
 	"version":     {"codec"},
 	"api":         {"codec", "consistency", "version"},
 	"repair":      {"codec", "consistency", "placement", "version"},
@@ -32,8 +33,8 @@ var allowed = map[string][]string{
 	"store":               {"codec", "placement", "version"},
 	"wan":                 {"codec"},
 	"client":              {"api", "codec", "consistency", "telemetry", "version", "wan"},
-	"node":                {"api", "codec", "consistency", "placement", "repair", "store", "telemetry", "version", "wan"},
-	"cmd/meridian": {"api", "client", "codec", "consistency", "history", "node", "placement", "store",
+	"node":                {"api", "codec", "consistency", "grants", "placement", "repair", "store", "telemetry", "version", "wan"},
+	"cmd/meridian": {"api", "client", "codec", "consistency", "grants", "history", "node", "placement", "store",
 		"telemetry", "telemetry/otelsetup", "version", "wan"},
 }
 

@@ -74,6 +74,10 @@ type Config struct {
 	// WANEmulation, if set, delays this node's packets to other
 	// datacenters (for local clusters of separate processes).
 	WANEmulation *WANEmulation `yaml:"wan_emulation,omitempty"`
+	// Auth configures authorization (auth.go).
+	Auth AuthConfig `yaml:"auth,omitempty"`
+	// Audit configures the audit log (audit.go).
+	Audit AuditConfig `yaml:"audit,omitempty"`
 }
 
 // RepairConfig schedules anti-entropy repair per datacenter pair.
@@ -399,6 +403,7 @@ func (c *Config) Validate() error {
 	if w := c.WANEmulation; w != nil && (w.Latency < 0 || w.Jitter < 0 || w.Loss < 0 || w.Loss > 1) {
 		bad("wan_emulation: latency and jitter must be >= 0 and loss within [0,1]")
 	}
+	errs = append(errs, c.Auth.validate()...)
 	if len(errs) > 0 {
 		return errors.Join(errs...)
 	}

@@ -49,11 +49,16 @@ type DevCluster struct {
 	FirstRegion string
 }
 
+// DevPrincipal names the client certificate a dev cluster issues; every
+// node of the cluster lists it in auth.superusers.
+const DevPrincipal = "admin"
+
 // devCertValidity is how long dev certificates last.
 const devCertValidity = 365 * 24 * time.Hour
 
 // WriteDevCluster creates (or reuses) a cluster CA in opts.Dir, issues a
-// certificate per node and one client certificate, and writes one YAML
+// certificate per node and one client certificate (principal DevPrincipal,
+// a superuser of every node), and writes one YAML
 // configuration per node to Dir/nodes/<region>-<i>.yaml.
 func WriteDevCluster(opts DevOptions) (*DevCluster, error) {
 	if opts.Dir == "" {
@@ -163,6 +168,7 @@ func WriteDevCluster(opts DevOptions) (*DevCluster, error) {
 			GossipProfile: "lan",
 			DataDir:       abs(filepath.Join(opts.Dir, "data", m.id)),
 			TLS:           tlsFiles,
+			Auth:          AuthConfig{Superusers: []string{DevPrincipal}},
 			Keyspaces: map[string]Keyspace{"default": {
 				Replication:      rep,
 				WriteConsistency: string(DefaultConsistency),
@@ -185,7 +191,7 @@ func WriteDevCluster(opts DevOptions) (*DevCluster, error) {
 		dc.Nodes = append(dc.Nodes, cfg)
 		dc.NodeFiles = append(dc.NodeFiles, file)
 	}
-	dc.ClientTLS, err = WriteClientCert(ca, filepath.Join(opts.Dir, "certs"), "client", now(), devCertValidity, true)
+	dc.ClientTLS, err = WriteClientCert(ca, filepath.Join(opts.Dir, "certs"), DevPrincipal, now(), devCertValidity, true)
 	if err != nil {
 		return nil, err
 	}

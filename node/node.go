@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"net"
@@ -20,6 +21,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/meridian-kv/meridian/api"
+	"github.com/meridian-kv/meridian/grants"
 	"github.com/meridian-kv/meridian/placement"
 	"github.com/meridian-kv/meridian/repair"
 	"github.com/meridian-kv/meridian/store"
@@ -52,6 +54,8 @@ type Options struct {
 	TracerProvider trace.TracerProvider
 	MeterProvider  metric.MeterProvider
 	MetricsHandler http.Handler
+	// Audit, if set, receives the audit log instead of Config.Audit.Path.
+	Audit io.Writer
 }
 
 // Node is one running Meridian node.
@@ -93,6 +97,9 @@ type Node struct {
 	fatalOnce   sync.Once
 	fatalCh     chan struct{}
 	fatalErr    error
+
+	auth  authz     // grants and superusers (auth.go)
+	audit *auditLog // audit.go
 
 	tracer     trace.Tracer
 	metrics    *telemetry.Metrics
@@ -162,6 +169,14 @@ func Start(cfg Config, opts Options) (*Node, error) {
 		n.store.Close()
 		return nil, fmt.Errorf("node: %w", err)
 	}
+	if err := n.startAuth(); err != nil {
+		n.store.Close()
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	if n.audit, err = openAudit(&n.cfg, n.onDisk, opts.Audit, n.log, n.now); err != nil {
+		n.store.Close()
+		return nil, fmt.Errorf("node: %w", err)
+	}
 	n.bgCtx, n.bgStop = context.WithCancel(context.Background())
 	n.reload.configPath, n.reload.files = opts.ConfigPath, cfg.TLS
 	n.tr, err = wan.Listen(wan.Config{
@@ -173,8 +188,10 @@ func Start(cfg Config, opts Options) (*Node, error) {
 		IdleTimeout: peerIdleTimeout,
 		DialTimeout: peerDialTimeout,
 		OnConn:      func(d int64) { n.metrics.QUICConnections.Add(context.Background(), d) },
+		OnRefuse:    n.auditRefusal,
 	}, wan.HandlerFunc(n.serve))
 	if err != nil {
+		n.audit.close()
 		n.store.Close()
 		return nil, fmt.Errorf("node: %w", err)
 	}
@@ -182,16 +199,19 @@ func Start(cfg Config, opts Options) (*Node, error) {
 	if err := n.openReadGate(); err != nil {
 		n.tr.Close()
 		n.store.Close()
+		n.audit.close()
 		return nil, fmt.Errorf("node: %w", err)
 	}
 	if err := n.loadDirty(); err != nil {
 		n.tr.Close()
 		n.store.Close()
+		n.audit.close()
 		return nil, fmt.Errorf("node: %w", err)
 	}
 	if err := n.startGossip(); err != nil {
 		n.tr.Close()
 		n.store.Close()
+		n.audit.close()
 		return nil, err
 	}
 	if err := n.registerGauges(opts.MeterProvider); err != nil {
@@ -204,7 +224,8 @@ func Start(cfg Config, opts Options) (*Node, error) {
 			return nil, err
 		}
 	}
-	n.bg.Add(6)
+	n.bg.Add(7)
+	go n.runGrantSync()
 	go n.watchDirectory()
 	go n.watchName()
 	go n.runProber()
@@ -304,7 +325,7 @@ func (n *Node) Close() error {
 	n.bg.Wait()
 	// A clean stop records when the node was last alive, so its outage is
 	// measured from here (see openReadGate).
-	errs = append(errs, n.saveTime(aliveName, n.now()), n.store.Close())
+	errs = append(errs, n.saveTime(aliveName, n.now()), n.store.Close(), n.audit.close())
 	return errors.Join(errs...)
 }
 
@@ -322,7 +343,7 @@ func (n *Node) Kill() error {
 	n.bgStop()
 	errs = append(errs, n.tr.Close())
 	n.bg.Wait()
-	errs = append(errs, n.store.Close())
+	errs = append(errs, n.store.Close(), n.audit.close())
 	return errors.Join(errs...)
 }
 
@@ -375,6 +396,10 @@ func (n *Node) serve(ctx context.Context, from wan.Identity, req *wan.Envelope, 
 		if r.Delete {
 			op = "delete"
 		}
+		// A forwarded write was authorized by the node the client called.
+		if !r.Forwarded && !n.authorize(ctx, from, req, op, r.Keyspace, grants.Write, reply) {
+			return
+		}
 		ctx, done := n.startRequest(ctx, req, op, r.Keyspace, r.Consistency)
 		res, cerr := n.put(ctx, &r)
 		var acked map[string]int
@@ -389,6 +414,9 @@ func (n *Node) serve(ctx context.Context, from wan.Identity, req *wan.Envelope, 
 			sendClientError(reply, api.Errorf(api.CodeBadRequest, "meridian: malformed get request: %v", err))
 			return
 		}
+		if !n.authorize(ctx, from, req, "get", r.Keyspace, grants.Read, reply) {
+			return
+		}
 		ctx, done := n.startRequest(ctx, req, "get", r.Keyspace, r.Consistency)
 		res, cerr := n.get(ctx, &r)
 		if res != nil {
@@ -398,6 +426,10 @@ func (n *Node) serve(ctx context.Context, from wan.Identity, req *wan.Envelope, 
 		}
 		respond(reply, api.TypeGetReply, res, cerr)
 	case api.TypeStatus:
+		if !n.authorize(ctx, from, req, "status", grants.AllKeyspaces, grants.Admin, reply) {
+			return
+		}
+		n.auditDone(ctx, from, req, "status", "", "", nil)
 		respond(reply, api.TypeStatusReply, n.status(ctx), nil)
 	case api.TypeInspect:
 		var r api.InspectRequest
@@ -405,7 +437,11 @@ func (n *Node) serve(ctx context.Context, from wan.Identity, req *wan.Envelope, 
 			sendClientError(reply, api.Errorf(api.CodeBadRequest, "meridian: malformed inspect request: %v", err))
 			return
 		}
+		if !n.authorize(ctx, from, req, "inspect", r.Keyspace, grants.Admin, reply) {
+			return
+		}
 		res, cerr := n.inspect(ctx, &r)
+		n.auditDone(ctx, from, req, "inspect", r.Keyspace, fmt.Sprintf("key %q", truncate(r.Key, 64)), cerr)
 		respond(reply, api.TypeInspectReply, res, cerr)
 	case api.TypeRepair:
 		var r api.RepairRequest
@@ -413,11 +449,15 @@ func (n *Node) serve(ctx context.Context, from wan.Identity, req *wan.Envelope, 
 			sendClientError(reply, api.Errorf(api.CodeBadRequest, "meridian: malformed repair request: %v", err))
 			return
 		}
+		if !n.authorize(ctx, from, req, "repair", r.Keyspace, grants.Admin, reply) {
+			return
+		}
 		cerr := n.repairNow(ctx, &r, func(p *api.RepairProgress) {
 			if env, err := wan.NewEnvelope(api.TypeRepairReply, p); err == nil {
 				reply.Send(env)
 			}
 		})
+		n.auditDone(ctx, from, req, "repair", r.Keyspace, fmt.Sprintf("regions %v", r.Regions), cerr)
 		if cerr != nil {
 			sendClientError(reply, cerr)
 		}
@@ -427,7 +467,11 @@ func (n *Node) serve(ctx context.Context, from wan.Identity, req *wan.Envelope, 
 			sendClientError(reply, api.Errorf(api.CodeBadRequest, "meridian: malformed repair status request: %v", err))
 			return
 		}
+		if !n.authorize(ctx, from, req, "repair status", r.Keyspace, grants.Admin, reply) {
+			return
+		}
 		res, cerr := n.repairStatus(ctx, r.Keyspace)
+		n.auditDone(ctx, from, req, "repair status", r.Keyspace, "", cerr)
 		respond(reply, api.TypeRepairStatusReply, res, cerr)
 	case api.TypeRing:
 		var r api.RingRequest
@@ -435,13 +479,29 @@ func (n *Node) serve(ctx context.Context, from wan.Identity, req *wan.Envelope, 
 			sendClientError(reply, api.Errorf(api.CodeBadRequest, "meridian: malformed ring request: %v", err))
 			return
 		}
+		if !n.authorize(ctx, from, req, "ring", grants.AllKeyspaces, grants.Admin, reply) {
+			return
+		}
 		res, cerr := n.ringOf(&r)
+		n.auditDone(ctx, from, req, "ring", r.Keyspace, "", cerr)
 		respond(reply, api.TypeRingReply, res, cerr)
+	case api.TypeGrant:
+		n.serveGrant(ctx, from, req, reply)
+	case api.TypeGrants:
+		n.serveGrants(ctx, from, req, reply)
+	case typeGrantPush, typeGrantSync:
+		if from.Role != wan.RoleNode {
+			n.auditRequest(ctx, from, req, "grant sync", "", AuditForbidden, "", "node-to-node message from a non-node certificate")
+			reply.SendError(api.CodeForbidden, "meridian: node-to-node messages need a node certificate")
+			return
+		}
+		n.serveGrantSync(from.Name, req, reply)
 	case typeReplicaWrite, typeRelayWrite, typeReplicaRead, typeRelayRead, typePing, typeHintWrite, typeHintDeliver,
 		typeRepairLevel, typeRepairDigests, typeRepairPush, typeRepairRun, typeRepairProgress, typeRepairDone,
 		typeRepairCompare:
 		if from.Role != wan.RoleNode {
-			reply.SendError("forbidden", "meridian: node-to-node messages need a node certificate")
+			n.auditRequest(ctx, from, req, opName(req.Type), "", AuditForbidden, "", "node-to-node message from a non-node certificate")
+			reply.SendError(api.CodeForbidden, "meridian: node-to-node messages need a node certificate")
 			return
 		}
 		ctx, span := n.startServe(ctx, req, telemetry.Node(from.Name))

@@ -60,6 +60,10 @@ func TestReloadCertificatesAndRevocation(t *testing.T) {
 		return err
 	}
 	alice, bob := dial(dev.ClientTLS), dial(bobTLS)
+	// alice is the dev cluster's superuser; bob needs a grant to write.
+	if _, err := alice.Grant(ctx(t), "bob", "write", "default"); err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []*client.Client{alice, bob} {
 		if err := put(c); err != nil {
 			t.Fatal(err)

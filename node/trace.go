@@ -30,6 +30,10 @@ func opName(t wan.MsgType) string {
 		return "hint.batch"
 	case typePing:
 		return "ping"
+	case typeGrantPush:
+		return "grant.push"
+	case typeGrantSync:
+		return "grant.sync"
 	case api.TypePut:
 		return "put"
 	case api.TypeGet:
@@ -47,8 +51,8 @@ func opName(t wan.MsgType) string {
 // startCall starts the client span of one node-to-node call and puts its
 // context into the envelope, so the peer's spans join the same trace.
 func (n *Node) startCall(ctx context.Context, peer memberInfo, env *wan.Envelope) (context.Context, trace.Span) {
-	if env.Type == typePing {
-		return ctx, trace.SpanFromContext(context.Background()) // probes are not traced
+	if env.Type == typePing || env.Type == typeGrantSync {
+		return ctx, trace.SpanFromContext(context.Background()) // probes and grant digests are not traced
 	}
 	op := opName(env.Type)
 	ctx, span := n.tracer.Start(ctx, op+" "+peer.ID, trace.WithSpanKind(trace.SpanKindClient),
@@ -65,7 +69,7 @@ func (n *Node) startCall(ctx context.Context, peer memberInfo, env *wan.Envelope
 
 // endCall ends a call's span and records its latency.
 func (n *Node) endCall(ctx context.Context, span trace.Span, t wan.MsgType, dc string, start time.Time, err error) {
-	if t == typePing {
+	if t == typePing || t == typeGrantSync {
 		return
 	}
 	if err != nil {

@@ -87,6 +87,9 @@ type Config struct {
 	// or dialled) is established and -1 when it ends: a gauge of open
 	// connections. It must not block.
 	OnConn func(delta int64)
+	// OnRefuse, if set, is called for every connection refused before it
+	// was served (see Refusal). It must not block.
+	OnRefuse func(Refusal)
 }
 
 // trackConn reports conn's life to onConn.
@@ -224,6 +227,7 @@ func Listen(cfg Config, h Handler) (*Transport, error) {
 		live:  &liveCredentials{},
 	}
 	t.live.Store(cfg.Credentials)
+	t.qtr.ConnContext = withRemoteAddr // handlers learn the peer's address through RemoteAddr
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	serverConf := &quic.Config{
 		MaxIdleTimeout:        cfg.IdleTimeout,
@@ -233,6 +237,7 @@ func Listen(cfg Config, h Handler) (*Transport, error) {
 	}
 	t.ln, err = t.qtr.Listen(t.live.serverTLS(func(err error) {
 		t.log.Warn("wan: refused peer certificate", "err", err)
+		t.refused(Refusal{Reason: err.Error()})
 	}), serverConf)
 	if err != nil {
 		t.qtr.Close()
@@ -331,6 +336,13 @@ func (t *Transport) acceptLoop() {
 	}
 }
 
+// refused reports a refused connection to Config.OnRefuse.
+func (t *Transport) refused(r Refusal) {
+	if t.cfg.OnRefuse != nil {
+		t.cfg.OnRefuse(r)
+	}
+}
+
 // roleAllowed says which certificate roles may speak which ALPN.
 func roleAllowed(alpn string, r Role) bool {
 	switch alpn {
@@ -358,12 +370,14 @@ func (t *Transport) serveConn(conn *quic.Conn, b *budget) {
 	from, err := t.admit(conn)
 	if err != nil {
 		t.log.Warn("wan: refused connection", "remote", conn.RemoteAddr().String(), "err", err)
+		t.refused(Refusal{Remote: conn.RemoteAddr().String(), Reason: err.Error()})
 		conn.CloseWithError(codeCertRefused, err.Error())
 		return
 	}
 	if !roleAllowed(cs.NegotiatedProtocol, from.Role) {
 		msg := fmt.Sprintf("a %s certificate (%q) may not use ALPN %q", from.Role, from.Name, cs.NegotiatedProtocol)
 		t.log.Warn("wan: refused connection", "remote", conn.RemoteAddr().String(), "peer", from.Name, "role", from.Role, "alpn", cs.NegotiatedProtocol)
+		t.refused(Refusal{Remote: conn.RemoteAddr().String(), Name: from.Name, Role: from.Role, Serial: from.Serial, Reason: msg})
 		conn.CloseWithError(codeWrongRole, msg)
 		return
 	}

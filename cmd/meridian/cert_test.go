@@ -145,7 +145,7 @@ func TestCertReproducesDev(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := certCLI("cert", "create-client", "--certs-dir", certs, "--name", "client", "--overwrite"); err != nil {
+	if _, err := certCLI("cert", "create-client", "--certs-dir", certs, "--name", node.DevPrincipal, "--overwrite"); err != nil {
 		t.Fatal(err)
 	}
 	certFiles, _ := filepath.Glob(filepath.Join(certs, "*.pem"))

@@ -40,14 +40,14 @@ func TestProcessesCertRotationAndRevocation(t *testing.T) {
 	for _, id := range ids {
 		pc.run("cert", "create-node", "--certs-dir", certs, "--id", id, "--dc", dcs[id], "--host", "127.0.0.1", "--overwrite")
 	}
-	pc.run("cert", "create-client", "--certs-dir", certs, "--name", "client", "--overwrite")
+	pc.run("cert", "create-client", "--certs-dir", certs, "--name", node.DevPrincipal, "--overwrite") // the superuser client.yaml uses
 	pc.run("cert", "create-client", "--certs-dir", certs, "--name", "bob")
 	bob := filepath.Join(pc.dir, "bob.yaml")
 	b, err := os.ReadFile(filepath.Join(pc.dir, "client.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(bob, []byte(strings.NewReplacer("/client.pem", "/bob.pem", "/client-key.pem", "/bob-key.pem").Replace(string(b))), 0o644); err != nil {
+	if err := os.WriteFile(bob, []byte(strings.NewReplacer("/"+node.DevPrincipal+".pem", "/bob.pem", "/"+node.DevPrincipal+"-key.pem", "/bob-key.pem").Replace(string(b))), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	revoked := filepath.Join(certs, "revoked.txt")
@@ -77,6 +77,7 @@ func TestProcessesCertRotationAndRevocation(t *testing.T) {
 	pc.waitAllSeeAll(ids)
 
 	pc.run("put", "k", "v1")
+	pc.run("grant", "bob", "admin", "*") // bob reads, writes and asks status
 	if out, err := pc.try("--config", bob, "get", "k"); err != nil || !strings.Contains(out, "v1") {
 		t.Fatalf("bob's get: %q, %v", out, err)
 	}
@@ -88,7 +89,7 @@ func TestProcessesCertRotationAndRevocation(t *testing.T) {
 	}
 	serial := ""
 	for _, c := range list {
-		if c.Role == "client" && c.Principal == "client" {
+		if c.Role == "client" && c.Principal == node.DevPrincipal {
 			serial = c.Serial
 		}
 	}

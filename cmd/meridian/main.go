@@ -1,6 +1,6 @@
 // Command meridian is the one binary of Meridian: it runs a node (node), a
 // whole local multi-region cluster (dev), and talks to a cluster (put, get,
-// delete, status, ring).
+// delete, status, ring, inspect, repair, grant, revoke, grants).
 //
 // Exit status: 0 on success, 3 when a write may have been applied although
 // it failed (client.ErrOutcomeUnknown: read the key before writing again),
