@@ -288,7 +288,7 @@ output "client_config" { value = module.topology.client_config }
 		}
 		if cfg.ID != id || cfg.Keyspaces["audit"].WriteConsistency != "EACH_QUORUM" || len(cfg.Repair.Windows) != 2 ||
 			cfg.Repair.Windows[0].Duration != 2*time.Hour || cfg.WANEmulation == nil || cfg.WANEmulation.Latency != 40*time.Millisecond ||
-			len(cfg.WANEmulation.Peers) != 7 || len(cfg.Seeds) != 3 {
+			len(cfg.WANEmulation.Peers) != 7 || len(cfg.Seeds) != 3 || len(cfg.Auth.Superusers) != 1 || cfg.Auth.Superusers[0] != "admin" {
 			t.Errorf("%s: loaded as %+v", id, cfg)
 		}
 	}
@@ -313,9 +313,12 @@ func TestComposeThreeRegions(t *testing.T) {
 	image := buildImage(t)
 	dir := filepath.Join(repo, "deploy", "compose")
 	gen := t.TempDir()
+	prefix := rand.IntN(200)
 	env := []string{
 		"MERIDIAN_PROJECT=" + uniq, "MERIDIAN_IMAGE=" + image, "MERIDIAN_GENERATED=" + gen,
 		fmt.Sprintf("MERIDIAN_NET=10.%d", freeSecondOctet(t)), "MERIDIAN_WAN_LATENCY=20ms",
+		// Host ports PREFIX11 ... PREFIX33 (QUIC) and PREFIX+1 11 ... (admin).
+		fmt.Sprintf("MERIDIAN_PORT_PREFIX=%d", 200+2*(prefix%200)), fmt.Sprintf("MERIDIAN_ADMIN_PORT_PREFIX=%d", 201+2*(prefix%200)),
 	}
 	t.Cleanup(func() {
 		if out, err := run(t, env, filepath.Join(dir, "down.sh")); err != nil {
@@ -340,6 +343,71 @@ func TestComposeThreeRegions(t *testing.T) {
 		}
 	}
 	waitHealthy(t, containers)
+
+	// A region's containers stopped and started again: every write
+	// acknowledged meanwhile reaches it (hinted handoff), none is lost.
+	west := containers[3:6]
+	mustRun(t, nil, "docker", append([]string{"stop", "--time", "10"}, west...)...)
+	var keys []string
+	for i := range 10 {
+		key := fmt.Sprintf("while-west-down-%d", i)
+		if out, err := cli(t, bin, config, "put", key, "v"+key, "--consistency", "LOCAL_QUORUM"); err != nil {
+			t.Fatalf("put with west down: %v\n%s", err, out)
+		}
+		keys = append(keys, key)
+	}
+	mustRun(t, nil, "docker", append([]string{"start"}, west...)...)
+	waitFor(t, "every node up and no hint pending", 2*time.Minute, func() error {
+		out, err := cli(t, bin, config, "status", "--json")
+		if err != nil {
+			return err
+		}
+		var st struct {
+			Nodes []struct {
+				ID           string `json:"id"`
+				State        string `json:"state"`
+				HintsPending int    `json:"hints_pending"`
+			} `json:"nodes"`
+		}
+		if err := json.Unmarshal([]byte(out), &st); err != nil {
+			return err
+		}
+		for _, n := range st.Nodes {
+			if n.State != "up" || n.HintsPending != 0 {
+				return fmt.Errorf("%s: %s, %d hints", n.ID, n.State, n.HintsPending)
+			}
+		}
+		if len(st.Nodes) != 9 {
+			return fmt.Errorf("%d nodes", len(st.Nodes))
+		}
+		return nil
+	})
+	for _, key := range keys {
+		// ALL in west: each of west's three replicas has the write. The
+		// client's first call may still meet its old connection to the
+		// restarted west-1.
+		waitFor(t, "get "+key+" from west's replicas", 30*time.Second, func() error {
+			out, err := cli(t, bin, config, "--node", "west-1", "get", key, "--consistency", "west=3")
+			if err != nil || !strings.Contains(out, "v"+key) {
+				return fmt.Errorf("%v: %s", err, out)
+			}
+			return nil
+		})
+	}
+}
+
+// waitFor polls cond until it returns nil.
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = cond(); err == nil {
+			return
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s: %v", what, err)
 }
 
 // TestTerraformDockerThreeRegions applies examples/docker-three-regions

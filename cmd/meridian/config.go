@@ -37,7 +37,7 @@ produces everything meridian dev --config-only writes, for real deployments:
       --admin 0.0.0.0:9090 --seed 10.0.1.5:7946 --seed 10.0.2.5:7946 \
       --data-dir /var/lib/meridian --certs-dir /etc/meridian/certs \
       --gossip-key-file certs/gossip.key \
-      --keyspace default:east=3,west=3 --out east-1.yaml
+      --keyspace default:east=3,west=3 --superuser admin --out east-1.yaml
   meridian cert create-client --certs-dir certs --name admin
   meridian config client --dc east --node east-1@east=10.0.1.5:7000 \
       --certs-dir certs --name admin --out client.yaml`,
@@ -64,6 +64,8 @@ type nodeConfigFlags struct {
 	wanPeers                    map[string]string
 	out, header                 string
 	overwrite                   bool
+	superusers                  []string
+	auditLog                    string
 	backgroundRepairDisabled    bool
 	backgroundRepairPeriod      time.Duration
 	backgroundRepairBytesPerSec int64
@@ -134,6 +136,8 @@ machine or one Docker engine.`,
 	fl.DurationVar(&f.wanLatency, "wan-latency", 0, "emulated one-way latency to the --wan-peer nodes of other datacenters")
 	fl.DurationVar(&f.wanJitter, "wan-jitter", 0, "emulated jitter (with --wan-latency)")
 	fl.StringToStringVar(&f.wanPeers, "wan-peer", nil, "QUIC address=datacenter of a peer, for --wan-latency (repeatable, or comma-separated)")
+	fl.StringArrayVar(&f.superusers, "superuser", nil, "principal (client certificate name) with admin on every keyspace, e.g. admin (repeatable; list the same on every node)")
+	fl.StringVar(&f.auditLog, "audit-log", "", "audit log file (default audit.log in the data directory; - for stderr)")
 	fl.StringVar(&f.out, "out", "-", "file to write (- for stdout)")
 	fl.BoolVar(&f.overwrite, "overwrite", false, "replace an existing --out file")
 	fl.StringVar(&f.header, "comment", "", "comment written at the top of the file (default says what it is)")
@@ -148,6 +152,8 @@ func (f *nodeConfigFlags) config() (*node.Config, error) {
 		Admin: f.admin, Gossip: f.gossip, Seeds: f.seeds, DataDir: f.dataDir,
 		GossipProfile: f.gossipProfile,
 		Keyspaces:     map[string]node.Keyspace{},
+		Auth:          node.AuthConfig{Superusers: f.superusers},
+		Audit:         node.AuditConfig{Path: f.auditLog},
 	}
 	if f.certsDir != "" && f.id != "" {
 		cfg.TLS = wan.TLSFiles{CA: filepath.Join(f.certsDir, node.CACertFile), Cert: node.CertFile(f.certsDir, f.id), Key: node.KeyFile(f.certsDir, f.id)}

@@ -22,6 +22,9 @@ func configNodeArgs(cfg *node.Config, certs, keyFile, out string) []string {
 	for _, s := range cfg.Seeds {
 		args = append(args, "--seed", s)
 	}
+	for _, s := range cfg.Auth.Superusers {
+		args = append(args, "--superuser", s)
+	}
 	for name, ks := range cfg.Keyspaces {
 		var reps []string
 		for dc, n := range ks.Replication {
@@ -75,7 +78,7 @@ func TestConfigReproducesDev(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	args := []string{"config", "client", "--dc", want.DC, "--keyspace", want.Keyspace, "--certs-dir", certs, "--name", "client", "--out", filepath.Join(dir, "client-again.yaml")}
+	args := []string{"config", "client", "--dc", want.DC, "--keyspace", want.Keyspace, "--certs-dir", certs, "--name", node.DevPrincipal, "--out", filepath.Join(dir, "client-again.yaml")}
 	for _, n := range want.Nodes {
 		args = append(args, "--node", n.ID+"@"+n.DC+"="+n.Addr)
 	}
@@ -142,6 +145,7 @@ func TestConfigRefusesBadInput(t *testing.T) {
 		{[]string{"--overwrite", "--repair-window", "east,west;61 * * * *;1h"}, "repair"},
 		{[]string{"--overwrite", "--wan-latency", "10ms"}, "--wan-peer"},
 		{[]string{"--overwrite", "--write-consistency", "MOST"}, "keyspace"},
+		{[]string{"--overwrite", "--superuser", "a", "--superuser", "a"}, "listed twice"},
 	} {
 		_, err := certCLI(append(append([]string{}, good...), c.change...)...)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
@@ -196,7 +200,7 @@ func TestProcessesFromCertAndConfig(t *testing.T) {
 	os.Remove(filepath.Join(certs, "gossip.key"))
 	pc.run("cert", "create-ca", "--certs-dir", certs, "--overwrite")
 	pc.run("config", "gossip-key", "--out", filepath.Join(certs, "gossip.key"))
-	pc.run("cert", "create-client", "--certs-dir", certs, "--name", "admin")
+	pc.run("cert", "create-client", "--certs-dir", certs, "--name", "admin", "--overwrite")
 	clientArgs := []string{"config", "client", "--certs-dir", certs, "--name", "admin", "--dc", "west", "--out", filepath.Join(pc.dir, "client.yaml"), "--overwrite"}
 	var cfgs []*node.Config
 	for _, id := range ids {

@@ -5,7 +5,8 @@
 #  2. writes a CA, a gossip key, each node's certificate and configuration
 #     and an admin client certificate into generated/PROJECT/;
 #  3. docker-compose up; then writes generated/PROJECT/client.yaml with the
-#     host ports the nodes' QUIC endpoints are published on, and waits until
+#     host ports the nodes' QUIC endpoints are published on (fixed, see
+#     env.sh), and waits until
 #     every node is up.
 # Then: meridian --config generated/PROJECT/client.yaml status
 set -euo pipefail
@@ -55,7 +56,7 @@ for r in "${!REGIONS[@]}"; do
 			--listen 0.0.0.0:7000 --advertise "$ip:7000" --gossip "$ip:7946" --admin 0.0.0.0:9090 \
 			"${seeds[@]}" --data-dir /data --certs-dir /etc/meridian \
 			--gossip-key-file "$ca/gossip.key" --gossip-profile lan \
-			--keyspace "$keyspace" --wan-latency "$WAN_LATENCY" "${peers[@]}"
+			--keyspace "$keyspace" --superuser admin --wan-latency "$WAN_LATENCY" "${peers[@]}"
 		# The node runs as UID 10001 in its container: it must read its key.
 		chmod 755 "$dir"
 		chmod 644 "$dir"/*
@@ -64,7 +65,7 @@ done
 
 compose up -d --remove-orphans
 
-# The host reaches each node's QUIC endpoint on a port docker picked.
+# The host reaches each node's QUIC endpoint on its published port.
 nodes=()
 for r in "${!REGIONS[@]}"; do
 	for i in $(seq 1 $NODES_PER_REGION); do

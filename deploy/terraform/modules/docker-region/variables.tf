@@ -50,7 +50,7 @@ variable "config_dir" {
 }
 
 variable "publish_quic" {
-  description = "Publish each node's QUIC port on 127.0.0.1 (a port Docker picks; see the published_quic output), for clients on hosts that cannot reach container addresses (Docker Desktop)."
+  description = "Publish each node's QUIC port on 127.0.0.1 (a port Docker picks; see the published_quic output), for clients on hosts that cannot reach container addresses (Docker Desktop). Docker picks another port when a container is stopped and started again: run terraform apply to see it."
   type        = bool
   default     = false
 }

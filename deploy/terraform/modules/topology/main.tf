@@ -70,8 +70,12 @@ locals {
         key  = "${var.certs_dir}/${n.id}-key.pem"
       }
       keyspaces = local.keyspaces
-    }, local.repair, local.wan_emulation)
+      },
+      length(var.superusers) == 0 ? {} : { auth = { superusers = var.superusers } },
+      var.audit_log == null ? {} : { audit = { path = var.audit_log } },
+    local.repair, local.wan_emulation)
   }
 
-  client_dc = coalesce(var.client.dc, local.region_names[0])
+  client_dc   = coalesce(var.client.dc, local.region_names[0])
+  client_name = coalesce(var.client.name, try(var.superusers[0], null), "admin")
 }

@@ -37,8 +37,8 @@ output "client_config" {
     nodes    = [for n in local.node_list : { id = n.id, dc = n.dc, addr = "${n.address}:${var.ports.quic}" }]
     tls = {
       ca   = "${var.client.certs_dir}/ca.pem"
-      cert = "${var.client.certs_dir}/${var.client.name}.pem"
-      key  = "${var.client.certs_dir}/${var.client.name}-key.pem"
+      cert = "${var.client.certs_dir}/${local.client_name}.pem"
+      key  = "${var.client.certs_dir}/${local.client_name}-key.pem"
     }
   })}"
 }

@@ -132,11 +132,23 @@ variable "wan_latency" {
   default     = null
 }
 
+variable "superusers" {
+  description = "Principals (client certificate names) with admin on every keyspace whatever the grant table says (auth.superusers): the bootstrap administrators. The client configuration uses the first by default."
+  type        = list(string)
+  default     = ["admin"]
+}
+
+variable "audit_log" {
+  description = "The nodes' audit log file; null: audit.log in data_dir."
+  type        = string
+  default     = null
+}
+
 variable "client" {
   description = "The client configuration's own region (default: the first region by name), principal (its certificate's name) and certificates directory as the client sees it."
   type = object({
     dc        = optional(string)
-    name      = optional(string, "admin")
+    name      = optional(string)
     certs_dir = optional(string, "certs")
   })
   default = {}

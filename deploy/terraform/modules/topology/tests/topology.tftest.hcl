@@ -62,6 +62,10 @@ run "node_configuration" {
     condition     = yamldecode(output.node_configs["east-1"]).wan_emulation.peers["10.3.0.11:7000"] == "central" && length(yamldecode(output.node_configs["east-1"]).wan_emulation.peers) == 6
     error_message = "every node's QUIC address is a WAN emulation peer"
   }
+  assert {
+    condition     = yamldecode(output.node_configs["east-1"]).auth.superusers == ["admin"] && yamldecode(output.client_config).tls.cert == "certs/admin.pem"
+    error_message = "admin is the superuser, and the client's principal by default"
+  }
 }
 
 run "client_configuration" {
