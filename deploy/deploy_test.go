@@ -317,7 +317,7 @@ func TestComposeThreeRegions(t *testing.T) {
 	gen := t.TempDir()
 	prefix := rand.IntN(200)
 	env := []string{
-		"MERIDIAN_PROJECT=" + uniq, "MERIDIAN_IMAGE=" + image, "MERIDIAN_GENERATED=" + gen,
+		"MERIDIAN_PROJECT=" + uniq, "MERIDIAN_IMAGE=" + image, "MERIDIAN_BUILD_IMAGE=0", "MERIDIAN_GENERATED=" + gen,
 		fmt.Sprintf("MERIDIAN_NET=10.%d", freeSecondOctet(t)), "MERIDIAN_WAN_LATENCY=20ms",
 		// Host ports PREFIX11 ... PREFIX33 (QUIC) and PREFIX+1 11 ... (admin).
 		fmt.Sprintf("MERIDIAN_PORT_PREFIX=%d", 200+2*(prefix%200)), fmt.Sprintf("MERIDIAN_ADMIN_PORT_PREFIX=%d", 201+2*(prefix%200)),

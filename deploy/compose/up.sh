@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Brings up 3 regions x 3 Meridian nodes on this Docker engine:
-#  1. builds the meridian binary (for meridian cert / config) and, if it is
-#     missing, the meridian:local image (../docker/build.sh);
+#  1. builds the meridian binary (for meridian cert / config) and the
+#     meridian:local image (../docker/build.sh; MERIDIAN_BUILD_IMAGE=0 keeps
+#     an existing image);
 #  2. writes a CA, a gossip key, each node's certificate and configuration
 #     and an admin client certificate into generated/PROJECT/;
 #  3. docker-compose up; then writes generated/PROJECT/client.yaml with the
@@ -20,7 +21,10 @@ mkdir -p "$gen/ca" "$gen/nodes"
 chmod 700 "$gen"
 bin=$gen/meridian
 (cd "$repo" && go build -o "$bin" ./cmd/meridian)
-if ! docker image inspect "$MERIDIAN_IMAGE" >/dev/null 2>&1; then
+# The image is rebuilt (seconds with a warm Go cache) so that it matches the
+# binary that writes the configurations; MERIDIAN_BUILD_IMAGE=0 keeps the
+# existing one.
+if [ "${MERIDIAN_BUILD_IMAGE:-1}" != 0 ] || ! docker image inspect "$MERIDIAN_IMAGE" >/dev/null 2>&1; then
 	"$repo/deploy/docker/build.sh" "$MERIDIAN_IMAGE"
 fi
 
@@ -65,13 +69,13 @@ done
 
 compose up -d --remove-orphans
 
-# The host reaches each node's QUIC endpoint on its published port.
+# The host reaches each node's QUIC endpoint on its published port
+# (docker-compose.yml: 127.0.0.1:${MERIDIAN_PORT_PREFIX}ri).
 nodes=()
 for r in "${!REGIONS[@]}"; do
 	for i in $(seq 1 $NODES_PER_REGION); do
 		id=${REGIONS[r]}-$i
-		addr=$(compose port --protocol=udp "$id" 7000)
-		nodes+=(--node "$id@${REGIONS[r]}=$addr")
+		nodes+=(--node "$id@${REGIONS[r]}=127.0.0.1:$MERIDIAN_PORT_PREFIX$((r + 1))$i")
 	done
 done
 "$bin" config client --out "$gen/client.yaml" --overwrite --dc "${REGIONS[0]}" \
@@ -83,6 +87,8 @@ until [ "$("$bin" --config "$gen/client.yaml" status --json 2>/dev/null | grep -
 	if [ $SECONDS -ge $deadline ]; then
 		echo "not every node is up after ${MERIDIAN_UP_TIMEOUT:-120}s:" >&2
 		"$bin" --config "$gen/client.yaml" status >&2 || true
+		compose ps >&2 || true
+		compose logs --tail 5 >&2 || true
 		exit 1
 	fi
 	sleep 1
