@@ -19,7 +19,9 @@ if [ ! -x "$dest" ]; then
 	# The proxy serves this module only at @latest (a pseudo-version of the
 	# v4.6.0 source); its go.mod names another path, so it is built inside
 	# its own module directory, and installed under the version $version.
-	src=$(cd "$(mktemp -d)" && go mod download -json "$module@latest" | sed -n 's/^\s*"Dir": "\(.*\)",$/\1/p')
+	dl=$(mktemp -d) # outside any module, so no go.mod is consulted
+	src=$(cd "$dl" && go mod download -json "$module@latest" | sed -n 's/^\s*"Dir": "\(.*\)",$/\1/p')
+	rmdir "$dl"
 	[ -n "$src" ] || { echo "go mod download $module@latest failed" >&2; exit 1; }
 	work=$(mktemp -d)
 	trap 'chmod -R u+w "$work"; rm -rf "$work"' EXIT
