@@ -29,6 +29,7 @@ func newRootCmd() *cobra.Command {
 		newPutCmd(g), newGetCmd(g), newDeleteCmd(g), newStatusCmd(g), newRingCmd(g), newInspectCmd(g), newRepairCmd(g))
 	root.AddCommand(newCertCmd())
 	root.AddCommand(newGrantCmd(g), newRevokeCmd(g), newGrantsCmd(g))
+	root.AddCommand(newConfigCmd(), newHealthCmd())
 	return root
 }
 
