@@ -75,6 +75,16 @@
 // A hint's value is one format-version byte (currently 1) followed by the
 // CBOR array [created (Unix nanoseconds), trace id + span id, object].
 //
+// With encryption at rest (Options.Keyring), object and hint values are
+// stored sealed: the format above is the plaintext of an AES-256-GCM
+// envelope that names its key id and is bound to its Pebble key (seal.go).
+// Values written before encryption was turned on keep their plain form
+// and stay readable; Reencrypt seals them, and rewrites values sealed
+// under an older key, so that key can be removed. Pebble keys (keyspace
+// names, user keys, hint targets), the tombstone index (arrival times),
+// repair state (checkpoints, progress, tree positions; no values) and the
+// identity file are not sealed.
+//
 // # Hinted handoff
 //
 // When a replica cannot be written, the coordinator (or a fallback node of

@@ -384,11 +384,23 @@ func (s *Store) readHint(target, ks string, key, k []byte) (rec *hintRecord, siz
 	}
 	defer closer.Close()
 	size = int64(len(k) + len(v))
-	rec, err = decodeHint(v)
+	rec, err = s.openHint(target, ks, key, k, v)
+	return rec, size, true, err
+}
+
+// openHint opens and decodes v, the stored hint under Pebble key k. An
+// error wraps ErrCorrupt, or ErrUnknownKey for a hint sealed under a key
+// the keyring lacks.
+func (s *Store) openHint(target, ks string, key, k, v []byte) (*hintRecord, error) {
+	p, err := s.open(k, v)
 	if err != nil {
-		return nil, size, true, hintCorrupt(target, ks, key, err)
+		return nil, fmt.Errorf("store: hint for %q, keyspace %q key %s: %w", target, ks, printableKey(key), err)
 	}
-	return rec, size, true, nil
+	rec, err := decodeHint(p)
+	if err != nil {
+		return nil, hintCorrupt(target, ks, key, err)
+	}
+	return rec, nil
 }
 
 // AddHint stores obj for target, merging it (version.Merge) with the hint
@@ -448,6 +460,9 @@ func (s *Store) AddHint(target, ks string, key []byte, obj *version.Object, trac
 		count = 0
 	}
 	v, err := encodeHint(rec)
+	if err == nil {
+		v, err = s.seal(k, v)
+	}
 	if err != nil {
 		return false, err
 	}
@@ -504,9 +519,9 @@ func (s *Store) Hints(target string, limit int, fn func(h Hint) error) (err erro
 		if err != nil {
 			return fmt.Errorf("store: hint for %q, keyspace %q key %s: %w", target, ks, printableKey(key), err)
 		}
-		rec, err := decodeHint(v)
+		rec, err := s.openHint(target, ks, key, it.Key(), v)
 		if err != nil {
-			return hintCorrupt(target, ks, key, err)
+			return err
 		}
 		n++
 		h := Hint{
@@ -634,14 +649,24 @@ func (s *Store) ExpireHintsFunc(now time.Time, maxAge time.Duration, onDrop func
 	return dropped, nil
 }
 
-// expired reports whether the hint value v is to be dropped at cutoff:
-// it is too old, or its header does not decode (cause says why).
-func expired(v []byte, cutoff int64) (drop bool, cause error) {
-	h, err := decodeHintHeader(v)
-	if err != nil {
-		return true, err
+// expired reports whether the hint value v, stored under Pebble key k, is
+// to be dropped at cutoff: it is too old, or it does not open or its
+// header does not decode (cause says why). A hint sealed under a key the
+// keyring lacks is kept (its age cannot be read, and it is not damaged):
+// keep is then the error saying so.
+func (s *Store) expired(k, v []byte, cutoff int64) (drop bool, cause, keep error) {
+	p, err := s.open(k, v)
+	if errors.Is(err, ErrUnknownKey) {
+		return false, nil, err
 	}
-	return h.Created < cutoff, nil
+	if err != nil {
+		return true, err, nil
+	}
+	h, err := decodeHintHeader(p)
+	if err != nil {
+		return true, err, nil
+	}
+	return h.Created < cutoff, nil, nil
 }
 
 // findExpired lists the hints to drop at cutoff, from one iterator.
@@ -662,7 +687,10 @@ func (s *Store) findExpired(cutoff int64) (found []expiring, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("store: expire hints: %w", err)
 		}
-		drop, cause := expired(v, cutoff)
+		drop, cause, keep := s.expired(k, v, cutoff)
+		if keep != nil {
+			s.log.errLogger().Error("store: keeping a hint that cannot be opened", "key", printableKey(k), "err", keep)
+		}
 		if !drop {
 			continue
 		}
@@ -714,7 +742,7 @@ func (s *Store) expire(chunk []expiring, cutoff int64, dropped map[string]int) (
 		if err != nil {
 			return nil, fmt.Errorf("store: expire hints: %w", err)
 		}
-		drop, _ := expired(v, cutoff)
+		drop, _, _ := s.expired(e.k, v, cutoff)
 		size := int64(len(e.k) + len(v))
 		closer.Close()
 		if !drop {

@@ -76,11 +76,15 @@ func (s *Store) MergeMany(ks string, items []KeyObject) (changed int, err error)
 		if version.Equal(st.next, st.cur) {
 			continue
 		}
+		k := objectKey(ks, st.tok, st.key)
 		v, err := encodeObject(st.next)
+		if err == nil {
+			v, err = s.seal(k, v)
+		}
 		if err != nil {
 			return 0, err
 		}
-		if err := s.stageObject(b, ks, st.tok, st.key, objectKey(ks, st.tok, st.key), v, st.cur, st.next); err != nil {
+		if err := s.stageObject(b, ks, st.tok, st.key, k, v, st.cur, st.next); err != nil {
 			return 0, err
 		}
 		changed++

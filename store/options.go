@@ -33,6 +33,12 @@ type Options struct {
 	// records it in its identity (IdentityFile), and a directory created
 	// for another node is refused. Empty means any owner.
 	NodeID string
+	// Keyring, if set, turns on encryption at rest: objects and hints are
+	// sealed with AES-256-GCM under its active key, and opened with any of
+	// its keys (seal.go). Nil means values are stored unsealed; values
+	// sealed earlier then fail to open with ErrUnknownKey. Store.SetKeyring
+	// swaps it at run time (key rotation).
+	Keyring *Keyring
 }
 
 // Validate reports every problem with o at once.

@@ -62,9 +62,9 @@ func (s *Store) Scan(ks string, from, to uint64, fn func(token uint64, key []byt
 		if err != nil {
 			return fmt.Errorf("store: scan keyspace %q key %s: %w", ks, printableKey(k), err)
 		}
-		obj, err := decodeObject(v)
+		obj, err := s.openObject(ks, k, it.Key(), v)
 		if err != nil {
-			return corrupt(ks, k, err)
+			return err
 		}
 		if err := fn(tok, append([]byte(nil), k...), obj); err != nil {
 			return err

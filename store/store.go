@@ -44,6 +44,9 @@ type Store struct {
 	// dotFloor is the largest counter of any collected tombstone's clock
 	// (tombstones.go).
 	dotFloor atomic.Uint64
+	// keys seals and opens values; nil means encryption is off (seal.go).
+	keys atomic.Pointer[Keyring]
+
 	// now is the clock of tombstone arrival times.
 	now func() time.Time
 
@@ -70,6 +73,7 @@ func Open(dir string, opts *Options) (s *Store, err error) {
 		s.now = time.Now
 	}
 	s.fs, s.dir = o.FS, dir
+	s.keys.Store(o.Keyring)
 	if s.fs == nil {
 		s.fs = vfs.Default
 	}
@@ -176,7 +180,17 @@ func (s *Store) read(ks string, key, k []byte) (obj *version.Object, err error) 
 		return nil, fmt.Errorf("store: read keyspace %q key %s: %w", ks, printableKey(key), err)
 	}
 	defer closer.Close()
-	obj, err = decodeObject(v)
+	return s.openObject(ks, key, k, v)
+}
+
+// openObject opens and decodes v, the stored value of key (Pebble key k)
+// in keyspace ks.
+func (s *Store) openObject(ks string, key, k, v []byte) (*version.Object, error) {
+	p, err := s.open(k, v)
+	if err != nil {
+		return nil, fmt.Errorf("store: keyspace %q key %s: %w", ks, printableKey(key), err)
+	}
+	obj, err := decodeObject(p)
 	if err != nil {
 		return nil, corrupt(ks, key, err)
 	}
@@ -233,6 +247,9 @@ func (s *Store) update(ks string, key []byte, fn func(cur *version.Object) (*ver
 		return cur, false, nil, nil
 	}
 	v, err := encodeObject(next)
+	if err == nil {
+		v, err = s.seal(k, v)
+	}
 	if err != nil {
 		return nil, false, nil, err
 	}

@@ -100,7 +100,7 @@ func (s *Store) writeQueued(ks string, tok uint64, key, k, v []byte, cur, next *
 		if err != nil && !errors.Is(err, ErrCorrupt) {
 			return nil, err
 		}
-		var hv []byte
+		var hv []byte // unsealed
 		count := 1
 		switch {
 		case err != nil:
@@ -125,6 +125,11 @@ func (s *Store) writeQueued(ks string, tok uint64, key, k, v []byte, cur, next *
 				}
 			}
 			hv = fresh
+		}
+		// Sealed per target: the Pebble key is part of what is
+		// authenticated.
+		if hv, err = s.seal(hk, hv); err != nil {
+			return nil, err
 		}
 		delta := int64(len(hk)+len(hv)) - oldSize
 		reserved, ok := s.hints.reserve(t, delta, lim.MaxBytesPerTarget)
@@ -229,7 +234,11 @@ func (s *Store) hintCovered(hk []byte, obj *version.Object, enc []byte) (covered
 	}
 	defer closer.Close()
 	size = int64(len(hk) + len(v))
-	h, err := decodeHintHeader(v)
+	p, err := s.open(hk, v)
+	if err != nil {
+		return false, size, nil // left to delivery or ExpireHints, which report it
+	}
+	h, err := decodeHintHeader(p)
 	if err != nil {
 		return false, size, nil
 	}
