@@ -24,6 +24,11 @@ const (
 	TypeRepairReply       = 28
 	TypeRepairStatus      = 29 // RepairStatusRequest -> RepairStatusResponse
 	TypeRepairStatusReply = 30
+	// TypeReencrypt needs the cluster admin principal: it rewrites every
+	// stored value of the nodes it reaches. (Types 72 and 73 are the
+	// node-to-node fan-out of it.)
+	TypeReencrypt      = 70 // ReencryptRequest -> ReencryptResponse
+	TypeReencryptReply = 71
 )
 
 // Limits.
@@ -286,4 +291,42 @@ type RepairStatusResponse struct {
 	_     struct{} `cbor:",toarray"`
 	V     uint8
 	Pairs []PairRepairStatus
+}
+
+// ReencryptRequest asks a node to re-seal, under its active encryption
+// key, every value it stores sealed under another key (or not sealed),
+// so that old keys can be removed from its key file.
+type ReencryptRequest struct {
+	_ struct{} `cbor:",toarray"`
+	V uint8
+	// All has the node pass the request on to every member of its ring
+	// and report for each; unset, it answers for itself only.
+	All bool
+}
+
+// ReencryptResult is what one node re-encrypted.
+type ReencryptResult struct {
+	_    struct{} `cbor:",toarray"`
+	Node string   `json:"node"`
+	// ActiveKey is the key id the node seals values under.
+	ActiveKey string `json:"active_key"`
+	// Rewritten values were sealed anew under ActiveKey; Current ones
+	// already were.
+	Rewritten int64 `json:"rewritten"`
+	Current   int64 `json:"current"`
+	// ByKey counts the rewritten values by the key id they were under;
+	// "" counts values that were not sealed.
+	ByKey map[string]int64 `json:"by_key"`
+	// Unreadable values could not be opened (sealed under a key the node
+	// lacks, or damaged) and were left as they are.
+	Unreadable int64 `json:"unreadable"`
+	// Error says why the node did not finish (or was not reached).
+	Error string `json:"error,omitempty"`
+}
+
+// ReencryptResponse reports per node, sorted by node id.
+type ReencryptResponse struct {
+	_     struct{} `cbor:",toarray"`
+	V     uint8
+	Nodes []ReencryptResult
 }

@@ -79,6 +79,9 @@ type Config struct {
 	Auth AuthConfig `yaml:"auth,omitempty"`
 	// Audit configures the audit log (audit.go).
 	Audit AuditConfig `yaml:"audit,omitempty"`
+	// Encryption turns on encryption at rest (encryption.go); absent
+	// means none.
+	Encryption EncryptionConfig `yaml:"encryption,omitempty"`
 }
 
 // RepairConfig schedules anti-entropy repair per datacenter pair.

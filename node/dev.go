@@ -39,6 +39,10 @@ type DevOptions struct {
 	WANLatency time.Duration
 	// Now is the clock for certificate validity; nil means time.Now.
 	Now func() time.Time
+	// NoEncryption leaves encryption at rest off. By default every node
+	// seals its values under the key of Dir/certs/encryption-keys.yaml
+	// (DevKeyFile), made once per directory.
+	NoEncryption bool
 }
 
 // DevCluster is what WriteDevCluster produced.
@@ -108,6 +112,12 @@ func WriteDevCluster(opts DevOptions) (*DevCluster, error) {
 	if err != nil {
 		return nil, err
 	}
+	var encryption EncryptionConfig
+	if !opts.NoEncryption {
+		if encryption.KeyFile, err = loadOrCreateKeyFile(opts.Dir); err != nil {
+			return nil, err
+		}
+	}
 	type devMember struct{ id, dc, rack, addr, gossip, admin string }
 	var members []devMember
 	total := len(opts.Regions) * opts.NodesPerRegion
@@ -169,6 +179,7 @@ func WriteDevCluster(opts DevOptions) (*DevCluster, error) {
 			DataDir:       abs(filepath.Join(opts.Dir, "data", m.id)),
 			TLS:           tlsFiles,
 			Auth:          AuthConfig{Superusers: []string{DevPrincipal}},
+			Encryption:    encryption,
 			Keyspaces: map[string]Keyspace{"default": {
 				Replication:      rep,
 				WriteConsistency: string(DefaultConsistency),

@@ -101,6 +101,9 @@ type Node struct {
 	auth  authz     // grants and superusers (auth.go)
 	audit *auditLog // audit.go
 
+	// reencrypting is set while meridian reencrypt runs here (encryption.go).
+	reencrypting atomic.Bool
+
 	tracer     trace.Tracer
 	metrics    *telemetry.Metrics
 	admin      *http.Server
@@ -161,7 +164,11 @@ func Start(cfg Config, opts Options) (*Node, error) {
 	}
 
 	n.onDisk = opts.FS == nil
-	n.store, err = store.Open(cfg.DataDir, &store.Options{FS: opts.FS, Logger: n.log, Now: n.now, NodeID: cfg.ID})
+	keyring, err := cfg.Encryption.loadKeyring()
+	if err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	n.store, err = store.Open(cfg.DataDir, &store.Options{FS: opts.FS, Logger: n.log, Now: n.now, NodeID: cfg.ID, Keyring: keyring})
 	if err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}
@@ -480,6 +487,8 @@ func (n *Node) serve(ctx context.Context, from wan.Identity, req *wan.Envelope, 
 		res, cerr := n.repairStatus(ctx, r.Keyspace)
 		n.auditDone(ctx, from, req, "repair status", r.Keyspace, "", cerr)
 		respond(reply, api.TypeRepairStatusReply, res, cerr)
+	case api.TypeReencrypt, typeReencryptNode:
+		n.serveReencrypt(ctx, from, req, reply)
 	case api.TypeRing:
 		var r api.RingRequest
 		if err := req.Decode(&r); err != nil {

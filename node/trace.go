@@ -44,6 +44,8 @@ func opName(t wan.MsgType) string {
 		return "status"
 	case api.TypeRing:
 		return "ring"
+	case api.TypeReencrypt, typeReencryptNode:
+		return "reencrypt"
 	}
 	return "unknown"
 }

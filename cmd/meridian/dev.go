@@ -34,6 +34,7 @@ type devFlags struct {
 	basePort       int
 	configOnly     bool
 	logFormat      string
+	noEncryption   bool
 }
 
 func newDevCmd() *cobra.Command {
@@ -60,6 +61,7 @@ meridian node --config DIR/nodes/<node>.yaml.`,
 	cmd.Flags().IntVar(&f.basePort, "base-port", 7100, "first UDP port; nodes take consecutive ports (0 = any free ports)")
 	cmd.Flags().BoolVar(&f.configOnly, "config-only", false, "write configurations and certificates, then exit")
 	cmd.Flags().StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+	cmd.Flags().BoolVar(&f.noEncryption, "no-encryption", false, "store values unsealed (by default every node encrypts them at rest under the key in DIR/"+node.DevKeyFile+")")
 	return cmd
 }
 
@@ -69,7 +71,7 @@ func runDev(cmd *cobra.Command, f *devFlags) error {
 	}
 	cluster, err := node.WriteDevCluster(node.DevOptions{
 		Dir: f.dir, Regions: f.regions, NodesPerRegion: f.nodesPerRegion, Replicas: f.replicas,
-		BasePort: f.basePort, WANLatency: f.wanLatency,
+		BasePort: f.basePort, WANLatency: f.wanLatency, NoEncryption: f.noEncryption,
 	})
 	if err != nil {
 		return err

@@ -30,6 +30,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newCertCmd())
 	root.AddCommand(newGrantCmd(g), newRevokeCmd(g), newGrantsCmd(g))
 	root.AddCommand(newConfigCmd(), newHealthCmd())
+	root.AddCommand(newKeysCmd(), newReencryptCmd(g))
 	return root
 }
 
