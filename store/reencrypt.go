@@ -70,23 +70,42 @@ func (s *Store) Reencrypt(ctx context.Context) (st ReencryptStats, err error) {
 	return st, nil
 }
 
-// reencryptKind rewrites the stale records of one kind.
-func (s *Store) reencryptKind(ctx context.Context, kind byte, kr *Keyring, st *ReencryptStats) (err error) {
+// reencryptKind rewrites the stale records of one kind, a batch at a time.
+// Each batch is found by an iterator of its own, closed before the batch
+// is rewritten, so a long run pins no old memtables or sstables.
+func (s *Store) reencryptKind(ctx context.Context, kind byte, kr *Keyring, st *ReencryptStats) error {
+	from := []byte{kind}
+	for from != nil {
+		batch, next, err := s.findStale(kind, from, kr, st)
+		if err != nil {
+			return err
+		}
+		if err := s.reencryptBatch(ctx, batch, kr, st); err != nil {
+			return err
+		}
+		from = next
+	}
+	return nil
+}
+
+// findStale collects, from Pebble key from on, up to ReencryptBatch
+// records of kind not sealed under kr's active key; next is where the
+// following batch starts, nil at the end of the kind's records.
+func (s *Store) findStale(kind byte, from []byte, kr *Keyring, st *ReencryptStats) (batch []staleRecord, next []byte, err error) {
 	defer catchFatal(&err, s.fail)
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{kind}, UpperBound: []byte{kind + 1}})
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: from, UpperBound: []byte{kind + 1}})
 	if err != nil {
-		return fmt.Errorf("store: reencrypt: %w", err)
+		return nil, nil, fmt.Errorf("store: reencrypt: %w", err)
 	}
 	defer func() {
 		if cerr := it.Close(); cerr != nil && err == nil {
 			err = fmt.Errorf("store: reencrypt: %w", cerr)
 		}
 	}()
-	var batch []staleRecord
 	for valid := it.First(); valid; valid = it.Next() {
 		v, err := it.ValueAndErr()
 		if err != nil {
-			return fmt.Errorf("store: reencrypt: %w", err)
+			return nil, nil, fmt.Errorf("store: reencrypt: %w", err)
 		}
 		if id, _, sealed, _ := sealedKeyID(v); sealed && id == kr.Active() {
 			st.Current++
@@ -100,16 +119,14 @@ func (s *Store) reencryptKind(ctx context.Context, kind byte, kr *Keyring, st *R
 		}
 		batch = append(batch, rec)
 		if len(batch) == ReencryptBatch {
-			if err := s.reencryptBatch(ctx, batch, kr, st); err != nil {
-				return err
-			}
-			batch = batch[:0]
+			// The smallest key after this one.
+			return batch, append(slices.Clone(it.Key()), 0), nil
 		}
 	}
 	if err := it.Error(); err != nil {
-		return fmt.Errorf("store: reencrypt: %w", err)
+		return nil, nil, fmt.Errorf("store: reencrypt: %w", err)
 	}
-	return s.reencryptBatch(ctx, batch, kr, st)
+	return batch, nil, nil
 }
 
 // recordToken parses the ring token (and, for a hint, the target) of the
@@ -139,13 +156,14 @@ func recordToken(kind byte, k []byte) (staleRecord, error) {
 
 // reencryptBatch rewrites the records of batch that are still stale, in
 // one synced batch, holding their lock stripes.
-func (s *Store) reencryptBatch(ctx context.Context, batch []staleRecord, kr *Keyring, st *ReencryptStats) error {
+func (s *Store) reencryptBatch(ctx context.Context, batch []staleRecord, kr *Keyring, st *ReencryptStats) (err error) {
 	if len(batch) == 0 {
 		return nil
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	defer catchFatal(&err, s.fail)
 	toks := make([]uint64, len(batch))
 	for i, r := range batch {
 		toks[i] = r.tok

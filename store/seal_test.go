@@ -456,3 +456,42 @@ func TestKeyFile(t *testing.T) {
 	bad("typo.yaml", "activ: a\n", 0o600, "field activ not found")
 	bad("base64.yaml", "active: a\nkeys:\n  a: '***'\n", 0o600, "not base64")
 }
+
+// FuzzOpenSealed feeds arbitrary stored values to open: it never panics;
+// a value not in the sealed format comes back as it is; a sealed one
+// either opens (only if it was made by seal under this key and Pebble key)
+// or fails with ErrCorrupt or ErrUnknownKey.
+func FuzzOpenSealed(f *testing.F) {
+	kr := testKeyring(f, map[string][]byte{"k1": bytes.Repeat([]byte{7}, KeyLen)}, "k1")
+	k := []byte("o-key")
+	good, err := kr.seal(k, []byte("\x01value"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(good)
+	f.Add([]byte{})
+	f.Add([]byte{sealedFormatV1})
+	f.Add([]byte{sealedFormatV1, 2, 'k', '9'})
+	f.Add(append([]byte{sealedFormatV1, 2, 'k', '9'}, make([]byte, 40)...))
+	f.Add([]byte("\x01plain"))
+	f.Fuzz(func(t *testing.T, v []byte) {
+		got, err := kr.open(k, v)
+		if len(v) == 0 || v[0] != sealedFormatV1 {
+			if err != nil || !bytes.Equal(got, v) {
+				t.Fatalf("unsealed value: open = %q, %v", got, err)
+			}
+			return
+		}
+		if err != nil {
+			if !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrUnknownKey) {
+				t.Fatalf("error of another class: %v", err)
+			}
+			return
+		}
+		// Forging a tag is 2^-128: only the seeds seal made (in this
+		// process or the one that wrote the corpus; the key is fixed) open.
+		if !bytes.Equal(got, []byte("\x01value")) || len(v) != len(good) {
+			t.Fatalf("opened a value seal did not make: %x", v)
+		}
+	})
+}
