@@ -197,7 +197,13 @@ func TestProcessesRepairLargeDifferences(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Open(cfg.DataDir, nil)
+	var kr *store.Keyring // the dev cluster encrypts at rest
+	if cfg.Encryption.KeyFile != "" {
+		if kr, err = store.LoadKeyFile(cfg.Encryption.KeyFile); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := store.Open(cfg.DataDir, &store.Options{Keyring: kr})
 	if err != nil {
 		t.Fatal(err)
 	}
