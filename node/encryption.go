@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/meridian-kv/meridian/api"
+	"github.com/meridian-kv/meridian/grants"
 	"github.com/meridian-kv/meridian/store"
 	"github.com/meridian-kv/meridian/wan"
 )
@@ -72,25 +73,43 @@ const reencryptFanOut = 4
 // serveReencrypt answers api.TypeReencrypt (from an operator) and
 // typeReencryptNode (from the node an operator asked, for all nodes).
 //
-// Authorization: api.TypeReencrypt needs the cluster admin principal (it
-// rewrites every value of the node); typeReencryptNode needs a node
-// certificate.
+// Authorization: api.TypeReencrypt needs admin on every keyspace (it
+// rewrites every value of the node) and is audited; typeReencryptNode
+// needs a node certificate (the node that checked the operator's request
+// passes it on).
 func (n *Node) serveReencrypt(ctx context.Context, from wan.Identity, req *wan.Envelope, reply wan.Replier) {
-	var r api.ReencryptRequest
-	if err := req.Decode(&r); err != nil {
-		sendClientError(reply, api.Errorf(api.CodeBadRequest, "meridian: malformed reencrypt request: %v", err))
-		return
-	}
 	if req.Type == typeReencryptNode {
 		if from.Role != wan.RoleNode {
-			reply.SendError("forbidden", "meridian: node-to-node messages need a node certificate")
+			n.auditRequest(ctx, from, req, "reencrypt", "", AuditForbidden, "", "node-to-node message from a non-node certificate")
+			reply.SendError(api.CodeForbidden, "meridian: node-to-node messages need a node certificate")
 			return
 		}
 		res := n.reencryptLocal(ctx)
 		respond(reply, typeReencryptNodeReply, &res, nil)
 		return
 	}
+	var r api.ReencryptRequest
+	if err := req.Decode(&r); err != nil {
+		sendClientError(reply, api.Errorf(api.CodeBadRequest, "meridian: malformed reencrypt request: %v", err))
+		return
+	}
+	if !n.authorize(ctx, from, req, "reencrypt", grants.AllKeyspaces, grants.Admin, reply) {
+		return
+	}
 	res := &api.ReencryptResponse{}
+	defer func() {
+		var failed []string
+		for _, r := range res.Nodes {
+			if r.Error != "" || r.Unreadable > 0 {
+				failed = append(failed, r.Node)
+			}
+		}
+		var cerr *api.ClientError
+		if len(failed) > 0 {
+			cerr = api.Errorf(api.CodeInternal, "not finished on %v", failed)
+		}
+		n.auditDone(ctx, from, req, "reencrypt", "", fmt.Sprintf("%d nodes", len(res.Nodes)), cerr)
+	}()
 	if !r.All {
 		res.Nodes = []api.ReencryptResult{n.reencryptLocal(ctx)}
 		respond(reply, api.TypeReencryptReply, res, nil)

@@ -32,6 +32,10 @@ func TestReloadEncryptionKeys(t *testing.T) {
 			}
 		}
 	}
+	// Re-encryption is a cluster admin operation.
+	_, err := clientAs(t, tc, "mallory", "east-1").Reencrypt(ctx(t), true)
+	wantForbidden(t, "reencrypt without admin", err, `may not run reencrypt`)
+
 	keys := []string{"a", "b", "c", "d", "e"}
 	for _, k := range keys {
 		if _, err := tc.client.Put(ctx(t), []byte(k), []byte("old-"+k), nil); err != nil {

@@ -31,6 +31,7 @@ type reloadStep struct {
 func (n *Node) reloadSteps() []reloadStep {
 	return []reloadStep{
 		{"certificates", n.reloadCredentials},
+		{"encryption keys", n.ReloadEncryptionKeys},
 	}
 }
 
@@ -90,12 +91,13 @@ func (n *Node) reloadCredentials() error {
 }
 
 // ReloadFiles returns the files whose change calls for a Reload: the
-// configuration file, if known, and the TLS files in use.
+// configuration file, if known, the TLS files in use and the encryption
+// key file.
 func (n *Node) ReloadFiles() []string {
 	n.reload.mu.Lock()
 	defer n.reload.mu.Unlock()
 	var out []string
-	for _, f := range []string{n.reload.configPath, n.reload.files.CA, n.reload.files.Cert, n.reload.files.Key, n.reload.files.RevokedFile} {
+	for _, f := range []string{n.reload.configPath, n.reload.files.CA, n.reload.files.Cert, n.reload.files.Key, n.reload.files.RevokedFile, n.cfg.Encryption.KeyFile} {
 		if f != "" && !slices.Contains(out, f) {
 			out = append(out, f)
 		}
