@@ -123,11 +123,22 @@ func ValidKeyID(id string) error {
 	return nil
 }
 
-// Active returns the id of the key that seals new values.
-func (k *Keyring) Active() string { return k.active }
+// Active returns the id of the key that seals new values ("" for a nil
+// keyring: encryption off).
+func (k *Keyring) Active() string {
+	if k == nil {
+		return ""
+	}
+	return k.active
+}
 
-// IDs returns the ids of the keys, sorted.
-func (k *Keyring) IDs() []string { return slices.Clone(k.ids) }
+// IDs returns the ids of the keys, sorted (none for a nil keyring).
+func (k *Keyring) IDs() []string {
+	if k == nil {
+		return nil
+	}
+	return slices.Clone(k.ids)
+}
 
 // sealedKeyID returns the key id of a sealed value and the length of its
 // header; sealed is false for an unsealed value.
