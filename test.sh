@@ -37,5 +37,5 @@ done <<'TARGETS'
 ./node FuzzNodeMessage FuzzHintDeliver FuzzGrantSet
 ./version FuzzDecodeContext FuzzUnmarshalObject
 ./repair FuzzDecodeProgress FuzzDecodeDirtySet
-./store FuzzDecodeHint FuzzDecodeObject
+./store FuzzDecodeHint FuzzDecodeObject FuzzOpenSealed
 TARGETS

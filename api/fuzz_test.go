@@ -61,6 +61,12 @@ func clientMessages() []clientMessage {
 		{"grants", func() any { return new(GrantsRequest) }, nil, &GrantsRequest{Principal: "alice"}},
 		{"grants-reply", func() any { return new(GrantsResponse) }, nil,
 			&GrantsResponse{Node: "east-1", Grants: []Grant{{Principal: "alice", Keyspace: "default", Permissions: []string{"read"}}, {Principal: "ops", Keyspace: "*", Permissions: []string{"admin"}, Superuser: true}}}},
+		{"reencrypt", func() any { return new(ReencryptRequest) }, nil, &ReencryptRequest{All: true}},
+		{"reencrypt-reply", func() any { return new(ReencryptResponse) }, nil,
+			&ReencryptResponse{Nodes: []ReencryptResult{{Node: "east-1", ActiveKey: "k2", Rewritten: 10, Current: 3, ByKey: map[string]int64{"k1": 9, "": 1}}, {Node: "east-2", Error: "unreachable"}}}},
+		// The node-to-node reply of the fan-out (node type 73).
+		{"reencrypt-result", func() any { return new(ReencryptResult) }, nil,
+			&ReencryptResult{Node: "west-1", ActiveKey: "k2", Rewritten: 1, Current: 1, ByKey: map[string]int64{"k1": 1}, Unreadable: 2}},
 	}
 }
 
