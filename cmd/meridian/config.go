@@ -17,6 +17,7 @@ import (
 
 	"github.com/meridian-kv/meridian/client"
 	"github.com/meridian-kv/meridian/node"
+	"github.com/meridian-kv/meridian/store"
 	"github.com/meridian-kv/meridian/wan"
 )
 
@@ -66,6 +67,7 @@ type nodeConfigFlags struct {
 	overwrite                   bool
 	superusers                  []string
 	auditLog                    string
+	encryptionKeyFile           string
 	backgroundRepairDisabled    bool
 	backgroundRepairPeriod      time.Duration
 	backgroundRepairBytesPerSec int64
@@ -138,6 +140,7 @@ machine or one Docker engine.`,
 	fl.StringToStringVar(&f.wanPeers, "wan-peer", nil, "QUIC address=datacenter of a peer, for --wan-latency (repeatable, or comma-separated)")
 	fl.StringArrayVar(&f.superusers, "superuser", nil, "principal (client certificate name) with admin on every keyspace, e.g. admin (repeatable; list the same on every node)")
 	fl.StringVar(&f.auditLog, "audit-log", "", "audit log file (default audit.log in the data directory; - for stderr)")
+	fl.StringVar(&f.encryptionKeyFile, "encryption-key-file", "", "encrypt values at rest with the keys of this file (meridian keys generate --file FILE makes one; default: no encryption)")
 	fl.StringVar(&f.out, "out", "-", "file to write (- for stdout)")
 	fl.BoolVar(&f.overwrite, "overwrite", false, "replace an existing --out file")
 	fl.StringVar(&f.header, "comment", "", "comment written at the top of the file (default says what it is)")
@@ -154,6 +157,12 @@ func (f *nodeConfigFlags) config() (*node.Config, error) {
 		Keyspaces:     map[string]node.Keyspace{},
 		Auth:          node.AuthConfig{Superusers: f.superusers},
 		Audit:         node.AuditConfig{Path: f.auditLog},
+		Encryption:    node.EncryptionConfig{KeyFile: f.encryptionKeyFile},
+	}
+	if f.encryptionKeyFile != "" {
+		if _, err := store.LoadKeyFile(f.encryptionKeyFile); err != nil {
+			errs = append(errs, fmt.Errorf("--encryption-key-file: %w (meridian keys generate --file FILE makes one)", err))
+		}
 	}
 	if f.certsDir != "" && f.id != "" {
 		cfg.TLS = wan.TLSFiles{CA: filepath.Join(f.certsDir, node.CACertFile), Cert: node.CertFile(f.certsDir, f.id), Key: node.KeyFile(f.certsDir, f.id)}

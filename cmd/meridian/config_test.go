@@ -25,6 +25,9 @@ func configNodeArgs(cfg *node.Config, certs, keyFile, out string) []string {
 	for _, s := range cfg.Auth.Superusers {
 		args = append(args, "--superuser", s)
 	}
+	if f := cfg.Encryption.KeyFile; f != "" {
+		args = append(args, "--encryption-key-file", f)
+	}
 	for name, ks := range cfg.Keyspaces {
 		var reps []string
 		for dc, n := range ks.Replication {
@@ -146,6 +149,7 @@ func TestConfigRefusesBadInput(t *testing.T) {
 		{[]string{"--overwrite", "--wan-latency", "10ms"}, "--wan-peer"},
 		{[]string{"--overwrite", "--write-consistency", "MOST"}, "keyspace"},
 		{[]string{"--overwrite", "--superuser", "a", "--superuser", "a"}, "listed twice"},
+		{[]string{"--overwrite", "--encryption-key-file", filepath.Join(t.TempDir(), "none.yaml")}, "--encryption-key-file"},
 	} {
 		_, err := certCLI(append(append([]string{}, good...), c.change...)...)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
