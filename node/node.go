@@ -45,8 +45,12 @@ type Options struct {
 	ConfigPath string
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
-	// Now is the wall clock; nil means time.Now. It only stamps writes
-	// (informational) and checks certificate validity.
+	// Now is the wall clock; nil means time.Now. It gives every wall time
+	// the node records or decides by: write stamps, grant stamps, hint ages
+	// and expiry, certificate validity, repair windows and schedules,
+	// tombstone collection and the read gate, the alive and fresh marks on
+	// disk, and the store's and the audit log's times. Latencies, timeouts
+	// and tickers use the runtime's clock.
 	Now func() time.Time
 	// TracerProvider and MeterProvider receive the node's spans and
 	// metrics; nil means no-op. MetricsHandler, if set, is served at
