@@ -79,7 +79,7 @@ type Node struct {
 	handoff    *handoff
 	flights    flights      // writes whose copies are in flight (writeahead.go)
 	trees      treeCache    // repair trees built for peers' sessions
-	slots      repairSlots  // bounds on concurrent repair work
+	slots      *repairSlots // bounds on concurrent repair work
 	budget     repairBudget // repair bytes per destination region
 	progressMu sync.Mutex   // serialises checkpoint updates
 	dirtyMu    sync.Mutex
@@ -334,6 +334,7 @@ func (n *Node) Close() error {
 	n.bgStop()
 	errs = append(errs, n.tr.Close())
 	n.bg.Wait()
+	n.slots.close()
 	// A clean stop records when the node was last alive, so its outage is
 	// measured from here (see openReadGate).
 	errs = append(errs, n.saveTime(aliveName, n.now()), n.store.Close(), n.audit.close())
@@ -354,6 +355,7 @@ func (n *Node) Kill() error {
 	n.bgStop()
 	errs = append(errs, n.tr.Close())
 	n.bg.Wait()
+	n.slots.close()
 	errs = append(errs, n.store.Close(), n.audit.close())
 	return errors.Join(errs...)
 }
