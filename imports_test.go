@@ -5,6 +5,7 @@ import (
 	"go/token"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -39,7 +40,10 @@ var allowed = map[string][]string{
 }
 
 // TestImportDirection fails when a package imports a project package its
-// layer may not depend on, so the dependency direction cannot rot.
+// layer may not depend on, or when a pure package (see pure in
+// purity_test.go) reads a clock, draws randomness or reaches the file
+// system, the network or the telemetry SDK, so the dependency direction
+// cannot rot.
 func TestImportDirection(t *testing.T) {
 	seen := map[string]bool{}
 	err := filepath.WalkDir(".", func(path string, d os.DirEntry, err error) error {
@@ -66,6 +70,15 @@ func TestImportDirection(t *testing.T) {
 		if err != nil {
 			return err
 		}
+		if slices.Contains(pure, pkg) {
+			bad, err := purityViolations(path, nil)
+			if err != nil {
+				return err
+			}
+			for _, b := range bad {
+				t.Errorf("%s, but package %s is pure: pass the clock, random source or I/O in", b, pkg)
+			}
+		}
 		for _, imp := range f.Imports {
 			p, _ := strconv.Unquote(imp.Path.Value)
 			if !strings.HasPrefix(p, module) {
@@ -82,7 +95,7 @@ func TestImportDirection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, must := range []string{"placement", "version", "store", "wan", "node", "client", "cmd/meridian"} {
+	for _, must := range append([]string{"store", "wan", "node", "client", "cmd/meridian"}, pure...) {
 		if !seen[must] {
 			t.Errorf("package %s not found: is the test running at the module root?", must)
 		}

@@ -1,5 +1,5 @@
-// Package deploy holds deployment material for Meridian — the FROM-scratch
-// container image, compose files, Terraform modules, systemd unit and
-// failover drill scripts — and the Go tests that check it. It contains no
-// code the binary links.
+// Package deploy holds material for running Meridian outside the binary
+// itself — scripts, configurations and their READMEs, one directory each —
+// and the Go tests, if any, that check it. It contains no code the binary
+// links; each directory's README says what it holds and how to use it.
 package deploy

@@ -45,8 +45,12 @@ type Options struct {
 	ConfigPath string
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
-	// Now is the wall clock; nil means time.Now. It only stamps writes
-	// (informational) and checks certificate validity.
+	// Now is the wall clock; nil means time.Now. It gives every wall time
+	// the node records or decides by: write stamps, grant stamps, hint ages
+	// and expiry, certificate validity, repair windows and schedules,
+	// tombstone collection and the read gate, the alive and fresh marks on
+	// disk, and the store's and the audit log's times. Latencies, timeouts
+	// and tickers use the runtime's clock.
 	Now func() time.Time
 	// TracerProvider and MeterProvider receive the node's spans and
 	// metrics; nil means no-op. MetricsHandler, if set, is served at
@@ -75,7 +79,7 @@ type Node struct {
 	handoff    *handoff
 	flights    flights      // writes whose copies are in flight (writeahead.go)
 	trees      treeCache    // repair trees built for peers' sessions
-	slots      repairSlots  // bounds on concurrent repair work
+	slots      *repairSlots // bounds on concurrent repair work
 	budget     repairBudget // repair bytes per destination region
 	progressMu sync.Mutex   // serialises checkpoint updates
 	dirtyMu    sync.Mutex
@@ -337,6 +341,7 @@ func (n *Node) Close() error {
 	n.bgStop()
 	errs = append(errs, n.tr.Close())
 	n.bg.Wait()
+	n.slots.close()
 	// A clean stop records when the node was last alive, so its outage is
 	// measured from here (see openReadGate).
 	errs = append(errs, n.saveTime(aliveName, n.now()), n.store.Close(), n.audit.close())
@@ -357,6 +362,7 @@ func (n *Node) Kill() error {
 	n.bgStop()
 	errs = append(errs, n.tr.Close())
 	n.bg.Wait()
+	n.slots.close()
 	errs = append(errs, n.store.Close(), n.audit.close())
 	return errors.Join(errs...)
 }

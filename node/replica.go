@@ -163,8 +163,6 @@ func (n *Node) mergeLocal(ctx context.Context, ks string, key []byte, obj *versi
 	return err
 }
 
-// readLocal reads this node's copy of a key; unless inspect, a node whose
-// read gate is open refuses keys it has not repaired (tombstones.go).
 // mergeMany merges many keys' objects into this node's store, a synced
 // batch (one fsync) per store.MaxMergeBatch keys.
 func (n *Node) mergeMany(ctx context.Context, ks string, objs []keyObject) (err error) {
@@ -196,6 +194,11 @@ func (n *Node) mergeMany(ctx context.Context, ks string, objs []keyObject) (err 
 	return flush()
 }
 
+// readLocal reads this node's copy of a key. Unless inspect, it refuses
+// every key while a fresh node has not yet heard from its peers
+// (verifiedRead, identity.go), and, after the node was down longer than the
+// tombstone grace, the keys of ranges it has not yet repaired with every
+// other replica (readAllowed, tombstones.go).
 func (n *Node) readLocal(ks string, key []byte, inspect bool) (*version.Object, error) {
 	if _, cerr := n.keyspace(ks); cerr != nil {
 		return nil, cerr

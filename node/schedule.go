@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/metric"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/meridian-kv/meridian/api"
 	"github.com/meridian-kv/meridian/placement"
@@ -356,6 +357,9 @@ type repairProgressReply struct {
 
 // repairStatus merges every member's checkpoints of keyspace ks (the node
 // coordinating a pair can change) into one status per datacenter pair.
+// Without every member's checkpoints a pair's status could be stale, so
+// if any member does not answer it fails with CodeUnavailable naming every
+// member that did not and why.
 func (n *Node) repairStatus(ctx context.Context, ks string) (*api.RepairStatusResponse, *api.ClientError) {
 	if _, cerr := n.keyspace(ks); cerr != nil {
 		return nil, cerr
@@ -363,14 +367,16 @@ func (n *Node) repairStatus(ctx context.Context, ks string) (*api.RepairStatusRe
 	var (
 		mu  sync.Mutex
 		all []repair.Progress
-		wg  sync.WaitGroup
+		g   errgroup.Group // no shared context: one failure must not cancel the other calls
 	)
 	add := func(ps []repair.Progress) {
 		mu.Lock()
 		all = append(all, ps...)
 		mu.Unlock()
 	}
-	for _, m := range n.ring().Members() {
+	members := n.ring().Members()
+	errs := make([]error, len(members))
+	for i, m := range members {
 		if m.ID == n.cfg.ID {
 			ps, err := n.RepairProgress(ks)
 			if err != nil {
@@ -379,10 +385,8 @@ func (n *Node) repairStatus(ctx context.Context, ks string) (*api.RepairStatusRe
 			add(ps)
 			continue
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			n.call(ctx, m.ID, typeRepairProgress, &repairRun{Keyspace: ks}, func(e *wan.Envelope) error {
+		g.Go(func() error {
+			err := n.call(ctx, m.ID, typeRepairProgress, &repairRun{Keyspace: ks}, func(e *wan.Envelope) error {
 				var r repairProgressReply
 				if err := e.Decode(&r); err != nil {
 					return err
@@ -398,9 +402,21 @@ func (n *Node) repairStatus(ctx context.Context, ks string) (*api.RepairStatusRe
 				add(ps)
 				return nil
 			})
-		}()
+			if err != nil {
+				errs[i] = fmt.Errorf("%s: %w", m.ID, err)
+			}
+			return errs[i]
+		})
 	}
-	wg.Wait()
+	if g.Wait() != nil {
+		var msgs []string
+		for _, err := range errs {
+			if err != nil {
+				msgs = append(msgs, err.Error())
+			}
+		}
+		return nil, api.Errorf(api.CodeUnavailable, "meridian: repair status needs every member's checkpoints; not from %s", strings.Join(msgs, "; "))
+	}
 	best := map[[2]string]repair.Progress{}
 	for _, p := range all {
 		b, ok := best[p.Pair]

@@ -4,8 +4,12 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
 	"reflect"
+	"regexp"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -49,42 +53,111 @@ func TestBalance(t *testing.T) {
 	}
 }
 
-// TestBalanceTable logs the table quoted in doc.go (run with -v). The first
-// column uses the IDs "<dc>-<i>" of TestBalance; the others build 20 clusters
-// with random IDs each, so the figures do not hinge on one naming scheme.
-// Deviation is the worst node's distance from 1/N over all three DCs.
-func TestBalanceTable(t *testing.T) {
-	if testing.Short() {
-		t.Skip("measurement only")
-	}
+// balanceRow is one row of the table in doc.go: for V vnodes and N nodes in
+// each of 3 DCs, the worst deviation and max/min ratio with the IDs
+// "<dc>-<i>" of TestBalance, and the median and worst deviation over 20
+// clusters with random IDs (a fixed seed, so the figures are reproducible).
+type balanceRow struct {
+	v, n                            int
+	dev, ratio, medianDev, worstDev float64
+}
+
+func (r balanceRow) String() string {
+	return fmt.Sprintf("V=%d N=%d: dev ±%.1f%% max/min %.2f, random median ±%.1f%% worst ±%.1f%%",
+		r.v, r.n, 100*r.dev, r.ratio, 100*r.medianDev, 100*r.worstDev)
+}
+
+// measureBalance computes the row for v and n, drawing the random IDs from
+// rng.
+func measureBalance(t testing.TB, rng *rand.Rand, v, n int) balanceRow {
 	const trials = 20
+	r, err := NewRing(topology(balanceDCs, n, 3), v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := balanceRow{v: v, n: n}
+	row.dev, row.ratio = spread(r)
+	var devs []float64
+	for range trials {
+		var ms []Member
+		for _, dc := range balanceDCs {
+			for range n {
+				ms = append(ms, Member{ID: fmt.Sprintf("%016x", rng.Uint64()), DC: dc})
+			}
+		}
+		rr, err := NewRing(ms, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, _ := spread(rr)
+		devs = append(devs, d)
+	}
+	slices.Sort(devs)
+	row.medianDev, row.worstDev = devs[trials/2], devs[trials-1]
+	return row
+}
+
+// docRow matches a row of the balance table in doc.go.
+var docRow = regexp.MustCompile(`^//\t(\d+)\s+(\d+)\s+±\s*([\d.]+)%\s+([\d.]+)\s+±\s*([\d.]+)%\s+±\s*([\d.]+)%$`)
+
+// TestBalanceTable recomputes every row of the balance table in doc.go and
+// fails when a figure differs from the printed one, so the documentation
+// cannot drift from the code; it then checks the claims doc.go draws from
+// the table.
+func TestBalanceTable(t *testing.T) {
+	src, err := os.ReadFile("doc.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The rows are measured in the table's order from one seeded source, so
+	// every row's random IDs are fixed.
+	vs, ns := []int{16, 64, 256, 512, 1024}, []int{3, 5, 10}
 	rng := rand.New(rand.NewPCG(7, 7))
-	t.Logf("| V    | N  | named: worst dev, max/min | random: median worst dev | random: worst of %d |", trials)
-	for _, v := range []int{16, 64, 256, 512, 1024} {
-		for _, n := range []int{3, 5, 10} {
-			r, err := NewRing(topology(balanceDCs, n, 3), v)
-			if err != nil {
+	rows := map[[2]int]balanceRow{}
+	for _, v := range vs {
+		for _, n := range ns {
+			rows[[2]int{v, n}] = measureBalance(t, rng, v, n)
+		}
+	}
+	documented := 0
+	for _, line := range strings.Split(string(src), "\n") {
+		m := docRow.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		var f [6]float64
+		for i := range f {
+			if f[i], err = strconv.ParseFloat(m[i+1], 64); err != nil {
 				t.Fatal(err)
 			}
-			dev, ratio := spread(r)
-			var devs []float64
-			for range trials {
-				var ms []Member
-				for _, dc := range balanceDCs {
-					for range n {
-						ms = append(ms, Member{ID: fmt.Sprintf("%016x", rng.Uint64()), DC: dc})
-					}
-				}
-				rr, err := NewRing(ms, v)
-				if err != nil {
-					t.Fatal(err)
-				}
-				d, _ := spread(rr)
-				devs = append(devs, d)
-			}
-			slices.Sort(devs)
-			t.Logf("| %-4d | %-2d | ±%4.1f%%, %.2f              | ±%4.1f%%                   | ±%4.1f%%             |",
-				v, n, 100*dev, ratio, 100*devs[trials/2], 100*devs[trials-1])
+		}
+		doc := balanceRow{v: int(f[0]), n: int(f[1]), dev: f[2] / 100, ratio: f[3], medianDev: f[4] / 100, worstDev: f[5] / 100}
+		got, ok := rows[[2]int{doc.v, doc.n}]
+		if !ok {
+			t.Errorf("doc.go has a row for V=%d N=%d, which the test does not measure", doc.v, doc.n)
+			continue
+		}
+		documented++
+		// The table prints one decimal of a percentage and two of a ratio;
+		// allow one unit in the last place for rounding.
+		if math.Abs(got.dev-doc.dev) > 0.0011 || math.Abs(got.ratio-doc.ratio) > 0.011 ||
+			math.Abs(got.medianDev-doc.medianDev) > 0.0011 || math.Abs(got.worstDev-doc.worstDev) > 0.0011 {
+			t.Errorf("doc.go says %v\nmeasured     %v", doc, got)
+		}
+	}
+	if documented != len(rows) {
+		t.Fatalf("found %d rows of the balance table in doc.go, want %d", documented, len(rows))
+	}
+	for _, n := range ns {
+		// About 1/sqrt(V): sixteen times the vnodes, about a quarter of the
+		// median deviation (within a factor of two).
+		lo, hi := rows[[2]int{64, n}], rows[[2]int{1024, n}]
+		if q := hi.medianDev / lo.medianDev; q < 0.125 || q > 0.5 {
+			t.Errorf("N=%d: median deviation at V=1024 is %.2f of V=64's, want about 1/4", n, q)
+		}
+		// At DefaultVNodes every measured cluster stays within ±20%.
+		if d := rows[[2]int{DefaultVNodes, n}]; d.dev > 0.20 || d.worstDev > 0.20 {
+			t.Errorf("V=%d N=%d: %v, want every deviation within ±20%%", DefaultVNodes, n, d)
 		}
 	}
 }

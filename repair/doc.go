@@ -39,8 +39,13 @@
 // into batches whose digests fit a byte budget, and the responder answers
 // each batch with CompareDigests over the keys under its leaves only —
 // batch by batch it finds exactly what one exchange would
-// (TestBatchDigestsCoversEveryLeafWithinBudget). The node streams the
-// objects in chunks within codec's decode limits and its frame cap.
+// (TestBatchDigestsCoversEveryLeafWithinBudget). The node does not build a
+// batch's answer as one message either: the responder computes what
+// CompareDigests would while it scans and streams it in messages of a
+// bounded size and element count, the initiator reconciles and merges each
+// message as it arrives and pushes what the responder lacks in messages of
+// the same bounds; only a single object larger than that bound travels
+// alone, in fragments up to the node's message limit (node/repair_stream.go).
 //
 // Every merge is version.Merge inside a store update: repair joins, never
 // overwrites, so a sibling survives unless the receiver had seen and

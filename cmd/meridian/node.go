@@ -80,6 +80,10 @@ func newNodeCmd(g *globalFlags) *cobra.Command {
 			return errors.Join(n.Close(), tel.Shutdown(context.Background()))
 		},
 	}
+	// The root's --config names the client configuration; this command
+	// shadows it with its own flag, writing the same variable, because
+	// here it names the node's configuration and is required.
+	cmd.Flags().StringVar(&g.config, "config", "", "node configuration file (required; meridian dev --config-only writes one per node)")
 	cmd.Flags().StringVar(&logFormat, "log-format", "json", "log format: json or text")
 	cmd.Flags().DurationVar(&watchInterval, "watch-interval", 5*time.Second, "how often to check the configuration and TLS files for changes, which reload certificates and the revocation list (0 = only on SIGHUP)")
 	return cmd

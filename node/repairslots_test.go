@@ -1,0 +1,109 @@
+package node
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// startSolo starts a one-node cluster on an in-memory filesystem, bound to
+// a port the system picks.
+func startSolo(t *testing.T) *Node {
+	t.Helper()
+	dev, err := WriteDevCluster(DevOptions{Dir: t.TempDir(), Regions: []string{"solo"}, NodesPerRegion: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := dev.Nodes[0]
+	c.Listen = "127.0.0.1:0"
+	n, err := Start(c, Options{FS: vfs.NewMem(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	return n
+}
+
+// goroutinesIn counts the goroutines whose stack contains fn.
+func goroutinesIn(fn string) int {
+	buf := make([]byte, 1<<20)
+	for {
+		k := runtime.Stack(buf, true)
+		if k < len(buf) {
+			buf = buf[:k]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	count := 0
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, fn) {
+			count++
+		}
+	}
+	return count
+}
+
+// TestScanIdleEndsOnClose: the wait that keeps a CPU slot idle after a
+// repair scan ends when the node closes, and Close returns only after it
+// has, so no goroutine of a closed node is left sleeping.
+func TestScanIdleEndsOnClose(t *testing.T) {
+	n := startSolo(t)
+	n.slots.mu.Lock()
+	n.slots.idleFor = func(time.Duration) time.Duration { return time.Hour }
+	n.slots.mu.Unlock()
+	const fn = "node.(*repairSlots).releaseCPU"
+	before := goroutinesIn(fn)
+	if err := n.scanning(context.Background(), func() error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if got := goroutinesIn(fn); got != before+1 {
+		t.Fatalf("%d goroutines idle a CPU slot after a scan, want %d", got, before+1)
+	}
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := goroutinesIn(fn); got != before {
+		t.Fatalf("%d goroutines still idle a CPU slot after Close, want %d", got, before)
+	}
+	// A scan after Close releases its slot at once.
+	for range repairCPU + 1 {
+		n.scanning(context.Background(), func() error { return nil })
+	}
+	if got := goroutinesIn(fn); got != before {
+		t.Fatalf("%d goroutines idle a CPU slot after scans of a closed node, want %d", got, before)
+	}
+}
+
+// TestRepairScanSlotsPerNode: each node has its own CPU slots for repair
+// scans, so the nodes of one process do not wait on each other's scans.
+func TestRepairScanSlotsPerNode(t *testing.T) {
+	a, b := startSolo(t), startSolo(t)
+	if a.slots.cpu == b.slots.cpu {
+		t.Fatal("two nodes share their repair scan slots")
+	}
+	if cap(a.slots.cpu) != repairCPU || cap(b.slots.cpu) != repairCPU {
+		t.Fatalf("scan slots %d and %d, want %d each", cap(a.slots.cpu), cap(b.slots.cpu), repairCPU)
+	}
+	// b scans while a holds its only slot.
+	hold, held := make(chan struct{}), make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- a.scanning(context.Background(), func() error { close(held); <-hold; return nil })
+	}()
+	<-held
+	ran := false
+	if err := b.scanning(context.Background(), func() error { ran = true; return nil }); err != nil || !ran {
+		t.Fatalf("b's scan while a scans: ran %v, %v", ran, err)
+	}
+	close(hold)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
