@@ -449,7 +449,8 @@ func TestComposeThreeRegions(t *testing.T) {
 		t.Errorf("west's stop and start lost acknowledged writes or resurrected deleted ones: %s", rep)
 	}
 	// Not vacuous: writes acknowledged while west was down, on keys west
-	// replicates, and hints stored for them.
+	// replicates, and hints stored for them (checked above); the awaits
+	// alone make 170 acknowledged writes.
 	westReplicas := map[string]int{}
 	for _, key := range keys {
 		ring, err := l.clients["east"].Ring(context.Background(), "default", []byte(key))
@@ -466,7 +467,7 @@ func TestComposeThreeRegions(t *testing.T) {
 	}
 	t.Logf("%d writes acknowledged while west was down, on keys with 3 west replicas; %d hints pending before west started; west stopped to every replica checked in %v",
 		duringOutage, hints, time.Since(down).Round(100*time.Millisecond))
-	if duringOutage == 0 || rep.Acked < 200 || rep.AckedDeletes == 0 {
+	if duringOutage == 0 || rep.Acked < 150 || rep.AckedDeletes == 0 {
 		t.Errorf("vacuous run: %d writes acknowledged while west was down: %s", duringOutage, rep)
 	}
 }
