@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs every check Meridian's CI runs: formatting, vet, the tests (with the
-# race detector on the concurrent packages) and a short fuzz of every
+# Runs every check Meridian's CI runs: formatting, vet, the tests (under
+# the race detector) and a short fuzz of every
 # decoder of network input. Needs only Go (see go.mod for the version).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -11,8 +11,10 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 go build -o bin/meridian ./cmd/meridian
-go test -count=1 -timeout 15m ./...
-go test -count=1 -race -timeout 15m ./store ./wan ./node ./client
+# One pass, every package under the race detector: the process tests run
+# binaries built without it, so only the in-process packages pay for it,
+# and no test runs twice.
+go test -count=1 -race -timeout 15m ./...
 # Every fuzz target of a decoder that takes network (or disk) input, a few
 # seconds each; the committed corpora under testdata/fuzz run in the
 # ordinary tests above. Each package's instrumented test binary is built
