@@ -116,7 +116,17 @@ func (n *Node) startGossip() error {
 		for {
 			select {
 			case e := <-events:
-				if _, ok := e.(serf.MemberEvent); ok {
+				if me, ok := e.(serf.MemberEvent); ok {
+					if me.Type == serf.EventMemberReap {
+						n.viewMu.Lock()
+						if n.reaped == nil {
+							n.reaped = map[string]bool{}
+						}
+						for _, m := range me.Members {
+							n.reaped[m.Name] = true
+						}
+						n.viewMu.Unlock()
+					}
 					n.refreshView()
 				}
 			case <-n.bgCtx.Done():
@@ -225,6 +235,8 @@ func (n *Node) refreshView() {
 	}
 	// Verified members serf does not list (yet), as failed ones
 	// (remembered.go).
+	infos = append(infos, n.rememberLocked(infos, n.reaped)...)
+	n.reaped = nil
 	sort.Slice(infos, func(i, j int) bool { return infos[i].ID < infos[j].ID })
 	old := n.view.Load()
 	same := old != nil && len(old.members) == len(infos)
