@@ -65,7 +65,9 @@ func (h *health) gossip(id string, st serf.MemberStatus, storeFailed bool) {
 	defer h.mu.Unlock()
 	p := h.peer(id)
 	p.failed = storeFailed
-	if st == serf.StatusFailed && p.serf != serf.StatusFailed {
+	if (st == serf.StatusFailed || st == serf.StatusLeft || st == serf.StatusLeaving) && p.serf != st {
+		// A peer that failed or left is used again only once a call to
+		// it succeeded: gossip calling it alive again is not enough.
 		p.failures = max(p.failures, downAfter)
 	}
 	p.serf = st

@@ -116,7 +116,17 @@ func (n *Node) startGossip() error {
 		for {
 			select {
 			case e := <-events:
-				if _, ok := e.(serf.MemberEvent); ok {
+				if me, ok := e.(serf.MemberEvent); ok {
+					if me.Type == serf.EventMemberReap {
+						n.viewMu.Lock()
+						if n.reaped == nil {
+							n.reaped = map[string]bool{}
+						}
+						for _, m := range me.Members {
+							n.reaped[m.Name] = true
+						}
+						n.viewMu.Unlock()
+					}
 					n.refreshView()
 				}
 			case <-n.bgCtx.Done():
@@ -201,9 +211,15 @@ func (n *Node) advertisedAddr() string {
 	return n.tr.Addr().String()
 }
 
-// refreshView rebuilds the ring from serf's member list. Members that left
-// gracefully leave the ring; failed ones stay (a temporary failure is not a
-// membership change, Dynamo §4.8) until serf reaps them. Gossip is only a
+// refreshView rebuilds the ring from serf's member list. Members that
+// failed and members that left gracefully both stay on it until serf reaps
+// them (reconnect_timeout): a stop and start — docker stop, a service
+// restart, an upgrade — is a temporary outage, not a membership change
+// (Dynamo §4.8). Were a member that left taken off the ring, the writes
+// made while it was away would neither be sent to it nor hinted for it,
+// and once it rejoined, a replica again, nothing but repair would bring
+// them. A member that left is not usable (health), so its writes are
+// hinted, as a failed one's are. Gossip is only a
 // hint: a member is placed on the ring once it proved, over mutual TLS,
 // that it holds the node certificate for its name (proven.go); until then
 // it is shown as unverified and gets no data.
@@ -212,11 +228,15 @@ func (n *Node) refreshView() {
 	defer n.viewMu.Unlock()
 	var infos []memberInfo
 	for _, m := range n.serf.Members() {
-		if m.Tags[tagRole] != roleVal || m.Status == serf.StatusLeft {
+		if m.Tags[tagRole] != roleVal {
 			continue
 		}
 		infos = append(infos, memberInfo{ID: m.Name, DC: m.Tags[tagDC], Rack: m.Tags[tagRack], Addr: m.Tags[tagAddr], Status: m.Status, StoreFailed: m.Tags[tagState] == stateFailedVal})
 	}
+	// Verified members serf does not list (yet), as failed ones
+	// (remembered.go).
+	infos = append(infos, n.rememberLocked(infos, n.reaped)...)
+	n.reaped = nil
 	sort.Slice(infos, func(i, j int) bool { return infos[i].ID < infos[j].ID })
 	old := n.view.Load()
 	same := old != nil && len(old.members) == len(infos)

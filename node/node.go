@@ -74,6 +74,8 @@ type Node struct {
 	view       atomic.Pointer[view]
 	viewMu     sync.Mutex // serialises refreshView
 	proven     provenBook
+	remembered rememberedBook  // guarded by viewMu
+	reaped     map[string]bool // members serf reaped, for refreshView; guarded by viewMu
 	health     *health
 	probeKick  chan struct{}
 	handoff    *handoff
