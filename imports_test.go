@@ -31,10 +31,12 @@ var allowed = map[string][]string{
 	// use it, so libraries (the Go client above all) link the API only.
 	"telemetry/otelsetup": {"telemetry"},
 	"deploy":              {},
-	"store":               {"codec", "placement", "version"},
-	"wan":                 {"codec"},
-	"client":              {"api", "codec", "consistency", "telemetry", "version", "wan"},
-	"node":                {"api", "codec", "consistency", "grants", "placement", "repair", "store", "telemetry", "version", "wan"},
+	// fuzzseed keeps fuzz seed corpora for the packages' tests.
+	"internal/fuzzseed": {},
+	"store":             {"codec", "placement", "version"},
+	"wan":               {"codec"},
+	"client":            {"api", "codec", "consistency", "telemetry", "version", "wan"},
+	"node":              {"api", "codec", "consistency", "grants", "placement", "repair", "store", "telemetry", "version", "wan"},
 	"cmd/meridian": {"api", "client", "codec", "consistency", "grants", "history", "node", "placement", "store",
 		"telemetry", "telemetry/otelsetup", "version", "wan"},
 }

@@ -2,14 +2,13 @@ package node
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/meridian-kv/meridian/codec"
+	"github.com/meridian-kv/meridian/internal/fuzzseed"
 	"github.com/meridian-kv/meridian/repair"
 	"github.com/meridian-kv/meridian/version"
 )
@@ -70,7 +69,7 @@ func nodeSeeds(t testing.TB) map[string][]byte {
 }
 
 func TestSeedCorpus(t *testing.T) {
-	seedCorpus(t, "FuzzNodeMessage", "[]byte", nodeSeeds(t))
+	fuzzseed.Check(t, "FuzzNodeMessage", "[]byte", nodeSeeds(t))
 }
 
 // The samples are valid: validate accepts every real request.
@@ -164,31 +163,4 @@ func objectsOf(v any) []*version.Object {
 		return out
 	}
 	return nil
-}
-
-// seedCorpus checks that every seed of a fuzz target is committed as
-// testdata/fuzz/<target>/<name>, so `go test` runs each one and `go test
-// -fuzz` starts from real messages; run the test with
-// MERIDIAN_WRITE_SEEDS=1 to write them after a message format changes.
-// typ is the Go type of the target's one argument ("[]byte" or "string").
-func seedCorpus(t *testing.T, target, typ string, seeds map[string][]byte) {
-	t.Helper()
-	dir := filepath.Join("testdata", "fuzz", target)
-	for name, b := range seeds {
-		want := fmt.Sprintf("go test fuzz v1\n%s(%q)\n", typ, b)
-		path := filepath.Join(dir, name)
-		if os.Getenv("MERIDIAN_WRITE_SEEDS") != "" {
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(path, []byte(want), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		got, err := os.ReadFile(path)
-		if err != nil || string(got) != want {
-			t.Errorf("seed %s is missing or stale (%v): run MERIDIAN_WRITE_SEEDS=1 go test -run %s", path, err, t.Name())
-		}
-	}
 }

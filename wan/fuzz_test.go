@@ -3,13 +3,11 @@ package wan
 import (
 	"bytes"
 	"errors"
-	"fmt"
-	"os"
-	"path/filepath"
 	"reflect"
 	"testing"
 
 	"github.com/meridian-kv/meridian/codec"
+	"github.com/meridian-kv/meridian/internal/fuzzseed"
 )
 
 // wanSeeds are real frames and messages: requests with deadlines and trace
@@ -45,9 +43,9 @@ func wanSeeds(t testing.TB) (frames, messages, payloads map[string][]byte) {
 
 func TestSeedCorpus(t *testing.T) {
 	frames, messages, payloads := wanSeeds(t)
-	seedCorpus(t, "FuzzReadFrame", "[]byte", frames)
-	seedCorpus(t, "FuzzReadMessage", "[]byte", messages)
-	seedCorpus(t, "FuzzDecodePayload", "[]byte", payloads)
+	fuzzseed.Check(t, "FuzzReadFrame", "[]byte", frames)
+	fuzzseed.Check(t, "FuzzReadMessage", "[]byte", messages)
+	fuzzseed.Check(t, "FuzzDecodePayload", "[]byte", payloads)
 }
 
 // FuzzDecodePayload decodes arbitrary bytes as the payloads the transport
@@ -85,31 +83,4 @@ func FuzzDecodePayload(f *testing.F) {
 			t.Fatalf("encoding not stable: %x then %x", re.Payload, again.Payload)
 		}
 	})
-}
-
-// seedCorpus checks that every seed of a fuzz target is committed as
-// testdata/fuzz/<target>/<name>, so `go test` runs each one and `go test
-// -fuzz` starts from real messages; run the test with
-// MERIDIAN_WRITE_SEEDS=1 to write them after a message format changes.
-// typ is the Go type of the target's one argument ("[]byte" or "string").
-func seedCorpus(t *testing.T, target, typ string, seeds map[string][]byte) {
-	t.Helper()
-	dir := filepath.Join("testdata", "fuzz", target)
-	for name, b := range seeds {
-		want := fmt.Sprintf("go test fuzz v1\n%s(%q)\n", typ, b)
-		path := filepath.Join(dir, name)
-		if os.Getenv("MERIDIAN_WRITE_SEEDS") != "" {
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(path, []byte(want), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		got, err := os.ReadFile(path)
-		if err != nil || string(got) != want {
-			t.Errorf("seed %s is missing or stale (%v): run MERIDIAN_WRITE_SEEDS=1 go test -run %s", path, err, t.Name())
-		}
-	}
 }
