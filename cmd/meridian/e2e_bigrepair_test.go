@@ -219,34 +219,6 @@ func TestProcessesRepairLargeDifferences(t *testing.T) {
 	}
 }
 
-// checkInspectCLI runs meridian inspect --json and checks that all six
-// replicas of key hold exactly want.
-func (pc *procCluster) checkInspectCLI(key, want string) error {
-	var res struct {
-		Replicas []struct {
-			Node   string   `json:"node"`
-			Values []string `json:"values"`
-			Error  string   `json:"error"`
-		} `json:"replicas"`
-	}
-	out, err := pc.try("inspect", key, "--json")
-	if err != nil {
-		return err
-	}
-	if err := json.Unmarshal([]byte(out), &res); err != nil {
-		return err
-	}
-	if len(res.Replicas) != 6 {
-		return fmt.Errorf("inspect %s: %d replicas, want 6", key, len(res.Replicas))
-	}
-	for _, r := range res.Replicas {
-		if r.Error != "" || len(r.Values) != 1 || r.Values[0] != want {
-			return fmt.Errorf("inspect %s on %s: %d values, error %q", key, r.Node, len(r.Values), r.Error)
-		}
-	}
-	return nil
-}
-
 // TestProcessesRepairWipedNode: 400 values of 128 KiB (50 MiB) are on
 // every replica; west-1 is killed, its data directory deleted, and it is
 // restarted empty; one `meridian repair --now` gives it every value back,
@@ -293,7 +265,7 @@ func TestProcessesRepairWipedNode(t *testing.T) {
 	start := time.Now()
 	fixed, sent := pc.repairNow()
 	t.Logf("repair --now in %v: %d keys fixed, %d bytes sent for %d bytes diverged (%.2fx)", time.Since(start).Round(time.Millisecond), fixed, sent, count*size, float64(sent)/float64(count*size))
-	if err := pc.checkInspectCLI(keys[0], value(keys[0])); err != nil {
+	if err := pc.checkReplicas(keys[0], value(keys[0]), 6); err != nil {
 		t.Error(err)
 	}
 	began = time.Now()

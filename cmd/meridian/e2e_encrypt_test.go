@@ -119,7 +119,7 @@ func TestProcessesEncryptAtRest(t *testing.T) {
 	}
 	pc.startAll(oneRegion)
 	for key, value := range canaries {
-		if err := pc.checkReplicas(key, value); err != nil {
+		if err := pc.checkReplicas(key, value, len(oneRegion)); err != nil {
 			t.Error(err)
 		}
 	}
@@ -228,9 +228,9 @@ func (pc *procCluster) filesHolding(b []byte) []string {
 	return found
 }
 
-// checkReplicas asks meridian inspect whether every replica of key holds
-// exactly value.
-func (pc *procCluster) checkReplicas(key, value string) error {
+// checkReplicas asks meridian inspect whether key has the given number of
+// replicas and every one holds exactly value.
+func (pc *procCluster) checkReplicas(key, value string, replicas int) error {
 	var res struct {
 		Replicas []struct {
 			Node   string   `json:"node"`
@@ -245,8 +245,8 @@ func (pc *procCluster) checkReplicas(key, value string) error {
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
 		return err
 	}
-	if len(res.Replicas) != len(oneRegion) {
-		return fmt.Errorf("inspect %s: %d replicas, want %d", key, len(res.Replicas), len(oneRegion))
+	if len(res.Replicas) != replicas {
+		return fmt.Errorf("inspect %s: %d replicas, want %d", key, len(res.Replicas), replicas)
 	}
 	var errs []error
 	for _, r := range res.Replicas {
