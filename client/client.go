@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"os"
 	"strings"
 	"sync"
@@ -82,6 +83,10 @@ type Config struct {
 	// travels to the cluster so the whole request is one trace; nil means
 	// no tracing.
 	TracerProvider trace.TracerProvider `yaml:"-"`
+	// PacketConn, if set, is the socket the client uses instead of
+	// binding an ephemeral UDP port: a simulated network's endpoint. The
+	// client owns it and closes it on Close.
+	PacketConn net.PacketConn `yaml:"-"`
 }
 
 // LoadConfig reads a YAML client configuration (as meridian dev writes).
@@ -178,7 +183,7 @@ func Dial(ctx context.Context, cfg *Config) (*Client, error) {
 			return nil, fmt.Errorf("client: %w", err)
 		}
 	}
-	d, err := wan.NewDialer(creds, &wan.DialerOptions{DialTimeout: dialTimeout, IdleTimeout: idleTimeout, VerifyAfter: verifyAfter})
+	d, err := wan.NewDialer(creds, &wan.DialerOptions{PacketConn: cfg.PacketConn, DialTimeout: dialTimeout, IdleTimeout: idleTimeout, VerifyAfter: verifyAfter})
 	if err != nil {
 		return nil, fmt.Errorf("client: %w", err)
 	}

@@ -73,6 +73,9 @@ func (n *Node) startGossip() error {
 	}
 	ml.BindAddr, ml.BindPort = host, port
 	ml.AdvertiseAddr, ml.AdvertisePort = host, port
+	if n.gossipTr != nil {
+		ml.Transport = n.gossipTr
+	}
 	if len(n.cfg.GossipKeys) > 0 {
 		keys := make([][]byte, len(n.cfg.GossipKeys))
 		for i, k := range n.cfg.GossipKeys {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/hashicorp/memberlist"
 	"github.com/hashicorp/serf/serf"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -37,6 +38,12 @@ type Options struct {
 	// WrapConn wraps the node's UDP socket, e.g. with a shared
 	// wan.Emulator; it overrides Config.WANEmulation.
 	WrapConn func(net.PacketConn) net.PacketConn
+	// PacketConn, if set, is the QUIC socket instead of one bound to
+	// Config.Listen, and GossipTransport serf's transport instead of
+	// sockets bound to Config.Gossip: a simulated network's endpoints
+	// (package sim). The node owns both and closes them on Close.
+	PacketConn      net.PacketConn
+	GossipTransport memberlist.NodeAwareTransport
 	// Credentials, if set, are used instead of loading Config.TLS.
 	Credentials *wan.Credentials
 	// ConfigPath is the file Config was read from, if any: Reload re-reads
@@ -71,6 +78,7 @@ type Node struct {
 	tr    *wan.Transport
 
 	serf       *serf.Serf
+	gossipTr   memberlist.NodeAwareTransport // Options.GossipTransport
 	view       atomic.Pointer[view]
 	viewMu     sync.Mutex // serialises refreshView
 	proven     provenBook
@@ -135,7 +143,7 @@ func Start(cfg Config, opts Options) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("node: invalid configuration: %w", err)
 	}
-	n := &Node{cfg: cfg, log: opts.Logger, now: opts.Now, health: newHealth(cfg.ID), probeKick: make(chan struct{}, 1), slots: newRepairSlots(), fatalCh: make(chan struct{})}
+	n := &Node{cfg: cfg, log: opts.Logger, now: opts.Now, health: newHealth(cfg.ID), probeKick: make(chan struct{}, 1), slots: newRepairSlots(), fatalCh: make(chan struct{}), gossipTr: opts.GossipTransport}
 	if n.log == nil {
 		n.log = slog.Default()
 	}
@@ -195,6 +203,7 @@ func Start(cfg Config, opts Options) (*Node, error) {
 	n.tr, err = wan.Listen(wan.Config{
 		Credentials: creds,
 		ListenAddr:  cfg.Listen,
+		PacketConn:  opts.PacketConn,
 		WrapConn:    wrap,
 		Logger:      n.log,
 		MaxMessage:  cfg.messageLimit(),

@@ -27,6 +27,10 @@ type Dialer struct {
 type DialerOptions struct {
 	// Wrap, if set, wraps the UDP socket (the WAN emulator hooks in here).
 	Wrap func(net.PacketConn) net.PacketConn
+	// PacketConn, if set, is the socket to use instead of binding an
+	// ephemeral UDP port (a simulated network's endpoint; Wrap still
+	// applies). The Dialer owns it and closes it on Close.
+	PacketConn net.PacketConn
 	// DialTimeout bounds one dial, handshake included; default
 	// DefaultDialTimeout. Clients that fail over between nodes want it
 	// short: QUIC ignores ICMP, so only a timeout reveals a dead node.
@@ -61,13 +65,16 @@ func NewDialer(creds *Credentials, opts *DialerOptions) (*Dialer, error) {
 		o.IdleTimeout = DefaultIdleTimeout
 	}
 	wrap := o.Wrap
-	udp, err := net.ListenUDP("udp", &net.UDPAddr{})
-	if err != nil {
-		return nil, err
+	pc := o.PacketConn
+	if pc == nil {
+		udp, err := net.ListenUDP("udp", &net.UDPAddr{})
+		if err != nil {
+			return nil, err
+		}
+		pc = udp
 	}
-	var pc net.PacketConn = udp
 	if wrap != nil {
-		pc = wrap(udp)
+		pc = wrap(pc)
 	}
 	qtr := &quic.Transport{Conn: pc}
 	live := &liveCredentials{}

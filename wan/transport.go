@@ -56,6 +56,10 @@ type Config struct {
 	// WrapConn, if set, wraps the UDP socket (the WAN emulator hooks in
 	// here). A wrapped socket loses quic-go's GSO and batching.
 	WrapConn func(net.PacketConn) net.PacketConn
+	// PacketConn, if set, is the socket to use instead of binding
+	// ListenAddr (a simulated network's endpoint; WrapConn still applies).
+	// The Transport owns it and closes it on Close.
+	PacketConn net.PacketConn
 	// MaxFrame limits one frame's CBOR body in bytes, in both directions.
 	// Default DefaultMaxFrame.
 	MaxFrame int
@@ -150,7 +154,7 @@ func (c *Config) Validate() error {
 	} else if id := c.Credentials.Identity(); id.Role != RoleNode {
 		errs = append(errs, fmt.Errorf("wan: config: a transport needs a node certificate, but %q is a %s certificate", id.Name, id.Role))
 	}
-	if c.ListenAddr == "" {
+	if c.ListenAddr == "" && c.PacketConn == nil {
 		errs = append(errs, errors.New("wan: config: ListenAddr is required (host:port; \":0\" picks a port)"))
 	}
 	if c.MaxFrame < 0 {
@@ -274,17 +278,20 @@ func Listen(cfg Config, h Handler) (*Transport, error) {
 	if err != nil {
 		return nil, err
 	}
-	ua, err := net.ResolveUDPAddr("udp", cfg.ListenAddr)
-	if err != nil {
-		return nil, fmt.Errorf("wan: listen address %q: %w", cfg.ListenAddr, err)
+	pc := cfg.PacketConn
+	if pc == nil {
+		ua, err := net.ResolveUDPAddr("udp", cfg.ListenAddr)
+		if err != nil {
+			return nil, fmt.Errorf("wan: listen address %q: %w", cfg.ListenAddr, err)
+		}
+		udp, err := net.ListenUDP("udp", ua)
+		if err != nil {
+			return nil, fmt.Errorf("wan: listen on %s: %w", cfg.ListenAddr, err)
+		}
+		pc = udp
 	}
-	udp, err := net.ListenUDP("udp", ua)
-	if err != nil {
-		return nil, fmt.Errorf("wan: listen on %s: %w", cfg.ListenAddr, err)
-	}
-	var pc net.PacketConn = udp
 	if cfg.WrapConn != nil {
-		pc = cfg.WrapConn(udp)
+		pc = cfg.WrapConn(pc)
 	}
 	key := quic.StatelessResetKey(resetKey)
 	t := &Transport{

@@ -1,0 +1,319 @@
+package sim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/netip"
+	"sort"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/meridian-kv/meridian/client"
+	"github.com/meridian-kv/meridian/node"
+	"github.com/meridian-kv/meridian/wan"
+)
+
+// Ports every simulated host uses: each node has a host of its own.
+const (
+	quicPort   = 7000
+	gossipPort = 7946
+)
+
+// Options shape a simulated cluster. Zero fields take the defaults noted.
+type Options struct {
+	// Seed drives every random decision of the network; tests print it.
+	Seed uint64
+	// Regions default to east and west; NodesPerRegion to 3; Replicas
+	// (per region, of the default keyspace) to 3.
+	Regions        []string
+	NodesPerRegion int
+	Replicas       int
+	// Inside and Between are the links inside a region and between
+	// regions; the zero Between means 40 ms each way, the zero Inside
+	// 250 µs.
+	Inside, Between Link
+	// Tweak, if set, adjusts each node's configuration before it starts.
+	Tweak func(*node.Config)
+	// Clock, if set, gives node id its wall clock (for skew between
+	// regions); nil means the runtime's.
+	Clock func(id string) func() time.Time
+	// Logger receives the nodes' logs; nil discards all but errors.
+	Logger *slog.Logger
+}
+
+// Cluster is a Meridian cluster whose nodes run in this process on a
+// simulated Network, each on an in-memory filesystem that can lose what
+// was not synced (vfs.NewCrashableMem). Start it inside a
+// testing/synctest bubble so that time is simulated.
+type Cluster struct {
+	Net *Network
+
+	opts    Options
+	ca      *wan.CA
+	caPEM   []byte
+	order   []string // node ids in start order
+	members map[string]*member
+	clients []*client.Client
+	hosts   uint32
+}
+
+// member is one node's slot: its configuration, host and disk survive
+// the node's restarts.
+type member struct {
+	cfg  node.Config
+	host netip.Addr
+	fs   *vfs.MemFS
+	n    *node.Node // nil while down
+}
+
+// NewCluster creates the network, the certificates and the configuration
+// of every node, and starts them all. It does not wait for membership to
+// converge: see WaitConverged.
+func NewCluster(opts Options) (*Cluster, error) {
+	if opts.Regions == nil {
+		opts.Regions = []string{"east", "west"}
+	}
+	if opts.NodesPerRegion == 0 {
+		opts.NodesPerRegion = 3
+	}
+	if opts.Replicas == 0 {
+		opts.Replicas = min(3, opts.NodesPerRegion)
+	}
+	if opts.Between == (Link{}) {
+		opts.Between = Link{Latency: 40 * time.Millisecond}
+	}
+	if opts.Inside == (Link{}) {
+		opts.Inside = Link{Latency: 250 * time.Microsecond}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	c := &Cluster{Net: NewNetwork(opts.Seed), opts: opts, members: map[string]*member{}}
+	c.Net.SetLinks(opts.Inside, opts.Between)
+	var err error
+	if c.ca, _, err = wan.NewCA("sim", time.Now(), 24*time.Hour*365); err != nil {
+		return nil, err
+	}
+	c.caPEM = c.ca.CertPEM
+	repl := map[string]int{}
+	for _, dc := range opts.Regions {
+		repl[dc] = opts.Replicas
+	}
+	var seeds []string
+	for ri, dc := range opts.Regions {
+		for i := 1; i <= opts.NodesPerRegion; i++ {
+			id := fmt.Sprintf("%s-%d", dc, i)
+			host := netip.AddrFrom4([4]byte{10, byte(ri + 1), 0, byte(i)})
+			c.Net.AddHost(host, dc)
+			cfg := node.Config{
+				ID:             id,
+				DC:             dc,
+				Rack:           fmt.Sprintf("rack%d", i),
+				Listen:         netip.AddrPortFrom(host, quicPort).String(),
+				Gossip:         netip.AddrPortFrom(host, gossipPort).String(),
+				GossipProfile:  "local",
+				InsecureGossip: true,
+				DataDir:        "/data/" + id,
+				TLS:            wan.TLSFiles{CA: "(memory)", Cert: "(memory)", Key: "(memory)"},
+				Keyspaces:      map[string]node.Keyspace{"default": {Replication: repl}},
+				Auth:           node.AuthConfig{Superusers: []string{"admin"}},
+			}
+			if i == 1 {
+				seeds = append(seeds, cfg.Gossip)
+			}
+			c.members[id] = &member{cfg: cfg, host: host, fs: vfs.NewCrashableMem()}
+			c.order = append(c.order, id)
+		}
+	}
+	for _, id := range c.order {
+		m := c.members[id]
+		m.cfg.Seeds = seeds
+		if opts.Tweak != nil {
+			opts.Tweak(&m.cfg)
+		}
+	}
+	for _, id := range c.order {
+		if err := c.Start(id); err != nil {
+			c.Close()
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// IDs returns the node ids in region order.
+func (c *Cluster) IDs() []string { return append([]string(nil), c.order...) }
+
+// Region returns the ids of region dc's nodes.
+func (c *Cluster) Region(dc string) []string {
+	var ids []string
+	for _, id := range c.order {
+		if c.members[id].cfg.DC == dc {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// Host returns node id's host address (for CutHosts and Isolate).
+func (c *Cluster) Host(id string) netip.Addr { return c.members[id].host }
+
+// Node returns node id, or nil while it is down.
+func (c *Cluster) Node(id string) *node.Node { return c.members[id].n }
+
+// Config returns node id's configuration.
+func (c *Cluster) Config(id string) node.Config { return c.members[id].cfg }
+
+// Start starts node id on its disk (after Kill or PowerLoss).
+func (c *Cluster) Start(id string) error {
+	m := c.members[id]
+	if m.n != nil {
+		return fmt.Errorf("sim: %s is running", id)
+	}
+	cert, key, err := c.ca.IssueRequest(wan.CertRequest{Name: id, Role: wan.RoleNode, Hosts: []string{m.host.String()}, DC: m.cfg.DC, Now: time.Now(), Validity: 24 * time.Hour * 365})
+	if err != nil {
+		return err
+	}
+	creds, err := wan.NewCredentials(c.caPEM, cert, key, time.Now())
+	if err != nil {
+		return err
+	}
+	pc, err := c.Net.Listen(netip.AddrPortFrom(m.host, quicPort))
+	if err != nil {
+		return err
+	}
+	gt, err := c.Net.GossipTransport(netip.AddrPortFrom(m.host, gossipPort))
+	if err != nil {
+		pc.Close()
+		return err
+	}
+	opts := node.Options{FS: m.fs, PacketConn: pc, GossipTransport: gt, Credentials: creds, Logger: c.opts.Logger}
+	if c.opts.Clock != nil {
+		opts.Now = c.opts.Clock(id)
+	}
+	n, err := node.Start(m.cfg, opts)
+	if err != nil {
+		pc.Close()
+		gt.Shutdown()
+		return fmt.Errorf("sim: starting %s: %w", id, err)
+	}
+	m.n = n
+	return nil
+}
+
+// Kill stops node id as a crash of the process would: it leaves no word
+// to its peers, and what its disk synced survives (the operating system
+// keeps the rest too: see PowerLoss for a machine's crash).
+func (c *Cluster) Kill(id string) error {
+	m := c.members[id]
+	if m.n == nil {
+		return nil
+	}
+	err := m.n.Kill()
+	m.n = nil
+	return err
+}
+
+// PowerLoss crashes node id's machine: the node stops, and its disk keeps
+// only what was synced (unsynced data survives with the given percentage
+// chance per block, drawn from rng).
+func (c *Cluster) PowerLoss(id string, unsyncedPercent int, rng *rand.Rand) error {
+	m := c.members[id]
+	// Freeze the disk first: what the node does while stopping must not
+	// reach the clone.
+	clone := m.fs.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: unsyncedPercent, RNG: rng})
+	err := c.Kill(id)
+	m.fs = clone
+	return err
+}
+
+// Client returns a client whose home region is dc, connected over the
+// simulated network from a host of its own in dc. The cluster closes it.
+func (c *Cluster) Client(dc string) (*client.Client, error) {
+	c.hosts++
+	host := netip.AddrFrom4([4]byte{10, 200, byte(c.hosts >> 8), byte(c.hosts)})
+	c.Net.AddHost(host, dc)
+	pc, err := c.Net.Listen(netip.AddrPortFrom(host, 40000))
+	if err != nil {
+		return nil, err
+	}
+	cert, key, err := c.ca.IssueRequest(wan.CertRequest{Name: "admin", Role: wan.RoleClient, Now: time.Now(), Validity: 24 * time.Hour * 365})
+	if err != nil {
+		return nil, err
+	}
+	creds, err := wan.NewCredentials(c.caPEM, cert, key, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	cfg := &client.Config{DC: dc, Credentials: creds, PacketConn: pc, Timeout: 5 * time.Second}
+	for _, id := range c.order {
+		m := c.members[id]
+		cfg.Nodes = append(cfg.Nodes, client.Node{ID: id, DC: m.cfg.DC, Addr: m.cfg.Listen})
+	}
+	cl, err := client.Dial(context.Background(), cfg)
+	if err != nil {
+		pc.Close()
+		return nil, err
+	}
+	c.clients = append(c.clients, cl)
+	return cl, nil
+}
+
+// WaitConverged waits, polling every simulated 100 ms, until every
+// running node sees every running node as a member, or until limit of
+// simulated time has passed.
+func (c *Cluster) WaitConverged(limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		err := c.converged()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("sim: not converged after %v: %w", limit, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (c *Cluster) converged() error {
+	var running []string
+	for _, id := range c.order {
+		if c.members[id].n != nil {
+			running = append(running, id)
+		}
+	}
+	for _, id := range running {
+		got := c.members[id].n.Members()
+		sort.Strings(got)
+		want := map[string]bool{}
+		for _, m := range got {
+			want[m] = true
+		}
+		for _, peer := range running {
+			if !want[peer] {
+				return fmt.Errorf("%s does not see %s (sees %v)", id, peer, got)
+			}
+		}
+	}
+	return nil
+}
+
+// Close closes the clients and stops every running node.
+func (c *Cluster) Close() error {
+	var errs []error
+	for _, cl := range c.clients {
+		errs = append(errs, cl.Close())
+	}
+	for _, id := range c.order {
+		if n := c.members[id].n; n != nil {
+			errs = append(errs, n.Kill())
+			c.members[id].n = nil
+		}
+	}
+	return errors.Join(errs...)
+}
