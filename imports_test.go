@@ -37,6 +37,8 @@ var allowed = map[string][]string{
 	"wan":               {"codec"},
 	"client":            {"api", "codec", "consistency", "telemetry", "version", "wan"},
 	"node":              {"api", "codec", "consistency", "grants", "placement", "repair", "store", "telemetry", "version", "wan"},
+	"workload":          {"api", "client", "consistency", "history", "telemetry", "version", "wan"},
+	"sim":               {"api", "client", "consistency", "history", "node", "telemetry", "version", "wan", "workload"},
 	"cmd/meridian": {"api", "client", "codec", "consistency", "grants", "history", "node", "placement", "store",
 		"telemetry", "telemetry/otelsetup", "version", "wan"},
 }

@@ -82,7 +82,7 @@ func (t *gossipTransport) WriteToAddress(b []byte, a memberlist.Address) (time.T
 }
 
 func (t *gossipTransport) PacketCh() <-chan *memberlist.Packet { return t.packets }
-func (t *gossipTransport) StreamCh() <-chan net.Conn          { return t.streams }
+func (t *gossipTransport) StreamCh() <-chan net.Conn           { return t.streams }
 
 func (t *gossipTransport) DialAddressTimeout(a memberlist.Address, timeout time.Duration) (net.Conn, error) {
 	return t.DialTimeout(a.Addr, timeout)

@@ -1,0 +1,365 @@
+package sim_test
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"hash/fnv"
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/meridian-kv/meridian/client"
+	"github.com/meridian-kv/meridian/history"
+	"github.com/meridian-kv/meridian/sim"
+	"github.com/meridian-kv/meridian/workload"
+)
+
+var seedFlag = flag.Uint64("sim.seed", 0, "seed of every fault-matrix row (0: each row's own fixed seed)")
+
+// rowSeed is the seed a row runs with: -sim.seed, or one fixed per row
+// name so that CI runs the same schedules every time.
+func rowSeed(name string) uint64 {
+	if *seedFlag != 0 {
+		return *seedFlag
+	}
+	h := fnv.New64a()
+	h.Write([]byte(name))
+	return h.Sum64()
+}
+
+// row is one fault of the matrix. fault runs while the load does, in
+// simulated time, and returns when the fault is over (healed, restarted);
+// proof then says whether the fault really happened (so the row is not
+// vacuous).
+type row struct {
+	name   string
+	opts   sim.Options
+	fault  func(t *testing.T, c *sim.Cluster, rng *rand.Rand)
+	proof  func(c *sim.Cluster, f faultStats) error
+	writes []string // write consistency levels; default LOCAL_QUORUM
+}
+
+// faultStats is what the harness measured around the fault.
+type faultStats struct {
+	before, after sim.Stats
+	hints         int64 // hints stored, all nodes
+	during        []history.Op
+}
+
+func (f faultStats) cut() int64  { return f.after.Cut - f.before.Cut }
+func (f faultStats) lost() int64 { return f.after.Lost - f.before.Lost }
+
+// ackedDuring counts the writes acknowledged that started during the
+// fault.
+func (f faultStats) ackedDuring() int {
+	n := 0
+	for _, op := range f.during {
+		if op.Kind != history.Read && op.Outcome == history.OK {
+			n++
+		}
+	}
+	return n
+}
+
+const (
+	baseline = 2 * time.Second
+	outage   = 10 * time.Second
+)
+
+func TestFaultMatrix(t *testing.T) {
+	for _, r := range matrix() {
+		t.Run(r.name, func(t *testing.T) {
+			seed := rowSeed(r.name)
+			t.Logf("seed %d (replay: go test ./sim -run 'TestFaultMatrix/%s$' -sim.seed %d)", seed, r.name, seed)
+			synctest.Test(t, func(t *testing.T) { runRow(t, r, seed) })
+		})
+	}
+}
+
+func matrix() []row {
+	isolateRegion := func(c *sim.Cluster, dc string) {
+		for _, other := range []string{"east", "west", "south"} {
+			if other != dc {
+				c.Net.CutRegions(dc, other, true)
+			}
+		}
+	}
+	return []row{
+		{
+			name: "symmetric-partition",
+			fault: func(t *testing.T, c *sim.Cluster, _ *rand.Rand) {
+				isolateRegion(c, "west")
+				time.Sleep(outage)
+				c.Net.Heal()
+			},
+			proof: func(c *sim.Cluster, f faultStats) error {
+				if f.cut() == 0 || f.ackedDuring() == 0 || f.hints == 0 {
+					return fmt.Errorf("cut %d packets, acknowledged %d writes, stored %d hints", f.cut(), f.ackedDuring(), f.hints)
+				}
+				return nil
+			},
+		},
+		{
+			name: "asymmetric-partition",
+			fault: func(t *testing.T, c *sim.Cluster, _ *rand.Rand) {
+				c.Net.CutRegions("east", "west", false) // east's packets to west vanish; west's reach east
+				time.Sleep(outage)
+				c.Net.Heal()
+			},
+			proof: func(c *sim.Cluster, f faultStats) error {
+				if f.cut() == 0 || f.ackedDuring() == 0 {
+					return fmt.Errorf("cut %d packets, acknowledged %d writes", f.cut(), f.ackedDuring())
+				}
+				return nil
+			},
+		},
+		{
+			name: "bridge",
+			opts: sim.Options{Regions: []string{"east", "west", "south"}},
+			fault: func(t *testing.T, c *sim.Cluster, _ *rand.Rand) {
+				c.Net.CutRegions("east", "west", true) // both still reach south
+				time.Sleep(outage)
+				c.Net.Heal()
+			},
+			writes: []string{"LOCAL_QUORUM", "EACH_QUORUM"},
+			proof: func(c *sim.Cluster, f faultStats) error {
+				if f.cut() == 0 || f.ackedDuring() == 0 {
+					return fmt.Errorf("cut %d packets, acknowledged %d writes", f.cut(), f.ackedDuring())
+				}
+				return nil
+			},
+		},
+		{
+			name: "lossy-wan",
+			fault: func(t *testing.T, c *sim.Cluster, _ *rand.Rand) {
+				c.Net.SetLinks(sim.Link{Latency: 250 * time.Microsecond}, sim.Link{Latency: 40 * time.Millisecond, Jitter: 20 * time.Millisecond, Loss: 0.1})
+				time.Sleep(outage)
+				c.Net.SetLinks(sim.Link{Latency: 250 * time.Microsecond}, sim.Link{Latency: 40 * time.Millisecond})
+			},
+			writes: []string{"LOCAL_QUORUM", "EACH_QUORUM"},
+			proof: func(c *sim.Cluster, f faultStats) error {
+				if f.lost() == 0 || f.ackedDuring() == 0 {
+					return fmt.Errorf("lost %d packets, acknowledged %d writes", f.lost(), f.ackedDuring())
+				}
+				return nil
+			},
+		},
+		{
+			name: "kill-restart",
+			fault: func(t *testing.T, c *sim.Cluster, _ *rand.Rand) {
+				if err := c.Kill("west-2"); err != nil {
+					t.Error(err)
+				}
+				time.Sleep(outage)
+				if err := c.Start("west-2"); err != nil {
+					t.Fatal(err)
+				}
+			},
+			proof: func(c *sim.Cluster, f faultStats) error {
+				if f.ackedDuring() == 0 || f.hints == 0 {
+					return fmt.Errorf("acknowledged %d writes, stored %d hints", f.ackedDuring(), f.hints)
+				}
+				return nil
+			},
+		},
+		{
+			name: "power-loss-everywhere",
+			fault: func(t *testing.T, c *sim.Cluster, rng *rand.Rand) {
+				time.Sleep(outage / 2)
+				for _, id := range c.IDs() {
+					if err := c.PowerLoss(id, 50, rng); err != nil {
+						t.Error(err)
+					}
+				}
+				for _, id := range c.IDs() {
+					if err := c.Start(id); err != nil {
+						t.Fatal(err)
+					}
+				}
+				time.Sleep(outage / 2)
+			},
+			proof: func(c *sim.Cluster, f faultStats) error {
+				if f.ackedDuring() == 0 {
+					return fmt.Errorf("acknowledged %d writes", f.ackedDuring())
+				}
+				return nil
+			},
+		},
+	}
+}
+
+// runRow runs one row inside a synctest bubble: a cluster, a baseline of
+// load, the fault under load, a heal and repair, then the checkers over the
+// history and an independent scan of every replica.
+func runRow(t *testing.T, r row, seed uint64) {
+	opts := r.opts
+	opts.Seed = seed
+	c, err := sim.NewCluster(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.WaitConverged(time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	var clients []*client.Client
+	regions := opts.Regions
+	if regions == nil {
+		regions = []string{"east", "west"}
+	}
+	for _, dc := range regions {
+		cl, err := c.Client(dc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clients = append(clients, cl)
+	}
+	keys := make([]string, 12)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("k%02d", i)
+	}
+	var rec history.Recorder
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		workload.Run(ctx, workload.Config{Keys: keys, Clients: clients, Workers: 2 * len(clients), Seed: seed, Write: r.writes, Pause: 50 * time.Millisecond}, &rec)
+	}()
+	time.Sleep(baseline)
+
+	rng := rand.New(rand.NewPCG(seed, 1))
+	f := faultStats{before: c.Net.Stats()}
+	hintsBefore := storedHints(c)
+	start := time.Now()
+	r.fault(t, c, rng)
+	end := time.Now()
+	f.after = c.Net.Stats()
+	f.hints = storedHints(c) - hintsBefore
+	time.Sleep(baseline)
+	stop()
+	<-done
+
+	ops := rec.Ops()
+	for _, op := range ops {
+		if !op.Start.Before(start) && op.Start.Before(end) {
+			f.during = append(f.during, op)
+		}
+	}
+	if err := r.proof(c, f); err != nil {
+		t.Fatalf("the fault did not happen as the row needs, so the row proves nothing: %v", err)
+	}
+	t.Logf("fault %v: %d ops during it; net %+v → %+v; %d hints stored", end.Sub(start), len(f.during), f.before, f.after, f.hints)
+
+	states := converge(t, c, clients[0])
+	rep := history.Check(ops, states)
+	t.Logf("%s", rep)
+	if !rep.OK() {
+		t.Fatalf("checker found violations (seed %d):\n%s", seed, rep)
+	}
+	if rep.Acked == 0 {
+		t.Fatal("no write was acknowledged: the row checked nothing")
+	}
+	plantedViolationsCaught(t, ops, states)
+}
+
+// storedHints sums the hints every running node stored since it started.
+func storedHints(c *sim.Cluster) int64 {
+	var n int64
+	for _, id := range c.IDs() {
+		if nd := c.Node(id); nd != nil {
+			n += nd.Hints().Stored
+		}
+	}
+	return n
+}
+
+// converge waits for membership, for every hint to be delivered and for a
+// repair of everything to leave every replica with the same values (P4,
+// from a scan of every store, not a request), and returns the states.
+func converge(t *testing.T, c *sim.Cluster, cl *client.Client) map[string]history.State {
+	t.Helper()
+	if err := c.WaitConverged(2 * time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		_, rerr := cl.Repair(ctx, &client.RepairOptions{}, nil)
+		cancel()
+		states, err := c.Scan("default")
+		if err != nil {
+			t.Fatal(err)
+		}
+		diff := divergence(states)
+		hints := c.PendingHints()
+		if rerr == nil && diff == "" && hints == 0 {
+			return states
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replicas did not converge (repair: %v; hints pending %d): %s", rerr, hints, diff)
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+// divergence describes the first key whose replicas disagree, or "".
+// Every node holds every key here (3 replicas per region of 3 nodes).
+func divergence(states map[string]history.State) string {
+	keys := map[string]bool{}
+	for _, st := range states {
+		for k := range st {
+			keys[k] = true
+		}
+	}
+	nodes := slices.Sorted(maps.Keys(states))
+	for _, k := range slices.Sorted(maps.Keys(keys)) {
+		var first []string
+		for i, id := range nodes {
+			v, ok := states[id][k]
+			if !ok {
+				return fmt.Sprintf("%s lacks key %s", id, k)
+			}
+			if i == 0 {
+				first = v
+			} else if !slices.Equal(v, first) {
+				return fmt.Sprintf("key %s: %s holds %v, %s holds %v", k, nodes[0], first, id, v)
+			}
+		}
+	}
+	return ""
+}
+
+// plantedViolationsCaught proves the checker is not vacuous on this very
+// history: dropping an acknowledged, unsuperseded value from one replica
+// must be reported lost, and a value nobody wrote must be reported a
+// phantom.
+func plantedViolationsCaught(t *testing.T, ops []history.Op, states map[string]history.State) {
+	t.Helper()
+	node := slices.Sorted(maps.Keys(states))[0]
+	var victim *history.Op
+	for i := range ops {
+		op := &ops[i]
+		if op.Kind == history.Put && op.Outcome == history.OK && slices.Contains(states[node][op.Key], op.Value) {
+			victim = op
+		}
+	}
+	if victim == nil {
+		t.Fatal("no acknowledged value survives on " + node + ": nothing to plant a loss on")
+	}
+	planted := map[string]history.State{}
+	for id, st := range states {
+		planted[id] = maps.Clone(st)
+	}
+	planted[node][victim.Key] = slices.DeleteFunc(slices.Clone(states[node][victim.Key]), func(v string) bool { return v == victim.Value })
+	if rep := history.Check(ops, planted); len(rep.Lost) == 0 {
+		t.Fatalf("the checker missed a planted loss of %q from %s", victim.Value, node)
+	}
+	planted[node][victim.Key] = append(slices.Clone(states[node][victim.Key]), "never-written")
+	if rep := history.Check(ops, planted); len(rep.Phantoms) == 0 {
+		t.Fatal("the checker missed a planted phantom")
+	}
+}

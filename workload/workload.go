@@ -1,0 +1,235 @@
+// Package workload drives a Meridian cluster with a recorded load of
+// unique values, for the checkers of package history: workers read, then
+// write with the read's causal context (or write blindly, or delete what
+// they read), and every operation goes into a history.Recorder with its
+// outcome. States then asks every replica of every key what it holds.
+//
+// Fault tests (package sim, the process tests of cmd/meridian and deploy)
+// and the failover drill share it, so that what counts as acknowledged,
+// failed or unknown is decided in one place (Outcome).
+package workload
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/meridian-kv/meridian/api"
+	"github.com/meridian-kv/meridian/client"
+	"github.com/meridian-kv/meridian/history"
+)
+
+// Mix is the share, in percent, of each kind of step; what is left of 100
+// are plain reads.
+type Mix struct {
+	// ReadModifyWrite reads the key, then writes a new value with the
+	// read's context (superseding what it saw).
+	ReadModifyWrite int
+	// Blind writes without a context (a sibling of whatever is there).
+	Blind int
+	// Delete reads the key, then deletes what it saw.
+	Delete int
+}
+
+// DefaultMix is 60 % read-modify-write, 15 % blind writes, 13 % deletes
+// and 12 % reads.
+var DefaultMix = Mix{ReadModifyWrite: 60, Blind: 15, Delete: 13}
+
+// Config is one load.
+type Config struct {
+	// Keys are the keys written; Keyspace defaults to the client's.
+	Keys     []string
+	Keyspace string
+	// Clients are the workers' clients: worker i uses Clients[i %
+	// len(Clients)], and records its operations under Client i.
+	Clients []*client.Client
+	// Workers defaults to len(Clients).
+	Workers int
+	// Seed drives the choice of keys and steps.
+	Seed uint64
+	// Write and Read are the consistency levels (or vectors) each step
+	// picks from at random; default LOCAL_QUORUM both.
+	Write, Read []string
+	// Mix defaults to DefaultMix.
+	Mix Mix
+	// OpTimeout bounds one operation; default 6s.
+	OpTimeout time.Duration
+	// Pause is each worker's wait between steps (0: none).
+	Pause time.Duration
+	// Prefix starts every value (to tell loads apart); values are
+	// Prefix + "w<worker>-<n>".
+	Prefix string
+}
+
+// Run drives the load until ctx is done and records every operation in
+// rec. It returns when every worker has stopped.
+func Run(ctx context.Context, cfg Config, rec *history.Recorder) {
+	if len(cfg.Clients) == 0 || len(cfg.Keys) == 0 {
+		return
+	}
+	if cfg.Workers == 0 {
+		cfg.Workers = len(cfg.Clients)
+	}
+	if cfg.Write == nil {
+		cfg.Write = []string{"LOCAL_QUORUM"}
+	}
+	if cfg.Read == nil {
+		cfg.Read = []string{"LOCAL_QUORUM"}
+	}
+	if cfg.Mix == (Mix{}) {
+		cfg.Mix = DefaultMix
+	}
+	if cfg.OpTimeout == 0 {
+		cfg.OpTimeout = 6 * time.Second
+	}
+	var wg sync.WaitGroup
+	for w := range cfg.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			worker{cfg: &cfg, id: w, c: cfg.Clients[w%len(cfg.Clients)], rec: rec, rng: rand.New(rand.NewPCG(cfg.Seed, uint64(w)))}.run(ctx)
+		}()
+	}
+	wg.Wait()
+}
+
+type worker struct {
+	cfg *Config
+	id  int
+	c   *client.Client
+	rec *history.Recorder
+	rng *rand.Rand
+}
+
+func (w worker) run(ctx context.Context) {
+	for i := 0; ctx.Err() == nil; i++ {
+		key := w.cfg.Keys[w.rng.IntN(len(w.cfg.Keys))]
+		value := fmt.Sprintf("%sw%d-%d", w.cfg.Prefix, w.id, i)
+		m := w.cfg.Mix
+		switch p := w.rng.IntN(100); {
+		case p < m.ReadModifyWrite:
+			if res, ok := w.read(ctx, key); ok {
+				w.write(ctx, key, value, false, res)
+			}
+		case p < m.ReadModifyWrite+m.Blind:
+			w.write(ctx, key, value, false, nil)
+		case p < m.ReadModifyWrite+m.Blind+m.Delete:
+			if res, ok := w.read(ctx, key); ok && len(res.Values) > 0 {
+				w.write(ctx, key, "", true, res)
+			}
+		default:
+			w.read(ctx, key)
+		}
+		if w.cfg.Pause > 0 {
+			select {
+			case <-ctx.Done():
+			case <-time.After(w.cfg.Pause):
+			}
+		}
+	}
+}
+
+func (w worker) read(ctx context.Context, key string) (*client.GetResult, bool) {
+	if ctx.Err() != nil {
+		return nil, false
+	}
+	cons := w.cfg.Read[w.rng.IntN(len(w.cfg.Read))]
+	octx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.OpTimeout)
+	defer cancel()
+	op := history.Op{Client: w.id, Kind: history.Read, Key: key, Start: time.Now(), Note: "read " + cons}
+	res, err := w.c.Get(octx, []byte(key), &client.ReadOptions{Keyspace: w.cfg.Keyspace, Consistency: cons})
+	op.End, op.Outcome = time.Now(), Outcome(err)
+	if err != nil {
+		op.Note += ": " + err.Error()
+	} else {
+		for _, v := range res.Values {
+			op.Read = append(op.Read, string(v))
+		}
+	}
+	w.rec.Add(op)
+	return res, err == nil
+}
+
+// write puts value (or deletes, if del) with the context of seen, if any.
+// It runs to its timeout even when ctx ends, so that a write's outcome is
+// known whenever the client can know it.
+func (w worker) write(ctx context.Context, key, value string, del bool, seen *client.GetResult) {
+	if ctx.Err() != nil {
+		return
+	}
+	cons := w.cfg.Write[w.rng.IntN(len(w.cfg.Write))]
+	octx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.OpTimeout)
+	defer cancel()
+	op := history.Op{Client: w.id, Kind: history.Put, Key: key, Value: value, Start: time.Now(), Note: "write " + cons}
+	opts := &client.WriteOptions{Keyspace: w.cfg.Keyspace, Consistency: cons}
+	if seen != nil {
+		opts.Context = seen.Context
+		for _, v := range seen.Values {
+			op.Saw = append(op.Saw, string(v))
+		}
+	}
+	var err error
+	if del {
+		op.Kind, op.Value = history.Delete, ""
+		_, err = w.c.Delete(octx, []byte(key), opts)
+	} else {
+		_, err = w.c.Put(octx, []byte(key), []byte(value), opts)
+	}
+	op.End, op.Outcome = time.Now(), Outcome(err)
+	if err != nil {
+		op.Note += ": " + err.Error()
+	}
+	w.rec.Add(op)
+}
+
+// Outcome classifies an operation's error: none (OK); refused before
+// anything was stored, or certainly not sent (Fail); or possibly applied
+// (Unknown). A write called not sent that was applied after all would show
+// as a lost value it superseded, so the checkers test that claim too.
+func Outcome(err error) history.Outcome {
+	if err == nil {
+		return history.OK
+	}
+	if errors.Is(err, client.ErrNoNodes) {
+		return history.Fail
+	}
+	var ce *api.ClientError
+	if errors.As(err, &ce) {
+		switch ce.Code {
+		case api.CodeBadRequest, api.CodeUnknownKeyspace, api.CodeTooLarge, api.CodeConsistency, api.CodeTooManySiblings:
+			return history.Fail
+		}
+	}
+	return history.Unknown
+}
+
+// States asks every replica of every key what it holds (as meridian
+// inspect does) through c, and returns replica → key → sorted live values.
+// A key some replica cannot answer for is an error naming it.
+func States(ctx context.Context, c *client.Client, keyspace string, keys []string) (map[string]history.State, error) {
+	out := map[string]history.State{}
+	for _, key := range keys {
+		res, err := c.Inspect(ctx, keyspace, []byte(key))
+		if err != nil {
+			return nil, fmt.Errorf("inspect %q: %w", key, err)
+		}
+		for _, r := range res.Replicas {
+			if r.Error != "" {
+				return nil, fmt.Errorf("inspect %q on %s: %s", key, r.Node, r.Error)
+			}
+		}
+		for _, r := range res.Replicas {
+			if out[r.Node] == nil {
+				out[r.Node] = history.State{}
+			}
+			vals := slices.Clone(r.Values)
+			slices.Sort(vals)
+			out[r.Node][key] = vals
+		}
+	}
+	return out, nil
+}
