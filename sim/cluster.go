@@ -9,9 +9,11 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"sort"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 
 	"github.com/meridian-kv/meridian/client"
 	"github.com/meridian-kv/meridian/history"
@@ -71,6 +73,22 @@ type member struct {
 	host netip.Addr
 	fs   *vfs.MemFS
 	n    *node.Node // nil while down
+	// failSyncs makes every fsync of the node's disk fail; syncsFailed
+	// counts the failures injected.
+	failSyncs   atomic.Bool
+	syncsFailed atomic.Int64
+}
+
+// maybeError is the node's disk's fault injector (errorfs).
+func (m *member) maybeError(op errorfs.Op) error {
+	switch op.Kind {
+	case errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo:
+		if m.failSyncs.Load() {
+			m.syncsFailed.Add(1)
+			return errorfs.ErrInjected
+		}
+	}
+	return nil
 }
 
 // NewCluster creates the network, the certificates and the configuration
@@ -194,7 +212,7 @@ func (c *Cluster) Start(id string) error {
 		pc.Close()
 		return err
 	}
-	opts := node.Options{FS: m.fs, PacketConn: pc, GossipTransport: gt, Credentials: creds, Logger: c.opts.Logger}
+	opts := node.Options{FS: errorfs.Wrap(m.fs, errorfs.InjectorFunc(m.maybeError)), PacketConn: pc, GossipTransport: gt, Credentials: creds, Logger: c.opts.Logger}
 	if c.opts.Clock != nil {
 		opts.Now = c.opts.Clock(id)
 	}
@@ -232,6 +250,14 @@ func (c *Cluster) PowerLoss(id string, unsyncedPercent int, rng *rand.Rand) erro
 	err := c.Kill(id)
 	m.fs = clone
 	return err
+}
+
+// FailSyncs makes every fsync on node id's disk fail (on) or succeed
+// again (off), and returns how many have failed so far.
+func (c *Cluster) FailSyncs(id string, on bool) int64 {
+	m := c.members[id]
+	m.failSyncs.Store(on)
+	return m.syncsFailed.Load()
 }
 
 // Client returns a client whose home region is dc, connected over the
@@ -325,6 +351,7 @@ func (c *Cluster) Close() error {
 			c.members[id].n = nil
 		}
 	}
+	c.Net.Close()
 	return errors.Join(errs...)
 }
 

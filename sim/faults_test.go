@@ -8,12 +8,14 @@ import (
 	"maps"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/meridian-kv/meridian/client"
 	"github.com/meridian-kv/meridian/history"
+	"github.com/meridian-kv/meridian/node"
 	"github.com/meridian-kv/meridian/sim"
 	"github.com/meridian-kv/meridian/workload"
 )
@@ -47,7 +49,9 @@ type row struct {
 type faultStats struct {
 	before, after sim.Stats
 	hints         int64 // hints stored, all nodes
+	dropped       int64 // hints dropped (expired or over their bound), all nodes
 	during        []history.Op
+	final         map[string]history.State
 }
 
 func (f faultStats) cut() int64  { return f.after.Cut - f.before.Cut }
@@ -167,6 +171,81 @@ func matrix() []row {
 			},
 		},
 		{
+			// Concurrent writes on both sides of a partition, with the
+			// regions' clocks 10 minutes apart: causality, not the wall
+			// clock, must decide, so both survive as siblings.
+			name: "clock-skew",
+			opts: sim.Options{Clock: func(id string) func() time.Time {
+				skew := -5 * time.Minute
+				if strings.HasPrefix(id, "west") {
+					skew = 5 * time.Minute
+				}
+				return func() time.Time { return time.Now().Add(skew) }
+			}},
+			fault: func(t *testing.T, c *sim.Cluster, _ *rand.Rand) {
+				isolateRegion(c, "west")
+				time.Sleep(outage)
+				c.Net.Heal()
+			},
+			proof: func(c *sim.Cluster, f faultStats) error {
+				if f.cut() == 0 || f.ackedDuring() == 0 || siblings(f.final) == 0 {
+					return fmt.Errorf("cut %d packets, acknowledged %d writes, %d keys ended with siblings", f.cut(), f.ackedDuring(), siblings(f.final))
+				}
+				return nil
+			},
+		},
+		{
+			// A replica down past the hint window (max_age) and over the
+			// hint bound: hints are dropped, their ranges marked for
+			// repair, and repair must bring the replica back in line.
+			name: "hint-window-overrun",
+			opts: sim.Options{Tweak: func(cfg *node.Config) {
+				cfg.Hints.MaxAge = 5 * time.Second
+				cfg.Hints.MaxBytesPerTarget = 16 << 10
+			}},
+			fault: func(t *testing.T, c *sim.Cluster, _ *rand.Rand) {
+				if err := c.Kill("west-2"); err != nil {
+					t.Error(err)
+				}
+				time.Sleep(70 * time.Second) // past the minute after which hints are expired
+				if err := c.Start("west-2"); err != nil {
+					t.Fatal(err)
+				}
+			},
+			proof: func(c *sim.Cluster, f faultStats) error {
+				if f.ackedDuring() == 0 || f.dropped == 0 {
+					return fmt.Errorf("acknowledged %d writes, dropped %d hints", f.ackedDuring(), f.dropped)
+				}
+				return nil
+			},
+		},
+		{
+			// Every fsync on one node's disk fails for a while: it must
+			// acknowledge nothing it may lose and tell its peers it failed,
+			// and come back when restarted on a working disk.
+			name: "fsync-errors",
+			fault: func(t *testing.T, c *sim.Cluster, _ *rand.Rand) {
+				c.FailSyncs("east-1", true)
+				time.Sleep(outage)
+				c.FailSyncs("east-1", false)
+				if st := c.Node("east-2").PeerState("east-1"); st != node.StateFailed {
+					t.Errorf("east-2 sees east-1 %s after its fsyncs failed, want %s", st, node.StateFailed)
+				}
+				if err := c.Kill("east-1"); err != nil {
+					t.Logf("stopping the failed east-1: %v", err)
+				}
+				if err := c.Start("east-1"); err != nil {
+					t.Fatal(err)
+				}
+			},
+			proof: func(c *sim.Cluster, f faultStats) error {
+				if n := c.FailSyncs("east-1", false); n == 0 || f.ackedDuring() == 0 {
+					return fmt.Errorf("failed %d fsyncs, acknowledged %d writes", n, f.ackedDuring())
+				}
+				return nil
+			},
+		},
+		{
 			name: "power-loss-everywhere",
 			fault: func(t *testing.T, c *sim.Cluster, rng *rand.Rand) {
 				time.Sleep(outage / 2)
@@ -239,6 +318,7 @@ func runRow(t *testing.T, r row, seed uint64) {
 	end := time.Now()
 	f.after = c.Net.Stats()
 	f.hints = storedHints(c) - hintsBefore
+	f.dropped = droppedHints(c)
 	time.Sleep(baseline)
 	stop()
 	<-done
@@ -249,12 +329,13 @@ func runRow(t *testing.T, r row, seed uint64) {
 			f.during = append(f.during, op)
 		}
 	}
+	t.Logf("fault %v: %d ops during it; net %+v → %+v; %d hints stored, %d dropped", end.Sub(start), len(f.during), f.before, f.after, f.hints, f.dropped)
+
+	states := converge(t, c, clients[0])
+	f.final = states
 	if err := r.proof(c, f); err != nil {
 		t.Fatalf("the fault did not happen as the row needs, so the row proves nothing: %v", err)
 	}
-	t.Logf("fault %v: %d ops during it; net %+v → %+v; %d hints stored", end.Sub(start), len(f.during), f.before, f.after, f.hints)
-
-	states := converge(t, c, clients[0])
 	rep := history.Check(ops, states)
 	t.Logf("%s", rep)
 	if !rep.OK() {
@@ -264,6 +345,18 @@ func runRow(t *testing.T, r row, seed uint64) {
 		t.Fatal("no write was acknowledged: the row checked nothing")
 	}
 	plantedViolationsCaught(t, ops, states)
+}
+
+// droppedHints sums the hints every running node dropped since it
+// started.
+func droppedHints(c *sim.Cluster) int64 {
+	var n int64
+	for _, id := range c.IDs() {
+		if nd := c.Node(id); nd != nil {
+			n += nd.Hints().Dropped
+		}
+	}
+	return n
 }
 
 // storedHints sums the hints every running node stored since it started.
@@ -304,6 +397,19 @@ func converge(t *testing.T, c *sim.Cluster, cl *client.Client) map[string]histor
 		}
 		time.Sleep(time.Second)
 	}
+}
+
+// siblings counts the keys that hold more than one value on some replica.
+func siblings(states map[string]history.State) int {
+	keys := map[string]bool{}
+	for _, st := range states {
+		for k, vals := range st {
+			if len(vals) > 1 {
+				keys[k] = true
+			}
+		}
+	}
+	return len(keys)
 }
 
 // divergence describes the first key whose replicas disagree, or "".

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"container/heap"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -45,17 +46,24 @@ type Stats struct {
 type Network struct {
 	seed uint64
 
-	mu       sync.Mutex
-	region   map[netip.Addr]string // host -> region
-	ports    map[netip.AddrPort]*Endpoint
-	streams  map[netip.AddrPort]*gossipTransport
-	links    map[[2]string]Link // directed region pair
-	inside   Link               // inside one region, unless links says otherwise
-	between  Link               // between regions, unless links says otherwise
-	cutHosts map[[2]netip.Addr]bool
-	cutDCs   map[[2]string]bool
-	down     map[netip.Addr]bool // hosts cut from everything
-	rngs     map[[2]netip.Addr]*rand.Rand
+	mu        sync.Mutex
+	region    map[netip.Addr]string // host -> region
+	ports     map[netip.AddrPort]*Endpoint
+	streams   map[netip.AddrPort]*gossipTransport
+	links     map[[2]string]Link // directed region pair
+	inside    Link               // inside one region, unless links says otherwise
+	between   Link               // between regions, unless links says otherwise
+	cutHosts  map[[2]netip.Addr]bool
+	cutDCs    map[[2]string]bool
+	down      map[netip.Addr]bool // hosts cut from everything
+	rngs      map[[2]netip.Addr]*rand.Rand
+	flights   flights // datagrams on their way
+	seq       uint64
+	running   bool // deliverLoop started
+	kick      chan struct{}
+	done      chan struct{}
+	wg        sync.WaitGroup
+	closeOnce sync.Once
 
 	sent, delivered, lost, cut, unbound atomic.Int64
 }
@@ -72,6 +80,8 @@ func NewNetwork(seed uint64) *Network {
 		cutDCs:   map[[2]string]bool{},
 		down:     map[netip.Addr]bool{},
 		rngs:     map[[2]netip.Addr]*rand.Rand{},
+		kick:     make(chan struct{}, 1),
+		done:     make(chan struct{}),
 	}
 }
 
@@ -195,28 +205,116 @@ func (n *Network) fate(src, dst netip.Addr) (delay time.Duration, cut, lost bool
 	return delay, false, false
 }
 
-// send carries a datagram to dst after its delay, unless it is dropped.
+// send schedules a datagram's delivery to dst after its delay, unless it
+// is dropped.
 func (n *Network) send(from, to netip.AddrPort, b []byte) {
 	delay, cut, lost := n.fate(from.Addr(), to.Addr())
 	if cut || lost {
 		return
 	}
-	p := packet{from: from, b: b}
-	deliver := func() {
+	n.mu.Lock()
+	n.seq++
+	heap.Push(&n.flights, flight{at: time.Now().Add(delay), seq: n.seq, to: to, p: packet{from: from, b: b}})
+	if !n.running {
+		n.running = true
+		n.wg.Add(1)
+		go n.deliverLoop()
+	}
+	n.mu.Unlock()
+	select {
+	case n.kick <- struct{}{}:
+	default:
+	}
+}
+
+// flight is a datagram on its way; flights is a heap ordered by arrival
+// time, then by the order they were sent.
+type flight struct {
+	at  time.Time
+	seq uint64
+	to  netip.AddrPort
+	p   packet
+}
+
+type flights []flight
+
+func (h flights) Len() int { return len(h) }
+func (h flights) Less(i, j int) bool {
+	if !h[i].at.Equal(h[j].at) {
+		return h[i].at.Before(h[j].at)
+	}
+	return h[i].seq < h[j].seq
+}
+func (h flights) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *flights) Push(x any)   { *h = append(*h, x.(flight)) }
+func (h *flights) Pop() any {
+	old := *h
+	f := old[len(old)-1]
+	old[len(old)-1] = flight{}
+	*h = old[:len(old)-1]
+	return f
+}
+
+// deliverLoop hands every datagram to its endpoint when it arrives: one
+// goroutine for the whole network, so that arrivals happen in one order.
+func (n *Network) deliverLoop() {
+	defer n.wg.Done()
+	var due []flight
+	for {
 		n.mu.Lock()
-		ep := n.ports[to]
+		now := time.Now()
+		due = due[:0]
+		for len(n.flights) > 0 && !n.flights[0].at.After(now) {
+			due = append(due, heap.Pop(&n.flights).(flight))
+		}
+		wait := time.Duration(-1)
+		if len(n.flights) > 0 {
+			wait = n.flights[0].at.Sub(now)
+		}
 		n.mu.Unlock()
-		if ep == nil || !ep.push(p) {
-			n.unbound.Add(1)
+		if len(due) > 0 {
+			for _, f := range due {
+				n.deliver(f)
+			}
+			continue
+		}
+		var t *time.Timer
+		var timer <-chan time.Time
+		if wait >= 0 {
+			t = time.NewTimer(wait)
+			timer = t.C
+		}
+		select {
+		case <-n.kick:
+		case <-timer:
+		case <-n.done:
+			if t != nil {
+				t.Stop()
+			}
 			return
 		}
-		n.delivered.Add(1)
+		if t != nil {
+			t.Stop()
+		}
 	}
-	if delay <= 0 {
-		deliver()
+}
+
+// deliver hands f to the endpoint bound at its address now, if any.
+func (n *Network) deliver(f flight) {
+	n.mu.Lock()
+	ep := n.ports[f.to]
+	n.mu.Unlock()
+	if ep == nil || !ep.push(f.p) {
+		n.unbound.Add(1)
 		return
 	}
-	time.AfterFunc(delay, deliver)
+	n.delivered.Add(1)
+}
+
+// Close stops delivering: datagrams still on their way are dropped.
+func (n *Network) Close() {
+	n.closeOnce.Do(func() { close(n.done) })
+	n.wg.Wait()
 }
 
 // Listen binds a datagram endpoint at addr, as net.ListenUDP would.
