@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sort"
 
 	"golang.org/x/sync/errgroup"
@@ -168,22 +166,4 @@ func (n *Node) reencryptLocal(ctx context.Context) api.ReencryptResult {
 	}
 	n.log.Info("re-encryption", "active", st.Active, "rewritten", st.Rewritten, "current", st.Current, "by_key", st.ByKey, "unreadable", st.Unreadable, "err", err)
 	return res
-}
-
-// DevKeyFile is where WriteDevCluster keeps the dev cluster's encryption
-// key file, relative to its directory.
-var DevKeyFile = filepath.Join("certs", "encryption-keys.yaml")
-
-// loadOrCreateKeyFile returns the absolute path of the dev cluster's key
-// file, made (with one key) once per directory: a dev cluster restarted
-// on its old data must find the keys that data is sealed under.
-func loadOrCreateKeyFile(dir string) (string, error) {
-	file := abs(filepath.Join(dir, DevKeyFile))
-	if _, err := os.Stat(file); err == nil {
-		return file, nil
-	}
-	if _, err := store.GenerateKey(file, "", true); err != nil {
-		return "", fmt.Errorf("node: %w", err)
-	}
-	return file, nil
 }
