@@ -59,12 +59,6 @@ func (n *Node) ReloadEncryptionKeys() error {
 	return nil
 }
 
-// Node-to-node messages of `meridian reencrypt` (node ALPN only).
-const (
-	typeReencryptNode      wan.MsgType = 72 // api.ReencryptRequest (All unset) -> typeReencryptNodeReply
-	typeReencryptNodeReply wan.MsgType = 73 // api.ReencryptResult
-)
-
 // reencryptFanOut bounds the nodes re-encrypting at once for one request.
 const reencryptFanOut = 4
 

@@ -48,36 +48,6 @@ const (
 // only one a merge of concurrent writes made larger is set aside.
 func (n *Node) repairMaxObject() int { return n.cfg.messageLimit() - repairMessageRoom }
 
-// repairCompare is one batch of the initiator's digests (typeRepairCompare):
-// the keys under Leaves, with the rate at which the responder may stream
-// its answer to the initiator's region.
-type repairCompare struct {
-	_        struct{} `cbor:",toarray"`
-	V        uint8
-	Keyspace string
-	Range    repair.Range
-	Depth    int
-	Peer     string // the initiator
-	Leaves   []int
-	Digests  []repair.KeyDigest
-	// BytesPerSecond paces the responder's chunks (0: no limit), so a
-	// session's budget holds in both directions.
-	BytesPerSecond int64
-}
-
-// repairDiffChunk is one message of the responder's answer to a
-// repairCompare batch (typeRepairCompare): some of its objects that differ
-// and some of the keys it lacks. The last chunk has Last set and lists the
-// keys whose objects were too large to send.
-type repairDiffChunk struct {
-	_        struct{} `cbor:",toarray"`
-	V        uint8
-	Objects  []keyObject
-	Want     [][]byte
-	Last     bool
-	Oversize [][]byte
-}
-
 // errRepairObjectTooLarge marks a key whose object does not fit in one message.
 var errRepairObjectTooLarge = errors.New("node: repair: object larger than a message")
 
