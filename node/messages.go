@@ -17,6 +17,14 @@ import (
 // a rolling upgrade takes a new message type instead, which they refuse as
 // unknown, as typeRepairCompare replaced typeRepairDigests and
 // typeHintDeliver joined typeHintWrite.
+//
+// Every top-level message starts with V, the version of its format within
+// its type. Every node writes 0 (senders leave V unset) and refuses any
+// other value on decode (decode.go, decodeVersioned), so a later format
+// that keeps a message's fields but changes their meaning can take V 1 and
+// be refused clearly by older nodes instead of misread. Items nested in a
+// message (hintItem, keyObject) have no V: their message's covers them.
+// TestDecodeListsEveryMessage keeps every such struct in this file.
 
 // Node-to-node message types, grouped by exchange: request -> reply.
 const (
