@@ -20,14 +20,16 @@ import (
 
 // The key exchange of a session (repair steps 2-4) travels in chunks:
 // however far two replicas diverge, no message of a session exceeds
-// repairChunkBytes, except one holding a single object larger than that.
+// repairChunkBytes by more than one object.
 // The initiator cuts the differing leaves into batches
 // (repair.BatchDigests) and sends each as a typeRepairCompare request;
 // the responder streams its answer as repairDiffChunks, and the
 // initiator merges each chunk as it comes and pushes what the responder
-// lacks in typeRepairPush messages of the same size. An object too large
-// for a frame fails its session (and so its segment) with an error naming
-// the key; the rest of the session's keys are still exchanged.
+// lacks in typeRepairPush messages of the same size. A message holding a
+// single object larger than a frame travels in fragments; an object larger
+// than a message can be (repairMaxObject) is not sent, and fails its
+// session (and so its segment) with an error naming such a key once the rest
+// of the session's keys are exchanged.
 const (
 	// repairChunkBytes bounds one message's payload: a quarter of
 	// wan.DefaultMaxFrame, so messages of other sessions and quorum
