@@ -39,7 +39,10 @@ var allowed = map[string][]string{
 	"node":              {"api", "codec", "consistency", "grants", "placement", "repair", "store", "telemetry", "version", "wan"},
 	"workload":          {"api", "client", "consistency", "history", "telemetry", "version", "wan"},
 	"sim":               {"api", "client", "consistency", "history", "node", "telemetry", "version", "wan", "workload"},
-	"cmd/meridian": {"api", "client", "codec", "consistency", "grants", "history", "node", "placement", "store",
+	// devcluster writes a local cluster's node configurations, certificates
+	// and keys for `meridian dev` and for tests.
+	"devcluster": {"node", "store", "wan"},
+	"cmd/meridian": {"api", "client", "codec", "consistency", "devcluster", "grants", "history", "node", "placement", "store",
 		"telemetry", "telemetry/otelsetup", "version", "wan"},
 }
 

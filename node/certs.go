@@ -171,6 +171,14 @@ func writeAtomic(path string, data []byte, mode os.FileMode) error {
 	return nil
 }
 
+// abs is p made absolute, or p itself if the working directory is unknown.
+func abs(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
+}
+
 // CertInfo describes one certificate file of a certificates directory.
 type CertInfo struct {
 	File string

@@ -18,6 +18,7 @@ import (
 
 	"github.com/meridian-kv/meridian/api"
 	"github.com/meridian-kv/meridian/client"
+	"github.com/meridian-kv/meridian/devcluster"
 	"github.com/meridian-kv/meridian/node"
 	"github.com/meridian-kv/meridian/version"
 	"github.com/meridian-kv/meridian/wan"
@@ -32,7 +33,7 @@ var quietLogger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{L
 type testCluster struct {
 	t      testing.TB
 	em     *wan.Emulator
-	dev    *node.DevCluster
+	dev    *devcluster.Cluster
 	nodes  map[string]*node.Node
 	client *client.Client
 	opts   clusterOpts
@@ -58,7 +59,7 @@ func startCluster(t testing.TB, o clusterOpts) *testCluster {
 	if o.nodesPerRegion == 0 {
 		o.nodesPerRegion = 3
 	}
-	dev, err := node.WriteDevCluster(node.DevOptions{Dir: t.TempDir(), Regions: o.regions, NodesPerRegion: o.nodesPerRegion, Replicas: o.replicas})
+	dev, err := devcluster.Write(devcluster.Options{Dir: t.TempDir(), Regions: o.regions, NodesPerRegion: o.nodesPerRegion, Replicas: o.replicas})
 	if err != nil {
 		t.Fatal(err)
 	}

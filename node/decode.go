@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/meridian-kv/meridian/api"
+	"github.com/meridian-kv/meridian/codec"
 	"github.com/meridian-kv/meridian/repair"
 	"github.com/meridian-kv/meridian/wan"
 )
@@ -25,6 +26,131 @@ func decodeRequest(req *wan.Envelope, m nodeRequest) error {
 		return fmt.Errorf("%w: message type %d: %w", wan.ErrMalformed, req.Type, err)
 	}
 	return nil
+}
+
+// msgVersion is the format version of every node-to-node message
+// (messages.go) this node writes and reads: 0, which every node has
+// written so far by leaving V unset.
+const msgVersion uint8 = 0
+
+// errMessageVersion marks a node-to-node message of a format version this
+// node does not read.
+var errMessageVersion = errors.New("node: unknown message format version")
+
+// decodeVersioned decodes b into plain, a message's type without its
+// UnmarshalCBOR method, and refuses the message unless *v, its V once
+// decoded, is msgVersion. Each message's UnmarshalCBOR calls it, so every
+// decode of a node message checks its version: a handler's request
+// (decodeRequest) as well as a caller's reply.
+func decodeVersioned(b []byte, plain any, v *uint8) error {
+	if err := codec.Unmarshal(b, plain); err != nil {
+		// The decode that called UnmarshalCBOR adds codec's prefix again.
+		if inner := errors.Unwrap(err); inner != nil {
+			return inner
+		}
+		return err
+	}
+	if *v != msgVersion {
+		return fmt.Errorf("%w %d (this node reads version %d): the sender runs a newer release; upgrade this node", errMessageVersion, *v, msgVersion)
+	}
+	return nil
+}
+
+// Each node message decodes through decodeVersioned.
+
+func (m *replicaWrite) UnmarshalCBOR(b []byte) error {
+	type plain replicaWrite
+	return decodeVersioned(b, (*plain)(m), &m.V)
+}
+
+func (m *relayWrite) UnmarshalCBOR(b []byte) error {
+	type plain relayWrite
+	return decodeVersioned(b, (*plain)(m), &m.V)
+}
+
+func (m *replicaAck) UnmarshalCBOR(b []byte) error {
+	type plain replicaAck
+	return decodeVersioned(b, (*plain)(m), &m.V)
+}
+
+func (m *hintWrite) UnmarshalCBOR(b []byte) error {
+	type plain hintWrite
+	return decodeVersioned(b, (*plain)(m), &m.V)
+}
+
+func (m *hintDeliver) UnmarshalCBOR(b []byte) error {
+	type plain hintDeliver
+	return decodeVersioned(b, (*plain)(m), &m.V)
+}
+
+func (m *replicaRead) UnmarshalCBOR(b []byte) error {
+	type plain replicaRead
+	return decodeVersioned(b, (*plain)(m), &m.V)
+}
+
+func (m *relayRead) UnmarshalCBOR(b []byte) error {
+	type plain relayRead
+	return decodeVersioned(b, (*plain)(m), &m.V)
+}
+
+func (m *replicaObject) UnmarshalCBOR(b []byte) error {
+	type plain replicaObject
+	return decodeVersioned(b, (*plain)(m), &m.V)
+}
+
+func (m *ping) UnmarshalCBOR(b []byte) error {
+	type plain ping
+	return decodeVersioned(b, (*plain)(m), &m.V)
+}
+
+func (m *repairRun) UnmarshalCBOR(b []byte) error {
+	type plain repairRun
+	return decodeVersioned(b, (*plain)(m), &m.V)
+}
+
+func (m *repairStats) UnmarshalCBOR(b []byte) error {
+	type plain repairStats
+	return decodeVersioned(b, (*plain)(m), &m.V)
+}
+
+func (m *repairProgressReply) UnmarshalCBOR(b []byte) error {
+	type plain repairProgressReply
+	return decodeVersioned(b, (*plain)(m), &m.V)
+}
+
+func (m *repairLevel) UnmarshalCBOR(b []byte) error {
+	type plain repairLevel
+	return decodeVersioned(b, (*plain)(m), &m.V)
+}
+
+func (m *repairHashes) UnmarshalCBOR(b []byte) error {
+	type plain repairHashes
+	return decodeVersioned(b, (*plain)(m), &m.V)
+}
+
+func (m *repairCompare) UnmarshalCBOR(b []byte) error {
+	type plain repairCompare
+	return decodeVersioned(b, (*plain)(m), &m.V)
+}
+
+func (m *repairDiffChunk) UnmarshalCBOR(b []byte) error {
+	type plain repairDiffChunk
+	return decodeVersioned(b, (*plain)(m), &m.V)
+}
+
+func (m *repairPush) UnmarshalCBOR(b []byte) error {
+	type plain repairPush
+	return decodeVersioned(b, (*plain)(m), &m.V)
+}
+
+func (m *repairDone) UnmarshalCBOR(b []byte) error {
+	type plain repairDone
+	return decodeVersioned(b, (*plain)(m), &m.V)
+}
+
+func (m *grantSet) UnmarshalCBOR(b []byte) error {
+	type plain grantSet
+	return decodeVersioned(b, (*plain)(m), &m.V)
 }
 
 // maxRelayTargets bounds the replicas one relay names: far more than a

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sort"
 
 	"golang.org/x/sync/errgroup"
@@ -60,12 +58,6 @@ func (n *Node) ReloadEncryptionKeys() error {
 	n.log.Info("encryption keys reloaded", "file", n.cfg.Encryption.KeyFile, "active", kr.Active(), "keys", kr.IDs(), "previous_active", old.Active())
 	return nil
 }
-
-// Node-to-node messages of `meridian reencrypt` (node ALPN only).
-const (
-	typeReencryptNode      wan.MsgType = 72 // api.ReencryptRequest (All unset) -> typeReencryptNodeReply
-	typeReencryptNodeReply wan.MsgType = 73 // api.ReencryptResult
-)
 
 // reencryptFanOut bounds the nodes re-encrypting at once for one request.
 const reencryptFanOut = 4
@@ -168,22 +160,4 @@ func (n *Node) reencryptLocal(ctx context.Context) api.ReencryptResult {
 	}
 	n.log.Info("re-encryption", "active", st.Active, "rewritten", st.Rewritten, "current", st.Current, "by_key", st.ByKey, "unreadable", st.Unreadable, "err", err)
 	return res
-}
-
-// DevKeyFile is where WriteDevCluster keeps the dev cluster's encryption
-// key file, relative to its directory.
-var DevKeyFile = filepath.Join("certs", "encryption-keys.yaml")
-
-// loadOrCreateKeyFile returns the absolute path of the dev cluster's key
-// file, made (with one key) once per directory: a dev cluster restarted
-// on its old data must find the keys that data is sealed under.
-func loadOrCreateKeyFile(dir string) (string, error) {
-	file := abs(filepath.Join(dir, DevKeyFile))
-	if _, err := os.Stat(file); err == nil {
-		return file, nil
-	}
-	if _, err := store.GenerateKey(file, "", true); err != nil {
-		return "", fmt.Errorf("node: %w", err)
-	}
-	return file, nil
 }

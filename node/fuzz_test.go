@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/meridian-kv/meridian/codec"
+	"github.com/meridian-kv/meridian/grants"
 	"github.com/meridian-kv/meridian/internal/fuzzseed"
 	"github.com/meridian-kv/meridian/repair"
 	"github.com/meridian-kv/meridian/version"
@@ -53,6 +54,8 @@ func nodeMessages() []nodeMessage {
 			Digests: []repair.KeyDigest{{Key: []byte("k"), Hash: repair.KeyHash([]byte("k"), obj)}}, BytesPerSecond: 4096}},
 		{"repair-diff-chunk", func() any { return new(repairDiffChunk) }, &repairDiffChunk{Objects: []keyObject{{Key: []byte("k"), Object: obj}}, Want: [][]byte{[]byte("l")}, Last: true, Oversize: [][]byte{[]byte("big")}}},
 		{"repair-progress-reply", func() any { return new(repairProgressReply) }, &repairProgressReply{Progress: [][]byte{progress}}},
+		{"grant-set", func() any { return new(grantSet) }, &grantSet{Digest: []byte{1, 2, 3}, Entries: []grants.Entry{
+			{Principal: "alice", Keyspace: "default", Permission: grants.Read, Granted: true, Stamp: grants.Stamp{Wall: 1, Writer: "east-1"}}}}},
 	}
 }
 

@@ -27,21 +27,6 @@ import (
 // exchanges. Only node certificates may send these messages: the gossip
 // key alone changes no grant.
 
-// Node-to-node message types of grant replication (node ALPN only).
-const (
-	typeGrantPush wan.MsgType = 64 // grantSet (entries to merge) -> grantSet (the receiver's digest after merging)
-	typeGrantSync wan.MsgType = 65 // grantSet (digest only) -> grantSet (the receiver's digest; all its entries when the digests differ)
-	typeGrantSet  wan.MsgType = 66 // the reply of both
-)
-
-// grantSet carries a table's digest and, when needed, entries.
-type grantSet struct {
-	_       struct{} `cbor:",toarray"`
-	V       uint8
-	Digest  []byte
-	Entries []grants.Entry
-}
-
 // grantSyncInterval is how often a node compares its table with a random
 // peer's.
 const grantSyncInterval = time.Second

@@ -172,12 +172,13 @@ func TestMalformedHintBatchIsRefused(t *testing.T) {
 		want    string
 	}{
 		"wrong shape":      {"not a batch", "cannot unmarshal"},
-		"unknown keyspace": {[]any{1, "missing", []any{item("k1", good)}}, "unknown keyspace"},
-		"no object":        {[]any{1, "default", []any{item("k1", good), item("k2", null)}}, "holds no object"},
-		"not an object":    {[]any{1, "default", []any{item("k1", good), item("k2", notObject)}}, "cannot unmarshal"},
-		"invalid object":   {[]any{1, "default", []any{item("k1", good), item("k2", bad)}}, "item 1"},
-		"key too long":     {[]any{1, "default", []any{item("k1", good), item(strings.Repeat("x", 64<<10+1), good)}}, "key longer than"},
-		"too many":         {[]any{1, "default", tooMany}, "exceeds"},
+		"unknown keyspace": {[]any{0, "missing", []any{item("k1", good)}}, "unknown keyspace"},
+		"no object":        {[]any{0, "default", []any{item("k1", good), item("k2", null)}}, "holds no object"},
+		"not an object":    {[]any{0, "default", []any{item("k1", good), item("k2", notObject)}}, "cannot unmarshal"},
+		"invalid object":   {[]any{0, "default", []any{item("k1", good), item("k2", bad)}}, "item 1"},
+		"key too long":     {[]any{0, "default", []any{item("k1", good), item(strings.Repeat("x", 64<<10+1), good)}}, "key longer than"},
+		"too many":         {[]any{0, "default", tooMany}, "exceeds"},
+		"unknown version":  {[]any{1, "default", []any{item("k1", good)}}, "unknown message format version 1"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			payload, err := codec.Marshal(tt.payload)
@@ -216,7 +217,7 @@ func TestMalformedHintBatchIsRefused(t *testing.T) {
 	}
 	// A well-formed batch from the same peer is merged: the refusals were
 	// about the batches, not the connection.
-	payload, _ := codec.Marshal([]any{1, "default", []any{item("k1", good), item("k2", good)}})
+	payload, _ := codec.Marshal([]any{0, "default", []any{item("k1", good), item("k2", good)}})
 	if err := tr.Call(ctx(t), target.Listen, target.ID, &wan.Envelope{V: 1, Type: 56, Payload: codec.RawMessage(payload)}, func(*wan.Envelope) error { return nil }); err != nil {
 		t.Fatal(err)
 	}

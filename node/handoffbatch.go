@@ -9,25 +9,7 @@ import (
 
 	"github.com/meridian-kv/meridian/store"
 	"github.com/meridian-kv/meridian/telemetry"
-	"github.com/meridian-kv/meridian/version"
 )
-
-// hintDeliver carries a batch of hints to the node they are for: objects
-// of one keyspace, which the receiver merges in one synced batch
-// (store.MergeMany) before it acknowledges with one replicaAck.
-type hintDeliver struct {
-	_        struct{} `cbor:",toarray"`
-	V        uint8
-	Keyspace string
-	Items    []hintItem
-}
-
-// hintItem is one hinted key and the object to merge into it.
-type hintItem struct {
-	_      struct{} `cbor:",toarray"`
-	Key    []byte
-	Object *version.Object
-}
 
 // sendHints delivers batch b to target: one message, answered once the
 // target has merged every object durably. Its span links to the writes

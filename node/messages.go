@@ -1,19 +1,48 @@
 package node
 
 import (
+	"github.com/meridian-kv/meridian/grants"
+	"github.com/meridian-kv/meridian/repair"
 	"github.com/meridian-kv/meridian/version"
 	"github.com/meridian-kv/meridian/wan"
 )
 
-// Node-to-node message types (node ALPN only). Client types live in api.
+// The node-to-node wire (node ALPN only; client messages live in package
+// api). Every message is a wan.Envelope whose Type names the exchange and
+// whose payload is one of the structs below, encoded by package codec as a
+// CBOR array of its fields in order (toarray). An array decodes only into a
+// struct with exactly as many fields, so adding, removing or reordering a
+// field changes the format: a node of another release fails to decode the
+// message. A change that nodes of the previous release must survive during
+// a rolling upgrade takes a new message type instead, which they refuse as
+// unknown, as typeRepairCompare replaced typeRepairDigests and
+// typeHintDeliver joined typeHintWrite.
+//
+// Every top-level message starts with V, the version of its format within
+// its type. Every node writes 0 (senders leave V unset) and refuses any
+// other value on decode (decode.go, decodeVersioned), so a later format
+// that keeps a message's fields but changes their meaning can take V 1 and
+// be refused clearly by older nodes instead of misread. Items nested in a
+// message (hintItem, keyObject) have no V: their message's covers them.
+// TestDecodeListsEveryMessage keeps every such struct in this file.
+
+// Node-to-node message types, grouped by exchange: request -> reply.
 const (
-	typeReplicaWrite   wan.MsgType = 32 // replicaWrite -> replicaAck
-	typeRelayWrite     wan.MsgType = 33 // relayWrite -> replicaAck per target, streamed
-	typeReplicaRead    wan.MsgType = 34 // replicaRead -> replicaObject
-	typeRelayRead      wan.MsgType = 35 // relayRead -> replicaObject per target, streamed
-	typePing           wan.MsgType = 36 // ping -> ping
-	typeHintWrite      wan.MsgType = 37 // hintWrite -> replicaAck (a fallback keeps a hint)
-	typeHintDeliver    wan.MsgType = 56 // hintDeliver -> replicaAck (a batch of hints for the receiver; handoffbatch.go)
+	// Replica writes and reads (messages below), and the ping that carries
+	// health, hint totals and incarnations.
+	typeReplicaWrite wan.MsgType = 32 // replicaWrite -> replicaAck
+	typeRelayWrite   wan.MsgType = 33 // relayWrite -> replicaAck per target, streamed
+	typeReplicaRead  wan.MsgType = 34 // replicaRead -> replicaObject
+	typeRelayRead    wan.MsgType = 35 // relayRead -> replicaObject per target, streamed
+	typePing         wan.MsgType = 36 // ping -> ping
+	typeReplicaAck   wan.MsgType = 40 // the reply type of replicaAck
+	typeReplicaObj   wan.MsgType = 41 // the reply type of replicaObject
+
+	// Hinted handoff.
+	typeHintWrite   wan.MsgType = 37 // hintWrite -> replicaAck (a fallback keeps a hint)
+	typeHintDeliver wan.MsgType = 56 // hintDeliver -> replicaAck (a batch of hints for the receiver; handoffbatch.go)
+
+	// Anti-entropy repair; replies carry their request's type.
 	typeRepairLevel    wan.MsgType = 42 // repairLevel -> repairHashes
 	typeRepairDigests  wan.MsgType = 43 // retired: one repairDiff could outgrow a frame (see typeRepairCompare)
 	typeRepairPush     wan.MsgType = 44 // repairPush -> replicaAck
@@ -21,9 +50,19 @@ const (
 	typeRepairProgress wan.MsgType = 46 // repairRun (keyspace only) -> repairProgressReply
 	typeRepairDone     wan.MsgType = 47 // repairDone -> replicaAck
 	typeRepairCompare  wan.MsgType = 48 // repairCompare (one batch) -> repairDiffChunk..., the last marked
-	typeReplicaAck     wan.MsgType = 40
-	typeReplicaObj     wan.MsgType = 41
+
+	// Grant replication (grantsync.go).
+	typeGrantPush wan.MsgType = 64 // grantSet (entries to merge) -> grantSet (the receiver's digest after merging)
+	typeGrantSync wan.MsgType = 65 // grantSet (digest only) -> grantSet (the receiver's digest; all its entries when the digests differ)
+	typeGrantSet  wan.MsgType = 66 // the reply of both
+
+	// `meridian reencrypt` fanned out to every node; the payloads are the
+	// client protocol's (package api).
+	typeReencryptNode      wan.MsgType = 72 // api.ReencryptRequest (All unset) -> typeReencryptNodeReply
+	typeReencryptNodeReply wan.MsgType = 73 // api.ReencryptResult
 )
+
+// Replica writes.
 
 // replicaWrite asks a replica to merge an object into its store.
 type replicaWrite struct {
@@ -59,6 +98,8 @@ type replicaAck struct {
 	Hinted bool
 }
 
+// Hinted handoff (Dynamo §4.6).
+
 // hintWrite asks a fallback node to keep an object as a hint for Target
 // (sloppy quorum, Dynamo §4.6).
 type hintWrite struct {
@@ -69,6 +110,25 @@ type hintWrite struct {
 	Key      []byte
 	Object   *version.Object
 }
+
+// hintDeliver carries a batch of hints to the node they are for: objects
+// of one keyspace, which the receiver merges in one synced batch
+// (store.MergeMany) before it acknowledges with one replicaAck.
+type hintDeliver struct {
+	_        struct{} `cbor:",toarray"`
+	V        uint8
+	Keyspace string
+	Items    []hintItem
+}
+
+// hintItem is one hinted key and the object to merge into it.
+type hintItem struct {
+	_      struct{} `cbor:",toarray"`
+	Key    []byte
+	Object *version.Object
+}
+
+// Replica reads.
 
 // replicaRead asks a replica for its object of a key.
 type replicaRead struct {
@@ -100,6 +160,8 @@ type replicaObject struct {
 	Error  string
 }
 
+// Health.
+
 // ping probes a peer; the reply reports the peer's pending hints.
 type ping struct {
 	_         struct{} `cbor:",toarray"`
@@ -114,4 +176,123 @@ type ping struct {
 	// incarnations the sender has seen of the receiver (identity.go).
 	Incarnation string
 	Known       []string
+}
+
+// Anti-entropy repair: a coordinator asks the initiator of a pair to run a
+// session (repairRun), which compares Merkle trees level by level with the
+// responder (repairLevel), then the keys under the differing leaves
+// (repairCompare), pushes what the responder lacks (repairPush) and ends
+// the session (repairDone).
+
+// repairRun asks a node to repair a range with a peer.
+type repairRun struct {
+	_        struct{} `cbor:",toarray"`
+	V        uint8
+	Keyspace string
+	Range    repair.Range
+	Peer     string
+	// BytesPerSecond paces the initiator's sends to Peer's region (0: no
+	// limit).
+	BytesPerSecond int64
+}
+
+// repairStats is the initiator's answer to repairRun: what the session
+// compared and fixed.
+type repairStats struct {
+	_     struct{} `cbor:",toarray"`
+	V     uint8
+	Stats repair.RangeStats
+}
+
+// repairProgressReply carries a node's checkpoints to a status request.
+type repairProgressReply struct {
+	_        struct{} `cbor:",toarray"`
+	V        uint8
+	Progress [][]byte // repair.EncodeProgress of each pair
+}
+
+// repairLevel asks the responder for hashes of its tree.
+type repairLevel struct {
+	_        struct{} `cbor:",toarray"`
+	V        uint8
+	Keyspace string
+	Range    repair.Range
+	Depth    int
+	Peer     string // the initiator: the tree covers keys both hold
+	Level    int
+	Indexes  []int
+}
+
+// repairHashes answers repairLevel: the hashes of the responder's tree at
+// Level of the nodes Indexes names.
+type repairHashes struct {
+	_      struct{} `cbor:",toarray"`
+	V      uint8
+	Hashes [][]byte
+}
+
+// repairCompare is one batch of the initiator's digests (typeRepairCompare):
+// the keys under Leaves, with the rate at which the responder may stream
+// its answer to the initiator's region.
+type repairCompare struct {
+	_        struct{} `cbor:",toarray"`
+	V        uint8
+	Keyspace string
+	Range    repair.Range
+	Depth    int
+	Peer     string // the initiator
+	Leaves   []int
+	Digests  []repair.KeyDigest
+	// BytesPerSecond paces the responder's chunks (0: no limit), so a
+	// session's budget holds in both directions.
+	BytesPerSecond int64
+}
+
+// repairDiffChunk is one message of the responder's answer to a
+// repairCompare batch (typeRepairCompare): some of its objects that differ
+// and some of the keys it lacks. The last chunk has Last set and lists the
+// keys whose objects were too large to send.
+type repairDiffChunk struct {
+	_        struct{} `cbor:",toarray"`
+	V        uint8
+	Objects  []keyObject
+	Want     [][]byte
+	Last     bool
+	Oversize [][]byte
+}
+
+// repairPush asks the responder to merge objects.
+type repairPush struct {
+	_        struct{} `cbor:",toarray"`
+	V        uint8
+	Keyspace string
+	Objects  []keyObject
+}
+
+// keyObject is one key and its object.
+type keyObject struct {
+	_      struct{} `cbor:",toarray"`
+	Key    []byte
+	Object *version.Object
+}
+
+// repairDone tells the responder that the initiator (Peer) completed the
+// session over Range whose trees had Depth levels.
+type repairDone struct {
+	_        struct{} `cbor:",toarray"`
+	V        uint8
+	Keyspace string
+	Range    repair.Range
+	Depth    int
+	Peer     string
+}
+
+// Grant replication (grantsync.go).
+
+// grantSet carries a table's digest and, when needed, entries.
+type grantSet struct {
+	_       struct{} `cbor:",toarray"`
+	V       uint8
+	Digest  []byte
+	Entries []grants.Entry
 }

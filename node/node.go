@@ -56,8 +56,9 @@ type Options struct {
 	// the node records or decides by: write stamps, grant stamps, hint ages
 	// and expiry, certificate validity, repair windows and schedules,
 	// tombstone collection and the read gate, the alive and fresh marks on
-	// disk, and the store's and the audit log's times. Latencies, timeouts
-	// and tickers use the runtime's clock.
+	// disk, when a remembered member was last seen (and so when it is
+	// forgotten), and the store's and the audit log's times. Latencies,
+	// timeouts and tickers use the runtime's clock.
 	Now func() time.Time
 	// TracerProvider and MeterProvider receive the node's spans and
 	// metrics; nil means no-op. MetricsHandler, if set, is served at

@@ -12,6 +12,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/meridian-kv/meridian/client"
+	"github.com/meridian-kv/meridian/devcluster"
 	"github.com/meridian-kv/meridian/node"
 	"github.com/meridian-kv/meridian/wan"
 )
@@ -23,7 +24,7 @@ import (
 // file cuts off that client, open connection included, and no other.
 func TestReloadCertificatesAndRevocation(t *testing.T) {
 	dir := t.TempDir()
-	dev, err := node.WriteDevCluster(node.DevOptions{Dir: dir, Regions: []string{"east"}, NodesPerRegion: 1})
+	dev, err := devcluster.Write(devcluster.Options{Dir: dir, Regions: []string{"east"}, NodesPerRegion: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

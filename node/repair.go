@@ -163,68 +163,6 @@ func (n *Node) scanning(ctx context.Context, f func() error) error {
 	return err
 }
 
-// repairLevel asks the responder for hashes of its tree.
-type repairLevel struct {
-	_        struct{} `cbor:",toarray"`
-	V        uint8
-	Keyspace string
-	Range    repair.Range
-	Depth    int
-	Peer     string // the initiator: the tree covers keys both hold
-	Level    int
-	Indexes  []int
-}
-
-type repairHashes struct {
-	_      struct{} `cbor:",toarray"`
-	V      uint8
-	Hashes [][]byte
-}
-
-// repairDone tells the responder that the initiator (Peer) completed the
-// session over Range whose trees had Depth levels.
-type repairDone struct {
-	_        struct{} `cbor:",toarray"`
-	V        uint8
-	Keyspace string
-	Range    repair.Range
-	Depth    int
-	Peer     string
-}
-
-// keyObject is one key and its object.
-type keyObject struct {
-	_      struct{} `cbor:",toarray"`
-	Key    []byte
-	Object *version.Object
-}
-
-// repairPush asks the responder to merge objects.
-type repairPush struct {
-	_        struct{} `cbor:",toarray"`
-	V        uint8
-	Keyspace string
-	Objects  []keyObject
-}
-
-// repairRun asks a node to repair a range with a peer.
-type repairRun struct {
-	_        struct{} `cbor:",toarray"`
-	V        uint8
-	Keyspace string
-	Range    repair.Range
-	Peer     string
-	// BytesPerSecond paces the initiator's sends to Peer's region (0: no
-	// limit).
-	BytesPerSecond int64
-}
-
-type repairStats struct {
-	_     struct{} `cbor:",toarray"`
-	V     uint8
-	Stats repair.RangeStats
-}
-
 // sharedSource is the store as seen by a repair between this node and
 // peer: only the keys of which both are replicas.
 type sharedSource struct {

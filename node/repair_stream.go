@@ -20,14 +20,16 @@ import (
 
 // The key exchange of a session (repair steps 2-4) travels in chunks:
 // however far two replicas diverge, no message of a session exceeds
-// repairChunkBytes, except one holding a single object larger than that.
+// repairChunkBytes by more than one object.
 // The initiator cuts the differing leaves into batches
 // (repair.BatchDigests) and sends each as a typeRepairCompare request;
 // the responder streams its answer as repairDiffChunks, and the
 // initiator merges each chunk as it comes and pushes what the responder
-// lacks in typeRepairPush messages of the same size. An object too large
-// for a frame fails its session (and so its segment) with an error naming
-// the key; the rest of the session's keys are still exchanged.
+// lacks in typeRepairPush messages of the same size. A message holding a
+// single object larger than a frame travels in fragments; an object larger
+// than a message can be (repairMaxObject) is not sent, and fails its
+// session (and so its segment) with an error naming such a key once the rest
+// of the session's keys are exchanged.
 const (
 	// repairChunkBytes bounds one message's payload: a quarter of
 	// wan.DefaultMaxFrame, so messages of other sessions and quorum
@@ -47,36 +49,6 @@ const (
 // envelope and a key. Objects are bounded far below it at write time, so
 // only one a merge of concurrent writes made larger is set aside.
 func (n *Node) repairMaxObject() int { return n.cfg.messageLimit() - repairMessageRoom }
-
-// repairCompare is one batch of the initiator's digests (typeRepairCompare):
-// the keys under Leaves, with the rate at which the responder may stream
-// its answer to the initiator's region.
-type repairCompare struct {
-	_        struct{} `cbor:",toarray"`
-	V        uint8
-	Keyspace string
-	Range    repair.Range
-	Depth    int
-	Peer     string // the initiator
-	Leaves   []int
-	Digests  []repair.KeyDigest
-	// BytesPerSecond paces the responder's chunks (0: no limit), so a
-	// session's budget holds in both directions.
-	BytesPerSecond int64
-}
-
-// repairDiffChunk is one message of the responder's answer to a
-// repairCompare batch (typeRepairCompare): some of its objects that differ
-// and some of the keys it lacks. The last chunk has Last set and lists the
-// keys whose objects were too large to send.
-type repairDiffChunk struct {
-	_        struct{} `cbor:",toarray"`
-	V        uint8
-	Objects  []keyObject
-	Want     [][]byte
-	Last     bool
-	Oversize [][]byte
-}
 
 // errRepairObjectTooLarge marks a key whose object does not fit in one message.
 var errRepairObjectTooLarge = errors.New("node: repair: object larger than a message")

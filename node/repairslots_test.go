@@ -2,8 +2,10 @@ package node
 
 import (
 	"context"
+	"encoding/base64"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -13,15 +15,26 @@ import (
 )
 
 // startSolo starts a one-node cluster on an in-memory filesystem, bound to
-// a port the system picks.
+// ports the system picks. (Package devcluster writes whole clusters, but it
+// imports node, so this package's internal tests make their own node.)
 func startSolo(t *testing.T) *Node {
 	t.Helper()
-	dev, err := WriteDevCluster(DevOptions{Dir: t.TempDir(), Regions: []string{"solo"}, NodesPerRegion: 1})
+	dir := t.TempDir()
+	now := time.Now()
+	ca, err := CreateCA(dir, "solo CA", now, time.Hour, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := dev.Nodes[0]
-	c.Listen = "127.0.0.1:0"
+	tlsFiles, err := WriteNodeCert(ca, dir, "solo-1", "solo", []string{"127.0.0.1"}, now, time.Hour, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := Config{
+		ID: "solo-1", DC: "solo", Listen: "127.0.0.1:0", Gossip: "127.0.0.1:0",
+		GossipKeys: []string{base64.StdEncoding.EncodeToString(make([]byte, 32))}, GossipProfile: "lan",
+		DataDir: filepath.Join(dir, "data"), TLS: tlsFiles,
+		Keyspaces: map[string]Keyspace{"default": {Replication: map[string]int{"solo": 1}}},
+	}
 	n, err := Start(c, Options{FS: vfs.NewMem(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)

@@ -348,13 +348,6 @@ func (n *Node) pace(ctx context.Context, dc string, bytes, rate int64) error {
 	}
 }
 
-// repairProgressReply carries a node's checkpoints to a status request.
-type repairProgressReply struct {
-	_        struct{} `cbor:",toarray"`
-	V        uint8
-	Progress [][]byte // repair.EncodeProgress of each pair
-}
-
 // repairStatus merges every member's checkpoints of keyspace ks (the node
 // coordinating a pair can change) into one status per datacenter pair.
 // Without every member's checkpoints a pair's status could be stale, so

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meridian-kv/meridian/devcluster"
 	"github.com/meridian-kv/meridian/node"
 	"github.com/meridian-kv/meridian/wan"
 )
@@ -145,7 +146,7 @@ func TestCertReproducesDev(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := certCLI("cert", "create-client", "--certs-dir", certs, "--name", node.DevPrincipal, "--overwrite"); err != nil {
+	if _, err := certCLI("cert", "create-client", "--certs-dir", certs, "--name", devcluster.Principal, "--overwrite"); err != nil {
 		t.Fatal(err)
 	}
 	certFiles, _ := filepath.Glob(filepath.Join(certs, "*.pem"))

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/meridian-kv/meridian/client"
+	"github.com/meridian-kv/meridian/devcluster"
 	"github.com/meridian-kv/meridian/node"
 )
 
@@ -81,7 +82,7 @@ func TestConfigReproducesDev(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	args := []string{"config", "client", "--dc", want.DC, "--keyspace", want.Keyspace, "--certs-dir", certs, "--name", node.DevPrincipal, "--out", filepath.Join(dir, "client-again.yaml")}
+	args := []string{"config", "client", "--dc", want.DC, "--keyspace", want.Keyspace, "--certs-dir", certs, "--name", devcluster.Principal, "--out", filepath.Join(dir, "client-again.yaml")}
 	for _, n := range want.Nodes {
 		args = append(args, "--node", n.ID+"@"+n.DC+"="+n.Addr)
 	}

@@ -19,6 +19,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/meridian-kv/meridian/client"
+	"github.com/meridian-kv/meridian/devcluster"
 	"github.com/meridian-kv/meridian/node"
 	"github.com/meridian-kv/meridian/telemetry"
 	"github.com/meridian-kv/meridian/telemetry/otelsetup"
@@ -61,7 +62,7 @@ meridian node --config DIR/nodes/<node>.yaml.`,
 	cmd.Flags().IntVar(&f.basePort, "base-port", 7100, "first UDP port; nodes take consecutive ports (0 = any free ports)")
 	cmd.Flags().BoolVar(&f.configOnly, "config-only", false, "write configurations and certificates, then exit")
 	cmd.Flags().StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
-	cmd.Flags().BoolVar(&f.noEncryption, "no-encryption", false, "store values unsealed (by default every node encrypts them at rest under the key in DIR/"+node.DevKeyFile+")")
+	cmd.Flags().BoolVar(&f.noEncryption, "no-encryption", false, "store values unsealed (by default every node encrypts them at rest under the key in DIR/"+devcluster.KeyFile+")")
 	return cmd
 }
 
@@ -69,7 +70,7 @@ func runDev(cmd *cobra.Command, f *devFlags) error {
 	if f.wanLatency < 0 {
 		return errors.New("--wan-latency must not be negative")
 	}
-	cluster, err := node.WriteDevCluster(node.DevOptions{
+	cluster, err := devcluster.Write(devcluster.Options{
 		Dir: f.dir, Regions: f.regions, NodesPerRegion: f.nodesPerRegion, Replicas: f.replicas,
 		BasePort: f.basePort, WANLatency: f.wanLatency, NoEncryption: f.noEncryption,
 	})
@@ -148,7 +149,7 @@ func runDev(cmd *cobra.Command, f *devFlags) error {
 	return nil
 }
 
-func printDevBanner(w io.Writer, f *devFlags, cluster *node.DevCluster, clientFile string) {
+func printDevBanner(w io.Writer, f *devFlags, cluster *devcluster.Cluster, clientFile string) {
 	fmt.Fprintf(w, "\nMeridian dev cluster is up: %d regions × %d nodes, %v one-way WAN latency between regions.\n",
 		len(f.regions), f.nodesPerRegion, f.wanLatency)
 	fmt.Fprintf(w, "Keyspace \"default\" keeps %d replicas in each region; the CLI talks to region %q.\n\n", cluster.Nodes[0].Keyspaces["default"].Replication[cluster.FirstRegion], cluster.FirstRegion)
@@ -165,7 +166,7 @@ func printDevBanner(w io.Writer, f *devFlags, cluster *node.DevCluster, clientFi
 	fmt.Fprintf(w, "Go clients: client.LoadConfig(%q).\nCtrl-C stops the cluster; data stays in %s.\n", clientFile, f.dir)
 }
 
-func writeClientConfig(path string, cluster *node.DevCluster) error {
+func writeClientConfig(path string, cluster *devcluster.Cluster) error {
 	cfg := client.Config{DC: cluster.FirstRegion, Keyspace: "default", TLS: cluster.ClientTLS}
 	for _, n := range cluster.Nodes {
 		cfg.Nodes = append(cfg.Nodes, client.Node{ID: n.ID, DC: n.DC, Addr: n.Listen})

@@ -16,6 +16,7 @@ import (
 	"github.com/quic-go/quic-go"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/meridian-kv/meridian/devcluster"
 	"github.com/meridian-kv/meridian/node"
 	"github.com/meridian-kv/meridian/wan"
 )
@@ -40,14 +41,14 @@ func TestProcessesCertRotationAndRevocation(t *testing.T) {
 	for _, id := range ids {
 		pc.run("cert", "create-node", "--certs-dir", certs, "--id", id, "--dc", dcs[id], "--host", "127.0.0.1", "--overwrite")
 	}
-	pc.run("cert", "create-client", "--certs-dir", certs, "--name", node.DevPrincipal, "--overwrite") // the superuser client.yaml uses
+	pc.run("cert", "create-client", "--certs-dir", certs, "--name", devcluster.Principal, "--overwrite") // the superuser client.yaml uses
 	pc.run("cert", "create-client", "--certs-dir", certs, "--name", "bob")
 	bob := filepath.Join(pc.dir, "bob.yaml")
 	b, err := os.ReadFile(filepath.Join(pc.dir, "client.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(bob, []byte(strings.NewReplacer("/"+node.DevPrincipal+".pem", "/bob.pem", "/"+node.DevPrincipal+"-key.pem", "/bob-key.pem").Replace(string(b))), 0o644); err != nil {
+	if err := os.WriteFile(bob, []byte(strings.NewReplacer("/"+devcluster.Principal+".pem", "/bob.pem", "/"+devcluster.Principal+"-key.pem", "/bob-key.pem").Replace(string(b))), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	revoked := filepath.Join(certs, "revoked.txt")
@@ -89,7 +90,7 @@ func TestProcessesCertRotationAndRevocation(t *testing.T) {
 	}
 	serial := ""
 	for _, c := range list {
-		if c.Role == "client" && c.Principal == node.DevPrincipal {
+		if c.Role == "client" && c.Principal == devcluster.Principal {
 			serial = c.Serial
 		}
 	}

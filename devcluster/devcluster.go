@@ -1,4 +1,4 @@
-package node
+package devcluster
 
 import (
 	"crypto/rand"
@@ -15,11 +15,13 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/meridian-kv/meridian/node"
+	"github.com/meridian-kv/meridian/store"
 	"github.com/meridian-kv/meridian/wan"
 )
 
-// DevOptions describe a local multi-region cluster on one machine.
-type DevOptions struct {
+// Options describe a local multi-region cluster on one machine.
+type Options struct {
 	// Dir holds certificates, configurations and data.
 	Dir string
 	// Regions are the datacenters; default east, west, central.
@@ -41,32 +43,36 @@ type DevOptions struct {
 	Now func() time.Time
 	// NoEncryption leaves encryption at rest off. By default every node
 	// seals its values under the key of Dir/certs/encryption-keys.yaml
-	// (DevKeyFile), made once per directory.
+	// (KeyFile), made once per directory.
 	NoEncryption bool
 }
 
-// DevCluster is what WriteDevCluster produced.
-type DevCluster struct {
-	Nodes       []Config
+// Cluster is what Write produced.
+type Cluster struct {
+	Nodes       []node.Config
 	NodeFiles   []string // Dir/nodes/<id>.yaml, in Nodes order
 	ClientTLS   wan.TLSFiles
 	FirstRegion string
 }
 
-// DevPrincipal names the client certificate a dev cluster issues; every
+// Principal names the client certificate a dev cluster issues; every
 // node of the cluster lists it in auth.superusers.
-const DevPrincipal = "admin"
+const Principal = "admin"
 
-// devCertValidity is how long dev certificates last.
-const devCertValidity = 365 * 24 * time.Hour
+// certValidity is how long dev certificates last.
+const certValidity = 365 * 24 * time.Hour
 
-// WriteDevCluster creates (or reuses) a cluster CA in opts.Dir, issues a
-// certificate per node and one client certificate (principal DevPrincipal,
-// a superuser of every node), and writes one YAML
-// configuration per node to Dir/nodes/<region>-<i>.yaml.
-func WriteDevCluster(opts DevOptions) (*DevCluster, error) {
+// KeyFile is where Write keeps the dev cluster's encryption key file,
+// relative to its directory.
+var KeyFile = filepath.Join("certs", "encryption-keys.yaml")
+
+// Write creates (or reuses) a cluster CA in opts.Dir, issues a
+// certificate per node and one client certificate (principal Principal, a
+// superuser of every node), and writes one YAML configuration per node to
+// Dir/nodes/<region>-<i>.yaml.
+func Write(opts Options) (*Cluster, error) {
 	if opts.Dir == "" {
-		return nil, errors.New("node: dev cluster needs a directory")
+		return nil, errors.New("devcluster: dev cluster needs a directory")
 	}
 	if len(opts.Regions) == 0 {
 		opts.Regions = []string{"east", "west", "central"}
@@ -75,13 +81,13 @@ func WriteDevCluster(opts DevOptions) (*DevCluster, error) {
 		opts.NodesPerRegion = 3
 	}
 	if opts.NodesPerRegion < 0 {
-		return nil, errors.New("node: nodes per region must be positive")
+		return nil, errors.New("devcluster: nodes per region must be positive")
 	}
 	if opts.Replicas == 0 {
 		opts.Replicas = min(3, opts.NodesPerRegion)
 	}
 	if opts.Replicas > opts.NodesPerRegion {
-		return nil, fmt.Errorf("node: %d replicas per region need at least that many nodes per region, not %d", opts.Replicas, opts.NodesPerRegion)
+		return nil, fmt.Errorf("devcluster: %d replicas per region need at least that many nodes per region, not %d", opts.Replicas, opts.NodesPerRegion)
 	}
 	if opts.Host == "" {
 		opts.Host = "127.0.0.1"
@@ -93,13 +99,13 @@ func WriteDevCluster(opts DevOptions) (*DevCluster, error) {
 	seen := map[string]bool{}
 	for _, r := range opts.Regions {
 		if r == "" || seen[r] {
-			return nil, fmt.Errorf("node: region names must be distinct and non-empty: %v", opts.Regions)
+			return nil, fmt.Errorf("devcluster: region names must be distinct and non-empty: %v", opts.Regions)
 		}
 		seen[r] = true
 	}
 	for _, sub := range []string{"certs", "nodes", "data"} {
 		if err := os.MkdirAll(filepath.Join(opts.Dir, sub), 0o755); err != nil {
-			return nil, fmt.Errorf("node: %w", err)
+			return nil, fmt.Errorf("devcluster: %w", err)
 		}
 	}
 	ca, err := loadOrCreateCA(opts.Dir, now())
@@ -112,7 +118,7 @@ func WriteDevCluster(opts DevOptions) (*DevCluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	var encryption EncryptionConfig
+	var encryption node.EncryptionConfig
 	if !opts.NoEncryption {
 		if encryption.KeyFile, err = loadOrCreateKeyFile(opts.Dir); err != nil {
 			return nil, err
@@ -163,14 +169,14 @@ func WriteDevCluster(opts DevOptions) (*DevCluster, error) {
 	for _, r := range opts.Regions {
 		rep[r] = opts.Replicas
 	}
-	dc := &DevCluster{FirstRegion: opts.Regions[0]}
+	dc := &Cluster{FirstRegion: opts.Regions[0]}
 	for _, m := range members {
-		tlsFiles, err := WriteNodeCert(ca, filepath.Join(opts.Dir, "certs"), m.id, m.dc, []string{opts.Host, "localhost"}, now(), devCertValidity, true)
+		tlsFiles, err := node.WriteNodeCert(ca, filepath.Join(opts.Dir, "certs"), m.id, m.dc, []string{opts.Host, "localhost"}, now(), certValidity, true)
 		if err != nil {
 			return nil, err
 		}
 		tlsFiles.CA = caFile
-		cfg := Config{
+		cfg := node.Config{
 			ID: m.id, DC: m.dc, Rack: m.rack, Listen: m.addr, Admin: m.admin,
 			Gossip: m.gossip, Seeds: seeds, GossipKeys: []string{gossipKey},
 			// Loopback: LAN failure detection. Clusters that really span
@@ -178,31 +184,31 @@ func WriteDevCluster(opts DevOptions) (*DevCluster, error) {
 			GossipProfile: "lan",
 			DataDir:       abs(filepath.Join(opts.Dir, "data", m.id)),
 			TLS:           tlsFiles,
-			Auth:          AuthConfig{Superusers: []string{DevPrincipal}},
+			Auth:          node.AuthConfig{Superusers: []string{Principal}},
 			Encryption:    encryption,
-			Keyspaces: map[string]Keyspace{"default": {
+			Keyspaces: map[string]node.Keyspace{"default": {
 				Replication:      rep,
-				WriteConsistency: string(DefaultConsistency),
-				ReadConsistency:  string(DefaultConsistency),
+				WriteConsistency: string(node.DefaultConsistency),
+				ReadConsistency:  string(node.DefaultConsistency),
 			}},
 		}
 		if opts.WANLatency > 0 {
-			cfg.WANEmulation = &WANEmulation{Latency: opts.WANLatency, Peers: peers}
+			cfg.WANEmulation = &node.WANEmulation{Latency: opts.WANLatency, Peers: peers}
 		}
 		b, err := yaml.Marshal(&cfg)
 		if err != nil {
-			return nil, fmt.Errorf("node: %w", err)
+			return nil, fmt.Errorf("devcluster: %w", err)
 		}
 		file := filepath.Join(opts.Dir, "nodes", m.id+".yaml")
 		header := fmt.Sprintf("# Meridian node %s (datacenter %s), written by meridian dev --config-only.\n# Run it with: meridian node --config %s\n", m.id, m.dc, file)
 		if err := os.WriteFile(file, append([]byte(header), b...), 0o644); err != nil {
-			return nil, fmt.Errorf("node: %w", err)
+			return nil, fmt.Errorf("devcluster: %w", err)
 		}
 		cfg.EnsureDefaults()
 		dc.Nodes = append(dc.Nodes, cfg)
 		dc.NodeFiles = append(dc.NodeFiles, file)
 	}
-	dc.ClientTLS, err = WriteClientCert(ca, filepath.Join(opts.Dir, "certs"), DevPrincipal, now(), devCertValidity, true)
+	dc.ClientTLS, err = node.WriteClientCert(ca, filepath.Join(opts.Dir, "certs"), Principal, now(), certValidity, true)
 	if err != nil {
 		return nil, err
 	}
@@ -214,14 +220,14 @@ func WriteDevCluster(opts DevOptions) (*DevCluster, error) {
 // `meridian cert create-ca` would have written it.
 func loadOrCreateCA(dir string, now time.Time) (*wan.CA, error) {
 	certs := filepath.Join(dir, "certs")
-	ca, err := LoadCA(certs, "")
+	ca, err := node.LoadCA(certs, "")
 	if err == nil && now.Before(ca.Cert.NotAfter.Add(-24*time.Hour)) {
 		return ca, nil
 	}
-	if err != nil && !errors.Is(err, ErrNoCA) {
+	if err != nil && !errors.Is(err, node.ErrNoCA) {
 		return nil, err
 	}
-	return CreateCA(certs, "meridian dev CA", now, 10*devCertValidity, true)
+	return node.CreateCA(certs, "meridian dev CA", now, 10*certValidity, true)
 }
 
 // loadOrCreateGossipKey returns the cluster's gossip encryption key, made
@@ -233,13 +239,27 @@ func loadOrCreateGossipKey(dir string) (string, error) {
 	}
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
-		return "", fmt.Errorf("node: %w", err)
+		return "", fmt.Errorf("devcluster: %w", err)
 	}
 	enc := base64.StdEncoding.EncodeToString(key)
 	if err := os.WriteFile(file, []byte(enc+"\n"), 0o600); err != nil {
-		return "", fmt.Errorf("node: %w", err)
+		return "", fmt.Errorf("devcluster: %w", err)
 	}
 	return enc, nil
+}
+
+// loadOrCreateKeyFile returns the absolute path of the dev cluster's key
+// file, made (with one key) once per directory: a dev cluster restarted
+// on its old data must find the keys that data is sealed under.
+func loadOrCreateKeyFile(dir string) (string, error) {
+	file := abs(filepath.Join(dir, KeyFile))
+	if _, err := os.Stat(file); err == nil {
+		return file, nil
+	}
+	if _, err := store.GenerateKey(file, "", true); err != nil {
+		return "", fmt.Errorf("devcluster: %w", err)
+	}
+	return file, nil
 }
 
 // freeGossipAddr finds a port free for both TCP and UDP (memberlist binds
@@ -249,7 +269,7 @@ func freeGossipAddr(host string, held []io.Closer) (string, []io.Closer, error) 
 	for range 20 {
 		l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 		if err != nil {
-			return "", held, fmt.Errorf("node: finding a free port: %w", err)
+			return "", held, fmt.Errorf("devcluster: finding a free port: %w", err)
 		}
 		addr := l.Addr().String()
 		pc, err := net.ListenPacket("udp", addr)
@@ -258,7 +278,7 @@ func freeGossipAddr(host string, held []io.Closer) (string, []io.Closer, error) 
 		}
 		l.Close()
 	}
-	return "", held, errors.New("node: no port free for both TCP and UDP")
+	return "", held, errors.New("devcluster: no port free for both TCP and UDP")
 }
 
 // freeUDPAddr asks the kernel for a free UDP port on host; the socket is
@@ -266,11 +286,12 @@ func freeGossipAddr(host string, held []io.Closer) (string, []io.Closer, error) 
 func freeUDPAddr(host string, held []io.Closer) (string, []io.Closer, error) {
 	pc, err := net.ListenPacket("udp", net.JoinHostPort(host, "0"))
 	if err != nil {
-		return "", held, fmt.Errorf("node: finding a free port: %w", err)
+		return "", held, fmt.Errorf("devcluster: finding a free port: %w", err)
 	}
 	return pc.LocalAddr().String(), append(held, pc), nil
 }
 
+// abs is p made absolute, or p itself if the working directory is unknown.
 func abs(p string) string {
 	if a, err := filepath.Abs(p); err == nil {
 		return a
