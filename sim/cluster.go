@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"sort"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -57,13 +58,16 @@ type Options struct {
 type Cluster struct {
 	Net *Network
 
-	opts    Options
-	ca      *wan.CA
-	caPEM   []byte
-	order   []string // node ids in start order
-	members map[string]*member
-	clients []*client.Client
-	hosts   uint32
+	opts      Options
+	ca        *wan.CA
+	caPEM     []byte
+	order     []string // node ids in start order
+	members   map[string]*member
+	clients   []*client.Client
+	hosts     uint32
+	seeds     []string       // the first node of each region
+	regionIdx map[string]int // region -> its index in Options.Regions
+	perRegion map[string]int // nodes created per region
 }
 
 // member is one node's slot: its configuration, host and disk survive
@@ -113,49 +117,27 @@ func NewCluster(opts Options) (*Cluster, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	c := &Cluster{Net: NewNetwork(opts.Seed), opts: opts, members: map[string]*member{}}
+	c := &Cluster{Net: NewNetwork(opts.Seed), opts: opts, members: map[string]*member{}, regionIdx: map[string]int{}, perRegion: map[string]int{}}
 	c.Net.SetLinks(opts.Inside, opts.Between)
 	var err error
 	if c.ca, _, err = wan.NewCA("sim", time.Now(), 24*time.Hour*365); err != nil {
 		return nil, err
 	}
 	c.caPEM = c.ca.CertPEM
-	repl := map[string]int{}
-	for _, dc := range opts.Regions {
-		repl[dc] = opts.Replicas
-	}
-	var seeds []string
 	for ri, dc := range opts.Regions {
-		for i := 1; i <= opts.NodesPerRegion; i++ {
-			id := fmt.Sprintf("%s-%d", dc, i)
-			host := netip.AddrFrom4([4]byte{10, byte(ri + 1), 0, byte(i)})
-			c.Net.AddHost(host, dc)
-			cfg := node.Config{
-				ID:             id,
-				DC:             dc,
-				Rack:           fmt.Sprintf("rack%d", i),
-				Listen:         netip.AddrPortFrom(host, quicPort).String(),
-				Gossip:         netip.AddrPortFrom(host, gossipPort).String(),
-				GossipProfile:  "local",
-				InsecureGossip: true,
-				DataDir:        "/data/" + id,
-				TLS:            wan.TLSFiles{CA: "(memory)", Cert: "(memory)", Key: "(memory)"},
-				Keyspaces:      map[string]node.Keyspace{"default": {Replication: repl}},
-				Auth:           node.AuthConfig{Superusers: []string{"admin"}},
-			}
-			if i == 1 {
-				seeds = append(seeds, cfg.Gossip)
-			}
-			c.members[id] = &member{cfg: cfg, host: host, fs: vfs.NewCrashableMem()}
-			c.order = append(c.order, id)
+		c.regionIdx[dc] = ri
+		for range opts.NodesPerRegion {
+			c.newMember(dc)
 		}
 	}
 	for _, id := range c.order {
 		m := c.members[id]
-		m.cfg.Seeds = seeds
-		if opts.Tweak != nil {
-			opts.Tweak(&m.cfg)
+		if strings.HasSuffix(id, "-1") {
+			c.seeds = append(c.seeds, m.cfg.Gossip)
 		}
+	}
+	for _, id := range c.order {
+		c.members[id].cfg.Seeds = c.seeds
 	}
 	for _, id := range c.order {
 		if err := c.Start(id); err != nil {
@@ -164,6 +146,51 @@ func NewCluster(opts Options) (*Cluster, error) {
 		}
 	}
 	return c, nil
+}
+
+// newMember creates the configuration and disk of the next node of region
+// dc (ids are dc-1, dc-2, …) and returns its id.
+func (c *Cluster) newMember(dc string) string {
+	c.perRegion[dc]++
+	i := c.perRegion[dc]
+	id := fmt.Sprintf("%s-%d", dc, i)
+	host := netip.AddrFrom4([4]byte{10, byte(c.regionIdx[dc] + 1), byte(i >> 8), byte(i)})
+	c.Net.AddHost(host, dc)
+	repl := map[string]int{}
+	for _, r := range c.opts.Regions {
+		repl[r] = c.opts.Replicas
+	}
+	cfg := node.Config{
+		ID:             id,
+		DC:             dc,
+		Rack:           fmt.Sprintf("rack%d", (i-1)%3+1),
+		Listen:         netip.AddrPortFrom(host, quicPort).String(),
+		Gossip:         netip.AddrPortFrom(host, gossipPort).String(),
+		Seeds:          c.seeds,
+		GossipProfile:  "local",
+		InsecureGossip: true,
+		DataDir:        "/data/" + id,
+		TLS:            wan.TLSFiles{CA: "(memory)", Cert: "(memory)", Key: "(memory)"},
+		Keyspaces:      map[string]node.Keyspace{"default": {Replication: repl}},
+		Auth:           node.AuthConfig{Superusers: []string{"admin"}},
+	}
+	if c.opts.Tweak != nil {
+		c.opts.Tweak(&cfg)
+	}
+	c.members[id] = &member{cfg: cfg, host: host, fs: vfs.NewCrashableMem()}
+	c.order = append(c.order, id)
+	return id
+}
+
+// Add starts a new node in region dc, joining through the seeds, and
+// returns its id. Clients made before do not know it (they reach it
+// through the others).
+func (c *Cluster) Add(dc string) (string, error) {
+	if _, ok := c.regionIdx[dc]; !ok {
+		return "", fmt.Errorf("sim: no region %s", dc)
+	}
+	id := c.newMember(dc)
+	return id, c.Start(id)
 }
 
 // IDs returns the node ids in region order.
@@ -293,8 +320,9 @@ func (c *Cluster) Client(dc string) (*client.Client, error) {
 }
 
 // WaitConverged waits, polling every simulated 100 ms, until every
-// running node sees every running node as a member, or until limit of
-// simulated time has passed.
+// running node sees every other running node up and verified (so every
+// ring holds every running node), or until limit of simulated time has
+// passed.
 func (c *Cluster) WaitConverged(limit time.Duration) error {
 	deadline := time.Now().Add(limit)
 	for {
@@ -317,15 +345,13 @@ func (c *Cluster) converged() error {
 		}
 	}
 	for _, id := range running {
-		got := c.members[id].n.Members()
-		sort.Strings(got)
-		want := map[string]bool{}
-		for _, m := range got {
-			want[m] = true
-		}
+		n := c.members[id].n
 		for _, peer := range running {
-			if !want[peer] {
-				return fmt.Errorf("%s does not see %s (sees %v)", id, peer, got)
+			if peer == id {
+				continue
+			}
+			if st := n.PeerState(peer); st != node.StateUp {
+				return fmt.Errorf("%s sees %s %s", id, peer, st)
 			}
 		}
 	}

@@ -246,6 +246,28 @@ func matrix() []row {
 			},
 		},
 		{
+			// A node joins west while west is cut off from east: the ring
+			// changes under the partition, and after the heal the new node
+			// must hold its ranges with nothing acknowledged lost.
+			name: "join-under-partition",
+			fault: func(t *testing.T, c *sim.Cluster, _ *rand.Rand) {
+				isolateRegion(c, "west")
+				time.Sleep(outage / 2)
+				if _, err := c.Add("west"); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(outage / 2)
+				c.Net.Heal()
+			},
+			proof: func(c *sim.Cluster, f faultStats) error {
+				held := len(f.final["west-4"])
+				if f.cut() == 0 || f.ackedDuring() == 0 || held == 0 {
+					return fmt.Errorf("cut %d packets, acknowledged %d writes, the new node is a replica of %d keys", f.cut(), f.ackedDuring(), held)
+				}
+				return nil
+			},
+		},
+		{
 			name: "power-loss-everywhere",
 			fault: func(t *testing.T, c *sim.Cluster, rng *rand.Rand) {
 				time.Sleep(outage / 2)
@@ -331,20 +353,21 @@ func runRow(t *testing.T, r row, seed uint64) {
 	}
 	t.Logf("fault %v: %d ops during it; net %+v → %+v; %d hints stored, %d dropped", end.Sub(start), len(f.during), f.before, f.after, f.hints, f.dropped)
 
-	states := converge(t, c, clients[0])
+	states, replicas := converge(t, c, clients[0], keys)
 	f.final = states
 	if err := r.proof(c, f); err != nil {
 		t.Fatalf("the fault did not happen as the row needs, so the row proves nothing: %v", err)
 	}
-	rep := history.Check(ops, states)
+	rep := check(ops, states, replicas)
 	t.Logf("%s", rep)
 	if !rep.OK() {
+		explain(t, c, rep)
 		t.Fatalf("checker found violations (seed %d):\n%s", seed, rep)
 	}
 	if rep.Acked == 0 {
 		t.Fatal("no write was acknowledged: the row checked nothing")
 	}
-	plantedViolationsCaught(t, ops, states)
+	plantedViolationsCaught(t, ops, states, replicas)
 }
 
 // droppedHints sums the hints every running node dropped since it
@@ -359,6 +382,60 @@ func droppedHints(c *sim.Cluster) int64 {
 	return n
 }
 
+// check runs the checkers key by key over the key's replicas only: a node
+// that is not a replica of a key (a ring with more nodes than replicas)
+// need not hold it. Keys no replica ever held still have their reads
+// checked.
+func check(ops []history.Op, states map[string]history.State, replicas map[string][]string) history.Report {
+	byKey := map[string][]history.Op{}
+	for _, op := range ops {
+		byKey[op.Key] = append(byKey[op.Key], op)
+	}
+	var total history.Report
+	for _, k := range slices.Sorted(maps.Keys(byKey)) {
+		holders := map[string]history.State{}
+		for _, id := range replicas[k] {
+			st := history.State{}
+			if v, ok := states[id][k]; ok {
+				st[k] = v
+			}
+			holders[id] = st
+		}
+		rep := history.Check(byKey[k], holders)
+		total.Acked += rep.Acked
+		total.Failed += rep.Failed
+		total.Unknown += rep.Unknown
+		total.Reads += rep.Reads
+		total.AckedDeletes += rep.AckedDeletes
+		total.Lost = append(total.Lost, rep.Lost...)
+		total.Resurrected = append(total.Resurrected, rep.Resurrected...)
+		total.Phantoms = append(total.Phantoms, rep.Phantoms...)
+	}
+	return total
+}
+
+// explain logs, for each value reported lost, which nodes' stores hold
+// it, replicas or not.
+func explain(t *testing.T, c *sim.Cluster, rep history.Report) {
+	all, err := c.Scan("default")
+	if err != nil {
+		t.Logf("scanning for the report: %v", err)
+		return
+	}
+	for i, f := range rep.Lost {
+		if i == 20 {
+			break
+		}
+		var where []string
+		for _, id := range c.IDs() {
+			if slices.Contains(all[id][f.Key], f.Value) {
+				where = append(where, id)
+			}
+		}
+		t.Logf("lost %s=%s (%s %v–%v) is held by %v", f.Key, f.Value, f.Op.Note, f.Op.Start.Format("05.000"), f.Op.End.Format("05.000"), where)
+	}
+}
+
 // storedHints sums the hints every running node stored since it started.
 func storedHints(c *sim.Cluster) int64 {
 	var n int64
@@ -371,9 +448,11 @@ func storedHints(c *sim.Cluster) int64 {
 }
 
 // converge waits for membership, for every hint to be delivered and for a
-// repair of everything to leave every replica with the same values (P4,
-// from a scan of every store, not a request), and returns the states.
-func converge(t *testing.T, c *sim.Cluster, cl *client.Client) map[string]history.State {
+// repair of everything to leave every replica of every key with the same
+// values, and returns the replicas' states. The states come from a scan of
+// every store, not from a request (P4's independent check); only which
+// nodes are a key's replicas is asked of the cluster (meridian inspect).
+func converge(t *testing.T, c *sim.Cluster, cl *client.Client, keys []string) (map[string]history.State, map[string][]string) {
 	t.Helper()
 	if err := c.WaitConverged(2 * time.Minute); err != nil {
 		t.Fatal(err)
@@ -382,21 +461,51 @@ func converge(t *testing.T, c *sim.Cluster, cl *client.Client) map[string]histor
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		_, rerr := cl.Repair(ctx, &client.RepairOptions{}, nil)
+		states, replicas, err := replicaStates(ctx, c, cl, keys)
 		cancel()
-		states, err := c.Scan("default")
+		diff := ""
 		if err != nil {
-			t.Fatal(err)
+			diff = err.Error()
+		} else {
+			diff = divergence(states, replicas)
 		}
-		diff := divergence(states)
 		hints := c.PendingHints()
 		if rerr == nil && diff == "" && hints == 0 {
-			return states
+			return states, replicas
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("replicas did not converge (repair: %v; hints pending %d): %s", rerr, hints, diff)
 		}
 		time.Sleep(time.Second)
 	}
+}
+
+// replicaStates scans every store and keeps, for each key, what its
+// replicas hold (a key a replica lacks is absent from its state); it also
+// returns each key's replicas.
+func replicaStates(ctx context.Context, c *sim.Cluster, cl *client.Client, keys []string) (map[string]history.State, map[string][]string, error) {
+	scanned, err := c.Scan("default")
+	if err != nil {
+		return nil, nil, err
+	}
+	out := map[string]history.State{}
+	replicas := map[string][]string{}
+	for _, k := range keys {
+		res, err := cl.Inspect(ctx, "default", []byte(k))
+		if err != nil {
+			return nil, nil, fmt.Errorf("replicas of %s: %w", k, err)
+		}
+		for _, r := range res.Replicas {
+			replicas[k] = append(replicas[k], r.Node)
+			if out[r.Node] == nil {
+				out[r.Node] = history.State{}
+			}
+			if v, ok := scanned[r.Node][k]; ok {
+				out[r.Node][k] = v
+			}
+		}
+	}
+	return out, replicas, nil
 }
 
 // siblings counts the keys that hold more than one value on some replica.
@@ -412,27 +521,16 @@ func siblings(states map[string]history.State) int {
 	return len(keys)
 }
 
-// divergence describes the first key whose replicas disagree, or "".
-// Every node holds every key here (3 replicas per region of 3 nodes).
-func divergence(states map[string]history.State) string {
-	keys := map[string]bool{}
-	for _, st := range states {
-		for k := range st {
-			keys[k] = true
-		}
-	}
-	nodes := slices.Sorted(maps.Keys(states))
-	for _, k := range slices.Sorted(maps.Keys(keys)) {
-		var first []string
-		for i, id := range nodes {
+// divergence describes the first key whose replicas disagree (one lacking
+// it counts), or "".
+func divergence(states map[string]history.State, replicas map[string][]string) string {
+	for _, k := range slices.Sorted(maps.Keys(replicas)) {
+		ids := replicas[k]
+		v0, ok0 := states[ids[0]][k]
+		for _, id := range ids[1:] {
 			v, ok := states[id][k]
-			if !ok {
-				return fmt.Sprintf("%s lacks key %s", id, k)
-			}
-			if i == 0 {
-				first = v
-			} else if !slices.Equal(v, first) {
-				return fmt.Sprintf("key %s: %s holds %v, %s holds %v", k, nodes[0], first, id, v)
+			if ok != ok0 || !slices.Equal(v, v0) {
+				return fmt.Sprintf("key %s: %s holds %v (present %v), %s holds %v (present %v)", k, ids[0], v0, ok0, id, v, ok)
 			}
 		}
 	}
@@ -443,7 +541,7 @@ func divergence(states map[string]history.State) string {
 // history: dropping an acknowledged, unsuperseded value from one replica
 // must be reported lost, and a value nobody wrote must be reported a
 // phantom.
-func plantedViolationsCaught(t *testing.T, ops []history.Op, states map[string]history.State) {
+func plantedViolationsCaught(t *testing.T, ops []history.Op, states map[string]history.State, replicas map[string][]string) {
 	t.Helper()
 	node := slices.Sorted(maps.Keys(states))[0]
 	var victim *history.Op
@@ -461,11 +559,11 @@ func plantedViolationsCaught(t *testing.T, ops []history.Op, states map[string]h
 		planted[id] = maps.Clone(st)
 	}
 	planted[node][victim.Key] = slices.DeleteFunc(slices.Clone(states[node][victim.Key]), func(v string) bool { return v == victim.Value })
-	if rep := history.Check(ops, planted); len(rep.Lost) == 0 {
+	if rep := check(ops, planted, replicas); len(rep.Lost) == 0 {
 		t.Fatalf("the checker missed a planted loss of %q from %s", victim.Value, node)
 	}
 	planted[node][victim.Key] = append(slices.Clone(states[node][victim.Key]), "never-written")
-	if rep := history.Check(ops, planted); len(rep.Phantoms) == 0 {
+	if rep := check(ops, planted, replicas); len(rep.Phantoms) == 0 {
 		t.Fatal("the checker missed a planted phantom")
 	}
 }
