@@ -279,6 +279,24 @@ func (c *Cluster) PowerLoss(id string, unsyncedPercent int, rng *rand.Rand) erro
 	return err
 }
 
+// Backup copies node id's disk as it is now, synced or not (a snapshot
+// of a running machine's volume).
+func (c *Cluster) Backup(id string) *vfs.MemFS {
+	return c.members[id].fs.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 100, RNG: rand.New(rand.NewPCG(0, 0))})
+}
+
+// Restore puts a Backup back as node id's disk; the node must be down.
+// The node comes back with the old data and no word to its peers of what
+// it lost: silent divergence, for repair to find.
+func (c *Cluster) Restore(id string, disk *vfs.MemFS) error {
+	m := c.members[id]
+	if m.n != nil {
+		return fmt.Errorf("sim: %s is running", id)
+	}
+	m.fs = disk
+	return nil
+}
+
 // FailSyncs makes every fsync on node id's disk fail (on) or succeed
 // again (off), and returns how many have failed so far.
 func (c *Cluster) FailSyncs(id string, on bool) int64 {
