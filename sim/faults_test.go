@@ -1,6 +1,7 @@
 package sim_test
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -42,7 +43,8 @@ type row struct {
 	opts   sim.Options
 	fault  func(t *testing.T, c *sim.Cluster, rng *rand.Rand)
 	proof  func(c *sim.Cluster, f faultStats) error
-	writes []string // write consistency levels; default LOCAL_QUORUM
+	writes []string      // write consistency levels; default LOCAL_QUORUM
+	pause  time.Duration // each worker's pause between steps; default 50 ms
 }
 
 // faultStats is what the harness measured around the fault.
@@ -199,7 +201,8 @@ func matrix() []row {
 			// A replica down past the hint window (max_age) and over the
 			// hint bound: hints are dropped, their ranges marked for
 			// repair, and repair must bring the replica back in line.
-			name: "hint-window-overrun",
+			name:  "hint-window-overrun",
+			pause: 250 * time.Millisecond, // a long fault: a lighter load
 			opts: sim.Options{Tweak: func(cfg *node.Config) {
 				cfg.Hints.MaxAge = 5 * time.Second
 				cfg.Hints.MaxBytesPerTarget = 16 << 10
@@ -365,7 +368,7 @@ func runRow(t *testing.T, r row, seed uint64) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		workload.Run(ctx, workload.Config{Keys: keys, Clients: clients, Workers: 2 * len(clients), Seed: seed, Write: r.writes, Pause: 50 * time.Millisecond}, &rec)
+		workload.Run(ctx, workload.Config{Keys: keys, Clients: clients, Workers: 2 * len(clients), Seed: seed, Write: r.writes, Pause: cmp.Or(r.pause, 50*time.Millisecond)}, &rec)
 	}()
 	time.Sleep(baseline)
 
