@@ -2,17 +2,15 @@ package deploy
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
-	"slices"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/meridian-kv/meridian/api"
 	"github.com/meridian-kv/meridian/client"
 	"github.com/meridian-kv/meridian/history"
+	"github.com/meridian-kv/meridian/workload"
 )
 
 // load is a compact driver of the history harness for a cluster reached
@@ -137,26 +135,6 @@ func (l *load) record(op history.Op, dc string, err error) {
 	l.mu.Unlock()
 }
 
-// writeOutcome classifies a write's error as cmd/meridian's harness does:
-// refused before it was stored or certainly not sent (Fail), or possibly
-// applied (Unknown).
-func writeOutcome(err error) history.Outcome {
-	if err == nil {
-		return history.OK
-	}
-	if errors.Is(err, client.ErrNoNodes) {
-		return history.Fail
-	}
-	var ce *api.ClientError
-	if errors.As(err, &ce) {
-		switch ce.Code {
-		case api.CodeBadRequest, api.CodeUnknownKeyspace, api.CodeTooLarge, api.CodeConsistency, api.CodeTooManySiblings:
-			return history.Fail
-		}
-	}
-	return history.Unknown
-}
-
 func (l *load) worker(w int, dc string, rng *rand.Rand) {
 	defer l.wg.Done()
 	c := l.clients[dc]
@@ -172,7 +150,7 @@ func (l *load) worker(w int, dc string, rng *rand.Rand) {
 		read := func() (*client.GetResult, bool) {
 			start := time.Now()
 			res, err := c.Get(ctx, []byte(key), &client.ReadOptions{Consistency: "LOCAL_QUORUM"})
-			op := history.Op{Client: w, Kind: history.Read, Key: key, Start: start, End: time.Now(), Outcome: writeOutcome(err), Note: dc}
+			op := history.Op{Client: w, Kind: history.Read, Key: key, Start: start, End: time.Now(), Outcome: workload.Outcome(err), Note: dc}
 			if err == nil {
 				for _, v := range res.Values {
 					op.Read = append(op.Read, string(v))
@@ -197,7 +175,7 @@ func (l *load) worker(w int, dc string, rng *rand.Rand) {
 			} else {
 				_, err = c.Put(ctx, []byte(key), []byte(value), opts)
 			}
-			op.End, op.Outcome = time.Now(), writeOutcome(err)
+			op.End, op.Outcome = time.Now(), workload.Outcome(err)
 			if err != nil {
 				op.Note += ": " + err.Error()
 			}
@@ -220,34 +198,16 @@ func (l *load) worker(w int, dc string, rng *rand.Rand) {
 }
 
 // states asks every replica of every key what it holds (inspect through
-// the client homed in region), retrying a key until every replica answers.
+// the client homed in region), retrying until every replica answers.
 func (l *load) states(region string) map[string]history.State {
 	l.t.Helper()
-	out := map[string]history.State{}
-	c := l.clients[region]
-	for _, key := range l.keys {
-		waitFor(l.t, "inspect "+key+" on every replica", time.Minute, func() error {
-			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-			defer cancel()
-			res, err := c.Inspect(ctx, "default", []byte(key))
-			if err != nil {
-				return err
-			}
-			for _, r := range res.Replicas {
-				if r.Error != "" {
-					return fmt.Errorf("on %s: %s", r.Node, r.Error)
-				}
-			}
-			for _, r := range res.Replicas {
-				if out[r.Node] == nil {
-					out[r.Node] = history.State{}
-				}
-				vals := slices.Clone(r.Values)
-				slices.Sort(vals)
-				out[r.Node][key] = vals
-			}
-			return nil
-		})
-	}
+	var out map[string]history.State
+	waitFor(l.t, "inspect every key on every replica", 2*time.Minute, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		var err error
+		out, err = workload.States(ctx, l.clients[region], "default", l.keys)
+		return err
+	})
 	return out
 }

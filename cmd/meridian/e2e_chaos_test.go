@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -15,9 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/meridian-kv/meridian/api"
 	"github.com/meridian-kv/meridian/client"
 	"github.com/meridian-kv/meridian/history"
+	"github.com/meridian-kv/meridian/workload"
 )
 
 // TestProcessesKeepEveryAcknowledgedWrite is the durability harness: a
@@ -283,27 +282,6 @@ func (l *chaosLoad) record(op history.Op) {
 	l.mu.Unlock()
 }
 
-// outcome classifies a write's error: refused before it was stored, or
-// certainly not sent (Fail), or possibly applied (Unknown). A write the
-// client calls not sent that was applied after all would show as a lost
-// value it superseded: the harness checks that claim too.
-func outcome(err error) history.Outcome {
-	if err == nil {
-		return history.OK
-	}
-	if errors.Is(err, client.ErrNoNodes) {
-		return history.Fail
-	}
-	var ce *api.ClientError
-	if errors.As(err, &ce) {
-		switch ce.Code {
-		case api.CodeBadRequest, api.CodeUnknownKeyspace, api.CodeTooLarge, api.CodeConsistency, api.CodeTooManySiblings:
-			return history.Fail
-		}
-	}
-	return history.Unknown
-}
-
 func (l *chaosLoad) worker(w int, dc string, rng *rand.Rand) {
 	defer l.wg.Done()
 	c := l.clients[dc]
@@ -315,7 +293,7 @@ func (l *chaosLoad) worker(w int, dc string, rng *rand.Rand) {
 		read := func() (*client.GetResult, bool) {
 			start := time.Now()
 			res, err := c.Get(ctx, []byte(key), &client.ReadOptions{Consistency: "LOCAL_QUORUM"})
-			op := history.Op{Client: w, Kind: history.Read, Key: key, Start: start, End: time.Now(), Outcome: outcome(err), Note: dc}
+			op := history.Op{Client: w, Kind: history.Read, Key: key, Start: start, End: time.Now(), Outcome: workload.Outcome(err), Note: dc}
 			if err == nil {
 				for _, v := range res.Values {
 					op.Read = append(op.Read, string(v))
@@ -340,7 +318,7 @@ func (l *chaosLoad) worker(w int, dc string, rng *rand.Rand) {
 			} else {
 				_, err = c.Put(ctx, []byte(key), []byte(value), opts)
 			}
-			op.End, op.Outcome = time.Now(), outcome(err)
+			op.End, op.Outcome = time.Now(), workload.Outcome(err)
 			if err != nil {
 				op.Note += ": " + err.Error()
 			}
@@ -387,7 +365,7 @@ func (l *chaosLoad) blindVia(id string, n int) {
 			defer cancel()
 			op := history.Op{Client: -1, Kind: history.Put, Key: key, Value: value, Start: time.Now(), Note: "EACH_QUORUM via " + id}
 			_, err := c.Put(ctx, []byte(key), []byte(value), &client.WriteOptions{Consistency: "EACH_QUORUM"})
-			op.End, op.Outcome = time.Now(), outcome(err)
+			op.End, op.Outcome = time.Now(), workload.Outcome(err)
 			l.record(op)
 			return err
 		})
@@ -395,33 +373,15 @@ func (l *chaosLoad) blindVia(id string, n int) {
 }
 
 // states asks every replica of every key what it holds (meridian inspect),
-// retrying a key until every replica answers.
+// retrying until every replica answers.
 func (l *chaosLoad) states() map[string]history.State {
-	out := map[string]history.State{}
-	c := l.clients["east"]
-	for _, key := range l.keys {
-		waitFor(l.t, time.Minute, func() error {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			res, err := c.Inspect(ctx, "default", []byte(key))
-			if err != nil {
-				return err
-			}
-			for _, r := range res.Replicas {
-				if r.Error != "" {
-					return fmt.Errorf("inspect %s on %s: %s", key, r.Node, r.Error)
-				}
-			}
-			for _, r := range res.Replicas {
-				if out[r.Node] == nil {
-					out[r.Node] = history.State{}
-				}
-				vals := slices.Clone(r.Values)
-				slices.Sort(vals)
-				out[r.Node][key] = vals
-			}
-			return nil
-		})
-	}
+	var out map[string]history.State
+	waitFor(l.t, time.Minute, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		var err error
+		out, err = workload.States(ctx, l.clients["east"], "default", l.keys)
+		return err
+	})
 	return out
 }
