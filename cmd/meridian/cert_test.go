@@ -132,7 +132,7 @@ func TestCertCommands(t *testing.T) {
 // made by meridian cert instead, with the same file names, and loads.
 func TestCertReproducesDev(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := certCLI("dev", "--config-only", "--dir", dir, "--base-port", "0", "--regions", "east,west", "--nodes-per-region", "1"); err != nil {
+	if _, err := certCLI("dev", "--config-only", "--dir", dir, "--base-port", portBlock(), "--regions", "east,west", "--nodes-per-region", "1"); err != nil {
 		t.Fatal(err)
 	}
 	certs := filepath.Join(dir, "certs")

@@ -51,7 +51,7 @@ func configNodeArgs(cfg *node.Config, certs, keyFile, out string) []string {
 // loads to the same settings.
 func TestConfigReproducesDev(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := certCLI("dev", "--config-only", "--dir", dir, "--base-port", "0", "--regions", "east,west,central", "--nodes-per-region", "2", "--wan-latency", "7ms"); err != nil {
+	if _, err := certCLI("dev", "--config-only", "--dir", dir, "--base-port", portBlock(), "--regions", "east,west,central", "--nodes-per-region", "2", "--wan-latency", "7ms"); err != nil {
 		t.Fatal(err)
 	}
 	certs := filepath.Join(dir, "certs")

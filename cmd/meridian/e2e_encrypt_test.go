@@ -148,7 +148,7 @@ func (pc *procCluster) loggedReload(id, active string) error {
 func newProcClusterFrom(t *testing.T, bin string, args ...string) *procCluster {
 	t.Helper()
 	pc := &procCluster{t: t, bin: bin, dir: t.TempDir(), procs: map[string]*exec.Cmd{}}
-	pc.run(append([]string{"dev", "--config-only", "--dir", pc.dir, "--base-port", "0"}, args...)...)
+	pc.run(append([]string{"dev", "--config-only", "--dir", pc.dir, "--base-port", portBlock()}, args...)...)
 	t.Cleanup(func() {
 		for _, p := range pc.procs {
 			p.Process.Kill()

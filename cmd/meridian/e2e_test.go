@@ -9,7 +9,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -40,10 +42,23 @@ func buildBinary(t *testing.T) string {
 	return bin
 }
 
+// portBlock returns the first port of a block of 100 for one cluster of
+// this test run. The blocks lie below the kernel's ephemeral range (32768
+// and up on Linux), so no other program's outgoing connection takes one,
+// and no port is found free and released before a node binds it. Tests of
+// this package run one at a time; a block holds 33 nodes' QUIC, gossip and
+// admin ports.
+func portBlock() string {
+	const first, blocks = 20000, 120
+	return strconv.Itoa(first + 100*int((portBlocks.Add(1)-1)%blocks))
+}
+
+var portBlocks atomic.Int64
+
 func newProcCluster(t *testing.T, args ...string) *procCluster {
 	t.Helper()
 	pc := &procCluster{t: t, bin: buildBinary(t), dir: t.TempDir(), procs: map[string]*exec.Cmd{}}
-	pc.run(append([]string{"dev", "--config-only", "--dir", pc.dir, "--base-port", "0"}, args...)...)
+	pc.run(append([]string{"dev", "--config-only", "--dir", pc.dir, "--base-port", portBlock()}, args...)...)
 	t.Cleanup(func() {
 		for _, p := range pc.procs {
 			p.Process.Kill()
