@@ -27,10 +27,11 @@
 // loss and jitter from its own generator), and the fault tests derive the
 // workload's keys and steps and the fault's schedule from it: a failing
 // seed replays the same faults at the same simulated instants against the
-// same load. Go's scheduler, map order, and the randomness inside TLS and
-// memberlist are not under the seed, so a replay is close (in the fault
-// matrix, operation counts agree to a few in a thousand) but not
-// bit-for-bit the same history.
+// same load (the fault tests also seed crypto/rand and math/rand, which
+// TLS, QUIC and memberlist draw from). Go's scheduler and map order are not
+// under the seed, so a replay is close (in the fault matrix, acknowledged
+// writes agree to a few in a thousand) but not bit-for-bit the same
+// history.
 //
 // # The cluster
 //
