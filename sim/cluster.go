@@ -47,6 +47,11 @@ type Options struct {
 	// Clock, if set, gives node id its wall clock (for skew between
 	// regions); nil means the runtime's.
 	Clock func(id string) func() time.Time
+	// Node, if set, adjusts node id's Options before each of its starts,
+	// after the cluster has set the network, disk, credentials, logger and
+	// clock: a tracer provider, an audit writer. It must leave PacketConn,
+	// GossipTransport and FS alone.
+	Node func(id string, o *node.Options)
 	// Logger receives the nodes' logs; nil discards all but errors.
 	Logger *slog.Logger
 }
@@ -243,6 +248,9 @@ func (c *Cluster) Start(id string) error {
 	if c.opts.Clock != nil {
 		opts.Now = c.opts.Clock(id)
 	}
+	if c.opts.Node != nil {
+		c.opts.Node(id, &opts)
+	}
 	n, err := node.Start(m.cfg, opts)
 	if err != nil {
 		pc.Close()
@@ -251,6 +259,18 @@ func (c *Cluster) Start(id string) error {
 	}
 	m.n = n
 	return nil
+}
+
+// Stop stops node id cleanly (node.Close): it tells its peers it leaves.
+// Its disk keeps everything; Start starts it again.
+func (c *Cluster) Stop(id string) error {
+	m := c.members[id]
+	if m.n == nil {
+		return nil
+	}
+	err := m.n.Close()
+	m.n = nil
+	return err
 }
 
 // Kill stops node id as a crash of the process would: it leaves no word
@@ -306,29 +326,40 @@ func (c *Cluster) FailSyncs(id string, on bool) int64 {
 }
 
 // Client returns a client whose home region is dc, connected over the
-// simulated network from a host of its own in dc. The cluster closes it.
+// simulated network from a host of its own in dc, that knows every node.
+// The cluster closes it.
 func (c *Cluster) Client(dc string) (*client.Client, error) {
-	c.hosts++
-	host := netip.AddrFrom4([4]byte{10, 200, byte(c.hosts >> 8), byte(c.hosts)})
-	c.Net.AddHost(host, dc)
-	pc, err := c.Net.Listen(netip.AddrPortFrom(host, 40000))
+	return c.Dial(client.Config{DC: dc})
+}
+
+// Dial returns a client configured by cfg, connected over the simulated
+// network from a host of its own in cfg.DC. Fields left zero take these
+// values: Nodes every node of the cluster, Credentials a certificate for
+// the superuser "admin" issued by the cluster's CA, Timeout 5 s. The
+// cluster closes the client (closing it earlier is harmless).
+func (c *Cluster) Dial(cfg client.Config) (*client.Client, error) {
+	if cfg.Credentials == nil {
+		creds, err := c.Credentials("admin", wan.RoleClient)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Credentials = creds
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 5 * time.Second
+	}
+	if cfg.Nodes == nil {
+		for _, id := range c.order {
+			m := c.members[id]
+			cfg.Nodes = append(cfg.Nodes, client.Node{ID: id, DC: m.cfg.DC, Addr: m.cfg.Listen})
+		}
+	}
+	pc, err := c.Endpoint(cfg.DC)
 	if err != nil {
 		return nil, err
 	}
-	cert, key, err := c.ca.IssueRequest(wan.CertRequest{Name: "admin", Role: wan.RoleClient, Now: time.Now(), Validity: 24 * time.Hour * 365})
-	if err != nil {
-		return nil, err
-	}
-	creds, err := wan.NewCredentials(c.caPEM, cert, key, time.Now())
-	if err != nil {
-		return nil, err
-	}
-	cfg := &client.Config{DC: dc, Credentials: creds, PacketConn: pc, Timeout: 5 * time.Second}
-	for _, id := range c.order {
-		m := c.members[id]
-		cfg.Nodes = append(cfg.Nodes, client.Node{ID: id, DC: m.cfg.DC, Addr: m.cfg.Listen})
-	}
-	cl, err := client.Dial(context.Background(), cfg)
+	cfg.PacketConn = pc
+	cl, err := client.Dial(context.Background(), &cfg)
 	if err != nil {
 		pc.Close()
 		return nil, err
@@ -336,6 +367,32 @@ func (c *Cluster) Client(dc string) (*client.Client, error) {
 	c.clients = append(c.clients, cl)
 	return cl, nil
 }
+
+// Endpoint returns a datagram socket on a new host of its own in region
+// dc, for a QUIC dialer or listener the caller drives itself (package
+// wan's PacketConn options). The caller closes it.
+func (c *Cluster) Endpoint(dc string) (*Endpoint, error) {
+	c.hosts++
+	host := netip.AddrFrom4([4]byte{10, 200, byte(c.hosts >> 8), byte(c.hosts)})
+	c.Net.AddHost(host, dc)
+	return c.Net.Listen(netip.AddrPortFrom(host, 40000))
+}
+
+// Credentials returns a certificate for name in role, issued now by the
+// cluster's CA, with the CA as the only trusted root. A node's
+// credentials (RoleNode, its id) name no host: they serve to dial, not to
+// listen.
+func (c *Cluster) Credentials(name string, role wan.Role) (*wan.Credentials, error) {
+	cert, key, err := c.ca.IssueRequest(wan.CertRequest{Name: name, Role: role, Now: time.Now(), Validity: 24 * time.Hour * 365})
+	if err != nil {
+		return nil, err
+	}
+	return wan.NewCredentials(c.caPEM, cert, key, time.Now())
+}
+
+// CA returns the cluster's certificate authority, for certificates the
+// cluster does not issue itself.
+func (c *Cluster) CA() *wan.CA { return c.ca }
 
 // WaitConverged waits, polling every simulated 100 ms, until every
 // running node sees every other running node up and verified (so every
