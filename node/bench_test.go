@@ -18,8 +18,8 @@ import (
 // over real QUIC and Pebble (in-memory filesystem), with the WAN emulator.
 // Run: go test -run '^$' -bench . -benchtime 2s ./node
 
-func benchCluster(b *testing.B, latency time.Duration) *testCluster {
-	return startCluster(b, clusterOpts{latency: latency})
+func benchCluster(b *testing.B, latency time.Duration) *realCluster {
+	return startRealCluster(b, clusterOpts{latency: latency})
 }
 
 // BenchmarkPutTracing compares a LOCAL_QUORUM put with tracing off (no-op
@@ -35,7 +35,7 @@ func BenchmarkPutTracing(b *testing.B) {
 				defer tp.Shutdown(context.Background())
 				o.tracer = tp
 			}
-			tc := startCluster(b, o)
+			tc := startRealCluster(b, o)
 			val := make([]byte, 1024)
 			opts := &client.WriteOptions{Consistency: "LOCAL_QUORUM"}
 			ctx := context.Background()
@@ -101,7 +101,7 @@ func BenchmarkGetLocalQuorum(b *testing.B) {
 func BenchmarkPutP99DuringRepair(b *testing.B) {
 	for _, mode := range []string{"idle", "repairing"} {
 		b.Run(mode, func(b *testing.B) {
-			tc := startCluster(b, clusterOpts{regions: []string{"east", "west"}, latency: 2 * time.Millisecond})
+			tc := startRealCluster(b, clusterOpts{regions: []string{"east", "west"}, latency: 2 * time.Millisecond})
 			seed := tc.nodes["west-1"]
 			for i := range 5000 {
 				obj := version.New().Update(nil, "west-1", version.Write{Value: make([]byte, 256)})

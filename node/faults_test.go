@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/meridian-kv/meridian/client"
@@ -40,190 +41,193 @@ func (h *history) add(o op) {
 // through hinted handoff alone (no repair), and that the faults really
 // happened (hints were created, packets dropped).
 func TestNoAcknowledgedWriteLostUnderFaults(t *testing.T) {
-	tc := startCluster(t, clusterOpts{regions: []string{"east", "west"}, latency: 3 * time.Millisecond})
-	h := &history{}
-	seq := 0
-	write := func(phase string, n int) {
-		var wg sync.WaitGroup
-		for w := range 2 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := range n {
-					key := fmt.Sprintf("%s-w%d-%d", phase, w, i)
-					value := fmt.Sprintf("v-%s", key)
-					ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
-					_, err := tc.client.Put(ctx, []byte(key), []byte(value), &client.WriteOptions{Consistency: "LOCAL_QUORUM"})
-					cancel()
-					h.add(op{key: key, value: value, phase: phase, ok: err == nil, err: err})
-				}
-			}()
-		}
-		wg.Wait()
-		seq++
-	}
-
-	write("healthy", 10)
-
-	// Cut one east node off (not the client's only way in: the client
-	// fails over to the other east nodes).
-	victim := tc.dev.Nodes[2] // east-3
-	tc.em.Isolate(victim.Listen)
-	write("node-down", 20)
-	tc.em.Restore(victim.Listen)
-
-	// Partition the regions: LOCAL_QUORUM writes in east go on; west's
-	// copies become hints.
-	tc.em.Partition("east", "west")
-	write("partition", 20)
-	tc.em.Heal("east", "west")
-
-	var stored int64
-	for _, n := range tc.nodes {
-		stored += n.Hints().Stored
-	}
-	if stored == 0 {
-		t.Fatal("vacuous: the faults created no hints")
-	}
-	if st := tc.em.Stats(); st.Dropped == 0 {
-		t.Fatal("vacuous: the emulator dropped no packet")
-	}
-
-	acked := 0
-	for _, o := range h.ops {
-		if o.ok {
-			acked++
-		} else {
-			t.Logf("write %s failed: %v", o.key, o.err)
-		}
-	}
-	t.Logf("%d of %d writes acknowledged; %d hints stored", acked, len(h.ops), stored)
-	if acked < len(h.ops)*9/10 {
-		t.Errorf("availability: only %d of %d LOCAL_QUORUM writes succeeded while a quorum of east was reachable", acked, len(h.ops))
-	}
-
-	// Hints drain to zero (P7) and every acknowledged write is on every
-	// replica in every region (P1), without repair.
-	waitFor(t, func() error {
-		for id, n := range tc.nodes {
-			if p := n.PendingHints(); len(p) > 0 {
-				return fmt.Errorf("%s still holds hints: %v", id, p)
+	synctest.Test(t, func(t *testing.T) {
+		tc := startCluster(t, clusterOpts{regions: []string{"east", "west"}, latency: 3 * time.Millisecond})
+		h := &history{}
+		seq := 0
+		write := func(phase string, n int) {
+			var wg sync.WaitGroup
+			for w := range 2 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := range n {
+						key := fmt.Sprintf("%s-w%d-%d", phase, w, i)
+						value := fmt.Sprintf("v-%s", key)
+						ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
+						_, err := tc.client.Put(ctx, []byte(key), []byte(value), &client.WriteOptions{Consistency: "LOCAL_QUORUM"})
+						cancel()
+						h.add(op{key: key, value: value, phase: phase, ok: err == nil, err: err})
+					}
+				}()
 			}
+			wg.Wait()
+			seq++
 		}
+
+		write("healthy", 10)
+
+		// Cut one east node off (not the client's only way in: the client
+		// fails over to the other east nodes).
+		const victim = "east-3"
+		tc.isolate(victim)
+		write("node-down", 20)
+		tc.restore(victim)
+
+		// Partition the regions: LOCAL_QUORUM writes in east go on; west's
+		// copies become hints.
+		tc.sim.Net.CutRegions("east", "west", true)
+		write("partition", 20)
+		tc.sim.Net.Heal()
+
+		var stored int64
+		for _, n := range tc.nodes {
+			stored += n.Hints().Stored
+		}
+		if stored == 0 {
+			t.Fatal("vacuous: the faults created no hints")
+		}
+		if st := tc.sim.Net.Stats(); st.Cut == 0 {
+			t.Fatal("vacuous: the network dropped no packet")
+		}
+
+		acked := 0
 		for _, o := range h.ops {
-			if !o.ok {
-				continue
-			}
-			for id, n := range tc.nodes {
-				obj, err := n.Store().Get("default", []byte(o.key))
-				if err != nil {
-					return err
-				}
-				if v := obj.Values(); len(v) != 1 || string(v[0]) != o.value {
-					return fmt.Errorf("acknowledged write %s (%s) missing on %s: holds %q", o.key, o.phase, id, v)
-				}
+			if o.ok {
+				acked++
+			} else {
+				t.Logf("write %s failed: %v", o.key, o.err)
 			}
 		}
-		return nil
+		t.Logf("%d of %d writes acknowledged; %d hints stored", acked, len(h.ops), stored)
+		if acked < len(h.ops)*9/10 {
+			t.Errorf("availability: only %d of %d LOCAL_QUORUM writes succeeded while a quorum of east was reachable", acked, len(h.ops))
+		}
+
+		// Hints drain to zero (P7) and every acknowledged write is on every
+		// replica in every region (P1), without repair.
+		waitFor(t, func() error {
+			for id, n := range tc.nodes {
+				if p := n.PendingHints(); len(p) > 0 {
+					return fmt.Errorf("%s still holds hints: %v", id, p)
+				}
+			}
+			for _, o := range h.ops {
+				if !o.ok {
+					continue
+				}
+				for id, n := range tc.nodes {
+					obj, err := n.Store().Get("default", []byte(o.key))
+					if err != nil {
+						return err
+					}
+					if v := obj.Values(); len(v) != 1 || string(v[0]) != o.value {
+						return fmt.Errorf("acknowledged write %s (%s) missing on %s: holds %q", o.key, o.phase, id, v)
+					}
+				}
+			}
+			return nil
+		})
+		var delivered int64
+		for _, n := range tc.nodes {
+			delivered += n.Hints().Delivered
+		}
+		if delivered == 0 {
+			t.Error("every replica converged but no hint was delivered: the test did not exercise handoff")
+		}
 	})
-	var delivered int64
-	for _, n := range tc.nodes {
-		delivered += n.Hints().Delivered
-	}
-	if delivered == 0 {
-		t.Error("every replica converged but no hint was delivered: the test did not exercise handoff")
-	}
 }
 
 // TestHintNeverOverwritesNewerData holds a hint for a replica, gives the
 // replica a newer value (one that saw the hinted write) meanwhile, and
 // checks delivery leaves the newer value alone.
 func TestHintNeverOverwritesNewerData(t *testing.T) {
-	tc := startCluster(t, clusterOpts{regions: []string{"east"}})
-	key := []byte("contended")
-	ring, err := tc.client.Ring(ctx(t), "", key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	targetID := ring.Replicas["east"][2]
-	target := tc.nodes[targetID]
-	tc.em.Isolate(tc.config(targetID).Listen)
-	if _, err := tc.client.Put(ctx(t), key, []byte("old"), &client.WriteOptions{Consistency: "LOCAL_QUORUM"}); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, func() error {
+	synctest.Test(t, func(t *testing.T) {
+		tc := startCluster(t, clusterOpts{regions: []string{"east"}})
+		key := []byte("contended")
+		ring, err := tc.client.Ring(ctx(t), "", key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		targetID := ring.Replicas["east"][2]
+		target := tc.nodes[targetID]
+		tc.isolate(targetID)
+		if _, err := tc.client.Put(ctx(t), key, []byte("old"), &client.WriteOptions{Consistency: "LOCAL_QUORUM"}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, func() error {
+			for id, n := range tc.nodes {
+				if _, ok := n.PendingHints()[targetID]; ok {
+					return nil
+				}
+				_ = id
+			}
+			return fmt.Errorf("no hint for %s yet", targetID)
+		})
+		// The target learns of "old" and supersedes it, as if a later write
+		// had reached it first.
+		var holder *version.Object
 		for id, n := range tc.nodes {
-			if _, ok := n.PendingHints()[targetID]; ok {
-				return nil
+			if id != targetID {
+				if holder, err = n.Store().Get("default", key); err != nil {
+					t.Fatal(err)
+				}
+				break
 			}
-			_ = id
 		}
-		return fmt.Errorf("no hint for %s yet", targetID)
+		newer := holder.Update(holder.Context(), targetID, version.Write{Value: []byte("new")})
+		if _, _, err := target.Store().Merge("default", key, newer); err != nil {
+			t.Fatal(err)
+		}
+		tc.restore(targetID)
+		waitFor(t, func() error {
+			for id, n := range tc.nodes {
+				if len(n.PendingHints()) > 0 {
+					return fmt.Errorf("%s still holds hints", id)
+				}
+			}
+			return nil
+		})
+		obj, err := target.Store().Get("default", key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v := obj.Values(); len(v) != 1 || string(v[0]) != "new" {
+			t.Fatalf("after hint delivery the target holds %q, want only the newer value", v)
+		}
 	})
-	// The target learns of "old" and supersedes it, as if a later write
-	// had reached it first.
-	var holder *version.Object
-	for id, n := range tc.nodes {
-		if id != targetID {
-			if holder, err = n.Store().Get("default", key); err != nil {
-				t.Fatal(err)
-			}
-			break
-		}
-	}
-	newer := holder.Update(holder.Context(), targetID, version.Write{Value: []byte("new")})
-	if _, _, err := target.Store().Merge("default", key, newer); err != nil {
-		t.Fatal(err)
-	}
-	tc.em.Restore(tc.config(targetID).Listen)
-	waitFor(t, func() error {
-		for id, n := range tc.nodes {
-			if len(n.PendingHints()) > 0 {
-				return fmt.Errorf("%s still holds hints", id)
-			}
-		}
-		return nil
-	})
-	obj, err := target.Store().Get("default", key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if v := obj.Values(); len(v) != 1 || string(v[0]) != "new" {
-		t.Fatalf("after hint delivery the target holds %q, want only the newer value", v)
-	}
 }
 
 // TestClientFailsOverToAnotherRegionAndBack cuts the client's whole region
 // off: writes go on through the next region (where LOCAL_QUORUM then
 // applies), and return to the own region once it is back.
 func TestClientFailsOverToAnotherRegionAndBack(t *testing.T) {
-	tc := startCluster(t, clusterOpts{regions: []string{"east", "west"}})
-	var east []string
-	for _, c := range tc.dev.Nodes {
-		if c.DC == "east" {
-			east = append(east, c.Listen)
-			tc.em.Isolate(c.Listen)
+	synctest.Test(t, func(t *testing.T) {
+		tc := startCluster(t, clusterOpts{regions: []string{"east", "west"}})
+		east := tc.sim.Region("east")
+		for _, id := range east {
+			tc.isolate(id)
 		}
-	}
-	res, err := tc.client.Put(ctx(t), []byte("failover"), []byte("v1"), &client.WriteOptions{Consistency: "LOCAL_QUORUM"})
-	if err != nil {
-		t.Fatalf("put with the client's region down: %v", err)
-	}
-	if !strings.HasPrefix(res.Coordinator, "west-") || res.Acked["west"] < 2 {
-		t.Fatalf("failover put coordinated by %s with acks %v, want a west coordinator and a west quorum", res.Coordinator, res.Acked)
-	}
-	for _, addr := range east {
-		tc.em.Restore(addr)
-	}
-	waitFor(t, func() error {
-		res, err := tc.client.Put(ctx(t), []byte("failback"), []byte("v"), &client.WriteOptions{Consistency: "LOCAL_QUORUM"})
+		res, err := tc.client.Put(ctx(t), []byte("failover"), []byte("v1"), &client.WriteOptions{Consistency: "LOCAL_QUORUM"})
 		if err != nil {
-			return err
+			t.Fatalf("put with the client's region down: %v", err)
 		}
-		if !strings.HasPrefix(res.Coordinator, "east-") {
-			return fmt.Errorf("still coordinated by %s", res.Coordinator)
+		if !strings.HasPrefix(res.Coordinator, "west-") || res.Acked["west"] < 2 {
+			t.Fatalf("failover put coordinated by %s with acks %v, want a west coordinator and a west quorum", res.Coordinator, res.Acked)
 		}
-		return nil
+		for _, id := range east {
+			tc.restore(id)
+		}
+		waitFor(t, func() error {
+			res, err := tc.client.Put(ctx(t), []byte("failback"), []byte("v"), &client.WriteOptions{Consistency: "LOCAL_QUORUM"})
+			if err != nil {
+				return err
+			}
+			if !strings.HasPrefix(res.Coordinator, "east-") {
+				return fmt.Errorf("still coordinated by %s", res.Coordinator)
+			}
+			return nil
+		})
 	})
 }
 
@@ -232,43 +236,45 @@ func TestClientFailsOverToAnotherRegionAndBack(t *testing.T) {
 // datacenter with a hint, counts towards W when the keyspace says hinted
 // writes count, and reaches the replica once it is back.
 func TestSloppyQuorumUsesAFallback(t *testing.T) {
-	tc := startCluster(t, clusterOpts{regions: []string{"east"}, nodesPerRegion: 4, replicas: 3, tweak: func(c *node.Config) {
-		ks := c.Keyspaces["default"]
-		ks.HintedWritesCount = true
-		c.Keyspaces["default"] = ks
-	}})
-	key := []byte("sloppy")
-	ring, err := tc.client.Ring(ctx(t), "", key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	down := ring.Replicas["east"][2]
-	fallback := ring.Fallbacks["east"][0]
-	tc.em.Isolate(tc.config(down).Listen)
-	// ALL needs 3 acks: two replicas and the fallback's hint for the third.
-	res, err := tc.client.Put(ctx(t), key, []byte("v"), &client.WriteOptions{Consistency: "ALL"})
-	if err != nil {
-		t.Fatalf("ALL with one replica down and a fallback available: %v", err)
-	}
-	if res.Acked["east"] != 3 {
-		t.Errorf("acked %v, want 3 (two replicas and a hinted fallback)", res.Acked)
-	}
-	if st, ok := tc.nodes[fallback].PendingHints()[down]; !ok || st.Count != 1 {
-		t.Fatalf("fallback %s holds hints %v, want one for %s", fallback, tc.nodes[fallback].PendingHints(), down)
-	}
-	tc.em.Restore(tc.config(down).Listen)
-	waitFor(t, func() error {
-		obj, err := tc.nodes[down].Store().Get("default", key)
+	synctest.Test(t, func(t *testing.T) {
+		tc := startCluster(t, clusterOpts{regions: []string{"east"}, nodesPerRegion: 4, replicas: 3, tweak: func(c *node.Config) {
+			ks := c.Keyspaces["default"]
+			ks.HintedWritesCount = true
+			c.Keyspaces["default"] = ks
+		}})
+		key := []byte("sloppy")
+		ring, err := tc.client.Ring(ctx(t), "", key)
 		if err != nil {
-			return err
+			t.Fatal(err)
 		}
-		if v := obj.Values(); len(v) != 1 || string(v[0]) != "v" {
-			return fmt.Errorf("%s holds %q", down, v)
+		down := ring.Replicas["east"][2]
+		fallback := ring.Fallbacks["east"][0]
+		tc.isolate(down)
+		// ALL needs 3 acks: two replicas and the fallback's hint for the third.
+		res, err := tc.client.Put(ctx(t), key, []byte("v"), &client.WriteOptions{Consistency: "ALL"})
+		if err != nil {
+			t.Fatalf("ALL with one replica down and a fallback available: %v", err)
 		}
-		if p := tc.nodes[fallback].PendingHints(); len(p) != 0 {
-			return fmt.Errorf("fallback still holds %v", p)
+		if res.Acked["east"] != 3 {
+			t.Errorf("acked %v, want 3 (two replicas and a hinted fallback)", res.Acked)
 		}
-		return nil
+		if st, ok := tc.nodes[fallback].PendingHints()[down]; !ok || st.Count != 1 {
+			t.Fatalf("fallback %s holds hints %v, want one for %s", fallback, tc.nodes[fallback].PendingHints(), down)
+		}
+		tc.restore(down)
+		waitFor(t, func() error {
+			obj, err := tc.nodes[down].Store().Get("default", key)
+			if err != nil {
+				return err
+			}
+			if v := obj.Values(); len(v) != 1 || string(v[0]) != "v" {
+				return fmt.Errorf("%s holds %q", down, v)
+			}
+			if p := tc.nodes[fallback].PendingHints(); len(p) != 0 {
+				return fmt.Errorf("fallback still holds %v", p)
+			}
+			return nil
+		})
 	})
 }
 
@@ -278,34 +284,36 @@ func TestSloppyQuorumUsesAFallback(t *testing.T) {
 // the datacenter's other replicas through the next relay, in time (hints
 // are off, so nothing else would bring it there).
 func TestRelayThatJustDiedIsPassedOver(t *testing.T) {
-	tc := startCluster(t, clusterOpts{regions: []string{"east", "west"}, tweak: func(c *node.Config) {
-		c.Hints.Disabled = true
-	}})
-	key := []byte("relayed")
-	ring, err := tc.client.Ring(ctx(t), "", key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	west := ring.Replicas["west"]
-	// Warm the connections, so the first relay's is open when it dies.
-	if _, err := tc.client.Put(ctx(t), []byte("warm"), []byte("v"), &client.WriteOptions{Consistency: "EACH_QUORUM"}); err != nil {
-		t.Fatal(err)
-	}
-	tc.em.Isolate(tc.config(west[0]).Listen)
-	defer tc.em.Restore(tc.config(west[0]).Listen)
-	if _, err := tc.client.Put(ctx(t), key, []byte("v"), &client.WriteOptions{Consistency: "LOCAL_QUORUM"}); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, func() error {
-		for _, id := range west[1:] {
-			o, err := tc.nodes[id].Store().Get("default", key)
-			if err != nil {
-				return err
-			}
-			if len(o.Values()) != 1 {
-				return fmt.Errorf("%s holds %q: the write did not get past the dead relay %s", id, o.Values(), west[0])
-			}
+	synctest.Test(t, func(t *testing.T) {
+		tc := startCluster(t, clusterOpts{regions: []string{"east", "west"}, tweak: func(c *node.Config) {
+			c.Hints.Disabled = true
+		}})
+		key := []byte("relayed")
+		ring, err := tc.client.Ring(ctx(t), "", key)
+		if err != nil {
+			t.Fatal(err)
 		}
-		return nil
+		west := ring.Replicas["west"]
+		// Warm the connections, so the first relay's is open when it dies.
+		if _, err := tc.client.Put(ctx(t), []byte("warm"), []byte("v"), &client.WriteOptions{Consistency: "EACH_QUORUM"}); err != nil {
+			t.Fatal(err)
+		}
+		tc.isolate(west[0])
+		defer tc.restore(west[0])
+		if _, err := tc.client.Put(ctx(t), key, []byte("v"), &client.WriteOptions{Consistency: "LOCAL_QUORUM"}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, func() error {
+			for _, id := range west[1:] {
+				o, err := tc.nodes[id].Store().Get("default", key)
+				if err != nil {
+					return err
+				}
+				if len(o.Values()) != 1 {
+					return fmt.Errorf("%s holds %q: the write did not get past the dead relay %s", id, o.Values(), west[0])
+				}
+			}
+			return nil
+		})
 	})
 }

@@ -17,7 +17,7 @@ import (
 // -benchtime=1x (each iteration is a whole outage).
 func BenchmarkHintDeliveryAcrossWAN(b *testing.B) {
 	const hints, target, holder = 16000, "west-1", "east-1"
-	tc := startCluster(b, clusterOpts{regions: []string{"east", "west"}, latency: 20 * time.Millisecond})
+	tc := startRealCluster(b, clusterOpts{regions: []string{"east", "west"}, latency: 20 * time.Millisecond})
 	h := tc.nodes[holder]
 	addr := tc.config(target).Listen
 	b.ResetTimer()

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+	"testing/synctest"
 
 	"github.com/meridian-kv/meridian/client"
 	"github.com/meridian-kv/meridian/node"
@@ -17,67 +18,64 @@ import (
 // Before, east-1's ring lacked east-3: its writes made no copy and no
 // hint for it, and east-3 never got them without a repair.
 func TestRestartedNodeHintsAMemberThatLeftBeforeIt(t *testing.T) {
-	tc := startCluster(t, clusterOpts{regions: []string{"east"}})
-	if err := tc.nodes["east-3"].Close(); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, func() error {
-		if st := tc.nodes["east-1"].PeerState("east-3"); st != node.StateLeft {
-			return fmt.Errorf("east-1 sees east-3 %s", st)
+	synctest.Test(t, func(t *testing.T) {
+		tc := startCluster(t, clusterOpts{regions: []string{"east"}})
+		if err := tc.stop("east-3"); err != nil {
+			t.Fatal(err)
 		}
-		return nil
-	})
-	if err := tc.nodes["east-1"].Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := tc.start("east-1"); err != nil {
-		t.Fatal(err)
-	}
-	restarted := tc.nodes["east-1"]
-	waitFor(t, func() error {
-		if st := restarted.PeerState("east-2"); st != node.StateUp {
-			return fmt.Errorf("east-1 sees east-2 %s", st)
+		waitFor(t, func() error {
+			if st := tc.nodes["east-1"].PeerState("east-3"); st != node.StateLeft {
+				return fmt.Errorf("east-1 sees east-3 %s", st)
+			}
+			return nil
+		})
+		if err := tc.stop("east-1"); err != nil {
+			t.Fatal(err)
 		}
-		return nil
-	})
-	if m := restarted.Members(); !slices.Contains(m, "east-3") {
-		t.Fatalf("the restarted east-1's members %v lack east-3", m)
-	}
+		if err := tc.start("east-1"); err != nil {
+			t.Fatal(err)
+		}
+		restarted := tc.nodes["east-1"]
+		waitFor(t, func() error {
+			if st := restarted.PeerState("east-2"); st != node.StateUp {
+				return fmt.Errorf("east-1 sees east-2 %s", st)
+			}
+			return nil
+		})
+		if m := restarted.Members(); !slices.Contains(m, "east-3") {
+			t.Fatalf("the restarted east-1's members %v lack east-3", m)
+		}
 
-	// Writes coordinated by east-1 alone.
-	cfg := tc.config("east-1")
-	c, err := client.Dial(ctx(t), &client.Config{DC: "east", TLS: tc.dev.ClientTLS, Nodes: []client.Node{{ID: "east-1", DC: "east", Addr: cfg.Listen}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	var keys []string
-	for i := range 20 {
-		key := fmt.Sprintf("remembered-%d", i)
-		if _, err := c.Put(ctx(t), []byte(key), []byte("v"), &client.WriteOptions{Consistency: "LOCAL_QUORUM"}); err != nil {
-			t.Fatalf("put %s: %v", key, err)
+		// Writes coordinated by east-1 alone.
+		c := tc.dialOnly("east-1", client.Config{})
+		var keys []string
+		for i := range 20 {
+			key := fmt.Sprintf("remembered-%d", i)
+			if _, err := c.Put(ctx(t), []byte(key), []byte("v"), &client.WriteOptions{Consistency: "LOCAL_QUORUM"}); err != nil {
+				t.Fatalf("put %s: %v", key, err)
+			}
+			keys = append(keys, key)
 		}
-		keys = append(keys, key)
-	}
 
-	if err := tc.start("east-3"); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, func() error {
-		for id, n := range tc.nodes {
-			if p := n.PendingHints()["east-3"].Count; p > 0 {
-				return fmt.Errorf("%s holds %d hints for east-3", id, p)
-			}
+		if err := tc.start("east-3"); err != nil {
+			t.Fatal(err)
 		}
-		for _, key := range keys {
-			o, err := tc.nodes["east-3"].Store().Get("default", []byte(key))
-			if err != nil {
-				return err
+		waitFor(t, func() error {
+			for id, n := range tc.nodes {
+				if p := n.PendingHints()["east-3"].Count; p > 0 {
+					return fmt.Errorf("%s holds %d hints for east-3", id, p)
+				}
 			}
-			if o.IsEmpty() {
-				return fmt.Errorf("east-3 lacks %s", key)
+			for _, key := range keys {
+				o, err := tc.nodes["east-3"].Store().Get("default", []byte(key))
+				if err != nil {
+					return err
+				}
+				if o.IsEmpty() {
+					return fmt.Errorf("east-3 lacks %s", key)
+				}
 			}
-		}
-		return nil
+			return nil
+		})
 	})
 }

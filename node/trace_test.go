@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -19,93 +20,95 @@ import (
 // relay call per remote region → the relay's server span → its calls to
 // the other replicas of its region → their server spans.
 func TestOneTraceCoversEveryRegion(t *testing.T) {
-	rec := tracetest.NewSpanRecorder()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	tc := startCluster(t, clusterOpts{latency: 2 * time.Millisecond, tracer: tp})
+	synctest.Test(t, func(t *testing.T) {
+		rec := tracetest.NewSpanRecorder()
+		tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+		tc := startCluster(t, clusterOpts{latency: 2 * time.Millisecond, tracer: tp})
 
-	res, err := tc.client.Put(ctx(t), []byte("traced"), []byte("v"), &client.WriteOptions{Consistency: "EACH_QUORUM"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var root trace.SpanContext
-	for _, s := range rec.Ended() {
-		if s.Name() == "put default" && s.SpanKind() == trace.SpanKindClient {
-			root = s.SpanContext()
+		res, err := tc.client.Put(ctx(t), []byte("traced"), []byte("v"), &client.WriteOptions{Consistency: "EACH_QUORUM"})
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	if !root.IsValid() {
-		t.Fatal("no client span")
-	}
-	// The fan-out to the last replicas finishes after the answer: wait for
-	// a replica.write server span on every node but the coordinator.
-	var spans []sdktrace.ReadOnlySpan
-	waitFor(t, func() error {
-		spans = spans[:0]
-		served := map[string]bool{}
+		var root trace.SpanContext
 		for _, s := range rec.Ended() {
-			if s.SpanContext().TraceID() != root.TraceID() {
-				continue
-			}
-			spans = append(spans, s)
-			if s.SpanKind() == trace.SpanKindServer && (strings.HasPrefix(s.Name(), "replica.write ") || strings.HasPrefix(s.Name(), "relay.write ")) {
-				served[strings.Fields(s.Name())[1]] = true
+			if s.Name() == "put default" && s.SpanKind() == trace.SpanKindClient {
+				root = s.SpanContext()
 			}
 		}
-		if len(served) < 8 {
-			return fmt.Errorf("replica server spans on %d of 8 non-coordinator nodes: %v", len(served), served)
+		if !root.IsValid() {
+			t.Fatal("no client span")
 		}
-		ended := map[trace.SpanID]bool{}
-		for _, s := range spans {
-			ended[s.SpanContext().SpanID()] = true
-		}
-		for _, s := range spans {
-			if s.Parent().IsValid() && !ended[s.Parent().SpanID()] {
-				return fmt.Errorf("parent of %s not ended yet", s.Name())
+		// The fan-out to the last replicas finishes after the answer: wait for
+		// a replica.write server span on every node but the coordinator.
+		var spans []sdktrace.ReadOnlySpan
+		waitFor(t, func() error {
+			spans = spans[:0]
+			served := map[string]bool{}
+			for _, s := range rec.Ended() {
+				if s.SpanContext().TraceID() != root.TraceID() {
+					continue
+				}
+				spans = append(spans, s)
+				if s.SpanKind() == trace.SpanKindServer && (strings.HasPrefix(s.Name(), "replica.write ") || strings.HasPrefix(s.Name(), "relay.write ")) {
+					served[strings.Fields(s.Name())[1]] = true
+				}
 			}
-		}
-		return nil
-	})
+			if len(served) < 8 {
+				return fmt.Errorf("replica server spans on %d of 8 non-coordinator nodes: %v", len(served), served)
+			}
+			ended := map[trace.SpanID]bool{}
+			for _, s := range spans {
+				ended[s.SpanContext().SpanID()] = true
+			}
+			for _, s := range spans {
+				if s.Parent().IsValid() && !ended[s.Parent().SpanID()] {
+					return fmt.Errorf("parent of %s not ended yet", s.Name())
+				}
+			}
+			return nil
+		})
 
-	byID := map[trace.SpanID]sdktrace.ReadOnlySpan{}
-	for _, s := range spans {
-		byID[s.SpanContext().SpanID()] = s
-	}
-	parentName := func(s sdktrace.ReadOnlySpan) string {
-		if p, ok := byID[s.Parent().SpanID()]; ok {
-			return p.Name()
+		byID := map[trace.SpanID]sdktrace.ReadOnlySpan{}
+		for _, s := range spans {
+			byID[s.SpanContext().SpanID()] = s
 		}
-		return "(root)"
-	}
-	var tree []string
-	coordinator, relays := 0, map[string]bool{}
-	for _, s := range spans {
-		tree = append(tree, fmt.Sprintf("%s [%v] <- %s", s.Name(), s.SpanKind(), parentName(s)))
-		switch {
-		case s.Name() == "put default" && s.SpanKind() == trace.SpanKindServer:
-			coordinator++
-			if s.Parent().SpanID() != root.SpanID() {
-				t.Errorf("coordinator span's parent is %s, want the client span", parentName(s))
+		parentName := func(s sdktrace.ReadOnlySpan) string {
+			if p, ok := byID[s.Parent().SpanID()]; ok {
+				return p.Name()
 			}
-		case strings.HasPrefix(s.Name(), "relay.write ") && s.SpanKind() == trace.SpanKindServer:
-			relays[strings.Fields(s.Name())[1]] = true
-			if p := parentName(s); !strings.HasPrefix(p, "relay.write ") {
-				t.Errorf("relay server span %s has parent %s, want the coordinator's relay call", s.Name(), p)
-			}
-		case strings.HasPrefix(s.Name(), "replica.write ") && s.SpanKind() == trace.SpanKindServer:
-			if p := parentName(s); !strings.HasPrefix(p, "replica.write ") {
-				t.Errorf("replica span %s has parent %s, want a replica call", s.Name(), p)
+			return "(root)"
+		}
+		var tree []string
+		coordinator, relays := 0, map[string]bool{}
+		for _, s := range spans {
+			tree = append(tree, fmt.Sprintf("%s [%v] <- %s", s.Name(), s.SpanKind(), parentName(s)))
+			switch {
+			case s.Name() == "put default" && s.SpanKind() == trace.SpanKindServer:
+				coordinator++
+				if s.Parent().SpanID() != root.SpanID() {
+					t.Errorf("coordinator span's parent is %s, want the client span", parentName(s))
+				}
+			case strings.HasPrefix(s.Name(), "relay.write ") && s.SpanKind() == trace.SpanKindServer:
+				relays[strings.Fields(s.Name())[1]] = true
+				if p := parentName(s); !strings.HasPrefix(p, "relay.write ") {
+					t.Errorf("relay server span %s has parent %s, want the coordinator's relay call", s.Name(), p)
+				}
+			case strings.HasPrefix(s.Name(), "replica.write ") && s.SpanKind() == trace.SpanKindServer:
+				if p := parentName(s); !strings.HasPrefix(p, "replica.write ") {
+					t.Errorf("replica span %s has parent %s, want a replica call", s.Name(), p)
+				}
 			}
 		}
-	}
-	t.Logf("coordinator %s; span tree:\n%s", res.Coordinator, strings.Join(tree, "\n"))
-	if coordinator != 1 {
-		t.Errorf("%d coordinator spans, want 1", coordinator)
-	}
-	regions := map[string]bool{}
-	for id := range relays {
-		regions[strings.Split(id, "-")[0]] = true
-	}
-	if len(regions) != 2 || regions["east"] {
-		t.Errorf("relay spans in regions %v, want west and central", regions)
-	}
+		t.Logf("coordinator %s; span tree:\n%s", res.Coordinator, strings.Join(tree, "\n"))
+		if coordinator != 1 {
+			t.Errorf("%d coordinator spans, want 1", coordinator)
+		}
+		regions := map[string]bool{}
+		for id := range relays {
+			regions[strings.Split(id, "-")[0]] = true
+		}
+		if len(regions) != 2 || regions["east"] {
+			t.Errorf("relay spans in regions %v, want west and central", regions)
+		}
+	})
 }
