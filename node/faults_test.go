@@ -155,12 +155,18 @@ func TestHintNeverOverwritesNewerData(t *testing.T) {
 		if _, err := tc.client.Put(ctx(t), key, []byte("old"), &client.WriteOptions{Consistency: "LOCAL_QUORUM"}); err != nil {
 			t.Fatal(err)
 		}
+		// Wait until the write's own copy to the target gave up, so that
+		// hinted handoff, not that copy, brings the write over.
 		waitFor(t, func() error {
 			for id, n := range tc.nodes {
+				if n.BackgroundWork() > 0 {
+					return fmt.Errorf("%s still has %d writes in flight", id, n.BackgroundWork())
+				}
+			}
+			for _, n := range tc.nodes {
 				if _, ok := n.PendingHints()[targetID]; ok {
 					return nil
 				}
-				_ = id
 			}
 			return fmt.Errorf("no hint for %s yet", targetID)
 		})
