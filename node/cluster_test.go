@@ -39,7 +39,6 @@ type testCluster struct {
 	sim    *sim.Cluster
 	nodes  map[string]*node.Node // each node as of its last start
 	client *client.Client        // the superuser's, in the first region
-	opts   clusterOpts
 }
 
 type clusterOpts struct {
@@ -90,7 +89,7 @@ func startCluster(t testing.TB, o clusterOpts) *testCluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tc := &testCluster{t: t, sim: sc, nodes: map[string]*node.Node{}, opts: o}
+	tc := &testCluster{t: t, sim: sc, nodes: map[string]*node.Node{}}
 	t.Cleanup(tc.close)
 	for _, id := range sc.IDs() {
 		tc.nodes[id] = sc.Node(id)
