@@ -39,7 +39,10 @@
 // certificates from a CA made for the run. Kill stops a node as a crashed
 // process would (no leave); PowerLoss also throws away what its disk had
 // not synced (pebble's CrashClone); Start brings it back on its disk;
-// FailSyncs makes its fsyncs fail (errorfs). Client gives a client in a
-// region. Scan reads every node's store directly, independently of every
+// FailSyncs makes its fsyncs fail (errorfs); Stop closes it cleanly.
+// Options.Node sets what else a node's Options carry (a tracer provider).
+// Client gives a client in a region, Dial one of any configuration;
+// Endpoint a socket of its own for a wan dialer or listener a test drives
+// itself, and Credentials certificates from the cluster's CA. Scan reads every node's store directly, independently of every
 // request path, for the convergence check.
 package sim
