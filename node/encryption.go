@@ -129,7 +129,7 @@ func (n *Node) serveReencrypt(ctx context.Context, from wan.Identity, req *wan.E
 // reencryptPeer asks node id to re-encrypt its store.
 func (n *Node) reencryptPeer(ctx context.Context, id string) api.ReencryptResult {
 	var out api.ReencryptResult
-	err := n.call(ctx, id, typeReencryptNode, &api.ReencryptRequest{}, func(e *wan.Envelope) error {
+	err := n.peers.call(ctx, id, typeReencryptNode, &api.ReencryptRequest{}, func(e *wan.Envelope) error {
 		if e.Type != typeReencryptNodeReply {
 			return fmt.Errorf("unexpected reply type %d", e.Type)
 		}

@@ -51,7 +51,7 @@ func (n *Node) get(ctx context.Context, r *api.GetRequest) (*api.GetResponse, *a
 	for dc, reps := range plan.Replicas {
 		if dc == n.cfg.DC {
 			for _, m := range reps {
-				if !n.health.usable(m.ID) {
+				if !n.peers.usable(m.ID) {
 					replies <- readReply{node: m.ID, dc: dc, err: errPeerDown(m.ID)}
 					continue
 				}
@@ -165,7 +165,7 @@ func (n *Node) readReplicaAs(ctx context.Context, id, ks string, key []byte, ins
 		return n.readLocal(ks, key, inspect)
 	}
 	var obj *version.Object
-	err := n.call(ctx, id, typeReplicaRead, &replicaRead{Keyspace: ks, Key: key, Inspect: inspect}, func(e *wan.Envelope) error {
+	err := n.peers.call(ctx, id, typeReplicaRead, &replicaRead{Keyspace: ks, Key: key, Inspect: inspect}, func(e *wan.Envelope) error {
 		var ro replicaObject
 		if err := e.Decode(&ro); err != nil {
 			return err

@@ -108,7 +108,7 @@ func (n *Node) serveGrantSync(from string, req *wan.Envelope, reply wan.Replier)
 // grantPeers returns the members other than this node that have not left.
 func (n *Node) grantPeers() []string {
 	var out []string
-	for id, m := range n.view.Load().members {
+	for id, m := range n.peers.current().members {
 		if id == n.cfg.ID || m.Status == serf.StatusLeft || m.Status == serf.StatusLeaving {
 			continue
 		}
@@ -133,7 +133,7 @@ func (n *Node) pushGrants(ctx context.Context, es []grants.Entry) (members, reac
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			err := n.call(ctx, id, typeGrantPush, &grantSet{Entries: es}, func(e *wan.Envelope) error { return nil })
+			err := n.peers.call(ctx, id, typeGrantPush, &grantSet{Entries: es}, func(e *wan.Envelope) error { return nil })
 			if err == nil {
 				ok.Add(1)
 			} else {
@@ -160,7 +160,7 @@ func (n *Node) runGrantSync() {
 		}
 		var peers []string
 		for _, id := range n.grantPeers() {
-			if n.health.usable(id) {
+			if n.peers.usable(id) {
 				peers = append(peers, id)
 			}
 		}
@@ -178,7 +178,7 @@ func (n *Node) runGrantSync() {
 // something.
 func (n *Node) syncGrantsWith(ctx context.Context, peer string) error {
 	var theirs grantSet
-	err := n.call(ctx, peer, typeGrantSync, &grantSet{Digest: n.grantDigest()}, func(e *wan.Envelope) error {
+	err := n.peers.call(ctx, peer, typeGrantSync, &grantSet{Digest: n.grantDigest()}, func(e *wan.Envelope) error {
 		if e.Type != typeGrantSet {
 			return fmt.Errorf("unexpected reply type %d", e.Type)
 		}
@@ -199,5 +199,5 @@ func (n *Node) syncGrantsWith(ctx context.Context, peer string) error {
 	n.auth.mu.Lock()
 	all := n.auth.table.Entries()
 	n.auth.mu.Unlock()
-	return n.call(ctx, peer, typeGrantPush, &grantSet{Entries: all}, func(*wan.Envelope) error { return nil })
+	return n.peers.call(ctx, peer, typeGrantPush, &grantSet{Entries: all}, func(*wan.Envelope) error { return nil })
 }

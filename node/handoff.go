@@ -29,7 +29,7 @@ func (n *Node) writeOrHint(ctx context.Context, id, dc, ks string, key []byte, o
 		return ack{node: id, dc: dc, err: n.mergeLocal(ctx, ks, key, obj)}
 	}
 	var cause error
-	if n.health.usable(id) {
+	if n.peers.usable(id) {
 		cause = n.writeReplica(ctx, id, ks, key, obj)
 		if cause == nil {
 			return ack{node: id, dc: dc}
@@ -46,11 +46,11 @@ func (n *Node) writeOrHint(ctx context.Context, id, dc, ks string, key []byte, o
 		return ack{node: id, dc: dc, err: errors.Join(cause, errHintsDisabled)}
 	}
 	for _, fb := range fallbacks {
-		if fb == id || fb == n.cfg.ID || !n.health.usable(fb) {
+		if fb == id || fb == n.cfg.ID || !n.peers.usable(fb) {
 			continue
 		}
 		hctx, cancel := context.WithTimeout(n.bgCtx, n.cfg.Limits.RequestTimeout)
-		err := n.call(hctx, fb, typeHintWrite, &hintWrite{Target: id, Keyspace: ks, Key: key, Object: obj}, decodeAck)
+		err := n.peers.call(hctx, fb, typeHintWrite, &hintWrite{Target: id, Keyspace: ks, Key: key, Object: obj}, decodeAck)
 		cancel()
 		if err == nil {
 			return ack{node: id, dc: dc, hinted: true}
@@ -76,7 +76,7 @@ func (n *Node) keepHint(ctx context.Context, target, ks string, key []byte, obj 
 		n.handoff.dropped.Add(1)
 		n.metrics.HintsDropped.Add(ctx, 1, targetAttr)
 		n.log.WarnContext(ctx, "hint dropped: the byte bound for its target is reached; its range is marked for repair", "target", target, "keyspace", ks)
-		if m, ok := n.view.Load().members[target]; ok {
+		if m, ok := n.peers.current().members[target]; ok {
 			n.markDirty(ks, m.DC, key)
 		}
 		return errHintDropped
@@ -162,7 +162,7 @@ func (h *handoff) run() {
 		if now := n.now(); now.Sub(lastExpire) >= expireInterval {
 			lastExpire = now
 			dropped, err := n.store.ExpireHintsFunc(now, n.cfg.Hints.MaxAge, func(d store.DroppedHint) {
-				if m, ok := n.view.Load().members[d.Target]; ok {
+				if m, ok := n.peers.current().members[d.Target]; ok {
 					n.markDirtyToken(d.Keyspace, m.DC, d.Token)
 				}
 			})
@@ -183,7 +183,7 @@ func (h *handoff) run() {
 			if n.bgCtx.Err() != nil {
 				break
 			}
-			if _, known := n.view.Load().members[target]; !known || !n.health.usable(target) {
+			if _, known := n.peers.current().members[target]; !known || !n.peers.usable(target) {
 				continue
 			}
 			sem <- struct{}{}

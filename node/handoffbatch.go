@@ -34,7 +34,7 @@ func (n *Node) sendHints(target string, b *hintBatch) (err error) {
 	if target == n.cfg.ID {
 		return n.mergeHints(ctx, b.keyspace, items) // as writeReplica does
 	}
-	return n.call(ctx, target, typeHintDeliver, &hintDeliver{Keyspace: b.keyspace, Items: items}, decodeAck)
+	return n.peers.call(ctx, target, typeHintDeliver, &hintDeliver{Keyspace: b.keyspace, Items: items}, decodeAck)
 }
 
 // mergeHints merges a delivered batch of hints into this node's store, in

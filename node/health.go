@@ -2,12 +2,12 @@ package node
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/serf/serf"
-
-	"github.com/meridian-kv/meridian/wan"
+	"golang.org/x/sync/errgroup"
 )
 
 // Peer states as operators see them.
@@ -131,50 +131,51 @@ func (h *health) state(id string) string {
 const probeInterval = 500 * time.Millisecond
 
 // kickProber wakes the prober at once (after a membership change).
-func (n *Node) kickProber() {
+func (p *peers) kickProber() {
 	select {
-	case n.probeKick <- struct{}{}:
+	case p.probeKick <- struct{}{}:
 	default:
 	}
 }
 
-// runProber pings every peer that is not usable, so a peer that comes back
-// is used again (and its hints delivered) within about probeInterval.
-func (n *Node) runProber() {
-	defer n.bg.Done()
+// probers bounds the peers probed at once.
+const probers = 8
+
+// runProber calls probe on every peer that is not usable, so a peer that
+// comes back is used again (and its hints delivered) within about
+// probeInterval. probe's outcome reaches health through call; its error
+// is logged at debug level, since a failed probe of a peer known to be
+// down is the expected case.
+func (p *peers) runProber(probe func(ctx context.Context, id string) error) {
+	defer p.bg.Done()
 	t := time.NewTicker(probeInterval)
 	defer t.Stop()
 	for {
 		select {
-		case <-n.bgCtx.Done():
+		case <-p.ctx.Done():
 			return
 		case <-t.C:
-		case <-n.probeKick:
+		case <-p.probeKick:
 		}
-		v := n.view.Load()
-		var wg sync.WaitGroup
-		sem := make(chan struct{}, 8)
+		v := p.cur.Load()
+		// No shared context: one failed probe must not cancel the others.
+		var g errgroup.Group
+		g.SetLimit(probers)
 		for id, m := range v.members {
-			if id == n.cfg.ID || m.Status == serf.StatusLeft || m.Status == serf.StatusLeaving || n.health.usable(id) {
+			if id == p.cfg.ID || m.Status == serf.StatusLeft || m.Status == serf.StatusLeaving || p.health.usable(id) {
 				continue
 			}
-			wg.Add(1)
-			sem <- struct{}{}
-			go func() {
-				defer wg.Done()
-				defer func() { <-sem }()
-				ctx, cancel := context.WithTimeout(n.bgCtx, time.Second)
+			g.Go(func() error {
+				ctx, cancel := context.WithTimeout(p.ctx, time.Second)
 				defer cancel()
-				n.call(ctx, id, typePing, n.ownPing(id), func(e *wan.Envelope) error {
-					var p ping
-					if err := e.Decode(&p); err != nil {
-						return err
-					}
-					n.peerIncarnation(id, &p)
-					return nil
-				})
-			}()
+				if err := probe(ctx, id); err != nil {
+					return fmt.Errorf("probing %s: %w", id, err)
+				}
+				return nil
+			})
 		}
-		wg.Wait()
+		if err := g.Wait(); err != nil && p.ctx.Err() == nil {
+			p.log.Debug("probe failed", "err", err)
+		}
 	}
 }

@@ -1,12 +1,15 @@
 package node
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/meridian-kv/meridian/wan"
 )
 
 // A node's identity over time.
@@ -195,7 +198,7 @@ func (n *Node) heardFrom(peer string) {
 	n.incs.heard[peer] = true
 	heard := len(n.incs.heard)
 	n.incs.mu.Unlock()
-	others := len(n.view.Load().members) - 1
+	others := len(n.peers.current().members) - 1
 	if heard*2 <= others {
 		return
 	}
@@ -211,7 +214,7 @@ func (n *Node) heardFrom(peer string) {
 // verifiedRead refuses reads while a fresh node has not heard from its
 // peers (unless it has none: a cluster's first node).
 func (n *Node) verifiedRead() error {
-	if !n.unverified.Load() || len(n.view.Load().members) <= 1 {
+	if !n.unverified.Load() || len(n.peers.current().members) <= 1 {
 		return nil
 	}
 	return errUnverified
@@ -242,9 +245,7 @@ func (n *Node) watchDirectory() {
 		}
 		n.storeFailed.Store(true)
 		n.log.Error("THE STORE HAS FAILED: this node acknowledges no more writes and serves no reads; fix the disk or data directory and restart it", "err", err, "data_dir", n.cfg.DataDir)
-		tags := n.serf.LocalMember().Tags
-		tags[tagState] = stateFailedVal
-		if err := n.serf.SetTags(tags); err != nil {
+		if err := n.peers.markStoreFailed(); err != nil {
 			n.log.Error("telling peers that this node failed", "err", err)
 		}
 	})
@@ -261,7 +262,7 @@ func (n *Node) watchName() {
 	select {
 	case <-n.bgCtx.Done():
 		return
-	case <-n.serf.ShutdownCh():
+	case <-n.peers.gossipShutdown():
 	}
 	if n.closed.Load() {
 		return
@@ -291,4 +292,17 @@ func (n *Node) Err() error {
 	default:
 		return nil
 	}
+}
+
+// probe pings peer, for the prober: the answer carries the incarnations
+// the peer knows (identity) and, through call, restores its health.
+func (n *Node) probe(ctx context.Context, peer string) error {
+	return n.peers.call(ctx, peer, typePing, n.ownPing(peer), func(e *wan.Envelope) error {
+		var p ping
+		if err := e.Decode(&p); err != nil {
+			return err
+		}
+		n.peerIncarnation(peer, &p)
+		return nil
+	})
 }

@@ -111,7 +111,7 @@ func (n *Node) learnReplicas(ctx context.Context, ks string, key []byte, plan pl
 			continue
 		}
 		for _, m := range reps {
-			if m.ID == n.cfg.ID || !n.health.usable(m.ID) {
+			if m.ID == n.cfg.ID || !n.peers.usable(m.ID) {
 				continue
 			}
 			pending++

@@ -55,15 +55,15 @@ type view struct {
 
 // startGossip creates the serf agent, joins the seeds and starts following
 // membership events.
-func (n *Node) startGossip() error {
-	host, portStr, err := net.SplitHostPort(n.cfg.Gossip)
+func (p *peers) startGossip() error {
+	host, portStr, err := net.SplitHostPort(p.cfg.Gossip)
 	if err != nil {
 		return fmt.Errorf("node: gossip address: %w", err)
 	}
 	port, _ := strconv.Atoi(portStr)
 
 	var ml *memberlist.Config
-	switch n.cfg.GossipProfile {
+	switch p.cfg.GossipProfile {
 	case "lan":
 		ml = memberlist.DefaultLANConfig()
 	case "local":
@@ -73,12 +73,12 @@ func (n *Node) startGossip() error {
 	}
 	ml.BindAddr, ml.BindPort = host, port
 	ml.AdvertiseAddr, ml.AdvertisePort = host, port
-	if n.gossipTr != nil {
-		ml.Transport = n.gossipTr
+	if p.gossipTr != nil {
+		ml.Transport = p.gossipTr
 	}
-	if len(n.cfg.GossipKeys) > 0 {
-		keys := make([][]byte, len(n.cfg.GossipKeys))
-		for i, k := range n.cfg.GossipKeys {
+	if len(p.cfg.GossipKeys) > 0 {
+		keys := make([][]byte, len(p.cfg.GossipKeys))
+		for i, k := range p.cfg.GossipKeys {
 			keys[i], _ = base64.StdEncoding.DecodeString(k) // validated in Config.Validate
 		}
 		kr, err := memberlist.NewKeyring(keys, keys[0])
@@ -88,64 +88,64 @@ func (n *Node) startGossip() error {
 		ml.Keyring = kr
 		ml.GossipVerifyIncoming, ml.GossipVerifyOutgoing = true, true
 	}
-	logger := log.New(&serfLogWriter{log: n.log}, "", 0)
+	logger := log.New(&serfLogWriter{log: p.log}, "", 0)
 	ml.Logger = logger
 
 	events := make(chan serf.Event, 256)
 	sc := serf.DefaultConfig()
-	sc.NodeName = n.cfg.ID
-	sc.Tags = map[string]string{tagRole: roleVal, tagDC: n.cfg.DC, tagRack: n.cfg.Rack, tagAddr: n.advertisedAddr()}
+	sc.NodeName = p.cfg.ID
+	sc.Tags = map[string]string{tagRole: roleVal, tagDC: p.cfg.DC, tagRack: p.cfg.Rack, tagAddr: p.advertisedAddr()}
 	sc.MemberlistConfig = ml
 	sc.EventCh = events
 	sc.Logger = logger
-	if n.onDisk {
+	if p.onDisk {
 		// The snapshot lets a restarted node rejoin the peers it knew even
 		// if its seeds are down.
-		sc.SnapshotPath = filepath.Join(n.cfg.DataDir, "serf.snapshot")
+		sc.SnapshotPath = filepath.Join(p.cfg.DataDir, "serf.snapshot")
 	}
 	sc.RejoinAfterLeave = true
-	sc.ReconnectTimeout = n.cfg.ReconnectTimeout
+	sc.ReconnectTimeout = p.cfg.ReconnectTimeout
 	if sc.ReconnectTimeout > 0 {
 		sc.TombstoneTimeout = sc.ReconnectTimeout
 	}
-	n.serf, err = serf.Create(sc)
+	p.serf, err = serf.Create(sc)
 	if err != nil {
-		return fmt.Errorf("node: starting gossip on %s: %w", n.cfg.Gossip, err)
+		return fmt.Errorf("node: starting gossip on %s: %w", p.cfg.Gossip, err)
 	}
-	n.refreshView()
-	n.bg.Add(1)
+	p.refreshView()
+	p.bg.Add(1)
 	go func() {
-		defer n.bg.Done()
+		defer p.bg.Done()
 		for {
 			select {
 			case e := <-events:
 				if me, ok := e.(serf.MemberEvent); ok {
 					if me.Type == serf.EventMemberReap {
-						n.viewMu.Lock()
-						if n.reaped == nil {
-							n.reaped = map[string]bool{}
+						p.mu.Lock()
+						if p.reaped == nil {
+							p.reaped = map[string]bool{}
 						}
 						for _, m := range me.Members {
-							n.reaped[m.Name] = true
+							p.reaped[m.Name] = true
 						}
-						n.viewMu.Unlock()
+						p.mu.Unlock()
 					}
-					n.refreshView()
+					p.refreshView()
 				}
-			case <-n.bgCtx.Done():
+			case <-p.ctx.Done():
 				return
 			}
 		}
 	}()
-	if seeds := n.otherSeeds(); len(seeds) > 0 {
-		if joined, err := n.serf.Join(seeds, true); err != nil {
-			n.log.Warn("could not reach any seed yet; will keep trying", "seeds", seeds, "err", err)
+	if seeds := p.otherSeeds(); len(seeds) > 0 {
+		if joined, err := p.serf.Join(seeds, true); err != nil {
+			p.log.Warn("could not reach any seed yet; will keep trying", "seeds", seeds, "err", err)
 		} else {
-			n.log.Info("joined the cluster", "contacted", joined)
+			p.log.Info("joined the cluster", "contacted", joined)
 		}
-		n.refreshView()
-		n.bg.Add(1)
-		go n.rejoinSeeds()
+		p.refreshView()
+		p.bg.Add(1)
+		go p.rejoinSeeds()
 	}
 	return nil
 }
@@ -163,43 +163,43 @@ const (
 // started before their seeds, or were cut off from them, merge their views
 // (a full push-pull) as soon as a seed answers, instead of waiting for
 // gossip's periodic state sync.
-func (n *Node) rejoinSeeds() {
-	defer n.bg.Done()
+func (p *peers) rejoinSeeds() {
+	defer p.bg.Done()
 	started := time.Now()
 	t := time.NewTicker(rejoinInterval)
 	defer t.Stop()
 	for {
 		select {
-		case <-n.bgCtx.Done():
+		case <-p.ctx.Done():
 			return
 		case <-t.C:
 		}
 		alive := map[string]bool{}
-		for _, m := range n.serf.Members() {
+		for _, m := range p.serf.Members() {
 			if m.Status == serf.StatusAlive {
 				alive[net.JoinHostPort(m.Addr.String(), strconv.Itoa(int(m.Port)))] = true
 			}
 		}
 		var missing []string
 		young := time.Since(started) < youngFor
-		for _, s := range n.otherSeeds() {
+		for _, s := range p.otherSeeds() {
 			if !alive[s] || young {
 				missing = append(missing, s)
 			}
 		}
 		if len(missing) > 0 {
-			if _, err := n.serf.Join(missing, true); err == nil {
-				n.refreshView()
+			if _, err := p.serf.Join(missing, true); err == nil {
+				p.refreshView()
 			}
 		}
 	}
 }
 
 // otherSeeds returns the configured seeds except this node's own address.
-func (n *Node) otherSeeds() []string {
+func (p *peers) otherSeeds() []string {
 	var out []string
-	for _, s := range n.cfg.Seeds {
-		if s != n.cfg.Gossip {
+	for _, s := range p.cfg.Seeds {
+		if s != p.cfg.Gossip {
 			out = append(out, s)
 		}
 	}
@@ -207,11 +207,11 @@ func (n *Node) otherSeeds() []string {
 }
 
 // advertisedAddr is the QUIC address other nodes dial.
-func (n *Node) advertisedAddr() string {
-	if n.cfg.Advertise != "" {
-		return n.cfg.Advertise
+func (p *peers) advertisedAddr() string {
+	if p.cfg.Advertise != "" {
+		return p.cfg.Advertise
 	}
-	return n.tr.Addr().String()
+	return p.tr.Addr().String()
 }
 
 // refreshView rebuilds the ring from serf's member list. Members that
@@ -226,11 +226,11 @@ func (n *Node) advertisedAddr() string {
 // hint: a member is placed on the ring once it proved, over mutual TLS,
 // that it holds the node certificate for its name (proven.go); until then
 // it is shown as unverified and gets no data.
-func (n *Node) refreshView() {
-	n.viewMu.Lock()
-	defer n.viewMu.Unlock()
+func (p *peers) refreshView() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	var infos []memberInfo
-	for _, m := range n.serf.Members() {
+	for _, m := range p.serf.Members() {
 		if m.Tags[tagRole] != roleVal {
 			continue
 		}
@@ -238,17 +238,17 @@ func (n *Node) refreshView() {
 	}
 	// Verified members serf does not list (yet), as failed ones
 	// (remembered.go).
-	infos = append(infos, n.rememberLocked(infos, n.reaped)...)
-	n.reaped = nil
+	infos = append(infos, p.rememberLocked(infos, p.reaped)...)
+	p.reaped = nil
 	sort.Slice(infos, func(i, j int) bool { return infos[i].ID < infos[j].ID })
-	old := n.view.Load()
+	old := p.cur.Load()
 	same := old != nil && len(old.members) == len(infos)
 	pm := make([]placement.Member, 0, len(infos))
 	members := make(map[string]memberInfo, len(infos))
 	inRing := map[string]bool{}
 	for _, m := range infos {
 		members[m.ID] = m
-		if m.ID == n.cfg.ID || n.provenPeer(m.ID) {
+		if m.ID == p.cfg.ID || p.provenPeer(m.ID) {
 			pm = append(pm, placement.Member{ID: m.ID, DC: m.DC, Rack: m.Rack})
 			inRing[m.ID] = true
 		}
@@ -258,21 +258,21 @@ func (n *Node) refreshView() {
 		}
 	}
 	for _, m := range infos {
-		n.health.gossip(m.ID, m.Status, m.StoreFailed)
+		p.health.gossip(m.ID, m.Status, m.StoreFailed)
 	}
 	if same {
 		// Only statuses changed: keep the ring, refresh the statuses.
-		n.view.Store(&view{ring: old.ring, members: members, inRing: inRing})
+		p.cur.Store(&view{ring: old.ring, members: members, inRing: inRing})
 		return
 	}
-	ring, err := placement.NewRing(pm, n.cfg.VNodes)
+	ring, err := placement.NewRing(pm, p.cfg.VNodes)
 	if err != nil {
-		n.log.Error("membership gives no valid ring; keeping the previous one", "err", err)
+		p.log.Error("membership gives no valid ring; keeping the previous one", "err", err)
 		return
 	}
-	n.view.Store(&view{ring: ring, members: members, inRing: inRing})
-	n.log.Info("ring rebuilt", "members", len(infos), "on_ring", len(inRing))
-	n.kickProber()
+	p.cur.Store(&view{ring: ring, members: members, inRing: inRing})
+	p.log.Info("ring rebuilt", "members", len(infos), "on_ring", len(inRing))
+	p.kickProber()
 }
 
 // serfLogWriter routes serf and memberlist's log lines into slog: their

@@ -16,7 +16,6 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/hashicorp/memberlist"
-	"github.com/hashicorp/serf/serf"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
@@ -78,15 +77,7 @@ type Node struct {
 	store *store.Store
 	tr    *wan.Transport
 
-	serf       *serf.Serf
-	gossipTr   memberlist.NodeAwareTransport // Options.GossipTransport
-	view       atomic.Pointer[view]
-	viewMu     sync.Mutex // serialises refreshView
-	proven     provenBook
-	remembered rememberedBook  // guarded by viewMu
-	reaped     map[string]bool // members serf reaped, for refreshView; guarded by viewMu
-	health     *health
-	probeKick  chan struct{}
+	peers      *peers // membership, peer health and call (peers.go)
 	handoff    *handoff
 	flights    flights      // writes whose copies are in flight (writeahead.go)
 	trees      treeCache    // repair trees built for peers' sessions
@@ -144,7 +135,7 @@ func Start(cfg Config, opts Options) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("node: invalid configuration: %w", err)
 	}
-	n := &Node{cfg: cfg, log: opts.Logger, now: opts.Now, health: newHealth(cfg.ID), probeKick: make(chan struct{}, 1), slots: newRepairSlots(), fatalCh: make(chan struct{}), gossipTr: opts.GossipTransport}
+	n := &Node{cfg: cfg, log: opts.Logger, now: opts.Now, slots: newRepairSlots(), fatalCh: make(chan struct{})}
 	if n.log == nil {
 		n.log = slog.Default()
 	}
@@ -201,6 +192,7 @@ func Start(cfg Config, opts Options) (*Node, error) {
 	}
 	n.bgCtx, n.bgStop = context.WithCancel(context.Background())
 	n.reload.configPath, n.reload.files = opts.ConfigPath, cfg.TLS
+	n.peers = newPeers(n, opts.GossipTransport) // before the transport serves: handlers read health
 	n.tr, err = wan.Listen(wan.Config{
 		Credentials: creds,
 		ListenAddr:  cfg.Listen,
@@ -225,7 +217,9 @@ func Start(cfg Config, opts Options) (*Node, error) {
 		n.store.Close()
 		return nil, fmt.Errorf("node: %w", err)
 	}
+	n.peers.tr = n.tr
 	n.handoff = newHandoff(n)
+	n.peers.onUp = func(string) { n.handoff.kick() }
 	if err := n.openReadGate(); err != nil {
 		n.tr.Close()
 		n.store.Close()
@@ -238,7 +232,7 @@ func Start(cfg Config, opts Options) (*Node, error) {
 		n.audit.close()
 		return nil, fmt.Errorf("node: %w", err)
 	}
-	if err := n.startGossip(); err != nil {
+	if err := n.peers.startGossip(); err != nil {
 		n.tr.Close()
 		n.store.Close()
 		n.audit.close()
@@ -258,11 +252,11 @@ func Start(cfg Config, opts Options) (*Node, error) {
 	go n.runGrantSync()
 	go n.watchDirectory()
 	go n.watchName()
-	go n.runProber()
+	go n.peers.runProber(n.probe)
 	go n.handoff.run()
 	go n.runRepairScheduler()
 	go n.runTombstoneSweeper()
-	n.log.Info("node started", "incarnation", n.store.Identity().Incarnation, "listen", n.tr.Addr().String(), "gossip", cfg.Gossip, "members", len(n.view.Load().members), "keyspaces", len(cfg.Keyspaces))
+	n.log.Info("node started", "incarnation", n.store.Identity().Incarnation, "listen", n.tr.Addr().String(), "gossip", cfg.Gossip, "members", len(n.peers.current().members), "keyspaces", len(cfg.Keyspaces))
 	return n, nil
 }
 
@@ -346,10 +340,10 @@ func (n *Node) Close() error {
 		return nil
 	}
 	var errs []error
-	if err := n.serf.Leave(); err != nil {
+	if err := n.peers.leave(); err != nil {
 		errs = append(errs, fmt.Errorf("leaving the cluster: %w", err))
 	}
-	errs = append(errs, n.serf.Shutdown(), n.stopAdmin())
+	errs = append(errs, n.peers.shutdown(), n.stopAdmin())
 	n.bgStop()
 	errs = append(errs, n.tr.Close())
 	n.bg.Wait()
@@ -367,9 +361,7 @@ func (n *Node) Kill() error {
 		return nil
 	}
 	var errs []error
-	if n.serf != nil {
-		errs = append(errs, n.serf.Shutdown())
-	}
+	errs = append(errs, n.peers.shutdown())
 	errs = append(errs, n.stopAdmin())
 	n.bgStop()
 	errs = append(errs, n.tr.Close())
@@ -575,49 +567,8 @@ func sendClientError(reply wan.Replier, cerr *api.ClientError) {
 	reply.Send(env)
 }
 
-// call sends one request to a member and hands each reply frame to onReply.
-// Its outcome feeds the member's health: a transport failure (unreachable,
-// refused handshake, timeout) marks it at once; any answer, even a refusal,
-// proves it alive and verified.
-func (n *Node) call(ctx context.Context, id string, t wan.MsgType, payload any, onReply func(*wan.Envelope) error) error {
-	m, ok := n.view.Load().members[id]
-	if !ok {
-		return errUnknownMember(id)
-	}
-	env, err := wan.NewEnvelope(t, payload)
-	if err != nil {
-		return err
-	}
-	start := time.Now()
-	ctx, span := n.startCall(ctx, m, env)
-	answered := false
-	err = n.tr.Call(ctx, m.Addr, id, env, func(e *wan.Envelope) error {
-		answered = true
-		return onReply(e)
-	})
-	n.endCall(ctx, span, t, m.DC, start, err)
-	var re *wan.RemoteError
-	switch {
-	// A peer that answered is up, even if the call then ran out of time:
-	// a relay streams its targets' acks and may wait on a dead target
-	// until the deadline, which is that target's failure, not its own.
-	case err == nil || errors.As(err, &re) || answered:
-		n.prove(id)
-		if n.health.ok(id) {
-			n.log.Info("peer is up", "peer", id)
-			n.handoff.kick()
-		}
-	case isTooLarge(err):
-		// A message past the size limit is a local condition (a request
-		// not sent, or an answer too large to take), never a dead peer.
-	case n.bgCtx.Err() == nil:
-		n.health.fail(id)
-	}
-	return err
-}
-
 // ring returns the current ring.
-func (n *Node) ring() *placement.Ring { return n.view.Load().ring }
+func (n *Node) ring() *placement.Ring { return n.peers.ring() }
 
 // planFor validates a request's keyspace and key and returns the key's
 // preference list.
@@ -647,15 +598,7 @@ func (n *Node) keyspace(name string) (Keyspace, *api.ClientError) {
 }
 
 // Members returns the ids of the members in this node's ring.
-func (n *Node) Members() []string {
-	v := n.view.Load()
-	out := make([]string, 0, len(v.members))
-	for id := range v.members {
-		out = append(out, id)
-	}
-	sort.Strings(out)
-	return out
-}
+func (n *Node) Members() []string { return n.peers.ids() }
 
 // BackgroundWork reports how many request tails (fan-out to replicas still
 // running after the answer, read repairs) are in flight.
@@ -663,4 +606,4 @@ func (n *Node) BackgroundWork() int64 { return n.inflight.Load() }
 
 // PeerState returns a peer's state as this node sees it: up, suspect,
 // down or left.
-func (n *Node) PeerState(id string) string { return n.health.state(id) }
+func (n *Node) PeerState(id string) string { return n.peers.state(id) }

@@ -31,53 +31,53 @@ type provenBook struct {
 
 // provenPeer reports whether id proved its identity to this node (now or
 // in an earlier run).
-func (n *Node) provenPeer(id string) bool {
-	n.proven.mu.Lock()
-	defer n.proven.mu.Unlock()
-	n.loadProvenLocked()
-	return n.proven.ids[id]
+func (p *peers) provenPeer(id string) bool {
+	p.proven.mu.Lock()
+	defer p.proven.mu.Unlock()
+	p.loadProvenLocked()
+	return p.proven.ids[id]
 }
 
-func (n *Node) loadProvenLocked() {
-	if n.proven.loaded {
+func (p *peers) loadProvenLocked() {
+	if p.proven.loaded {
 		return
 	}
-	n.proven.ids = map[string]bool{}
-	b, err := n.store.RepairState(provenName)
+	p.proven.ids = map[string]bool{}
+	b, err := p.store.RepairState(provenName)
 	if err == nil && b != nil {
 		var ids []string
 		if err := json.Unmarshal(b, &ids); err != nil {
-			n.log.Error("reading the verified members; verifying them again", "err", err)
+			p.log.Error("reading the verified members; verifying them again", "err", err)
 		}
 		for _, id := range ids {
-			n.proven.ids[id] = true
+			p.proven.ids[id] = true
 		}
 	} else if err != nil {
-		n.log.Error("reading the verified members; verifying them again", "err", err)
+		p.log.Error("reading the verified members; verifying them again", "err", err)
 	}
-	n.proven.loaded = true
+	p.proven.loaded = true
 }
 
 // prove records that a call to id succeeded over mutual TLS (its
 // certificate names it) and, the first time, places it on the ring.
-func (n *Node) prove(id string) {
-	n.proven.mu.Lock()
-	n.loadProvenLocked()
-	if n.proven.ids[id] {
-		n.proven.mu.Unlock()
+func (p *peers) prove(id string) {
+	p.proven.mu.Lock()
+	p.loadProvenLocked()
+	if p.proven.ids[id] {
+		p.proven.mu.Unlock()
 		return
 	}
-	n.proven.ids[id] = true
-	ids := make([]string, 0, len(n.proven.ids))
-	for p := range n.proven.ids {
-		ids = append(ids, p)
+	p.proven.ids[id] = true
+	ids := make([]string, 0, len(p.proven.ids))
+	for m := range p.proven.ids {
+		ids = append(ids, m)
 	}
-	n.proven.mu.Unlock()
+	p.proven.mu.Unlock()
 	if b, err := json.Marshal(ids); err == nil {
-		if err := n.store.PutRepairState(provenName, b); err != nil && !n.storeFailed.Load() {
-			n.log.Error("recording a verified member", "peer", id, "err", err)
+		if err := p.store.PutRepairState(provenName, b); err != nil && !p.storeFailed() {
+			p.log.Error("recording a verified member", "peer", id, "err", err)
 		}
 	}
-	n.log.Info("member verified: it holds the node certificate for its name", "peer", id)
-	n.refreshView()
+	p.log.Info("member verified: it holds the node certificate for its name", "peer", id)
+	p.refreshView()
 }

@@ -216,7 +216,7 @@ func (n *Node) writeReplica(ctx context.Context, id, ks string, key []byte, obj 
 	if id == n.cfg.ID {
 		return n.mergeLocal(ctx, ks, key, obj)
 	}
-	return n.call(ctx, id, typeReplicaWrite, &replicaWrite{Keyspace: ks, Key: key, Object: obj}, decodeAck)
+	return n.peers.call(ctx, id, typeReplicaWrite, &replicaWrite{Keyspace: ks, Key: key, Object: obj}, decodeAck)
 }
 
 // decodeAck turns a replicaAck reply into an error.
@@ -298,7 +298,7 @@ func (n *Node) viaRelay(ctx context.Context, dc string, relays, targets []string
 		if len(pending) == 0 || ctx.Err() != nil {
 			break
 		}
-		if !n.health.usable(relay) {
+		if !n.peers.usable(relay) {
 			continue
 		}
 		rest := make([]string, 0, len(pending))
@@ -313,10 +313,10 @@ func (n *Node) viaRelay(ctx context.Context, dc string, relays, targets []string
 		// remain, give this one half the time left, so the next still has
 		// time to carry the request.
 		actx, cancel := ctx, context.CancelFunc(func() {})
-		if dl, ok := ctx.Deadline(); ok && slices.ContainsFunc(relays[i+1:], n.health.usable) {
+		if dl, ok := ctx.Deadline(); ok && slices.ContainsFunc(relays[i+1:], n.peers.usable) {
 			actx, cancel = context.WithTimeout(ctx, time.Until(dl)/2)
 		}
-		lastErr = n.call(actx, relay, t, request(rest), func(e *wan.Envelope) error { return handle(e, claim) })
+		lastErr = n.peers.call(actx, relay, t, request(rest), func(e *wan.Envelope) error { return handle(e, claim) })
 		cancel()
 		if lastErr == nil || len(pending) < before {
 			break
@@ -341,7 +341,7 @@ func (n *Node) forwardPut(ctx context.Context, r *api.PutRequest, plan placement
 	for _, m := range n.preferLocal(plan) {
 		var res api.PutResponse
 		var cerr *api.ClientError
-		err := n.call(ctx, m.ID, api.TypePut, &fwd, func(e *wan.Envelope) error {
+		err := n.peers.call(ctx, m.ID, api.TypePut, &fwd, func(e *wan.Envelope) error {
 			switch e.Type {
 			case api.TypePutReply:
 				return e.Decode(&res)

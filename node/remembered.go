@@ -35,28 +35,28 @@ type rememberedMember struct {
 	Seen int64  `json:"seen"` // unix seconds
 }
 
-// rememberedBook is the record in memory; viewMu guards it.
+// rememberedBook is the record in memory; peers.mu guards it.
 type rememberedBook struct {
 	loaded bool
 	m      map[string]rememberedMember
 }
 
-// loadRememberedLocked reads the record once. The caller holds viewMu.
-func (n *Node) loadRememberedLocked() {
-	if n.remembered.loaded {
+// loadRememberedLocked reads the record once. The caller holds peers.mu.
+func (p *peers) loadRememberedLocked() {
+	if p.remembered.loaded {
 		return
 	}
-	n.remembered.loaded = true
-	n.remembered.m = map[string]rememberedMember{}
-	b, err := n.store.RepairState(rememberedName)
+	p.remembered.loaded = true
+	p.remembered.m = map[string]rememberedMember{}
+	b, err := p.store.RepairState(rememberedName)
 	if err != nil {
-		n.log.Error("reading the remembered members", "err", err)
+		p.log.Error("reading the remembered members", "err", err)
 		return
 	}
 	if b != nil {
-		if err := json.Unmarshal(b, &n.remembered.m); err != nil {
-			n.log.Error("reading the remembered members", "err", err)
-			n.remembered.m = map[string]rememberedMember{}
+		if err := json.Unmarshal(b, &p.remembered.m); err != nil {
+			p.log.Error("reading the remembered members", "err", err)
+			p.remembered.m = map[string]rememberedMember{}
 		}
 	}
 }
@@ -64,40 +64,40 @@ func (n *Node) loadRememberedLocked() {
 // rememberLocked merges the verified members serf lists into the record
 // and returns the remembered members serf does not list, as failed
 // members. reaped names members serf reaped: they are forgotten. The caller
-// holds viewMu.
-func (n *Node) rememberLocked(listed []memberInfo, reaped map[string]bool) []memberInfo {
-	n.loadRememberedLocked()
-	now := n.now()
+// holds peers.mu.
+func (p *peers) rememberLocked(listed []memberInfo, reaped map[string]bool) []memberInfo {
+	p.loadRememberedLocked()
+	now := p.now()
 	changed := false
 	seen := map[string]bool{}
 	for _, m := range listed {
 		seen[m.ID] = true
-		if m.ID == n.cfg.ID || !n.provenPeer(m.ID) {
+		if m.ID == p.cfg.ID || !p.provenPeer(m.ID) {
 			continue
 		}
-		old, ok := n.remembered.m[m.ID]
+		old, ok := p.remembered.m[m.ID]
 		if ok && old.DC == m.DC && old.Rack == m.Rack && old.Addr == m.Addr && now.Sub(time.Unix(old.Seen, 0)) < rememberedSeenStep {
 			continue
 		}
-		n.remembered.m[m.ID] = rememberedMember{DC: m.DC, Rack: m.Rack, Addr: m.Addr, Seen: now.Unix()}
+		p.remembered.m[m.ID] = rememberedMember{DC: m.DC, Rack: m.Rack, Addr: m.Addr, Seen: now.Unix()}
 		changed = true
 	}
 	var out []memberInfo
-	for id, r := range n.remembered.m {
-		if seen[id] || id == n.cfg.ID {
+	for id, r := range p.remembered.m {
+		if seen[id] || id == p.cfg.ID {
 			continue
 		}
-		if reaped[id] || (n.cfg.ReconnectTimeout > 0 && now.Sub(time.Unix(r.Seen, 0)) > n.cfg.ReconnectTimeout) {
-			delete(n.remembered.m, id)
+		if reaped[id] || (p.cfg.ReconnectTimeout > 0 && now.Sub(time.Unix(r.Seen, 0)) > p.cfg.ReconnectTimeout) {
+			delete(p.remembered.m, id)
 			changed = true
 			continue
 		}
 		out = append(out, memberInfo{ID: id, DC: r.DC, Rack: r.Rack, Addr: r.Addr, Status: serf.StatusFailed})
 	}
 	if changed {
-		if b, err := json.Marshal(n.remembered.m); err == nil {
-			if err := n.store.PutRepairState(rememberedName, b); err != nil && !n.storeFailed.Load() {
-				n.log.Error("recording the remembered members", "err", err)
+		if b, err := json.Marshal(p.remembered.m); err == nil {
+			if err := p.store.PutRepairState(rememberedName, b); err != nil && !p.storeFailed() {
+				p.log.Error("recording the remembered members", "err", err)
 			}
 		}
 	}

@@ -372,7 +372,7 @@ func (p repairPeer) Level(ctx context.Context, level int, indexes []int) ([][]by
 		indexes = indexes[len(part):]
 		req := &repairLevel{Keyspace: p.ks, Range: p.r, Depth: p.depth, Peer: p.n.cfg.ID, Level: level, Indexes: part}
 		*p.bytes += encodedLen(req)
-		err := p.n.call(ctx, p.peer, typeRepairLevel, req, func(e *wan.Envelope) error {
+		err := p.n.peers.call(ctx, p.peer, typeRepairLevel, req, func(e *wan.Envelope) error {
 			*p.bytes += int64(len(e.Payload))
 			var h repairHashes
 			if err := e.Decode(&h); err != nil {
@@ -465,7 +465,7 @@ func (n *Node) finishSession(ctx context.Context, ks string, r repair.Range, pee
 	if depth < 0 {
 		return nil
 	}
-	if err := n.call(ctx, peer, typeRepairDone, &repairDone{Keyspace: ks, Range: r, Depth: depth, Peer: n.cfg.ID}, decodeAck); err != nil {
+	if err := n.peers.call(ctx, peer, typeRepairDone, &repairDone{Keyspace: ks, Range: r, Depth: depth, Peer: n.cfg.ID}, decodeAck); err != nil {
 		return fmt.Errorf("finishing the session with %s: %w", peer, err)
 	}
 	if err := n.recordSynced(ks, peer, r, started); err != nil {
@@ -722,7 +722,7 @@ func (n *Node) repairPairRange(ctx context.Context, ks string, pair [2]string, s
 				if a == n.cfg.ID {
 					st, err = n.repairRange(ctx, ks, seg, b, rate)
 				} else {
-					err = n.call(ctx, a, typeRepairRun, &repairRun{Keyspace: ks, Range: seg, Peer: b, BytesPerSecond: rate}, func(e *wan.Envelope) error {
+					err = n.peers.call(ctx, a, typeRepairRun, &repairRun{Keyspace: ks, Range: seg, Peer: b, BytesPerSecond: rate}, func(e *wan.Envelope) error {
 						var rs repairStats
 						if err := e.Decode(&rs); err != nil {
 							return err

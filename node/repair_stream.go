@@ -96,7 +96,7 @@ func (n *Node) serveRepairCompare(ctx context.Context, req *wan.Envelope, reply 
 	if m.BytesPerSecond < 0 {
 		return fmt.Errorf("node: repair: negative rate %d", m.BytesPerSecond)
 	}
-	peerDC := n.view.Load().members[m.Peer].DC
+	peerDC := n.peers.current().members[m.Peer].DC
 	src, err := n.sharedWith(m.Keyspace, m.Peer)
 	if err != nil {
 		return err
@@ -214,7 +214,7 @@ func (n *Node) exchangeKeys(ctx context.Context, span trace.Span, src sharedSour
 	}); err != nil {
 		return err
 	}
-	peerDC := n.view.Load().members[peer].DC
+	peerDC := n.peers.current().members[peer].DC
 	var oversize []string
 	for _, b := range batches {
 		req := &repairCompare{Keyspace: ks, Range: r, Depth: depth, Peer: n.cfg.ID, Leaves: b.Leaves, Digests: b.Digests, BytesPerSecond: rate}
@@ -226,7 +226,7 @@ func (n *Node) exchangeKeys(ctx context.Context, span trace.Span, src sharedSour
 		toPeer := map[string]bool{} // keys whose objects the peer lacks
 		links := 0
 		last := false
-		err := n.call(ctx, peer, typeRepairCompare, req, func(e *wan.Envelope) error {
+		err := n.peers.call(ctx, peer, typeRepairCompare, req, func(e *wan.Envelope) error {
 			st.BytesSent += int64(len(e.Payload))
 			if last {
 				return fmt.Errorf("node: repair: %s sent differences after its last chunk", peer)
@@ -315,7 +315,7 @@ func (n *Node) pushChunks(ctx context.Context, ks, peer, peerDC string, rate int
 		}
 		st.BytesSent += size
 		n.metrics.RepairBytes.Add(ctx, size, metric.WithAttributes(telemetry.ReplicaDC(peerDC)))
-		if err := n.call(ctx, peer, typeRepairPush, &repairPush{Keyspace: ks, Objects: chunk}, decodeAck); err != nil {
+		if err := n.peers.call(ctx, peer, typeRepairPush, &repairPush{Keyspace: ks, Objects: chunk}, decodeAck); err != nil {
 			return fmt.Errorf("pushing to %s: %w", peer, err)
 		}
 		st.KeysFixed += int64(len(chunk))

@@ -165,7 +165,7 @@ func (n *Node) dirtyTasks(planned []repair.Task) []repair.Task {
 // usable (up, verified).
 func (n *Node) allUsable(pair [2]string) bool {
 	for _, m := range n.ring().Members() {
-		if (m.DC == pair[0] || m.DC == pair[1]) && !n.health.usable(m.ID) {
+		if (m.DC == pair[0] || m.DC == pair[1]) && !n.peers.usable(m.ID) {
 			return false
 		}
 	}
@@ -290,7 +290,7 @@ func (n *Node) recordRepair(task repair.Task, st repair.RangeStats, start time.T
 func (n *Node) coordinatesRepairOf(dc string) bool {
 	var ids []string
 	for _, m := range n.ring().Members() {
-		if m.DC == dc && n.health.usable(m.ID) {
+		if m.DC == dc && n.peers.usable(m.ID) {
 			ids = append(ids, m.ID)
 		}
 	}
@@ -379,7 +379,7 @@ func (n *Node) repairStatus(ctx context.Context, ks string) (*api.RepairStatusRe
 			continue
 		}
 		g.Go(func() error {
-			err := n.call(ctx, m.ID, typeRepairProgress, &repairRun{Keyspace: ks}, func(e *wan.Envelope) error {
+			err := n.peers.call(ctx, m.ID, typeRepairProgress, &repairRun{Keyspace: ks}, func(e *wan.Envelope) error {
 				var r repairProgressReply
 				if err := e.Decode(&r); err != nil {
 					return err

@@ -17,7 +17,7 @@ const probeTimeout = time.Second
 // status reports every member's state as this node sees it, and the hints
 // each holds (asked with a probe).
 func (n *Node) status(ctx context.Context) *api.StatusResponse {
-	v := n.view.Load()
+	v := n.peers.current()
 	out := make([]api.NodeStatus, 0, len(v.members))
 	for _, m := range v.members {
 		out = append(out, api.NodeStatus{ID: m.ID, DC: m.DC, Rack: m.Rack, Addr: m.Addr, HintsPending: -1, HintBytes: -1})
@@ -34,7 +34,7 @@ func (n *Node) status(ctx context.Context) *api.StatusResponse {
 			st.ReadGated = n.Gated()
 			continue
 		}
-		if n.health.state(st.ID) == StateLeft {
+		if n.peers.state(st.ID) == StateLeft {
 			st.State = StateLeft
 			continue
 		}
@@ -44,7 +44,7 @@ func (n *Node) status(ctx context.Context) *api.StatusResponse {
 			pctx, cancel := context.WithTimeout(ctx, probeTimeout)
 			defer cancel()
 			start := time.Now()
-			err := n.call(pctx, st.ID, typePing, n.ownPing(st.ID), func(e *wan.Envelope) error {
+			err := n.peers.call(pctx, st.ID, typePing, n.ownPing(st.ID), func(e *wan.Envelope) error {
 				var p ping
 				if err := e.Decode(&p); err != nil {
 					return err
@@ -56,8 +56,8 @@ func (n *Node) status(ctx context.Context) *api.StatusResponse {
 			if err == nil {
 				st.RTTms = float64(time.Since(start).Microseconds()) / 1000
 			}
-			st.State = n.health.state(st.ID)
-			if !n.view.Load().inRing[st.ID] && st.State != StateLeft {
+			st.State = n.peers.state(st.ID)
+			if !n.peers.current().inRing[st.ID] && st.State != StateLeft {
 				st.State = StateUnverified
 			}
 		}()

@@ -52,12 +52,12 @@ func opName(t wan.MsgType) string {
 
 // startCall starts the client span of one node-to-node call and puts its
 // context into the envelope, so the peer's spans join the same trace.
-func (n *Node) startCall(ctx context.Context, peer memberInfo, env *wan.Envelope) (context.Context, trace.Span) {
+func (p *peers) startCall(ctx context.Context, peer memberInfo, env *wan.Envelope) (context.Context, trace.Span) {
 	if env.Type == typePing || env.Type == typeGrantSync {
 		return ctx, trace.SpanFromContext(context.Background()) // probes and grant digests are not traced
 	}
 	op := opName(env.Type)
-	ctx, span := n.tracer.Start(ctx, op+" "+peer.ID, trace.WithSpanKind(trace.SpanKindClient),
+	ctx, span := p.tracer.Start(ctx, op+" "+peer.ID, trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithAttributes(
 			telemetry.DBSystemNameKey.String(telemetry.SystemName),
 			telemetry.Operation(op),
@@ -70,7 +70,7 @@ func (n *Node) startCall(ctx context.Context, peer memberInfo, env *wan.Envelope
 }
 
 // endCall ends a call's span and records its latency.
-func (n *Node) endCall(ctx context.Context, span trace.Span, t wan.MsgType, dc string, start time.Time, err error) {
+func (p *peers) endCall(ctx context.Context, span trace.Span, t wan.MsgType, dc string, start time.Time, err error) {
 	if t == typePing || t == typeGrantSync {
 		return
 	}
@@ -79,7 +79,7 @@ func (n *Node) endCall(ctx context.Context, span trace.Span, t wan.MsgType, dc s
 		span.SetStatus(codes.Error, err.Error())
 	}
 	span.End()
-	n.metrics.ObserveReplicaRPC(ctx, opName(t), dc, time.Since(start))
+	p.metrics.ObserveReplicaRPC(ctx, opName(t), dc, time.Since(start))
 }
 
 // startServe starts the server span of a request stream, continuing the

@@ -49,7 +49,7 @@ func (n *Node) queueFor(ctx context.Context, targets []string) store.Queue {
 // copy then fails too (keepHint).
 func (n *Node) queueDropped(ctx context.Context, ks string, key []byte, dropped []string) {
 	dcs := map[string]bool{}
-	members := n.view.Load().members
+	members := n.peers.current().members
 	for _, t := range dropped {
 		if m, ok := members[t]; ok && !dcs[m.DC] {
 			dcs[m.DC] = true
