@@ -77,7 +77,7 @@ func (n *Node) keepHint(ctx context.Context, target, ks string, key []byte, obj 
 		n.metrics.HintsDropped.Add(ctx, 1, targetAttr)
 		n.log.WarnContext(ctx, "hint dropped: the byte bound for its target is reached; its range is marked for repair", "target", target, "keyspace", ks)
 		if m, ok := n.peers.current().members[target]; ok {
-			n.markDirty(ks, m.DC, key)
+			n.repairer.markDirty(ks, m.DC, key)
 		}
 		return errHintDropped
 	}
@@ -163,7 +163,7 @@ func (h *handoff) run() {
 			lastExpire = now
 			dropped, err := n.store.ExpireHintsFunc(now, n.cfg.Hints.MaxAge, func(d store.DroppedHint) {
 				if m, ok := n.peers.current().members[d.Target]; ok {
-					n.markDirtyToken(d.Keyspace, m.DC, d.Token)
+					n.repairer.markDirtyToken(d.Keyspace, m.DC, d.Token)
 				}
 			})
 			if err != nil {

@@ -23,7 +23,6 @@ import (
 	"github.com/meridian-kv/meridian/api"
 	"github.com/meridian-kv/meridian/grants"
 	"github.com/meridian-kv/meridian/placement"
-	"github.com/meridian-kv/meridian/repair"
 	"github.com/meridian-kv/meridian/store"
 	"github.com/meridian-kv/meridian/telemetry"
 	"github.com/meridian-kv/meridian/wan"
@@ -77,20 +76,12 @@ type Node struct {
 	store *store.Store
 	tr    *wan.Transport
 
-	peers      *peers // membership, peer health and call (peers.go)
-	handoff    *handoff
-	flights    flights      // writes whose copies are in flight (writeahead.go)
-	trees      treeCache    // repair trees built for peers' sessions
-	slots      *repairSlots // bounds on concurrent repair work
-	budget     repairBudget // repair bytes per destination region
-	progressMu sync.Mutex   // serialises checkpoint updates
-	dirtyMu    sync.Mutex
-	dirty      *repair.DirtySet // ranges dropped hints left diverging
-	started    time.Time        // n.now() at Start: background repair waits a step after it (schedule.go)
-	passSkips  passSkips        // segments whose scheduled repair failed, skipped for a while (schedule.go)
-	synced     syncBook         // repair sessions completed per peer (tombstones.go)
-	readGate   atomic.Int64     // unix nanos of the return from a long outage; 0 = reads open
-	onDisk     bool             // the store is on the real disk, in cfg.DataDir
+	peers    *peers // membership, peer health and call (peers.go)
+	handoff  *handoff
+	flights  flights      // writes whose copies are in flight (writeahead.go)
+	repairer *repairer    // repair state: trees, slots, budget, checkpoints, dirty set, session book (repairer.go)
+	readGate atomic.Int64 // unix nanos of the return from a long outage; 0 = reads open
+	onDisk   bool         // the store is on the real disk, in cfg.DataDir
 
 	// Identity (identity.go): actor mints this node's dots; incs are the
 	// incarnations seen of each node; unverified is set while a fresh
@@ -135,7 +126,7 @@ func Start(cfg Config, opts Options) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("node: invalid configuration: %w", err)
 	}
-	n := &Node{cfg: cfg, log: opts.Logger, now: opts.Now, slots: newRepairSlots(), fatalCh: make(chan struct{})}
+	n := &Node{cfg: cfg, log: opts.Logger, now: opts.Now, fatalCh: make(chan struct{})}
 	if n.log == nil {
 		n.log = slog.Default()
 	}
@@ -143,7 +134,6 @@ func Start(cfg Config, opts Options) (*Node, error) {
 	if n.now == nil {
 		n.now = time.Now
 	}
-	n.started = n.now()
 	var err error
 	n.tracer = telemetry.Tracer(opts.TracerProvider)
 	if n.metrics, err = telemetry.NewMetrics(opts.MeterProvider); err != nil {
@@ -192,7 +182,13 @@ func Start(cfg Config, opts Options) (*Node, error) {
 	}
 	n.bgCtx, n.bgStop = context.WithCancel(context.Background())
 	n.reload.configPath, n.reload.files = opts.ConfigPath, cfg.TLS
-	n.peers = newPeers(n, opts.GossipTransport) // before the transport serves: handlers read health
+	// The rooms exist before the transport serves: handlers use them.
+	n.peers = newPeers(n, opts.GossipTransport)
+	if n.repairer, err = newRepairer(n); err != nil {
+		n.audit.close()
+		n.store.Close()
+		return nil, fmt.Errorf("node: %w", err)
+	}
 	n.tr, err = wan.Listen(wan.Config{
 		Credentials: creds,
 		ListenAddr:  cfg.Listen,
@@ -221,12 +217,6 @@ func Start(cfg Config, opts Options) (*Node, error) {
 	n.handoff = newHandoff(n)
 	n.peers.onUp = func(string) { n.handoff.kick() }
 	if err := n.openReadGate(); err != nil {
-		n.tr.Close()
-		n.store.Close()
-		n.audit.close()
-		return nil, fmt.Errorf("node: %w", err)
-	}
-	if err := n.loadDirty(); err != nil {
 		n.tr.Close()
 		n.store.Close()
 		n.audit.close()
@@ -347,7 +337,7 @@ func (n *Node) Close() error {
 	n.bgStop()
 	errs = append(errs, n.tr.Close())
 	n.bg.Wait()
-	n.slots.close()
+	n.repairer.slots.close()
 	// A clean stop records when the node was last alive, so its outage is
 	// measured from here (see openReadGate).
 	errs = append(errs, n.saveTime(aliveName, n.now()), n.store.Close(), n.audit.close())
@@ -366,7 +356,7 @@ func (n *Node) Kill() error {
 	n.bgStop()
 	errs = append(errs, n.tr.Close())
 	n.bg.Wait()
-	n.slots.close()
+	n.repairer.slots.close()
 	errs = append(errs, n.store.Close(), n.audit.close())
 	return errors.Join(errs...)
 }

@@ -149,20 +149,6 @@ func acquire(ctx context.Context, sem chan struct{}) error {
 	}
 }
 
-// scanning runs f, which scans the store for repair, within a CPU slot.
-// The slot then stays taken, idle, scanIdle times as long as f ran, so
-// repair leaves foreground requests most of the node's CPU however many
-// sessions wait on the WAN.
-func (n *Node) scanning(ctx context.Context, f func() error) error {
-	if err := acquire(ctx, n.slots.cpu); err != nil {
-		return err
-	}
-	start := time.Now()
-	err := f()
-	n.slots.releaseCPU(time.Since(start))
-	return err
-}
-
 // sharedSource is the store as seen by a repair between this node and
 // peer: only the keys of which both are replicas.
 type sharedSource struct {
@@ -211,18 +197,9 @@ const treeCacheTTL = time.Minute
 
 func (n *Node) responderTree(ctx context.Context, ks string, r repair.Range, depth int, peer string) (*repair.Tree, error) {
 	key := treeKey(ks, r, depth, peer)
-	c := &n.trees
-	c.mu.Lock()
 	now := time.Now()
-	for k, e := range c.trees {
-		if now.Sub(e.built) > treeCacheTTL {
-			delete(c.trees, k)
-		}
-	}
-	e, ok := c.trees[key]
-	c.mu.Unlock()
-	if ok {
-		return e.t, nil
+	if t, ok := n.repairer.cachedTree(key, now); ok {
+		return t, nil
 	}
 	// One session asks for its tree's levels one round trip at a time, so
 	// no two requests build the same tree at once.
@@ -232,35 +209,19 @@ func (n *Node) responderTree(ctx context.Context, ks string, r repair.Range, dep
 	}
 	at := n.now()
 	var t *repair.Tree
-	if err := n.scanning(ctx, func() (err error) {
+	if err := n.repairer.scanning(ctx, func() (err error) {
 		t, err = repair.BuildTree(src, ks, r, depth)
 		return err
 	}); err != nil {
 		return nil, err
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.trees == nil {
-		c.trees = map[string]cachedTree{}
-	}
-	c.trees[key] = cachedTree{t: t, built: now, at: at}
+	n.repairer.keepTree(key, t, now, at)
 	return t, nil
 }
 
 // treeKey names the responder's tree of one session in the cache.
 func treeKey(ks string, r repair.Range, depth int, peer string) string {
 	return fmt.Sprintf("%s|%s|%d|%s", ks, r, depth, peer)
-}
-
-// dropTree forgets the responder's tree of a finished session, so the
-// next session builds a fresh one, and returns when its scan started.
-func (n *Node) dropTree(ks string, r repair.Range, depth int, peer string) (time.Time, bool) {
-	key := treeKey(ks, r, depth, peer)
-	n.trees.mu.Lock()
-	defer n.trees.mu.Unlock()
-	e, ok := n.trees.trees[key]
-	delete(n.trees.trees, key)
-	return e.at, ok
 }
 
 // serveRepair answers the repair messages of serveReplica.
@@ -275,9 +236,7 @@ func (n *Node) serveRepair(ctx context.Context, from string, req *wan.Envelope, 
 		if err != nil {
 			return err
 		}
-		n.trees.mu.Lock()
-		hashes, err := t.Level(ctx, m.Level, m.Indexes)
-		n.trees.mu.Unlock()
+		hashes, err := n.repairer.treeLevel(ctx, t, m.Level, m.Indexes)
 		if err != nil {
 			return err
 		}
@@ -303,8 +262,8 @@ func (n *Node) serveRepair(ctx context.Context, from string, req *wan.Envelope, 
 		}
 		// The initiator merged what this node sent and pushed what it
 		// lacked: both hold everything this node's tree saw.
-		if at, ok := n.dropTree(m.Keyspace, m.Range, m.Depth, m.Peer); ok {
-			if err := n.recordSynced(m.Keyspace, m.Peer, m.Range, at); err != nil {
+		if at, ok := n.repairer.dropTree(m.Keyspace, m.Range, m.Depth, m.Peer); ok {
+			if err := n.repairer.recordSynced(m.Keyspace, m.Peer, m.Range, at); err != nil {
 				return err
 			}
 			if err := n.maybeCloseGate(); err != nil {
@@ -419,14 +378,12 @@ func (n *Node) repairRange(ctx context.Context, ks string, r repair.Range, peer 
 		}
 	}()
 	sizeKey := fmt.Sprintf("%s|%s|%s", ks, r, peer)
-	n.trees.mu.Lock()
 	guess := 0 // DefaultDepth
-	if size, ok := n.trees.sizes[sizeKey]; ok {
+	if size, ok := n.repairer.treeSize(sizeKey); ok {
 		guess = repair.DepthFor(size)
 	}
-	n.trees.mu.Unlock()
 	var local *repair.Tree
-	err = n.scanning(ctx, func() (err error) {
+	err = n.repairer.scanning(ctx, func() (err error) {
 		if local, err = repair.BuildTree(src, ks, r, guess); err != nil {
 			return err
 		}
@@ -440,12 +397,7 @@ func (n *Node) repairRange(ctx context.Context, ks string, r repair.Range, peer 
 	if err != nil {
 		return st, err
 	}
-	n.trees.mu.Lock()
-	if n.trees.sizes == nil {
-		n.trees.sizes = map[string]int{}
-	}
-	n.trees.sizes[sizeKey] = local.Count()
-	n.trees.mu.Unlock()
+	n.repairer.setTreeSize(sizeKey, local.Count())
 	depth = local.Depth()
 	st.KeysCompared = int64(local.Count())
 	peerTree := repairPeer{n: n, peer: peer, ks: ks, r: r, depth: local.Depth(), bytes: &st.BytesSent}
@@ -468,7 +420,7 @@ func (n *Node) finishSession(ctx context.Context, ks string, r repair.Range, pee
 	if err := n.peers.call(ctx, peer, typeRepairDone, &repairDone{Keyspace: ks, Range: r, Depth: depth, Peer: n.cfg.ID}, decodeAck); err != nil {
 		return fmt.Errorf("finishing the session with %s: %w", peer, err)
 	}
-	if err := n.recordSynced(ks, peer, r, started); err != nil {
+	if err := n.repairer.recordSynced(ks, peer, r, started); err != nil {
 		return err
 	}
 	return n.maybeCloseGate()
@@ -490,18 +442,6 @@ func progressName(ks string, pair [2]string) string {
 	return fmt.Sprintf("progress/%s/%s/%s", ks, pair[0], pair[1])
 }
 
-func (n *Node) loadProgress(ks string, pair [2]string) (repair.Progress, error) {
-	b, err := n.store.RepairState(progressName(ks, pair))
-	if err != nil || b == nil {
-		// A pass has repairSegments tasks, the unit of checkpoints and of
-		// the session records tombstone collection relies on.
-		p := repair.NewProgress(pair, ks)
-		p.Segments = repairSegments
-		return p, err
-	}
-	return repair.DecodeProgress(b)
-}
-
 // RepairProgress returns the checkpoints of every datacenter pair this
 // node has orchestrated repairs of, for keyspace ks.
 func (n *Node) RepairProgress(ks string) ([]repair.Progress, error) {
@@ -509,7 +449,7 @@ func (n *Node) RepairProgress(ks string) ([]repair.Progress, error) {
 	var out []repair.Progress
 	for i, a := range dcs {
 		for _, b := range dcs[i:] {
-			p, err := n.loadProgress(ks, [2]string{a, b})
+			p, err := n.repairer.loadProgress(ks, [2]string{a, b})
 			if err != nil {
 				return nil, err
 			}
@@ -568,7 +508,7 @@ func (n *Node) repairNow(ctx context.Context, r *api.RepairRequest, report func(
 		firstSeg string
 	)
 	for _, pair := range pairs {
-		cp, err := n.loadProgress(r.Keyspace, pair)
+		cp, err := n.repairer.loadProgress(r.Keyspace, pair)
 		if err != nil {
 			return api.Errorf(api.CodeInternal, "meridian: repair checkpoint: %v", err)
 		}
@@ -610,7 +550,7 @@ func (n *Node) repairNow(ctx context.Context, r *api.RepairRequest, report func(
 				st, err := n.repairPairRange(ctx, r.Keyspace, pair, seg, r.BytesPerSecond)
 				if err == nil {
 					task := repair.Task{Kind: repair.TaskPass, Pair: pair, Keyspace: r.Keyspace, Range: seg}
-					if err = n.recordRepair(task, st, segStart); err != nil {
+					if err = n.repairer.recordRepair(task, st, segStart); err != nil {
 						err = fmt.Errorf("saving repair checkpoint: %w", err)
 					}
 				}
@@ -707,7 +647,7 @@ func (n *Node) repairPairRange(ctx context.Context, ks string, pair [2]string, s
 		var wg sync.WaitGroup
 		for _, s := range round {
 			a, b := s[0], s[1]
-			if err := acquire(ctx, n.slots.sessions); err != nil {
+			if err := acquire(ctx, n.repairer.slots.sessions); err != nil {
 				mu.Lock()
 				errs = append(errs, err)
 				mu.Unlock()
@@ -716,7 +656,7 @@ func (n *Node) repairPairRange(ctx context.Context, ks string, pair [2]string, s
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				defer func() { <-n.slots.sessions }()
+				defer func() { <-n.repairer.slots.sessions }()
 				var st repair.RangeStats
 				var err error
 				if a == n.cfg.ID {

@@ -115,7 +115,7 @@ func (n *Node) serveRepairCompare(ctx context.Context, req *wan.Envelope, reply 
 		if err != nil {
 			return err
 		}
-		if err := n.pace(ctx, peerDC, int64(len(env.Payload)), m.BytesPerSecond); err != nil {
+		if err := n.repairer.pace(ctx, peerDC, int64(len(env.Payload)), m.BytesPerSecond); err != nil {
 			return err
 		}
 		if err := reply.Send(env); err != nil {
@@ -132,7 +132,7 @@ func (n *Node) serveRepairCompare(ctx context.Context, req *wan.Envelope, reply 
 		from, after := run.From, []byte(nil) // resume at token from, past key after
 		for {
 			full := false
-			err := n.scanning(ctx, func() error {
+			err := n.repairer.scanning(ctx, func() error {
 				return src.Scan(m.Keyspace, from, run.To, func(tok uint64, key []byte, obj *version.Object) error {
 					if after != nil && tok == from && bytes.Compare(key, after) <= 0 {
 						return nil
@@ -208,7 +208,7 @@ func (n *Node) serveRepairCompare(ctx context.Context, req *wan.Envelope, reply 
 // naming them once every batch was exchanged.
 func (n *Node) exchangeKeys(ctx context.Context, span trace.Span, src sharedSource, ks string, r repair.Range, depth int, leaves []int, peer string, rate int64, st *repair.RangeStats) error {
 	var batches []repair.DigestBatch
-	if err := n.scanning(ctx, func() (err error) {
+	if err := n.repairer.scanning(ctx, func() (err error) {
 		batches, err = repair.BatchDigests(src, ks, r, depth, leaves, repairChunkBytes, repairChunkItems)
 		return err
 	}); err != nil {
@@ -219,7 +219,7 @@ func (n *Node) exchangeKeys(ctx context.Context, span trace.Span, src sharedSour
 	for _, b := range batches {
 		req := &repairCompare{Keyspace: ks, Range: r, Depth: depth, Peer: n.cfg.ID, Leaves: b.Leaves, Digests: b.Digests, BytesPerSecond: rate}
 		reqLen := encodedLen(req)
-		if err := n.pace(ctx, peerDC, reqLen, rate); err != nil {
+		if err := n.repairer.pace(ctx, peerDC, reqLen, rate); err != nil {
 			return err
 		}
 		st.BytesSent += reqLen
@@ -310,7 +310,7 @@ func (n *Node) pushChunks(ctx context.Context, ks, peer, peerDC string, rate int
 		if len(chunk) == 0 {
 			return nil
 		}
-		if err := n.pace(ctx, peerDC, size, rate); err != nil {
+		if err := n.repairer.pace(ctx, peerDC, size, rate); err != nil {
 			return err
 		}
 		st.BytesSent += size

@@ -68,12 +68,12 @@ func goroutinesIn(fn string) int {
 // has, so no goroutine of a closed node is left sleeping.
 func TestScanIdleEndsOnClose(t *testing.T) {
 	n := startSolo(t)
-	n.slots.mu.Lock()
-	n.slots.idleFor = func(time.Duration) time.Duration { return time.Hour }
-	n.slots.mu.Unlock()
+	n.repairer.slots.mu.Lock()
+	n.repairer.slots.idleFor = func(time.Duration) time.Duration { return time.Hour }
+	n.repairer.slots.mu.Unlock()
 	const fn = "node.(*repairSlots).releaseCPU"
 	before := goroutinesIn(fn)
-	if err := n.scanning(context.Background(), func() error { return nil }); err != nil {
+	if err := n.repairer.scanning(context.Background(), func() error { return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if got := goroutinesIn(fn); got != before+1 {
@@ -87,7 +87,7 @@ func TestScanIdleEndsOnClose(t *testing.T) {
 	}
 	// A scan after Close releases its slot at once.
 	for range repairCPU + 1 {
-		n.scanning(context.Background(), func() error { return nil })
+		n.repairer.scanning(context.Background(), func() error { return nil })
 	}
 	if got := goroutinesIn(fn); got != before {
 		t.Fatalf("%d goroutines idle a CPU slot after scans of a closed node, want %d", got, before)
@@ -98,21 +98,21 @@ func TestScanIdleEndsOnClose(t *testing.T) {
 // scans, so the nodes of one process do not wait on each other's scans.
 func TestRepairScanSlotsPerNode(t *testing.T) {
 	a, b := startSolo(t), startSolo(t)
-	if a.slots.cpu == b.slots.cpu {
+	if a.repairer.slots.cpu == b.repairer.slots.cpu {
 		t.Fatal("two nodes share their repair scan slots")
 	}
-	if cap(a.slots.cpu) != repairCPU || cap(b.slots.cpu) != repairCPU {
-		t.Fatalf("scan slots %d and %d, want %d each", cap(a.slots.cpu), cap(b.slots.cpu), repairCPU)
+	if cap(a.repairer.slots.cpu) != repairCPU || cap(b.repairer.slots.cpu) != repairCPU {
+		t.Fatalf("scan slots %d and %d, want %d each", cap(a.repairer.slots.cpu), cap(b.repairer.slots.cpu), repairCPU)
 	}
 	// b scans while a holds its only slot.
 	hold, held := make(chan struct{}), make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
-		done <- a.scanning(context.Background(), func() error { close(held); <-hold; return nil })
+		done <- a.repairer.scanning(context.Background(), func() error { close(held); <-hold; return nil })
 	}()
 	<-held
 	ran := false
-	if err := b.scanning(context.Background(), func() error { ran = true; return nil }); err != nil || !ran {
+	if err := b.repairer.scanning(context.Background(), func() error { ran = true; return nil }); err != nil || !ran {
 		t.Fatalf("b's scan while a scans: ran %v, %v", ran, err)
 	}
 	close(hold)

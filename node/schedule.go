@@ -9,13 +9,10 @@ import (
 	"sync"
 	"time"
 
-	"go.opentelemetry.io/otel/metric"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/meridian-kv/meridian/api"
-	"github.com/meridian-kv/meridian/placement"
 	"github.com/meridian-kv/meridian/repair"
-	"github.com/meridian-kv/meridian/telemetry"
 	"github.com/meridian-kv/meridian/wan"
 )
 
@@ -55,7 +52,7 @@ func (n *Node) every(interval time.Duration, f func()) {
 // scheduleInterval; tests call it with an injected clock.
 func (n *Node) ScheduleRound(ctx context.Context) (planned, completed int) {
 	windows, background := n.repairWindows()
-	if background && n.now().Before(n.started.Add(backgroundStep(n.cfg.Repair.Background.Period))) {
+	if background && n.repairer.settling(n.cfg.Repair.Background.Period) {
 		// A node that just started leaves the ring alone for one step of
 		// the background pace (45 min by default) before its first pass:
 		// a cluster being set up, or a node that restarts, gets time to
@@ -69,18 +66,15 @@ func (n *Node) ScheduleRound(ctx context.Context) (planned, completed int) {
 			if !n.coordinatesRepairOf(pair[0]) {
 				continue
 			}
-			p, err := n.loadProgress(ks, pair)
+			p, err := n.repairer.loadProgress(ks, pair)
 			if err != nil {
 				n.log.Error("repair checkpoint", "err", err)
 				continue
 			}
-			progress = append(progress, n.passSkips.apply(p, n.now()))
+			progress = append(progress, p)
 		}
 	}
-	n.dirtyMu.Lock()
-	tasks := repair.Plan(windows, dedupe(progress), n.dirty, n.now())
-	tasks = append(tasks, n.dirtyTasks(tasks)...)
-	n.dirtyMu.Unlock()
+	tasks := n.repairer.plan(windows, progress, n.allUsable)
 	for _, task := range tasks {
 		tctx, cancel := context.WithCancel(ctx)
 		if !task.WindowEnd.IsZero() {
@@ -92,7 +86,7 @@ func (n *Node) ScheduleRound(ctx context.Context) (planned, completed int) {
 		cancel()
 		if err != nil {
 			if task.Kind == repair.TaskPass {
-				n.passSkips.add(task, n.now())
+				n.repairer.skip(task)
 			}
 			n.log.Warn("scheduled repair of a segment failed; the pass goes on with the next segments and retries this one later", "pair", task.Pair, "keyspace", task.Keyspace, "range", task.Range.String(), "retry_after", passSkipFor, "err", err)
 			continue
@@ -134,33 +128,6 @@ func backgroundStep(period time.Duration) time.Duration {
 	return period / 2 / repairSegments
 }
 
-// dirtyTasks returns, for each pair and keyspace with dirty ranges that
-// planned has no task for, a task repairing its oldest one now: this node
-// recorded them (it dropped the hints), whether or not it coordinates the
-// pair's scheduled repairs and whether or not a window is open. Dirty
-// ranges are small and known to diverge; waiting for a window would leave
-// them silently diverging. The caller holds dirtyMu.
-func (n *Node) dirtyTasks(planned []repair.Task) []repair.Task {
-	type pk struct {
-		pair [2]string
-		ks   string
-	}
-	seen := map[pk]bool{}
-	for _, t := range planned {
-		seen[pk{t.Pair, t.Keyspace}] = true
-	}
-	var out []repair.Task
-	for _, d := range n.dirty.Entries() {
-		k := pk{repair.CanonicalPair(d.Pair), d.Keyspace}
-		if seen[k] || !n.allUsable(k.pair) {
-			continue // the replica that missed the writes is not back yet
-		}
-		seen[k] = true
-		out = append(out, repair.Task{Kind: repair.TaskDirty, Pair: k.pair, Keyspace: d.Keyspace, Range: d.Range, BytesPerSecond: repair.DefaultBytesPerSecond})
-	}
-	return out
-}
-
 // allUsable reports whether every member of the pair's datacenters is
 // usable (up, verified).
 func (n *Node) allUsable(pair [2]string) bool {
@@ -179,111 +146,18 @@ func (n *Node) runTask(ctx context.Context, task repair.Task) (repair.RangeStats
 	if err != nil {
 		return st, err
 	}
-	if err := n.recordRepair(task, st, start); err != nil {
+	if err := n.repairer.recordRepair(task, st, start); err != nil {
 		return st, err
 	}
-	return st, n.clearDirty(task, start)
+	return st, n.repairer.clearDirty(task, start)
 }
 
 // dirtyName is where the set of ranges left diverging by dropped hints
 // lives in the store.
 const dirtyName = "dirty"
 
-// loadDirty reads the dirty set at start.
-func (n *Node) loadDirty() error {
-	b, err := n.store.RepairState(dirtyName)
-	if err != nil {
-		return err
-	}
-	if b == nil {
-		n.dirty = repair.NewDirtySet(repairSegments)
-		return nil
-	}
-	n.dirty, err = repair.DecodeDirtySet(b)
-	return err
-}
-
-// markDirty records that the write of key in keyspace ks will not reach
-// its replica in datacenter dc by handoff (its hint was dropped), so the
-// next repair of every pair of dc with the keyspace's datacenters covers
-// the key's range first: hints degrade into targeted repair, not silent
-// divergence.
-func (n *Node) markDirty(ks, dc string, key []byte) {
-	n.markDirtyToken(ks, dc, placement.KeyToken(key))
-}
-
-// markDirtyToken is markDirty for a key known by its token.
-func (n *Node) markDirtyToken(ks, dc string, tok uint64) {
-	k, cerr := n.keyspace(ks)
-	if cerr != nil {
-		return
-	}
-	r := repair.NewRange(tok, tok+1)
-	if tok == ^uint64(0) {
-		r = repair.NewRange(tok, 0)
-	}
-	now := n.now()
-	n.dirtyMu.Lock()
-	defer n.dirtyMu.Unlock()
-	for other, reps := range k.Replication {
-		if reps == 0 {
-			continue
-		}
-		if err := n.dirty.Add(ks, [2]string{dc, other}, r, now, now); err != nil {
-			n.log.Error("recording a dirty range", "err", err)
-		}
-	}
-	n.saveDirtyLocked()
-}
-
-// clearDirty forgets the dirty ranges a completed task covered.
-func (n *Node) clearDirty(task repair.Task, started time.Time) error {
-	n.dirtyMu.Lock()
-	defer n.dirtyMu.Unlock()
-	if n.dirty.Clear(task.Pair, task.Keyspace, task.Range, started) == 0 {
-		return nil
-	}
-	return n.saveDirtyLocked()
-}
-
-func (n *Node) saveDirtyLocked() error {
-	b, err := repair.EncodeDirtySet(n.dirty)
-	if err == nil {
-		err = n.store.PutRepairState(dirtyName, b)
-	}
-	if err != nil {
-		n.log.Error("saving the dirty ranges", "err", err)
-	}
-	return err
-}
-
 // DirtyRanges returns how many ranges dropped hints left for repair.
-func (n *Node) DirtyRanges() int {
-	n.dirtyMu.Lock()
-	defer n.dirtyMu.Unlock()
-	return n.dirty.Len()
-}
-
-// recordRepair checkpoints a completed task in the pair's progress.
-func (n *Node) recordRepair(task repair.Task, st repair.RangeStats, start time.Time) error {
-	n.progressMu.Lock()
-	defer n.progressMu.Unlock()
-	cp, err := n.loadProgress(task.Keyspace, task.Pair)
-	if err != nil {
-		return err
-	}
-	if err := cp.Record(task, st, start, n.now()); err != nil {
-		return err
-	}
-	b, err := repair.EncodeProgress(cp)
-	if err != nil {
-		return err
-	}
-	other := metric.WithAttributes(telemetry.ReplicaDC(task.Pair[1]))
-	n.metrics.RepairRanges.Add(context.Background(), 1, other)
-	n.metrics.RepairKeysFixed.Add(context.Background(), st.KeysFixed, other)
-	return n.store.PutRepairState(progressName(task.Keyspace, task.Pair), b)
-}
+func (n *Node) DirtyRanges() int { return n.repairer.dirtyCount() }
 
 // coordinatesRepairOf reports whether this node coordinates the repairs of
 // pairs whose first datacenter is dc.
@@ -315,37 +189,6 @@ func dedupe(ps []repair.Progress) []repair.Progress {
 type repairBudget struct {
 	mu   sync.Mutex
 	lims map[string]*repair.Limiter
-}
-
-// pace waits until bytes may be sent to dc at rate bytes per second (0: no
-// limit). Sessions to one region share its limiter; a session asking for
-// another rate resets it.
-func (n *Node) pace(ctx context.Context, dc string, bytes, rate int64) error {
-	if rate <= 0 {
-		return nil
-	}
-	n.budget.mu.Lock()
-	if n.budget.lims == nil {
-		n.budget.lims = map[string]*repair.Limiter{}
-	}
-	l := n.budget.lims[dc]
-	if l == nil || l.Rate != rate {
-		l = &repair.Limiter{Rate: rate}
-		n.budget.lims[dc] = l
-	}
-	wait := l.Reserve(time.Now(), bytes)
-	n.budget.mu.Unlock()
-	if wait <= 0 {
-		return nil
-	}
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // repairStatus merges every member's checkpoints of keyspace ks (the node

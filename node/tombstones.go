@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/meridian-kv/meridian/codec"
 	"github.com/meridian-kv/meridian/placement"
 	"github.com/meridian-kv/meridian/repair"
 	"github.com/meridian-kv/meridian/version"
@@ -64,63 +63,10 @@ type syncBook struct {
 	times map[string][]int64 // syncName -> unix nanos per segment
 }
 
-// syncTimes returns the session times with peer, loading them on first use.
-// The caller holds n.synced.mu.
-func (n *Node) syncTimesLocked(ks, peer string) ([]int64, error) {
-	name := syncName(ks, peer)
-	if t, ok := n.synced.times[name]; ok {
-		return t, nil
-	}
-	t := make([]int64, repairSegments)
-	b, err := n.store.RepairState(name)
-	if err != nil {
-		return nil, err
-	}
-	if b != nil {
-		if err := codec.Unmarshal(b, &t); err != nil {
-			return nil, fmt.Errorf("repair session times with %s: %w", peer, err)
-		}
-		if len(t) != repairSegments {
-			return nil, fmt.Errorf("repair session times with %s: %d segments, want %d", peer, len(t), repairSegments)
-		}
-	}
-	if n.synced.times == nil {
-		n.synced.times = map[string][]int64{}
-	}
-	n.synced.times[name] = t
-	return t, nil
-}
-
-// recordSynced notes that a session with peer over r, started at start,
-// completed: every segment r covers whole is now synced as of start.
-func (n *Node) recordSynced(ks, peer string, r repair.Range, start time.Time) error {
-	n.synced.mu.Lock()
-	defer n.synced.mu.Unlock()
-	t, err := n.syncTimesLocked(ks, peer)
-	if err != nil {
-		return err
-	}
-	changed := false
-	for i, seg := range repair.Segments(repairSegments) {
-		if covers(r, seg) && start.UnixNano() > t[i] {
-			t[i] = start.UnixNano()
-			changed = true
-		}
-	}
-	if !changed {
-		return nil
-	}
-	b, err := codec.Marshal(t)
-	if err != nil {
-		return err
-	}
-	return n.store.PutRepairState(syncName(ks, peer), b)
-}
-
 // unsynced calls fn for each keyspace, peer and segment this node has not
 // completed a session with since gate, stopping when fn returns false.
 // Peers are the members of every datacenter holding replicas of the
-// keyspace. The caller must not hold n.synced.mu.
+// keyspace.
 func (n *Node) unsynced(gate int64, fn func(ks string, peer string, seg repair.Range) bool) error {
 	for name, ks := range n.cfg.Keyspaces {
 		for _, m := range n.ring().Members() {
@@ -128,10 +74,7 @@ func (n *Node) unsynced(gate int64, fn func(ks string, peer string, seg repair.R
 				continue
 			}
 			for i, seg := range repair.Segments(repairSegments) {
-				n.synced.mu.Lock()
-				t, err := n.syncTimesLocked(name, m.ID)
-				fresh := err == nil && t[i] > gate
-				n.synced.mu.Unlock()
+				fresh, err := n.repairer.syncedSince(name, m.ID, i, gate)
 				if err != nil {
 					return err
 				}
@@ -170,24 +113,15 @@ func (n *Node) maybeCloseGate() error {
 // key's segment, and names one it has not.
 func (n *Node) syncedWithReplicas(ks string, rep placement.Replication, tok uint64, since time.Time) (bool, string, error) {
 	plan := n.ring().Plan(tok, rep)
-	seg := repair.SegmentOf(tok, repairSegments)
-	n.synced.mu.Lock()
-	defer n.synced.mu.Unlock()
+	var others []string
 	for _, reps := range plan.Replicas {
 		for _, m := range reps {
-			if m.ID == n.cfg.ID {
-				continue
-			}
-			t, err := n.syncTimesLocked(ks, m.ID)
-			if err != nil {
-				return false, m.ID, err
-			}
-			if t[seg] <= since.UnixNano() {
-				return false, m.ID, nil
+			if m.ID != n.cfg.ID {
+				others = append(others, m.ID)
 			}
 		}
 	}
-	return true, "", nil
+	return n.repairer.syncedWithAll(ks, others, repair.SegmentOf(tok, repairSegments), since.UnixNano())
 }
 
 // collectTombstones collects every tombstone whose grace has passed and

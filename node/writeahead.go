@@ -53,7 +53,7 @@ func (n *Node) queueDropped(ctx context.Context, ks string, key []byte, dropped 
 	for _, t := range dropped {
 		if m, ok := members[t]; ok && !dcs[m.DC] {
 			dcs[m.DC] = true
-			n.markDirty(ks, m.DC, key)
+			n.repairer.markDirty(ks, m.DC, key)
 		}
 	}
 	n.log.DebugContext(ctx, "write-ahead hints over their byte bound; the key's range is marked for repair", "targets", dropped, "keyspace", ks)
