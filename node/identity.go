@@ -127,11 +127,11 @@ func (n *Node) startIdentity() error {
 	id := n.store.Identity()
 	n.actor = id.Actor()
 	if n.store.Fresh() {
-		if err := n.saveTime(freshName, n.now()); err != nil {
+		if err := saveTime(n.store, freshName, n.now()); err != nil {
 			return err
 		}
 	}
-	t, err := n.loadTime(freshName)
+	t, err := loadTime(n.store, freshName)
 	if err != nil {
 		return err
 	}
@@ -176,12 +176,9 @@ func (n *Node) peerIncarnation(peer string, p *ping) {
 // every range back it must not answer reads with what it lacks.
 func (n *Node) replaced(peer string, earlier []string) {
 	now := n.now()
-	if n.readGate.Load() == 0 {
-		if err := n.saveTime(gateName, now); err != nil {
-			n.log.Error("gating reads after a replaced data directory", "err", err)
-			return
-		}
-		n.readGate.Store(now.UnixNano())
+	if err := n.tombstones.gateReads(now); err != nil {
+		n.log.Error("gating reads after a replaced data directory", "err", err)
+		return
 	}
 	n.log.Error("THIS NODE'S DATA DIRECTORY IS NOT THE ONE THE CLUSTER KNEW: it was wiped or replaced, and the data of the earlier incarnations is gone from this node. It serves no reads of a range until it has repaired that range with every other replica (see meridian status; meridian repair --now speeds it up)",
 		"incarnation", n.store.Identity().Incarnation, "earlier", earlier, "told_by", peer)
@@ -202,7 +199,7 @@ func (n *Node) heardFrom(peer string) {
 	if heard*2 <= others {
 		return
 	}
-	if err := n.saveTime(freshName, time.Time{}); err != nil {
+	if err := saveTime(n.store, freshName, time.Time{}); err != nil {
 		n.log.Error("recording that peers answered", "err", err)
 		return
 	}

@@ -76,12 +76,12 @@ type Node struct {
 	store *store.Store
 	tr    *wan.Transport
 
-	peers    *peers // membership, peer health and call (peers.go)
-	handoff  *handoff
-	flights  flights      // writes whose copies are in flight (writeahead.go)
-	repairer *repairer    // repair state: trees, slots, budget, checkpoints, dirty set, session book (repairer.go)
-	readGate atomic.Int64 // unix nanos of the return from a long outage; 0 = reads open
-	onDisk   bool         // the store is on the real disk, in cfg.DataDir
+	peers      *peers // membership, peer health and call (peers.go)
+	handoff    *handoff
+	flights    flights     // writes whose copies are in flight (writeahead.go)
+	repairer   *repairer   // repair state: trees, slots, budget, checkpoints, dirty set, session book (repairer.go)
+	tombstones *tombstones // tombstone collection and the read gate (tombstones.go)
+	onDisk     bool        // the store is on the real disk, in cfg.DataDir
 
 	// Identity (identity.go): actor mints this node's dots; incs are the
 	// incarnations seen of each node; unverified is set while a fresh
@@ -189,6 +189,7 @@ func Start(cfg Config, opts Options) (*Node, error) {
 		n.store.Close()
 		return nil, fmt.Errorf("node: %w", err)
 	}
+	n.tombstones = newTombstones(n)
 	n.tr, err = wan.Listen(wan.Config{
 		Credentials: creds,
 		ListenAddr:  cfg.Listen,
@@ -216,7 +217,7 @@ func Start(cfg Config, opts Options) (*Node, error) {
 	n.peers.tr = n.tr
 	n.handoff = newHandoff(n)
 	n.peers.onUp = func(string) { n.handoff.kick() }
-	if err := n.openReadGate(); err != nil {
+	if err := n.tombstones.openGate(); err != nil {
 		n.tr.Close()
 		n.store.Close()
 		n.audit.close()
@@ -339,8 +340,8 @@ func (n *Node) Close() error {
 	n.bg.Wait()
 	n.repairer.slots.close()
 	// A clean stop records when the node was last alive, so its outage is
-	// measured from here (see openReadGate).
-	errs = append(errs, n.saveTime(aliveName, n.now()), n.store.Close(), n.audit.close())
+	// measured from here (see tombstones.openGate).
+	errs = append(errs, n.tombstones.markAlive(n.now()), n.store.Close(), n.audit.close())
 	return errors.Join(errs...)
 }
 
@@ -574,11 +575,14 @@ func (n *Node) planFor(ksName string, key []byte) (Keyspace, placement.Plan, *ap
 }
 
 // keyspace returns the named keyspace's settings.
-func (n *Node) keyspace(name string) (Keyspace, *api.ClientError) {
-	ks, ok := n.cfg.Keyspaces[name]
+func (n *Node) keyspace(name string) (Keyspace, *api.ClientError) { return keyspaceOf(&n.cfg, name) }
+
+// keyspaceOf returns the settings of cfg's keyspace name.
+func keyspaceOf(cfg *Config, name string) (Keyspace, *api.ClientError) {
+	ks, ok := cfg.Keyspaces[name]
 	if !ok {
-		names := make([]string, 0, len(n.cfg.Keyspaces))
-		for k := range n.cfg.Keyspaces {
+		names := make([]string, 0, len(cfg.Keyspaces))
+		for k := range cfg.Keyspaces {
 			names = append(names, k)
 		}
 		sort.Strings(names)

@@ -266,7 +266,7 @@ func (n *Node) serveRepair(ctx context.Context, from string, req *wan.Envelope, 
 			if err := n.repairer.recordSynced(m.Keyspace, m.Peer, m.Range, at); err != nil {
 				return err
 			}
-			if err := n.maybeCloseGate(); err != nil {
+			if err := n.tombstones.closeGateIfSynced(); err != nil {
 				return err
 			}
 		}
@@ -423,7 +423,7 @@ func (n *Node) finishSession(ctx context.Context, ks string, r repair.Range, pee
 	if err := n.repairer.recordSynced(ks, peer, r, started); err != nil {
 		return err
 	}
-	return n.maybeCloseGate()
+	return n.tombstones.closeGateIfSynced()
 }
 
 // subset returns the entries of m whose keys are in keys.

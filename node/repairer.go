@@ -411,3 +411,13 @@ func (rp *repairer) recordSynced(ks, peer string, r repair.Range, start time.Tim
 	}
 	return rp.store.PutRepairState(syncName(ks, peer), b)
 }
+
+// syncName is where the session times with one peer are kept.
+func syncName(ks, peer string) string { return fmt.Sprintf("synced/%s/%s", ks, peer) }
+
+// syncBook holds, per keyspace and peer, the start time (this node's clock)
+// of the last session completed with that peer over each segment.
+type syncBook struct {
+	mu    sync.Mutex
+	times map[string][]int64 // syncName -> unix nanos per segment
+}

@@ -198,7 +198,7 @@ func (n *Node) mergeMany(ctx context.Context, ks string, objs []keyObject) (err 
 // every key while a fresh node has not yet heard from its peers
 // (verifiedRead, identity.go), and, after the node was down longer than the
 // tombstone grace, the keys of ranges it has not yet repaired with every
-// other replica (readAllowed, tombstones.go).
+// other replica (tombstones.readAllowed).
 func (n *Node) readLocal(ks string, key []byte, inspect bool) (*version.Object, error) {
 	if _, cerr := n.keyspace(ks); cerr != nil {
 		return nil, cerr
@@ -207,7 +207,7 @@ func (n *Node) readLocal(ks string, key []byte, inspect bool) (*version.Object, 
 		if err := n.verifiedRead(); err != nil {
 			return nil, err
 		}
-		if err := n.readAllowed(ks, key); err != nil {
+		if err := n.tombstones.readAllowed(ks, key); err != nil {
 			return nil, err
 		}
 	}

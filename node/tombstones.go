@@ -5,11 +5,14 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"sync"
+	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/meridian-kv/meridian/placement"
 	"github.com/meridian-kv/meridian/repair"
+	"github.com/meridian-kv/meridian/store"
+	"github.com/meridian-kv/meridian/telemetry"
 	"github.com/meridian-kv/meridian/version"
 )
 
@@ -53,28 +56,68 @@ const (
 	gateName  = "read-gate" // set while a returning node has ranges to repair
 )
 
-// syncName is where the session times with one peer are kept.
-func syncName(ks, peer string) string { return fmt.Sprintf("synced/%s/%s", ks, peer) }
+// tombstones is the room of tombstone collection and the read gate. It
+// owns the gate (when this node came back from a long outage or on a
+// replaced data directory, or none) and the alive and gate records in the
+// store; it decides from the session book of the repairer room and the
+// ring of the peers room, and changes neither. The repair sessions that
+// close the gate run on the node (catchUp, repairRange), which tells this
+// room when one completed (closeGateIfSynced).
+type tombstones struct {
+	// Wiring, not owned.
+	cfg      *Config
+	log      *slog.Logger
+	now      func() time.Time
+	store    *store.Store
+	metrics  *telemetry.Metrics
+	peers    *peers
+	repairer *repairer
 
-// syncBook holds, per keyspace and peer, the start time (this node's clock)
-// of the last session completed with that peer over each segment.
-type syncBook struct {
-	mu    sync.Mutex
-	times map[string][]int64 // syncName -> unix nanos per segment
+	gate atomic.Int64 // unix nanos of the return from a long outage; 0 = reads open
 }
+
+// newTombstones returns the tombstone room of node n; its rooms peers and
+// repairer must exist.
+func newTombstones(n *Node) *tombstones {
+	return &tombstones{cfg: &n.cfg, log: n.log, now: n.now, store: n.store, metrics: n.metrics, peers: n.peers, repairer: n.repairer}
+}
+
+// gated reports whether reads are gated.
+func (tb *tombstones) gated() bool { return tb.gate.Load() != 0 }
+
+// since returns when the gate was set (unix nanos), or 0 when reads are
+// open.
+func (tb *tombstones) since() int64 { return tb.gate.Load() }
+
+// gateReads gates reads from now on, unless they are gated already (a
+// replaced data directory, identity.go).
+func (tb *tombstones) gateReads(now time.Time) error {
+	if tb.gate.Load() != 0 {
+		return nil
+	}
+	if err := saveTime(tb.store, gateName, now); err != nil {
+		return err
+	}
+	tb.gate.Store(now.UnixNano())
+	return nil
+}
+
+// markAlive records that the node runs at now, so an outage is measured
+// from its last record (see openGate).
+func (tb *tombstones) markAlive(now time.Time) error { return saveTime(tb.store, aliveName, now) }
 
 // unsynced calls fn for each keyspace, peer and segment this node has not
 // completed a session with since gate, stopping when fn returns false.
 // Peers are the members of every datacenter holding replicas of the
 // keyspace.
-func (n *Node) unsynced(gate int64, fn func(ks string, peer string, seg repair.Range) bool) error {
-	for name, ks := range n.cfg.Keyspaces {
-		for _, m := range n.ring().Members() {
-			if m.ID == n.cfg.ID || ks.Replication[m.DC] == 0 {
+func (tb *tombstones) unsynced(gate int64, fn func(ks string, peer string, seg repair.Range) bool) error {
+	for name, ks := range tb.cfg.Keyspaces {
+		for _, m := range tb.peers.ring().Members() {
+			if m.ID == tb.cfg.ID || ks.Replication[m.DC] == 0 {
 				continue
 			}
 			for i, seg := range repair.Segments(repairSegments) {
-				fresh, err := n.repairer.syncedSince(name, m.ID, i, gate)
+				fresh, err := tb.repairer.syncedSince(name, m.ID, i, gate)
 				if err != nil {
 					return err
 				}
@@ -87,64 +130,64 @@ func (n *Node) unsynced(gate int64, fn func(ks string, peer string, seg repair.R
 	return nil
 }
 
-// maybeCloseGate opens this node's reads again once it has completed a
+// closeGateIfSynced opens this node's reads again once it has completed a
 // session with every peer over every segment since it came back.
-func (n *Node) maybeCloseGate() error {
-	gate := n.readGate.Load()
+func (tb *tombstones) closeGateIfSynced() error {
+	gate := tb.gate.Load()
 	if gate == 0 {
 		return nil
 	}
 	complete := true
-	if err := n.unsynced(gate, func(string, string, repair.Range) bool {
+	if err := tb.unsynced(gate, func(string, string, repair.Range) bool {
 		complete = false
 		return false
 	}); err != nil || !complete {
 		return err
 	}
-	if !n.readGate.CompareAndSwap(gate, 0) {
+	if !tb.gate.CompareAndSwap(gate, 0) {
 		return nil
 	}
-	n.log.Info("repaired every range since the outage: serving reads again")
-	return n.saveTime(gateName, time.Time{})
+	tb.log.Info("repaired every range since the outage: serving reads again")
+	return saveTime(tb.store, gateName, time.Time{})
 }
 
 // syncedWithReplicas reports whether this node has completed a session
 // started after since with every other replica of the key at tok, over the
 // key's segment, and names one it has not.
-func (n *Node) syncedWithReplicas(ks string, rep placement.Replication, tok uint64, since time.Time) (bool, string, error) {
-	plan := n.ring().Plan(tok, rep)
+func (tb *tombstones) syncedWithReplicas(ks string, rep placement.Replication, tok uint64, since time.Time) (bool, string, error) {
+	plan := tb.peers.ring().Plan(tok, rep)
 	var others []string
 	for _, reps := range plan.Replicas {
 		for _, m := range reps {
-			if m.ID != n.cfg.ID {
+			if m.ID != tb.cfg.ID {
 				others = append(others, m.ID)
 			}
 		}
 	}
-	return n.repairer.syncedWithAll(ks, others, repair.SegmentOf(tok, repairSegments), since.UnixNano())
+	return tb.repairer.syncedWithAll(ks, others, repair.SegmentOf(tok, repairSegments), since.UnixNano())
 }
 
-// collectTombstones collects every tombstone whose grace has passed and
+// collect collects every tombstone whose grace has passed and
 // whose replicas have all been repaired with this node since it arrived.
 // It returns how many it collected.
-func (n *Node) CollectTombstones(ctx context.Context) (int, error) {
-	now := n.now()
-	grace := n.cfg.Repair.TombstoneGrace
+func (tb *tombstones) collect(ctx context.Context) (int, error) {
+	now := tb.now()
+	grace := tb.cfg.Repair.TombstoneGrace
 	collected := 0
-	for name, ks := range n.cfg.Keyspaces {
+	for name, ks := range tb.cfg.Keyspaces {
 		rep := placement.Replication(ks.Replication)
-		err := n.store.Tombstones(name, func(tok uint64, key []byte, arrived time.Time) error {
+		err := tb.store.Tombstones(name, func(tok uint64, key []byte, arrived time.Time) error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
 			if now.Before(arrived.Add(grace)) {
 				return nil
 			}
-			ok, _, err := n.syncedWithReplicas(name, rep, tok, arrived.Add(commitMargin))
+			ok, _, err := tb.syncedWithReplicas(name, rep, tok, arrived.Add(commitMargin))
 			if err != nil || !ok {
 				return err
 			}
-			done, err := n.store.CollectTombstone(name, key, arrived)
+			done, err := tb.store.CollectTombstone(name, key, arrived)
 			if done {
 				collected++
 			}
@@ -155,7 +198,7 @@ func (n *Node) CollectTombstones(ctx context.Context) (int, error) {
 		}
 	}
 	if collected > 0 {
-		n.metrics.TombstonesCollected.Add(ctx, int64(collected))
+		tb.metrics.TombstonesCollected.Add(ctx, int64(collected))
 	}
 	return collected, nil
 }
@@ -165,44 +208,44 @@ func (n *Node) CollectTombstones(ctx context.Context) (int, error) {
 // replaced data directory (identity.go): both open the same read gate.
 var errUnrepaired = errors.New("replica has not repaired this range yet since it came back (from an outage longer than the tombstone grace, or on a wiped or replaced data directory)")
 
-// openReadGate decides at start whether this node must gate its reads: it
+// openGate decides at start whether this node must gate its reads: it
 // was down longer than the grace (by its own clock: the last time it
 // recorded being alive), or a gate from before a restart is still open.
-func (n *Node) openReadGate() error {
-	gate, err := n.loadTime(gateName)
+func (tb *tombstones) openGate() error {
+	gate, err := loadTime(tb.store, gateName)
 	if err != nil {
 		return err
 	}
-	alive, err := n.loadTime(aliveName)
+	alive, err := loadTime(tb.store, aliveName)
 	if err != nil {
 		return err
 	}
-	now := n.now()
-	if gate.IsZero() && !alive.IsZero() && now.Sub(alive) > n.cfg.Repair.TombstoneGrace {
+	now := tb.now()
+	if gate.IsZero() && !alive.IsZero() && now.Sub(alive) > tb.cfg.Repair.TombstoneGrace {
 		gate = now
-		if err := n.saveTime(gateName, gate); err != nil {
+		if err := saveTime(tb.store, gateName, gate); err != nil {
 			return err
 		}
-		n.log.Warn("this node was down longer than the tombstone grace: it serves no reads of a range until it has repaired it with every other replica",
-			"down_for", now.Sub(alive).Round(time.Second).String(), "grace", n.cfg.Repair.TombstoneGrace.String())
+		tb.log.Warn("this node was down longer than the tombstone grace: it serves no reads of a range until it has repaired it with every other replica",
+			"down_for", now.Sub(alive).Round(time.Second).String(), "grace", tb.cfg.Repair.TombstoneGrace.String())
 	}
 	if !gate.IsZero() {
-		n.readGate.Store(gate.UnixNano())
+		tb.gate.Store(gate.UnixNano())
 	}
-	return n.saveTime(aliveName, now)
+	return saveTime(tb.store, aliveName, now)
 }
 
 // readAllowed reports whether this node may serve a read of key in ks.
-func (n *Node) readAllowed(ks string, key []byte) error {
-	gate := n.readGate.Load()
+func (tb *tombstones) readAllowed(ks string, key []byte) error {
+	gate := tb.gate.Load()
 	if gate == 0 {
 		return nil
 	}
-	k, cerr := n.keyspace(ks)
+	k, cerr := keyspaceOf(tb.cfg, ks)
 	if cerr != nil {
 		return cerr
 	}
-	ok, _, err := n.syncedWithReplicas(ks, placement.Replication(k.Replication), placement.KeyToken(key), time.Unix(0, gate))
+	ok, _, err := tb.syncedWithReplicas(ks, placement.Replication(k.Replication), placement.KeyToken(key), time.Unix(0, gate))
 	if err != nil {
 		return err
 	}
@@ -214,19 +257,26 @@ func (n *Node) readAllowed(ks string, key []byte) error {
 
 // Gated reports whether this node still refuses reads of some ranges after
 // a long outage.
-func (n *Node) Gated() bool { return n.readGate.Load() != 0 }
+func (n *Node) Gated() bool { return n.tombstones.gated() }
+
+// CollectTombstones collects every tombstone whose grace has passed and
+// whose replicas have all been repaired with this node since it arrived.
+// It returns how many it collected.
+func (n *Node) CollectTombstones(ctx context.Context) (int, error) {
+	return n.tombstones.collect(ctx)
+}
 
 // catchUp repairs, as this node's own sessions, every segment of every
 // keyspace with every peer it has not completed a session with since it
 // came back, then closes the read gate.
 func (n *Node) catchUp(ctx context.Context) error {
-	gate := n.readGate.Load()
+	gate := n.tombstones.since()
 	if gate == 0 {
 		return nil
 	}
 	var errs []error
 	failed := map[string]bool{}
-	err := n.unsynced(gate, func(ks, peer string, seg repair.Range) bool {
+	err := n.tombstones.unsynced(gate, func(ks, peer string, seg repair.Range) bool {
 		if failed[peer] {
 			return true // likely down; try the others
 		}
@@ -239,7 +289,7 @@ func (n *Node) catchUp(ctx context.Context) error {
 	if err := errors.Join(append(errs, err)...); err != nil {
 		return err
 	}
-	return n.maybeCloseGate()
+	return n.tombstones.closeGateIfSynced()
 }
 
 // runTombstoneSweeper, once per tombstoneSweepInterval, records that the
@@ -252,19 +302,20 @@ func (n *Node) runTombstoneSweeper() {
 
 // sweepTombstones is one round of runTombstoneSweeper.
 func (n *Node) sweepTombstones() {
-	if err := n.saveTime(aliveName, n.now()); err != nil {
+	if err := n.tombstones.markAlive(n.now()); err != nil {
 		n.log.Error("recording liveness", "err", err)
 	}
 	if err := n.catchUp(n.bgCtx); err != nil && n.bgCtx.Err() == nil {
 		n.log.Warn("repair after the outage is not finished; retrying", "err", err)
 	}
-	if _, err := n.CollectTombstones(n.bgCtx); err != nil && n.bgCtx.Err() == nil {
+	if _, err := n.tombstones.collect(n.bgCtx); err != nil && n.bgCtx.Err() == nil {
 		n.log.Error("collecting tombstones", "err", err)
 	}
 }
 
-func (n *Node) loadTime(name string) (time.Time, error) {
-	b, err := n.store.RepairState(name)
+// loadTime reads the time stored under name; none is the zero time.
+func loadTime(st *store.Store, name string) (time.Time, error) {
+	b, err := st.RepairState(name)
 	if err != nil || b == nil {
 		return time.Time{}, err
 	}
@@ -279,12 +330,12 @@ func (n *Node) loadTime(name string) (time.Time, error) {
 }
 
 // saveTime stores t under name; the zero time is stored as 0.
-func (n *Node) saveTime(name string, t time.Time) error {
+func saveTime(st *store.Store, name string, t time.Time) error {
 	var ns int64
 	if !t.IsZero() {
 		ns = t.UnixNano()
 	}
-	return n.store.PutRepairState(name, binary.BigEndian.AppendUint64(nil, uint64(ns)))
+	return st.PutRepairState(name, binary.BigEndian.AppendUint64(nil, uint64(ns)))
 }
 
 // mintBase is the object a local write of a key starts from: cur, or, for
