@@ -4,11 +4,11 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/serf/serf"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/meridian-kv/meridian/api"
 	"github.com/meridian-kv/meridian/grants"
@@ -125,23 +125,21 @@ func (n *Node) pushGrants(ctx context.Context, es []grants.Entry) (members, reac
 	ctx, cancel := context.WithTimeout(ctx, grantPushTimeout)
 	defer cancel()
 	var ok atomic.Int64
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 16)
+	// No shared context: one member that fails must not cancel the others.
+	var g errgroup.Group
+	g.SetLimit(16)
 	for _, id := range peers {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
+		g.Go(func() error {
 			err := n.peers.call(ctx, id, typeGrantPush, &grantSet{Entries: es}, func(e *wan.Envelope) error { return nil })
 			if err == nil {
 				ok.Add(1)
 			} else {
 				n.log.Debug("grant push failed; anti-entropy will deliver it", "peer", id, "err", err)
 			}
-		}()
+			return nil // counted and logged: a push is best effort
+		})
 	}
-	wg.Wait()
+	g.Wait()
 	return len(peers), int(ok.Load())
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/metric"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/meridian-kv/meridian/store"
 	"github.com/meridian-kv/meridian/telemetry"
@@ -177,8 +178,9 @@ func (h *handoff) run() {
 		}
 		// Targets are served concurrently (a few at a time): a node that
 		// kept the hints of a whole datacenter delivers to all of it.
-		var wg sync.WaitGroup
-		sem := make(chan struct{}, handoffTargets)
+		// No shared context: one target's failure must not stop the others.
+		var g errgroup.Group
+		g.SetLimit(handoffTargets)
 		for target := range n.store.HintStats() {
 			if n.bgCtx.Err() != nil {
 				break
@@ -186,15 +188,12 @@ func (h *handoff) run() {
 			if _, known := n.peers.current().members[target]; !known || !n.peers.usable(target) {
 				continue
 			}
-			sem <- struct{}{}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer func() { <-sem }()
-				h.deliver(target)
-			}()
+			g.Go(func() error {
+				h.deliver(target) // logs why a round paused; the hints wait for the next
+				return nil
+			})
 		}
-		wg.Wait()
+		g.Wait()
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/meridian-kv/meridian/api"
 	"github.com/meridian-kv/meridian/codec"
@@ -532,7 +533,10 @@ func (n *Node) repairNow(ctx context.Context, r *api.RepairRequest, report func(
 	// one already fixed.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var wg sync.WaitGroup
+	// Segments' failures are counted below, not returned: one must not
+	// cancel the others. sem bounds them and, unlike SetLimit, gives up
+	// when ctx ends.
+	var g errgroup.Group
 	sem := make(chan struct{}, repairSegmentsInFlight)
 	for i, seg := range segments {
 		if len(todo[i]) == 0 {
@@ -541,9 +545,7 @@ func (n *Node) repairNow(ctx context.Context, r *api.RepairRequest, report func(
 		if acquire(ctx, sem) != nil {
 			break
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		g.Go(func() error {
 			defer func() { <-sem }()
 			for _, pair := range todo[i] {
 				segStart := n.now()
@@ -568,7 +570,7 @@ func (n *Node) repairNow(ctx context.Context, r *api.RepairRequest, report func(
 					mu.Unlock()
 					n.log.Warn("repair of a segment failed; the other segments go on, and the next repair retries it", "keyspace", r.Keyspace, "pair", pair[0]+"/"+pair[1], "range", seg.String(), "err", err)
 					if ctx.Err() != nil {
-						return
+						return nil
 					}
 					continue
 				}
@@ -584,9 +586,10 @@ func (n *Node) repairNow(ctx context.Context, r *api.RepairRequest, report func(
 				report(prog)
 				mu.Unlock()
 			}
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
+	g.Wait()
 	if firstEr != nil {
 		return api.Errorf(api.CodeUnavailable, "meridian: repair of %d of %d ranges failed, first %s (the others are done and saved; run it again to retry them): %v", failed, prog.RangesTotal, firstSeg, firstEr)
 	}
@@ -644,7 +647,10 @@ func (n *Node) repairPairRange(ctx context.Context, ks string, pair [2]string, s
 		errs  []error
 	)
 	for _, round := range sessionRounds(sessions) {
-		var wg sync.WaitGroup
+		// Every session's error is kept (errs), and none cancels the
+		// others: the slots, not SetLimit, bound them, so waiting for one
+		// gives up when ctx ends.
+		var g errgroup.Group
 		for _, s := range round {
 			a, b := s[0], s[1]
 			if err := acquire(ctx, n.repairer.slots.sessions); err != nil {
@@ -653,9 +659,7 @@ func (n *Node) repairPairRange(ctx context.Context, ks string, pair [2]string, s
 				mu.Unlock()
 				break
 			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+			g.Go(func() error {
 				defer func() { <-n.repairer.slots.sessions }()
 				var st repair.RangeStats
 				var err error
@@ -675,12 +679,13 @@ func (n *Node) repairPairRange(ctx context.Context, ks string, pair [2]string, s
 				defer mu.Unlock()
 				if err != nil {
 					errs = append(errs, fmt.Errorf("%s with %s: %w", a, b, err))
-					return
+					return nil
 				}
 				total.Add(st)
-			}()
+				return nil
+			})
 		}
-		wg.Wait()
+		g.Wait()
 	}
 	return total, errors.Join(errs...)
 }

@@ -4,8 +4,9 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/meridian-kv/meridian/api"
 	"github.com/meridian-kv/meridian/wan"
@@ -22,7 +23,9 @@ func (n *Node) status(ctx context.Context) *api.StatusResponse {
 	for _, m := range v.members {
 		out = append(out, api.NodeStatus{ID: m.ID, DC: m.DC, Rack: m.Rack, Addr: m.Addr, HintsPending: -1, HintBytes: -1})
 	}
-	var wg sync.WaitGroup
+	// No shared context: one member that does not answer must not cancel
+	// the other probes.
+	var g errgroup.Group
 	for i := range out {
 		st := &out[i]
 		if st.ID == n.cfg.ID {
@@ -38,9 +41,7 @@ func (n *Node) status(ctx context.Context) *api.StatusResponse {
 			st.State = StateLeft
 			continue
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		g.Go(func() error {
 			pctx, cancel := context.WithTimeout(ctx, probeTimeout)
 			defer cancel()
 			start := time.Now()
@@ -60,9 +61,15 @@ func (n *Node) status(ctx context.Context) *api.StatusResponse {
 			if !n.peers.current().inRing[st.ID] && st.State != StateLeft {
 				st.State = StateUnverified
 			}
-		}()
+			if err != nil {
+				// The state (and hints of -1) tell the operator; the
+				// cause goes to the log.
+				n.log.Debug("status probe failed", "peer", st.ID, "err", err)
+			}
+			return nil
+		})
 	}
-	wg.Wait()
+	g.Wait()
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].DC != out[j].DC {
 			return out[i].DC < out[j].DC
@@ -84,11 +91,10 @@ func (n *Node) inspect(ctx context.Context, r *api.InspectRequest) (*api.Inspect
 	}
 	all := plan.All()
 	res := &api.InspectResponse{Token: plan.Token, Replicas: make([]api.ReplicaState, len(all))}
-	var wg sync.WaitGroup
+	// Each replica's error is its entry's Error; none cancels the others.
+	var g errgroup.Group
 	for i, m := range all {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		g.Go(func() error {
 			st := api.ReplicaState{Node: m.ID, DC: m.DC}
 			obj, err := n.readReplicaAs(ctx, m.ID, r.Keyspace, r.Key, true)
 			if err != nil {
@@ -105,9 +111,10 @@ func (n *Node) inspect(ctx context.Context, r *api.InspectRequest) (*api.Inspect
 				st.Deleted = len(st.Values) == 0 && len(obj.Siblings) > 0
 			}
 			res.Replicas[i] = st
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
+	g.Wait()
 	return res, nil
 }
 
