@@ -245,7 +245,7 @@ func (h *handoff) deliver(target string) {
 		if err := n.bgCtx.Err(); err != nil {
 			d.Stop(err)
 		}
-		if n.flights.has(target, hint.Keyspace, hint.Key) {
+		if n.coordinator.inFlight(target, hint.Keyspace, hint.Key) {
 			return nil // a write-ahead hint its write's own copy is delivering
 		}
 		d.Add(hint)

@@ -76,12 +76,12 @@ type Node struct {
 	store *store.Store
 	tr    *wan.Transport
 
-	peers      *peers // membership, peer health and call (peers.go)
-	handoff    *handoff
-	flights    flights     // writes whose copies are in flight (writeahead.go)
-	repairer   *repairer   // repair state: trees, slots, budget, checkpoints, dirty set, session book (repairer.go)
-	tombstones *tombstones // tombstone collection and the read gate (tombstones.go)
-	onDisk     bool        // the store is on the real disk, in cfg.DataDir
+	peers       *peers      // membership, peer health and call (peers.go)
+	handoff     *handoff    // hint delivery and its counters (handoff.go)
+	coordinator coordinator // writes coordinated here whose copies are in flight (writeahead.go)
+	repairer    *repairer   // repair state: trees, slots, budget, checkpoints, dirty set, session book (repairer.go)
+	tombstones  *tombstones // tombstone collection and the read gate (tombstones.go)
+	onDisk      bool        // the store is on the real disk, in cfg.DataDir
 
 	// Identity (identity.go): actor mints this node's dots; incs are the
 	// incarnations seen of each node; unverified is set while a fresh

@@ -81,7 +81,7 @@ func (n *Node) put(ctx context.Context, r *api.PutRequest) (*api.PutResponse, *a
 	// replica (writeahead.go), so the write reaches them even if this node
 	// dies before its copies leave.
 	targets := n.replicaTargets(plan)
-	landed := n.flights.add(targets, r.Keyspace, r.Key)
+	landed := n.coordinator.launch(targets, r.Keyspace, r.Key)
 	var siblings, size int
 	_, span := n.tracer.Start(ctx, "store.update", trace.WithAttributes(telemetry.Namespace(r.Keyspace), telemetry.Node(n.cfg.ID)))
 	obj, _, dropped, err := n.store.UpdateQueued(r.Keyspace, r.Key, func(cur *version.Object) (*version.Object, error) {

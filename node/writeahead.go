@@ -98,6 +98,29 @@ func (f *fanout) report(a ack) {
 	f.done()
 }
 
+// coordinator is the coordinator room: the state of the writes this node
+// coordinates that outlives their requests. Today that is the in-flight
+// marks of their copies (flights): put marks them, the write's fan-out
+// unmarks them once every replica answered, and handoff asks inFlight to
+// leave alone a write-ahead hint whose write's own copy is delivering it.
+// The coordination itself — put, get, replicate, the relays, read repair
+// (put.go, get.go, this file) — runs on the node, reaching peers through
+// the peers room.
+type coordinator struct {
+	flights flights
+}
+
+// launch marks a write's copies of key to targets in flight; the returned
+// func (call it once) unmarks them.
+func (c *coordinator) launch(targets []string, ks string, key []byte) (landed func()) {
+	return c.flights.add(targets, ks, key)
+}
+
+// inFlight reports whether a write's copy of key to target is in flight.
+func (c *coordinator) inFlight(target, ks string, key []byte) bool {
+	return c.flights.has(target, ks, key)
+}
+
 // flights marks the (target, keyspace, key) whose write-ahead hints are
 // being delivered by their write's own fan-out: handoff leaves those
 // alone rather than send the same object a second time.
