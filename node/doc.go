@@ -35,4 +35,18 @@
 // (sloppy quorum): kept by a fallback of its datacenter or by the node that
 // noticed, durable in the store, delivered by merging when the replica is
 // back. See docs/architecture.md for the decisions behind it.
+//
+// # Layout
+//
+// Node is the wiring and the lifecycle (Start, Close, the store, the
+// transport, identity, authorization, audit, telemetry). The state of each
+// concern lives in a room, a type that owns it and is reached through its
+// methods: peers (peers.go: membership, peer health, and call, the one way
+// to send a request to a peer), coordinator (writeahead.go: writes in
+// flight), handoff (handoff.go: hint delivery), repairer (repairer.go: the
+// repair state) and tombstones (tombstones.go: collection and the read
+// gate). The protocols — coordinating puts and gets (put.go, get.go),
+// serving replicas (replica.go), repair sessions (repair.go,
+// repair_stream.go, schedule.go) — run on Node and use the rooms. See
+// "Rooms of a node" in docs/architecture.md for the picture and the seams.
 package node
