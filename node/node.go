@@ -338,7 +338,7 @@ func (n *Node) Close() error {
 	n.bgStop()
 	errs = append(errs, n.tr.Close())
 	n.bg.Wait()
-	n.repairer.slots.close()
+	n.repairer.close()
 	// A clean stop records when the node was last alive, so its outage is
 	// measured from here (see tombstones.openGate).
 	errs = append(errs, n.tombstones.markAlive(n.now()), n.store.Close(), n.audit.close())
@@ -357,7 +357,7 @@ func (n *Node) Kill() error {
 	n.bgStop()
 	errs = append(errs, n.tr.Close())
 	n.bg.Wait()
-	n.repairer.slots.close()
+	n.repairer.close()
 	errs = append(errs, n.store.Close(), n.audit.close())
 	return errors.Join(errs...)
 }
