@@ -672,6 +672,12 @@ func (c *Client) doStream(ctx context.Context, op, ks, cons string, t wan.MsgTyp
 			}
 			continue
 		}
+		if errors.As(err, &re) && re.Code == wan.CodeNotExecuted {
+			// Refused before it was executed (the node's store failed):
+			// the next node may take it at once.
+			errs = append(errs, fmt.Errorf("%s (%s): %w", n.ID, n.Addr, err))
+			continue
+		}
 		if errors.As(err, &re) {
 			if write && (re.Code == wan.CodeDeadlineExceeded || re.Code == wan.CodeInternal) {
 				// The node took the write and gave up (or failed) before

@@ -362,6 +362,20 @@ func (n *Node) Kill() error {
 	return errors.Join(errs...)
 }
 
+// storeErr reports why the store failed, or nil while it works.
+func (n *Node) storeErr() error {
+	if err := n.store.Err(); err != nil {
+		return err
+	}
+	if n.storeFailed.Load() {
+		return errStoreFailed
+	}
+	return nil
+}
+
+// errStoreFailed: the store's directory check failed (watchDirectory).
+var errStoreFailed = errors.New("its data directory check failed")
+
 // goBackground runs f as tracked background work bounded by the request
 // timeout, unless the node is closing.
 func (n *Node) goBackground(f func(ctx context.Context)) {
@@ -395,6 +409,17 @@ func (n *Node) serve(ctx context.Context, from wan.Identity, req *wan.Envelope, 
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, n.cfg.Limits.RequestTimeout)
 		defer cancel()
+	}
+	switch req.Type {
+	case api.TypePut, api.TypeGet:
+		// A node whose store failed executes no read or write, not even
+		// as a coordinator: it says so before touching anything, so the
+		// client (or a forwarding peer) sends the request to another node
+		// and the write's outcome stays known.
+		if err := n.storeErr(); err != nil {
+			reply.SendError(wan.CodeNotExecuted, fmt.Sprintf("meridian: the store of %s failed (%v): it serves no reads or writes until restarted on a working disk; another node can", n.cfg.ID, err))
+			return
+		}
 	}
 	switch req.Type {
 	case api.TypePut:

@@ -359,6 +359,9 @@ func (n *Node) forwardPut(ctx context.Context, r *api.PutRequest, plan placement
 		}
 		lastErr = err
 		var re *wan.RemoteError
+		if errors.As(err, &re) && re.Code == wan.CodeNotExecuted {
+			continue // refused unexecuted (its store failed): the next replica may take it
+		}
 		if errors.Is(err, wan.ErrOutcomeUnknown) || errors.As(err, &re) {
 			// The replica took the write and did not finish answering: it
 			// may have applied it, and another coordinator would mint a

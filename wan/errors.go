@@ -58,6 +58,10 @@ const (
 	// its request rate (Config.ClientRequestsPerSecond). It was not
 	// executed: the caller may retry it later, or send it elsewhere.
 	CodeOverloaded = "overloaded"
+	// CodeNotExecuted: the handler refused the request without executing
+	// any of it (a node whose store failed refuses reads and writes): the
+	// caller may send it to another node at once.
+	CodeNotExecuted = "not_executed"
 )
 
 // RemoteError is returned by a call whose reply was a TypeError envelope.
