@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync/atomic"
 
 	"golang.org/x/sync/errgroup"
 
@@ -145,11 +146,11 @@ func (n *Node) reencryptPeer(ctx context.Context, id string) api.ReencryptResult
 // reencryptLocal re-seals this node's values under its active key.
 func (n *Node) reencryptLocal(ctx context.Context) api.ReencryptResult {
 	res := api.ReencryptResult{Node: n.cfg.ID}
-	if !n.reencrypting.CompareAndSwap(false, true) {
+	if !n.reencrypt.running.CompareAndSwap(false, true) {
 		res.Error = "a re-encryption is already running on this node"
 		return res
 	}
-	defer n.reencrypting.Store(false)
+	defer n.reencrypt.running.Store(false)
 	st, err := n.store.Reencrypt(ctx)
 	res.ActiveKey, res.Rewritten, res.Current, res.ByKey, res.Unreadable = st.Active, st.Rewritten, st.Current, st.ByKey, st.Unreadable
 	switch {
@@ -160,4 +161,10 @@ func (n *Node) reencryptLocal(ctx context.Context) api.ReencryptResult {
 	}
 	n.log.Info("re-encryption", "active", st.Active, "rewritten", st.Rewritten, "current", st.Current, "by_key", st.ByKey, "unreadable", st.Unreadable, "err", err)
 	return res
+}
+
+// reencryption is the re-encryption room: whether meridian reencrypt is
+// running on this node (one at a time).
+type reencryption struct {
+	running atomic.Bool
 }

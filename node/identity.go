@@ -7,10 +7,22 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/meridian-kv/meridian/wan"
 )
+
+// identity is the identity room: who this node is and whether its data
+// can be trusted. actor mints this node's dots; incs are the incarnations
+// seen of each node; unverified is set while a fresh data directory has
+// not heard from its peers; storeFailed once the store failed.
+type identity struct {
+	actor       string
+	incs        incarnationBook
+	unverified  atomic.Bool
+	storeFailed atomic.Bool
+}
 
 // A node's identity over time.
 //
@@ -62,13 +74,13 @@ func incarnationsName(id string) string { return "identity/seen/" + id }
 
 // known returns the incarnations this node has seen of id.
 func (n *Node) knownIncarnations(id string) ([]string, error) {
-	n.incs.mu.Lock()
-	defer n.incs.mu.Unlock()
+	n.ident.incs.mu.Lock()
+	defer n.ident.incs.mu.Unlock()
 	return n.loadIncarnationsLocked(incarnationsName(id))
 }
 
 func (n *Node) loadIncarnationsLocked(name string) ([]string, error) {
-	if l, ok := n.incs.seen[name]; ok {
+	if l, ok := n.ident.incs.seen[name]; ok {
 		return l, nil
 	}
 	b, err := n.store.RepairState(name)
@@ -81,18 +93,18 @@ func (n *Node) loadIncarnationsLocked(name string) ([]string, error) {
 			return nil, fmt.Errorf("identity record %q: %w", name, err)
 		}
 	}
-	if n.incs.seen == nil {
-		n.incs.seen = map[string][]string{}
+	if n.ident.incs.seen == nil {
+		n.ident.incs.seen = map[string][]string{}
 	}
-	n.incs.seen[name] = l
+	n.ident.incs.seen[name] = l
 	return l, nil
 }
 
 // addIncarnations records incs under name (durably) and reports which were
 // new.
 func (n *Node) addIncarnations(name string, incs ...string) (added []string, err error) {
-	n.incs.mu.Lock()
-	defer n.incs.mu.Unlock()
+	n.ident.incs.mu.Lock()
+	defer n.ident.incs.mu.Unlock()
 	l, err := n.loadIncarnationsLocked(name)
 	if err != nil {
 		return nil, err
@@ -117,7 +129,7 @@ func (n *Node) addIncarnations(name string, incs ...string) (added []string, err
 	if err := n.store.PutRepairState(name, b); err != nil {
 		return nil, err
 	}
-	n.incs.seen[name] = next
+	n.ident.incs.seen[name] = next
 	return added, nil
 }
 
@@ -125,7 +137,7 @@ func (n *Node) addIncarnations(name string, incs ...string) (added []string, err
 // serves no reads until its peers have said whether it had predecessors.
 func (n *Node) startIdentity() error {
 	id := n.store.Identity()
-	n.actor = id.Actor()
+	n.ident.actor = id.Actor()
 	if n.store.Fresh() {
 		if err := saveTime(n.store, freshName, n.now()); err != nil {
 			return err
@@ -136,7 +148,7 @@ func (n *Node) startIdentity() error {
 		return err
 	}
 	if !t.IsZero() {
-		n.unverified.Store(true)
+		n.ident.unverified.Store(true)
 		n.log.Info("data directory is new: reads wait until peers confirm whether this node replaced an earlier incarnation", "incarnation", id.Incarnation)
 	}
 	return nil
@@ -166,7 +178,7 @@ func (n *Node) peerIncarnation(peer string, p *ping) {
 			n.replaced(peer, added)
 		}
 	}
-	if n.unverified.Load() {
+	if n.ident.unverified.Load() {
 		n.heardFrom(peer)
 	}
 }
@@ -188,13 +200,13 @@ func (n *Node) replaced(peer string, earlier []string) {
 // members answered (none telling of an earlier incarnation, or the gate is
 // open already), reads are decided by the read gate alone.
 func (n *Node) heardFrom(peer string) {
-	n.incs.mu.Lock()
-	if n.incs.heard == nil {
-		n.incs.heard = map[string]bool{}
+	n.ident.incs.mu.Lock()
+	if n.ident.incs.heard == nil {
+		n.ident.incs.heard = map[string]bool{}
 	}
-	n.incs.heard[peer] = true
-	heard := len(n.incs.heard)
-	n.incs.mu.Unlock()
+	n.ident.incs.heard[peer] = true
+	heard := len(n.ident.incs.heard)
+	n.ident.incs.mu.Unlock()
 	others := len(n.peers.current().members) - 1
 	if heard*2 <= others {
 		return
@@ -203,7 +215,7 @@ func (n *Node) heardFrom(peer string) {
 		n.log.Error("recording that peers answered", "err", err)
 		return
 	}
-	if n.unverified.CompareAndSwap(true, false) {
+	if n.ident.unverified.CompareAndSwap(true, false) {
 		n.log.Info("peers answered: this node's data directory replaced no earlier incarnation that they know of", "answered", heard, "peers", others)
 	}
 }
@@ -211,7 +223,7 @@ func (n *Node) heardFrom(peer string) {
 // verifiedRead refuses reads while a fresh node has not heard from its
 // peers (unless it has none: a cluster's first node).
 func (n *Node) verifiedRead() error {
-	if !n.unverified.Load() || len(n.peers.current().members) <= 1 {
+	if !n.ident.unverified.Load() || len(n.peers.current().members) <= 1 {
 		return nil
 	}
 	return errUnverified
@@ -220,7 +232,7 @@ func (n *Node) verifiedRead() error {
 // ownPing is this node's side of a ping to or from peer.
 func (n *Node) ownPing(peer string) *ping {
 	known, err := n.knownIncarnations(peer)
-	if err != nil && !n.storeFailed.Load() {
+	if err != nil && !n.ident.storeFailed.Load() {
 		n.log.Error("reading a peer's incarnations", "peer", peer, "err", err)
 	}
 	return &ping{Node: n.cfg.ID, Incarnation: n.store.Identity().Incarnation, Known: known}
@@ -233,14 +245,14 @@ func (n *Node) ownPing(peer string) *ping {
 // stop sending it replica traffic and show it as failed.
 func (n *Node) watchDirectory() {
 	n.every(directoryCheckInterval, func() {
-		if n.storeFailed.Load() {
+		if n.ident.storeFailed.Load() {
 			return
 		}
 		err := n.store.CheckDirectory()
 		if err == nil || n.closed.Load() {
 			return
 		}
-		n.storeFailed.Store(true)
+		n.ident.storeFailed.Store(true)
 		n.log.Error("THE STORE HAS FAILED: this node acknowledges no more writes and serves no reads; fix the disk or data directory and restart it", "err", err, "data_dir", n.cfg.DataDir)
 		if err := n.peers.markStoreFailed(); err != nil {
 			n.log.Error("telling peers that this node failed", "err", err)

@@ -83,23 +83,17 @@ type Node struct {
 	tombstones  *tombstones // tombstone collection and the read gate (tombstones.go)
 	onDisk      bool        // the store is on the real disk, in cfg.DataDir
 
-	// Identity (identity.go): actor mints this node's dots; incs are the
-	// incarnations seen of each node; unverified is set while a fresh
-	// data directory has not heard from its peers; storeFailed once the
-	// store failed.
-	actor       string
-	incs        incarnationBook
-	unverified  atomic.Bool
-	storeFailed atomic.Bool
-	fatalOnce   sync.Once
-	fatalCh     chan struct{}
-	fatalErr    error
+	ident identity // who this node is: its actor, incarnations, store health (identity.go)
+
+	// The node stopping itself on a fatal condition (identity.go).
+	fatalOnce sync.Once
+	fatalCh   chan struct{}
+	fatalErr  error
 
 	auth  authz     // grants and superusers (auth.go)
 	audit *auditLog // audit.go
 
-	// reencrypting is set while meridian reencrypt runs here (encryption.go).
-	reencrypting atomic.Bool
+	reencrypt reencryption // meridian reencrypt running here (encryption.go)
 
 	tracer     trace.Tracer
 	metrics    *telemetry.Metrics
@@ -367,7 +361,7 @@ func (n *Node) storeErr() error {
 	if err := n.store.Err(); err != nil {
 		return err
 	}
-	if n.storeFailed.Load() {
+	if n.ident.storeFailed.Load() {
 		return errStoreFailed
 	}
 	return nil

@@ -74,7 +74,7 @@ func newPeers(n *Node, gossipTr memberlist.NodeAwareTransport) *peers {
 		tracer:      n.tracer,
 		metrics:     n.metrics,
 		onDisk:      n.onDisk,
-		storeFailed: n.storeFailed.Load,
+		storeFailed: n.ident.storeFailed.Load,
 		ctx:         n.bgCtx,
 		gossipTr:    gossipTr,
 		bg:          &n.bg,

@@ -85,7 +85,7 @@ func (n *Node) put(ctx context.Context, r *api.PutRequest) (*api.PutResponse, *a
 	var siblings, size int
 	_, span := n.tracer.Start(ctx, "store.update", trace.WithAttributes(telemetry.Namespace(r.Keyspace), telemetry.Node(n.cfg.ID)))
 	obj, _, dropped, err := n.store.UpdateQueued(r.Keyspace, r.Key, func(cur *version.Object) (*version.Object, error) {
-		next := n.mintBase(cur).Update(ctxVec, n.actor, version.Write{Value: r.Value, Deleted: r.Delete, WrittenAt: n.now().UnixNano(), Trace: traceRef(ctx)})
+		next := n.mintBase(cur).Update(ctxVec, n.ident.actor, version.Write{Value: r.Value, Deleted: r.Delete, WrittenAt: n.now().UnixNano(), Trace: traceRef(ctx)})
 		if len(next.Siblings) > ks.MaxSiblings && len(next.Siblings) > len(cur.Siblings) {
 			siblings = len(cur.Siblings)
 			return nil, errTooManySiblings

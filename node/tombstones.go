@@ -349,5 +349,5 @@ func (n *Node) mintBase(cur *version.Object) *version.Object {
 	if floor == 0 {
 		return cur
 	}
-	return &version.Object{Clock: version.Vector{n.actor: floor}}
+	return &version.Object{Clock: version.Vector{n.ident.actor: floor}}
 }
