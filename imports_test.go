@@ -45,7 +45,7 @@ var allowed = map[string][]string{
 	// devcluster writes a local cluster's node configurations, certificates
 	// and keys for `meridian dev` and for tests.
 	"devcluster": {"node", "store", "wan"},
-	"cmd/meridian": {"api", "client", "codec", "consistency", "devcluster", "grants", "history", "node", "placement", "store",
+	"cmd/meridian": {"api", "bench", "client", "codec", "consistency", "devcluster", "grants", "history", "node", "placement", "store",
 		"telemetry", "telemetry/otelsetup", "version", "wan"},
 }
 
