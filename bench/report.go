@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 )
 
@@ -100,6 +101,9 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 			fmt.Fprintf(&b, "| %s | %d | %.0f | %.3f | %.3f |\n", c.Description, c.Threads, c.OpsPerSec, c.P50Ms, c.P99Ms)
 		}
 	}
+	if shares := r.shares(); shares != "" {
+		b.WriteString(shares)
+	}
 	if len(r.Ratios) > 0 {
 		b.WriteString("\n| target / reference | point | throughput ratio |\n|---|---|---:|\n")
 		for _, q := range r.Ratios {
@@ -108,4 +112,43 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// shares states each closed-loop run's throughput as a fraction of every
+// ceiling measured at its thread count.
+func (r *Report) shares() string {
+	var names []string
+	for _, c := range r.Calibration {
+		if !slices.Contains(names, c.Name) {
+			names = append(names, c.Name)
+		}
+	}
+	var rows strings.Builder
+	for _, run := range r.Runs {
+		if run.Mode != ModeClosed {
+			continue
+		}
+		cells := make([]string, len(names))
+		found := false
+		for i, n := range names {
+			cells[i] = "–"
+			for _, c := range r.Calibration {
+				if c.Name == n && c.Threads == run.Threads && c.OpsPerSec > 0 {
+					cells[i] = fmt.Sprintf("%.1f %%", 100*run.OpsPerSec/c.OpsPerSec)
+					found = true
+				}
+			}
+		}
+		if found {
+			fmt.Fprintf(&rows, "| %s | %s | %s | %.0f | %s |\n", run.Target, run.Consistency, run.Point(), run.OpsPerSec, strings.Join(cells, " | "))
+		}
+	}
+	if rows.Len() == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("\nThroughput as a share of each ceiling at the same thread count:\n\n| target | consistency | load | ops/s | " + strings.Join(names, " | ") + " |\n|---|---|---|---:|")
+	b.WriteString(strings.Repeat("---:|", len(names)) + "\n")
+	b.WriteString(rows.String())
+	return b.String()
 }

@@ -188,7 +188,11 @@ func runBench(cmd *cobra.Command, g *globalFlags, f *benchFlags) error {
 	status.note(fmt.Sprintf("loaded %d records of %d bytes", f.records, f.valueSize))
 
 	if f.calibrate {
-		report.Calibration, err = calibrate(ctx, f, status, d.context(bench.Key(0)))
+		parent := f.dir
+		if cluster != nil {
+			parent = cluster.dir
+		}
+		report.Calibration, err = calibrate(ctx, f, status, parent, d.context(bench.Key(0)))
 		if err != nil {
 			return err
 		}

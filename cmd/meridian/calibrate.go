@@ -23,10 +23,11 @@ import (
 // request/response of the client protocol's real messages (a put carrying
 // the value, a get answered with it), with no node logic behind either.
 // causal is a context the cluster returned, so replies carry one of the
-// real size.
-func calibrate(ctx context.Context, f *benchFlags, status *statusLine, causal string) ([]bench.Ceiling, error) {
+// real size. Pebble writes under parent ("" = the temporary directory),
+// which should be on the nodes' file system.
+func calibrate(ctx context.Context, f *benchFlags, status *statusLine, parent, causal string) ([]bench.Ceiling, error) {
 	var out []bench.Ceiling
-	dir, err := os.MkdirTemp(f.dir, "calibrate-")
+	dir, err := os.MkdirTemp(parent, "calibrate-")
 	if err != nil {
 		return nil, err
 	}
