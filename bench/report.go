@@ -72,12 +72,15 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	if r.Command != "" {
 		fmt.Fprintf(&b, "Command: `%s`\n", r.Command)
 	}
-	b.WriteString("\n| target | workload | keys | consistency | load | ops/s | op | op ops/s | p50 ms | p99 ms | p99.9 ms | errors | server CPU µs/op |\n")
-	b.WriteString("|---|---|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("\n| target | workload | keys | consistency | load | ops/s | op | op ops/s | p50 ms | p99 ms | p99.9 ms | errors | server CPU µs/op | client CPU µs/op |\n")
+	b.WriteString("|---|---|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, run := range r.Runs {
-		cpu := "–"
+		cpu, ccpu := "–", "–"
 		if run.CPU != nil {
 			cpu = fmt.Sprintf("%.0f", run.CPU.MicrosPerOp)
+			if run.CPU.ClientMicrosPerOp > 0 {
+				ccpu = fmt.Sprintf("%.0f", run.CPU.ClientMicrosPerOp)
+			}
 		}
 		load := run.Point()
 		if run.Unfinished > 0 {
@@ -88,11 +91,11 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 			if i == 0 {
 				total = fmt.Sprintf("%.0f", run.OpsPerSec)
 			} else {
-				cpu = ""
+				cpu, ccpu = "", ""
 			}
-			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %.0f | %.2f | %.2f | %.2f | %d | %s |\n",
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %.0f | %.2f | %.2f | %.2f | %d | %s | %s |\n",
 				run.Target, run.Workload, run.Distribution, o.Consistency, load, total, o.Op, o.OpsPerSec,
-				o.P50Ms, o.P99Ms, o.P999Ms, o.Errors, cpu)
+				o.P50Ms, o.P99Ms, o.P999Ms, o.Errors, cpu, ccpu)
 		}
 	}
 	if len(r.Calibration) > 0 {

@@ -81,13 +81,19 @@ type CPU struct {
 	MicrosPerOp float64 `json:"us_per_op"`
 	// Cores is Seconds over the run's wall time: cores kept busy.
 	Cores float64 `json:"cores"`
+	// ClientSeconds and ClientMicrosPerOp are the same for the process
+	// that generated the load, when known (it shares the machine).
+	ClientSeconds     float64 `json:"client_seconds,omitempty"`
+	ClientMicrosPerOp float64 `json:"client_us_per_op,omitempty"`
 }
 
-// SetCPU fills r.CPU from the CPU seconds its target's processes spent.
-func (r *Result) SetCPU(processes int, seconds float64) {
-	c := &CPU{Processes: processes, Seconds: seconds}
+// SetCPU fills r.CPU from the CPU seconds its target's processes and the
+// load generator (0: unknown) spent.
+func (r *Result) SetCPU(processes int, seconds, client float64) {
+	c := &CPU{Processes: processes, Seconds: seconds, ClientSeconds: client}
 	if ok := r.Ops - r.Errors; ok > 0 {
 		c.MicrosPerOp = seconds / float64(ok) * 1e6
+		c.ClientMicrosPerOp = client / float64(ok) * 1e6
 	}
 	if r.Seconds > 0 {
 		c.Cores = seconds / r.Seconds

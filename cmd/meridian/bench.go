@@ -207,8 +207,9 @@ func runBench(cmd *cobra.Command, g *globalFlags, f *benchFlags) error {
 			el := time.Since(began)
 			return fmt.Sprintf("%s: %4.1fs/%v  %d ops  %.0f ops/s", label, el.Seconds(), f.duration, done.Load(), float64(done.Load())/el.Seconds())
 		})
-		var cpu0 float64
+		var cpu0, self0 float64
 		if f.cpu {
+			self0 = selfCPUSeconds()
 			cpu0, err = cluster.cpuSeconds()
 			if err != nil {
 				status.stop()
@@ -226,7 +227,7 @@ func runBench(cmd *cobra.Command, g *globalFlags, f *benchFlags) error {
 			if err != nil {
 				return err
 			}
-			res.SetCPU(len(cluster.procs), cpu1-cpu0)
+			res.SetCPU(len(cluster.procs), cpu1-cpu0, selfCPUSeconds()-self0)
 		}
 		status.note(fmt.Sprintf("%s: %.0f ops/s, %d errors", label, res.OpsPerSec, res.Errors))
 		report.Runs = append(report.Runs, res)
@@ -282,7 +283,13 @@ func machine() string {
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		kernel = ", Linux " + strings.TrimSpace(string(b))
 	}
-	return fmt.Sprintf("%s, %d CPUs%s, %s", model, runtime.NumCPU(), kernel, runtime.Version())
+	load := ""
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		if f := strings.Fields(string(b)); len(f) >= 3 {
+			load = fmt.Sprintf(", load average %s %s %s at the start", f[0], f[1], f[2])
+		}
+	}
+	return fmt.Sprintf("%s, %d CPUs%s, %s%s", model, runtime.NumCPU(), kernel, runtime.Version(), load)
 }
 
 // meridianDriver drives a Meridian cluster through the Go client. It keeps

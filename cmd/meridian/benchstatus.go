@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -88,4 +89,13 @@ func procCPUSeconds(pid int) (float64, error) {
 	}
 	const userHZ = 100
 	return float64(utime+stime) / userHZ, nil
+}
+
+// selfCPUSeconds is the user and system CPU time this process has used.
+func selfCPUSeconds() float64 {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
