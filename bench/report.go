@@ -155,3 +155,21 @@ func (r *Report) shares() string {
 	b.WriteString(rows.String())
 	return b.String()
 }
+
+// Ratios pairs every run of target with the run of reference at the same
+// point (mode, threads or rate, and consistency) and gives target's
+// throughput over reference's.
+func Ratios(runs []*Result, target, reference string) []Ratio {
+	var out []Ratio
+	for _, a := range runs {
+		if a.Target != target {
+			continue
+		}
+		for _, b := range runs {
+			if b.Target == reference && b.Mode == a.Mode && b.Point() == a.Point() && b.Consistency == a.Consistency && b.OpsPerSec > 0 {
+				out = append(out, Ratio{Target: target, Reference: reference, Point: a.Consistency + ", " + a.Point(), Throughput: a.OpsPerSec / b.OpsPerSec})
+			}
+		}
+	}
+	return out
+}

@@ -35,3 +35,17 @@ func TestReportMarkdownAndJSON(t *testing.T) {
 		t.Errorf("JSON round trip: %v, %+v", err, back)
 	}
 }
+
+func TestRatiosPairRunsAtTheSamePoint(t *testing.T) {
+	run := func(target, level string, threads int, ops float64) *Result {
+		return &Result{Target: target, Consistency: level, Mode: ModeClosed, Threads: threads, OpsPerSec: ops}
+	}
+	runs := []*Result{
+		run("meridian", "ONE", 16, 300), run("etcd", "ONE", 16, 100),
+		run("meridian", "ONE", 64, 500), run("etcd", "LOCAL_QUORUM", 64, 50),
+	}
+	got := Ratios(runs, "meridian", "etcd")
+	if len(got) != 1 || got[0].Throughput != 3 || got[0].Point != "ONE, 16 threads" {
+		t.Errorf("Ratios = %+v, want one ratio of 3 at ONE, 16 threads", got)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -42,6 +43,9 @@ type benchFlags struct {
 	dir          string
 	basePort     int
 	noEncryption bool
+	targets      []string
+	endpoints    []string
+	etcdPids     []int
 }
 
 func newBenchCmd(g *globalFlags) *cobra.Command {
@@ -68,10 +72,17 @@ request/responses of Meridian's message sizes at the same thread counts.
 Updates write with the newest causal context the benchmark has seen for the
 key (from its last read or write of it), as an application holding its
 contexts does, so they replace the value rather than pile up siblings;
-read-modify-writes read and write back with the read's context.`,
+read-modify-writes read and write back with the read's context.
+
+--target meridian,etcd drives an etcd cluster (--endpoints) with the same
+workload, threads and value size in the same invocation, the two taking
+turns at each point, and prints Meridian's throughput over etcd's: Meridian
+at QUORUM-like levels against etcd's linearizable reads, at ONE against its
+serializable reads; etcd's writes always go through its raft quorum.`,
 		Example: `  meridian bench --workload A --threads 16,64 --duration 30s --cpu --calibrate --markdown perf.md
   meridian bench --workload B --rate 500,1000 --threads 64 --duration 20s
-  meridian --config client.yaml bench --workload C --consistency ONE,LOCAL_QUORUM`,
+  meridian --config client.yaml bench --workload C --consistency ONE,LOCAL_QUORUM
+  deploy/etcd/start.sh && meridian bench --target meridian,etcd --endpoints $(deploy/etcd/start.sh endpoints) --threads 16,64`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runBench(cmd, g, f) },
 	}
@@ -94,6 +105,9 @@ read-modify-writes read and write back with the read's context.`,
 	fl.StringVar(&f.dir, "dir", "", "directory for the started cluster's certificates, configurations, data and logs (default: a temporary directory, removed afterwards)")
 	fl.IntVar(&f.basePort, "base-port", 7400, "first UDP port of the started cluster")
 	fl.BoolVar(&f.noEncryption, "no-encryption", false, "start the cluster without encryption at rest")
+	fl.StringSliceVar(&f.targets, "target", []string{"meridian"}, "systems to drive, taking turns at each point: meridian, etcd, or both (meridian,etcd prints their ratios)")
+	fl.StringSliceVar(&f.endpoints, "endpoints", nil, "etcd client URLs for --target etcd (deploy/etcd/start.sh starts 3 members on loopback)")
+	fl.IntSliceVar(&f.etcdPids, "etcd-pids", nil, "process ids of the etcd members, for --cpu (deploy/etcd/start.sh prints them)")
 	return cmd
 }
 
@@ -121,7 +135,27 @@ func (f *benchFlags) validate() error {
 	if len(f.consistency) == 0 {
 		errs = append(errs, errors.New("--consistency needs at least one level"))
 	}
+	if len(f.targets) == 0 {
+		errs = append(errs, errors.New("--target needs meridian, etcd or both"))
+	}
+	for _, t := range f.targets {
+		if t != "meridian" && t != "etcd" {
+			errs = append(errs, fmt.Errorf("--target %q: use meridian, etcd or both", t))
+		}
+	}
+	if slices.Contains(f.targets, "etcd") && len(f.endpoints) == 0 {
+		errs = append(errs, errors.New("--target etcd needs --endpoints (deploy/etcd/start.sh starts 3 members and prints them)"))
+	}
 	return errors.Join(errs...)
+}
+
+// benchTarget is one system under load in a run.
+type benchTarget struct {
+	name string
+	d    bench.Driver
+	// cpu, if set, returns how many processes it measured and the CPU
+	// seconds they have used so far.
+	cpu func() (int, float64, error)
 }
 
 func runBench(cmd *cobra.Command, g *globalFlags, f *benchFlags) error {
@@ -136,7 +170,8 @@ func runBench(cmd *cobra.Command, g *globalFlags, f *benchFlags) error {
 	if err != nil {
 		return err
 	}
-	if f.cpu && g.config != "" {
+	useMeridian, useEtcd := slices.Contains(f.targets, "meridian"), slices.Contains(f.targets, "etcd")
+	if f.cpu && useMeridian && g.config != "" {
 		return errors.New("--cpu measures the node processes bench starts itself: drop --config, or read your nodes' CPU time yourself")
 	}
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
@@ -144,93 +179,121 @@ func runBench(cmd *cobra.Command, g *globalFlags, f *benchFlags) error {
 	out, status := cmd.OutOrStdout(), newStatusLine(cmd.ErrOrStderr())
 
 	report := &bench.Report{Command: "meridian " + strings.Join(os.Args[1:], " "), Machine: machine()}
-	clientFile := g.config
+	var targets []benchTarget
+	var setup []string
+	var md *meridianDriver
 	var cluster *localCluster
-	if clientFile == "" {
-		status.note("starting 3 node processes…")
-		cluster, err = startLocalCluster(ctx, f)
+	if useMeridian {
+		clientFile := g.config
+		if clientFile == "" {
+			status.note("starting 3 node processes…")
+			cluster, err = startLocalCluster(ctx, f)
+			if err != nil {
+				return err
+			}
+			defer cluster.stop()
+			clientFile = cluster.clientFile
+			enc := "on"
+			if f.noEncryption {
+				enc = "off"
+			}
+			setup = append(setup, fmt.Sprintf("meridian: 3 node processes on loopback, one region, 3 replicas, encryption at rest %s", enc))
+		} else {
+			setup = append(setup, "meridian: the cluster of "+clientFile)
+		}
+		cfg, err := client.LoadConfig(clientFile)
 		if err != nil {
 			return err
 		}
-		defer cluster.stop()
-		clientFile = cluster.clientFile
-		enc := "on"
-		if f.noEncryption {
-			enc = "off"
+		c, err := client.Dial(ctx, cfg)
+		if err != nil {
+			return err
 		}
-		report.Setup = fmt.Sprintf("3 meridian node processes on loopback, one region, 3 replicas, encryption at rest %s, client in the same machine", enc)
-	} else {
-		report.Setup = "the cluster of " + clientFile
-	}
-	cfg, err := client.LoadConfig(clientFile)
-	if err != nil {
-		return err
-	}
-	c, err := client.Dial(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	if cluster != nil {
-		if err := waitClusterUp(ctx, c, len(cluster.procs)); err != nil {
-			return fmt.Errorf("%w\nnode logs: %s", err, cluster.dir)
+		defer c.Close()
+		if cluster != nil {
+			if err := waitClusterUp(ctx, c, len(cluster.procs)); err != nil {
+				return fmt.Errorf("%w\nnode logs: %s", err, cluster.dir)
+			}
 		}
+		md = newMeridianDriver(c)
+		t := benchTarget{name: "meridian", d: md}
+		if f.cpu {
+			t.cpu = func() (int, float64, error) {
+				s, err := cluster.cpuSeconds()
+				return len(cluster.procs), s, err
+			}
+		}
+		targets = append(targets, t)
 	}
-	d := newMeridianDriver(c)
+	if useEtcd {
+		ed, err := newEtcdDriver(f.endpoints)
+		if err != nil {
+			return err
+		}
+		defer ed.Close()
+		if err := ed.wait(ctx); err != nil {
+			return err
+		}
+		t := benchTarget{name: "etcd", d: ed}
+		if f.cpu && len(f.etcdPids) > 0 {
+			t.cpu = func() (int, float64, error) {
+				var sum float64
+				for _, pid := range f.etcdPids {
+					s, err := procCPUSeconds(pid)
+					if err != nil {
+						return 0, 0, err
+					}
+					sum += s
+				}
+				return len(f.etcdPids), sum, nil
+			}
+		}
+		setup = append(setup, fmt.Sprintf("etcd: %d endpoints (%s); reads at ONE/LOCAL_ONE serializable, others linearizable; writes are plain puts", len(f.endpoints), strings.Join(f.endpoints, ",")))
+		targets = append(targets, t)
+	}
+	report.Setup = strings.Join(setup, "; ") + "; the load generator on the same machine"
 
 	var done atomic.Int64
-	status.start(func() string { return fmt.Sprintf("loading %d records: %d", f.records, done.Load()) })
-	err = bench.Load(ctx, d, gen.Spec(), f.loadThreads, f.consistency[0], &done)
-	status.stop()
-	if err != nil {
-		return err
+	for _, t := range targets {
+		done.Store(0)
+		status.start(func() string { return fmt.Sprintf("%s: loading %d records: %d", t.name, f.records, done.Load()) })
+		err = bench.Load(ctx, t.d, gen.Spec(), f.loadThreads, f.consistency[0], &done)
+		status.stop()
+		if err != nil {
+			return fmt.Errorf("%s: %w", t.name, err)
+		}
+		status.note(fmt.Sprintf("%s: loaded %d records of %d bytes", t.name, f.records, f.valueSize))
 	}
-	status.note(fmt.Sprintf("loaded %d records of %d bytes", f.records, f.valueSize))
 
 	if f.calibrate {
 		parent := f.dir
 		if cluster != nil {
 			parent = cluster.dir
 		}
-		report.Calibration, err = calibrate(ctx, f, status, parent, d.context(bench.Key(0)))
+		causal := ""
+		if md != nil {
+			causal = md.context(bench.Key(0))
+		}
+		report.Calibration, err = calibrate(ctx, f, status, parent, causal)
 		if err != nil {
 			return err
 		}
 	}
 
+	// Targets take turns at each point, so a change in the machine's
+	// other load affects both alike.
 	base := bench.RunOptions{Duration: f.duration, Seed: f.seed, Done: &done}
 	for _, p := range bench.Points(base, f.threads, f.rates, f.consistency) {
-		done.Store(0)
-		began := time.Now()
-		label := fmt.Sprintf("meridian %s %s %s", w, p.Consistency, pointLabel(p))
-		status.start(func() string {
-			el := time.Since(began)
-			return fmt.Sprintf("%s: %4.1fs/%v  %d ops  %.0f ops/s", label, el.Seconds(), f.duration, done.Load(), float64(done.Load())/el.Seconds())
-		})
-		var cpu0, self0 float64
-		if f.cpu {
-			self0 = selfCPUSeconds()
-			cpu0, err = cluster.cpuSeconds()
-			if err != nil {
-				status.stop()
-				return err
-			}
-		}
-		res, err := bench.Run(ctx, d, gen, p)
-		status.stop()
-		if err != nil {
-			return err
-		}
-		res.Target = "meridian"
-		if f.cpu {
-			cpu1, err := cluster.cpuSeconds()
+		for _, t := range targets {
+			res, err := runPoint(ctx, t, gen, p, status, f.duration)
 			if err != nil {
 				return err
 			}
-			res.SetCPU(len(cluster.procs), cpu1-cpu0, selfCPUSeconds()-self0)
+			report.Runs = append(report.Runs, res)
 		}
-		status.note(fmt.Sprintf("%s: %.0f ops/s, %d errors", label, res.OpsPerSec, res.Errors))
-		report.Runs = append(report.Runs, res)
+	}
+	if useMeridian && useEtcd {
+		report.Ratios = bench.Ratios(report.Runs, "meridian", "etcd")
 	}
 
 	if err := report.WriteMarkdown(out); err != nil {
@@ -247,6 +310,43 @@ func runBench(cmd *cobra.Command, g *globalFlags, f *benchFlags) error {
 		}
 	}
 	return nil
+}
+
+// runPoint runs one point of the sweep against t, with a status line and
+// the CPU time of t's processes and of this one.
+func runPoint(ctx context.Context, t benchTarget, gen *bench.Generator, p bench.RunOptions, status *statusLine, d time.Duration) (*bench.Result, error) {
+	p.Done.Store(0)
+	began := time.Now()
+	label := fmt.Sprintf("%s %s %s %s", t.name, gen.Spec().Workload, p.Consistency, pointLabel(p))
+	status.start(func() string {
+		el := time.Since(began)
+		n := p.Done.Load()
+		return fmt.Sprintf("%s: %4.1fs/%v  %d ops  %.0f ops/s", label, el.Seconds(), d, n, float64(n)/el.Seconds())
+	})
+	var cpu0, self0 float64
+	if t.cpu != nil {
+		self0 = selfCPUSeconds()
+		var err error
+		if _, cpu0, err = t.cpu(); err != nil {
+			status.stop()
+			return nil, err
+		}
+	}
+	res, err := bench.Run(ctx, t.d, gen, p)
+	status.stop()
+	if err != nil {
+		return nil, err
+	}
+	res.Target = t.name
+	if t.cpu != nil {
+		procs, cpu1, err := t.cpu()
+		if err != nil {
+			return nil, err
+		}
+		res.SetCPU(procs, cpu1-cpu0, selfCPUSeconds()-self0)
+	}
+	status.note(fmt.Sprintf("%s: %.0f ops/s, %d errors", label, res.OpsPerSec, res.Errors))
+	return res, nil
 }
 
 func pointLabel(p bench.RunOptions) string {
