@@ -4,21 +4,19 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"sync"
 	"sync/atomic"
 
 	"golang.org/x/sync/errgroup"
 )
 
 // Load writes every record of spec once (YCSB's load phase), from threads
-// workers, and stops at the first failed write.
+// workers, and stops at the first failed write, returning its error.
 func Load(ctx context.Context, d Driver, spec Spec, threads int, consistency string, done *atomic.Int64) error {
 	if threads <= 0 {
 		threads = 16
 	}
 	var next atomic.Uint64
 	g, ctx := errgroup.WithContext(ctx)
-	var once sync.Once
 	for w := range threads {
 		g.Go(func() error {
 			r := rand.New(rand.NewPCG(0, uint64(w)))
@@ -32,9 +30,7 @@ func Load(ctx context.Context, d Driver, spec Spec, threads int, consistency str
 					return nil
 				}
 				if err := d.Update(ctx, Key(i), value, consistency); err != nil {
-					var first error
-					once.Do(func() { first = fmt.Errorf("bench: loading record %d: %w", i, err) })
-					return first
+					return fmt.Errorf("bench: loading record %d: %w", i, err)
 				}
 				if done != nil {
 					done.Add(1)
