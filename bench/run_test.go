@@ -3,6 +3,9 @@ package bench
 import (
 	"context"
 	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -168,5 +171,44 @@ func TestPoints(t *testing.T) {
 	open := Points(RunOptions{}, []int{16, 64}, []float64{500, 1000}, nil)
 	if len(open) != 2 || open[0].Rate != 500 || open[1].Rate != 1000 || open[0].Threads != 64 {
 		t.Errorf("open sweep %+v", open)
+	}
+}
+
+// keyCounter counts the writes of each key.
+type keyCounter struct {
+	mu     sync.Mutex
+	writes map[string]int
+	failAt string
+}
+
+func (k *keyCounter) Read(context.Context, []byte, string) error { return nil }
+func (k *keyCounter) Update(_ context.Context, key, _ []byte, _ string) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if string(key) == k.failAt {
+		return errors.New("disk full")
+	}
+	k.writes[string(key)]++
+	return nil
+}
+func (k *keyCounter) ReadModifyWrite(context.Context, []byte, []byte, string) error { return nil }
+
+func TestLoadWritesEveryRecordOnce(t *testing.T) {
+	k := &keyCounter{writes: map[string]int{}}
+	var done atomic.Int64
+	if err := Load(t.Context(), k, Spec{Records: 1000, ValueSize: 10}, 8, "ALL", &done); err != nil {
+		t.Fatal(err)
+	}
+	if len(k.writes) != 1000 || done.Load() != 1000 {
+		t.Fatalf("%d keys written, %d counted done; want 1000", len(k.writes), done.Load())
+	}
+	for i := range uint64(1000) {
+		if n := k.writes[string(Key(i))]; n != 1 {
+			t.Errorf("record %d written %d times", i, n)
+		}
+	}
+	k = &keyCounter{writes: map[string]int{}, failAt: string(Key(500))}
+	if err := Load(t.Context(), k, Spec{Records: 1000, ValueSize: 10}, 8, "ALL", nil); err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Errorf("Load with a failing write returned %v, want the write's error", err)
 	}
 }
