@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"go.opentelemetry.io/otel/codes"
@@ -16,17 +17,30 @@ import (
 	"github.com/meridian-kv/meridian/wan"
 )
 
-// startAdmin serves /metrics and /healthz on Config.Admin.
+// startAdmin serves /metrics and /healthz on Config.Admin, and the
+// profiles under /debug/pprof/ if Config.Profiling.
 func (n *Node) startAdmin(metrics http.Handler) error {
 	l, err := net.Listen("tcp", n.cfg.Admin)
 	if err != nil {
 		return fmt.Errorf("node: admin endpoint: %w", err)
 	}
+	n.adminAddr = l.Addr().String()
 	if metrics == nil {
 		metrics = http.NotFoundHandler()
 	}
+	var h http.Handler = telemetry.AdminHandler(metrics, n.healthz)
+	if n.cfg.Profiling {
+		mux := http.NewServeMux()
+		mux.Handle("/", h)
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		h = mux
+	}
 	n.admin = &http.Server{
-		Handler:           telemetry.AdminHandler(metrics, n.healthz),
+		Handler:           h,
 		ReadHeaderTimeout: 5 * time.Second,
 	}
 	go func() {
@@ -37,6 +51,9 @@ func (n *Node) startAdmin(metrics http.Handler) error {
 	n.log.Info("admin endpoint", "addr", l.Addr().String())
 	return nil
 }
+
+// AdminAddr is the address the admin endpoint listens on ("" without one).
+func (n *Node) AdminAddr() string { return n.adminAddr }
 
 func (n *Node) stopAdmin() error {
 	if n.unregister != nil {

@@ -40,6 +40,11 @@ type Config struct {
 	Advertise string `yaml:"advertise,omitempty"`
 	// Admin is the host:port of the admin HTTP endpoint; empty disables it.
 	Admin string `yaml:"admin,omitempty"`
+	// Profiling serves Go's profiles (net/http/pprof) under /debug/pprof/
+	// on the admin endpoint. Off by default: a profile shows the node's
+	// internals to whoever reaches the admin address, and costs CPU while
+	// it is taken.
+	Profiling bool `yaml:"profiling,omitempty"`
 	// Gossip is the host:port (TCP and UDP) of serf membership gossip.
 	Gossip string `yaml:"gossip"`
 	// Seeds are gossip addresses of nodes to join through; any one alive

@@ -98,6 +98,7 @@ type Node struct {
 	tracer     trace.Tracer
 	metrics    *telemetry.Metrics
 	admin      *http.Server
+	adminAddr  string
 	unregister func()
 
 	// bg tracks background work (fan-out tails, read repair) so Close can

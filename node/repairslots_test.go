@@ -17,7 +17,7 @@ import (
 // startSolo starts a one-node cluster on an in-memory filesystem, bound to
 // ports the system picks. (Package devcluster writes whole clusters, but it
 // imports node, so this package's internal tests make their own node.)
-func startSolo(t *testing.T) *Node {
+func startSolo(t *testing.T, tweak ...func(*Config)) *Node {
 	t.Helper()
 	dir := t.TempDir()
 	now := time.Now()
@@ -34,6 +34,9 @@ func startSolo(t *testing.T) *Node {
 		GossipKeys: []string{base64.StdEncoding.EncodeToString(make([]byte, 32))}, GossipProfile: "lan",
 		DataDir: filepath.Join(dir, "data"), TLS: tlsFiles,
 		Keyspaces: map[string]Keyspace{"default": {Replication: map[string]int{"solo": 1}}},
+	}
+	for _, f := range tweak {
+		f(&c)
 	}
 	n, err := Start(c, Options{FS: vfs.NewMem(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
