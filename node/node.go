@@ -99,6 +99,7 @@ type Node struct {
 	metrics    *telemetry.Metrics
 	admin      *http.Server
 	adminAddr  string
+	sentAttrs  sync.Map // region -> metric.AddOption for meridian.wan.sent
 	unregister func()
 
 	// bg tracks background work (fan-out tails, read repair) so Close can
@@ -195,6 +196,7 @@ func Start(cfg Config, opts Options) (*Node, error) {
 		IdleTimeout: peerIdleTimeout,
 		DialTimeout: peerDialTimeout,
 		OnConn:      func(d int64) { n.metrics.QUICConnections.Add(context.Background(), d) },
+		OnSent:      n.countSent,
 		OnRefuse:    n.auditRefusal,
 
 		MaxConnsPerPrincipal:     cfg.Limits.MaxConnsPerClient,
@@ -355,6 +357,25 @@ func (n *Node) Kill() error {
 	n.repairer.close()
 	errs = append(errs, n.store.Close(), n.audit.close())
 	return errors.Join(errs...)
+}
+
+// countSent counts bytes sent to a peer or client under the destination's
+// region (meridian.wan.sent).
+func (n *Node) countSent(to wan.Identity, bytes int) {
+	dc := "client"
+	if to.Role == wan.RoleNode {
+		dc = "unknown"
+		if v := n.peers.current(); v != nil {
+			if m, ok := v.members[to.Name]; ok {
+				dc = m.DC
+			}
+		}
+	}
+	opt, ok := n.sentAttrs.Load(dc)
+	if !ok {
+		opt, _ = n.sentAttrs.LoadOrStore(dc, metric.WithAttributes(telemetry.ReplicaDC(dc)))
+	}
+	n.metrics.WANBytesSent.Add(context.Background(), int64(bytes), opt.(metric.AddOption))
 }
 
 // storeErr reports why the store failed, or nil while it works.

@@ -58,6 +58,11 @@ type Metrics struct {
 	// TombstonesCollected counts tombstones removed once repair had
 	// reached every replica ("meridian.tombstones.collected").
 	TombstonesCollected metric.Int64Counter
+	// WANBytesSent counts the bytes of the messages a node sent to other
+	// nodes and to clients ("meridian.wan.sent", bytes; application bytes
+	// before QUIC framing and encryption); attribute meridian.replica.dc,
+	// the destination's region ("client" for replies to clients).
+	WANBytesSent metric.Int64Counter
 }
 
 // NewMetrics creates Meridian's instruments on mp; a nil mp gives no-op
@@ -99,6 +104,7 @@ func NewMetrics(mp metric.MeterProvider) (*Metrics, error) {
 	ms.RepairKeysFixed = counter("meridian.repair.keys_fixed", "{key}", "Keys repair merged into a replica that lacked part of them.")
 	ms.RepairBytes = counter("meridian.repair.bytes", "By", "Bytes of repair traffic, by destination region.")
 	ms.TombstonesCollected = counter("meridian.tombstones.collected", "{tombstone}", "Tombstones collected after repair reached every replica of their key.")
+	ms.WANBytesSent = counter("meridian.wan.sent", "By", "Bytes of messages sent to other nodes and to clients, by destination region.")
 	if err == nil {
 		ms.QUICConnections, err = m.Int64UpDownCounter("meridian.quic.connections",
 			metric.WithUnit("{connection}"),

@@ -46,7 +46,8 @@ type pool struct {
 	maxFrame int
 	dialTO   time.Duration
 	log      *slog.Logger
-	onConn   func(int64) // see Config.OnConn
+	onConn   func(int64)         // see Config.OnConn
+	onSent   func(Identity, int) // see Config.OnSent
 	// verifyAfter, if positive, makes a call on a connection that has not
 	// heard from its peer for this long ping it first (see
 	// DialerOptions.VerifyAfter).
@@ -272,6 +273,9 @@ func (p *pool) call(ctx context.Context, addr, wantPeer string, req *Envelope, o
 		return p.callError(ctx, addr, err)
 	}
 	str.Close()
+	if p.onSent != nil {
+		p.onSent(id, len(frame))
+	}
 	for replies := 0; ; replies++ {
 		r, err := ReadMessage(str, p.maxFrame, p.maxMessage)
 		if err == io.EOF {

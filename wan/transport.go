@@ -125,6 +125,11 @@ type Config struct {
 	// or dialled) is established and -1 when it ends: a gauge of open
 	// connections. It must not block.
 	OnConn func(delta int64)
+	// OnSent, if set, is called with the bytes of every request and reply
+	// frame this Transport wrote to a stream (application bytes, before
+	// QUIC framing and encryption) and the peer's identity, as its
+	// certificate names it. It must not block.
+	OnSent func(to Identity, bytes int)
 	// OnRefuse, if set, is called for every connection refused before it
 	// was served (see Refusal). It must not block.
 	OnRefuse func(Refusal)
@@ -324,6 +329,7 @@ func Listen(cfg Config, h Handler) (*Transport, error) {
 	}
 	t.pool = newPool(t.qtr, t.live, ALPNNode, dialConfig(cfg.IdleTimeout), cfg.MaxFrame, cfg.DialTimeout, t.log)
 	t.pool.onConn = cfg.OnConn
+	t.pool.onSent = cfg.OnSent
 	t.pool.maxMessage = cfg.MaxMessage
 	t.wg.Add(1)
 	go t.acceptLoop()
@@ -482,7 +488,7 @@ func (t *Transport) serveConn(conn *quic.Conn, b *budget) {
 // and closes the stream.
 func (t *Transport) serveStream(from Identity, str *quic.Stream, bud *budget) {
 	defer t.wg.Done()
-	r := &replier{str: str, maxFrame: t.cfg.MaxFrame, maxMessage: t.cfg.MaxMessage}
+	r := &replier{str: str, maxFrame: t.cfg.MaxFrame, maxMessage: t.cfg.MaxMessage, to: from, onSent: t.cfg.OnSent}
 	rr := newRequestReader(str, bud, t.cfg.IdleTimeout)
 	req, err := ReadMessage(rr, t.cfg.MaxFrame, t.cfg.MaxMessage)
 	rr.done()
@@ -569,6 +575,8 @@ type replier struct {
 	maxFrame   int
 	maxMessage int
 	reqID      uint64
+	to         Identity            // the requester
+	onSent     func(Identity, int) // Config.OnSent
 
 	mu     sync.Mutex
 	closed bool
@@ -596,6 +604,9 @@ func (r *replier) Send(e *Envelope) error {
 		return fmt.Errorf("wan: send reply: %w", err)
 	}
 	r.sent.Add(1)
+	if r.onSent != nil {
+		r.onSent(r.to, len(frame))
+	}
 	return nil
 }
 

@@ -481,4 +481,17 @@ func TestProcessesRepairWithoutHints(t *testing.T) {
 	if families["meridian_repair_keys_fixed_total"] == nil {
 		t.Error("no meridian_repair_keys_fixed_total")
 	}
+	// Bytes sent, by destination region: east-1 talked to both regions'
+	// nodes and answered the CLI's requests.
+	sent := map[string]float64{}
+	for _, m := range families["meridian_wan_sent_bytes_total"].GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "meridian_replica_dc" {
+				sent[l.GetValue()] += m.GetCounter().GetValue()
+			}
+		}
+	}
+	if sent["east"] == 0 || sent["west"] == 0 || sent["client"] == 0 {
+		t.Errorf("meridian_wan_sent_bytes_total of east-1 by destination region: %v, want bytes to east, west and client", sent)
+	}
 }
