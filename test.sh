@@ -18,6 +18,10 @@ go test -count=1 -race -timeout 15m ./...
 # above only three of its rows run (it slows the simulation tenfold), so
 # those three are the only tests that run twice.
 go test -count=1 -timeout 10m -run TestFaultMatrix ./sim
+# The node tests that move megabytes of values, skipped under the race
+# detector (movesMegabytes in node/cluster_test.go): it makes them tenfold
+# slower and they reach no concurrency the others do not.
+go test -count=1 -timeout 10m -run '^(TestSiblingsLargerThanAFrameKeepTheKeyUsable|TestLargeObjectsAreHintedAndDelivered|TestLargeObjectsAreRepaired|TestRepairConvergesDifferencesLargerThanAFrame|TestBackgroundPassGoesOnPastAFailingSegment)$' ./node
 # Every fuzz target of a decoder that takes network (or disk) input, a few
 # seconds each; the committed corpora under testdata/fuzz run in the
 # ordinary tests above. Each package's instrumented test binary is built

@@ -50,6 +50,7 @@ func longCtx(t *testing.T) context.Context {
 // were marked unreachable and hinted, every read failed and inspect
 // answered nothing. Every object-moving path must carry it.
 func TestSiblingsLargerThanAFrameKeepTheKeyUsable(t *testing.T) {
+	movesMegabytes(t)
 	synctest.Test(t, func(t *testing.T) {
 		// Megabytes move per request: a slow machine (or -race) must not turn
 		// a slow transfer into a timeout, which marks the peer down.
@@ -260,6 +261,7 @@ func TestSiblingCapHoldsOnMergedState(t *testing.T) {
 // Hints carry large objects too: a replica that was down while six 900 KB
 // siblings were written gets them all by hinted handoff when it returns.
 func TestLargeObjectsAreHintedAndDelivered(t *testing.T) {
+	movesMegabytes(t)
 	synctest.Test(t, func(t *testing.T) {
 		tc := startCluster(t, clusterOpts{regions: []string{"east", "west"}, nodesPerRegion: 2, replicas: 2, latency: 2 * time.Millisecond,
 			tweak: func(c *node.Config) { c.Limits.RequestTimeout = 60 * time.Second }})
@@ -316,6 +318,7 @@ func TestLargeObjectsAreHintedAndDelivered(t *testing.T) {
 // Repair carries large objects too: with hints off, a replica that missed
 // six 900 KB siblings gets them from one repair.
 func TestLargeObjectsAreRepaired(t *testing.T) {
+	movesMegabytes(t)
 	synctest.Test(t, func(t *testing.T) {
 		tc := startCluster(t, clusterOpts{regions: []string{"east", "west"}, nodesPerRegion: 2, replicas: 2, latency: 2 * time.Millisecond,
 			tweak: func(c *node.Config) { c.Limits.RequestTimeout = 60 * time.Second; c.Hints.Disabled = true }})

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"sync"
@@ -529,5 +530,48 @@ func waitFor(t testing.TB, cond func() error) {
 			t.Fatal(err)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// movesMegabytes skips, under the race detector, a test whose cost is
+// moving megabytes of values (the detector checks every byte copied and
+// makes it tenfold slower) rather than concurrency the smaller tests do
+// not reach. ./test.sh runs these by name in a pass without the detector;
+// TestMegabyteTestsRunInTestSh keeps its list complete.
+func movesMegabytes(t *testing.T) {
+	t.Helper()
+	if raceEnabled {
+		t.Skip("moves megabytes: under the race detector ./test.sh skips it and runs it in its pass without the detector")
+	}
+}
+
+// TestMegabyteTestsRunInTestSh fails when a test that calls
+// movesMegabytes is missing from ./test.sh's pass without the race
+// detector (it would then never run under CI's race pass either).
+func TestMegabyteTestsRunInTestSh(t *testing.T) {
+	script, err := os.ReadFile("../test.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := filepath.Glob("*_test.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := 0
+	decl := regexp.MustCompile(`(?m)^func (Test\w+)\(t \*testing\.T\) \{\n\tmovesMegabytes\(t\)`)
+	for _, f := range files {
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range decl.FindAllSubmatch(src, -1) {
+			found++
+			if !strings.Contains(string(script), string(m[1])) {
+				t.Errorf("%s (%s) calls movesMegabytes but ./test.sh's pass without the race detector does not name it", m[1], f)
+			}
+		}
+	}
+	if found == 0 {
+		t.Error("no test calls movesMegabytes: the check found nothing to check")
 	}
 }

@@ -28,6 +28,7 @@ func bigValue(key string, n int) []byte {
 // 4 MiB frame): one repair brings them all to that replica, in messages
 // that each fit a frame.
 func TestRepairConvergesDifferencesLargerThanAFrame(t *testing.T) {
+	movesMegabytes(t)
 	synctest.Test(t, func(t *testing.T) {
 		tc := startCluster(t, clusterOpts{regions: []string{"east", "west"}, nodesPerRegion: 2, tweak: func(c *node.Config) {
 			c.Hints.Disabled = true

@@ -196,6 +196,7 @@ func TestBackgroundRepairWithoutWindows(t *testing.T) {
 // pairs with east-1 never complete a pass (tombstones wait for it), the
 // west/west pair does.
 func TestBackgroundPassGoesOnPastAFailingSegment(t *testing.T) {
+	movesMegabytes(t)
 	synctest.Test(t, func(t *testing.T) {
 		clock := &offsetClock{}
 		// The first segment holds an object past the message limit
