@@ -37,7 +37,9 @@ type Options struct {
 	// Host is the address nodes bind; default 127.0.0.1.
 	Host string
 	// WANLatency is the one-way delay written into each node's
-	// wan_emulation (used when nodes run as separate processes).
+	// wan_emulation (used when nodes run as separate processes). A
+	// cluster of one region gets none: there is no WAN to emulate, and a
+	// wrapped socket loses QUIC's segmentation offload and batching.
 	WANLatency time.Duration
 	// Now is the clock for certificate validity; nil means time.Now.
 	Now func() time.Time
@@ -192,7 +194,7 @@ func Write(opts Options) (*Cluster, error) {
 				ReadConsistency:  string(node.DefaultConsistency),
 			}},
 		}
-		if opts.WANLatency > 0 {
+		if opts.WANLatency > 0 && len(opts.Regions) > 1 {
 			cfg.WANEmulation = &node.WANEmulation{Latency: opts.WANLatency, Peers: peers}
 		}
 		b, err := yaml.Marshal(&cfg)

@@ -152,3 +152,20 @@ func TestWriteRefusesBadOptions(t *testing.T) {
 		})
 	}
 }
+
+// TestOneRegionHasNoWANEmulation: a one-region cluster (meridian bench
+// starts one) gets no WAN emulation, whose wrapped socket would cost QUIC
+// its batching for nothing.
+func TestOneRegionHasNoWANEmulation(t *testing.T) {
+	for _, regions := range [][]string{{"east"}, {"east", "west"}} {
+		c, err := devcluster.Write(devcluster.Options{Dir: t.TempDir(), Regions: regions, NodesPerRegion: 1, BasePort: 7100, WANLatency: 40 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range c.Nodes {
+			if got, want := n.WANEmulation != nil, len(regions) > 1; got != want {
+				t.Errorf("regions %v: node %s has WAN emulation %v, want %v", regions, n.ID, got, want)
+			}
+		}
+	}
+}
