@@ -259,6 +259,7 @@ type Transport struct {
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
+	jobs   chan streamJob // streams for idle workers (dispatch)
 	wg     sync.WaitGroup // accept loop, connection and stream goroutines
 
 	mu     sync.Mutex
@@ -312,6 +313,7 @@ func Listen(cfg Config, h Handler) (*Transport, error) {
 	t.live.Store(cfg.Credentials)
 	t.qtr.ConnContext = withRemoteAddr // handlers learn the peer's address through RemoteAddr
 	t.ctx, t.cancel = context.WithCancel(context.Background())
+	t.jobs = make(chan streamJob)
 	serverConf := &quic.Config{
 		MaxIdleTimeout:        cfg.IdleTimeout,
 		KeepAlivePeriod:       cfg.IdleTimeout / 3,
@@ -480,7 +482,48 @@ func (t *Transport) serveConn(conn *quic.Conn, b *budget) {
 			return
 		}
 		t.wg.Add(1)
-		go t.serveStream(from, str, b)
+		t.dispatch(streamJob{from: from, str: str, bud: b})
+	}
+}
+
+// streamJob is one accepted stream for a worker.
+type streamJob struct {
+	from Identity
+	str  *quic.Stream
+	bud  *budget
+}
+
+// workerIdle is how long a stream worker waits for another stream before
+// it ends.
+const workerIdle = 10 * time.Second
+
+// dispatch hands j to an idle stream worker, or starts one. Workers
+// outlive their stream: a handler's stack grows once to its depth (QUIC,
+// CBOR, the store) per worker instead of once per request, on a fresh
+// goroutine whose stack the runtime would otherwise copy as it grows.
+func (t *Transport) dispatch(j streamJob) {
+	select {
+	case t.jobs <- j:
+	default:
+		go t.worker(j)
+	}
+}
+
+// worker serves j, then further streams, until none comes for workerIdle
+// or the Transport closes.
+func (t *Transport) worker(j streamJob) {
+	idle := time.NewTimer(workerIdle)
+	defer idle.Stop()
+	for {
+		t.serveStream(j.from, j.str, j.bud)
+		idle.Reset(workerIdle)
+		select {
+		case j = <-t.jobs:
+		case <-idle.C:
+			return
+		case <-t.ctx.Done():
+			return
+		}
 	}
 }
 
