@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -135,6 +136,15 @@ func (l *load) record(op history.Op, dc string, err error) {
 	l.mu.Unlock()
 }
 
+// outcomeErr is the error text an operation that did not succeed recorded
+// in its note, for the phase's first error; nil if it succeeded.
+func outcomeErr(op history.Op) error {
+	if op.Outcome == history.OK {
+		return nil
+	}
+	return errors.New(op.Note)
+}
+
 func (l *load) worker(w int, dc string, rng *rand.Rand) {
 	defer l.wg.Done()
 	c := l.clients[dc]
@@ -148,38 +158,15 @@ func (l *load) worker(w int, dc string, rng *rand.Rand) {
 		value := fmt.Sprintf("%s-w%d-%d", dc, w, i)
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		read := func() (*client.GetResult, bool) {
-			start := time.Now()
-			res, err := c.Get(ctx, []byte(key), &client.ReadOptions{Consistency: "LOCAL_QUORUM"})
-			op := history.Op{Client: w, Kind: history.Read, Key: key, Start: start, End: time.Now(), Outcome: workload.Outcome(err), Note: dc}
-			if err == nil {
-				for _, v := range res.Values {
-					op.Read = append(op.Read, string(v))
-				}
-			}
-			l.record(op, dc, err)
-			return res, err == nil
+			op, res := workload.Read(ctx, c, "", key, "LOCAL_QUORUM")
+			op.Client, op.Note = w, op.Note+" via "+dc
+			l.record(op, dc, outcomeErr(op))
+			return res, res != nil
 		}
 		write := func(del bool, seen *client.GetResult) {
-			op := history.Op{Client: w, Kind: history.Put, Key: key, Value: value, Start: time.Now(), Note: "LOCAL_QUORUM via " + dc}
-			opts := &client.WriteOptions{Consistency: "LOCAL_QUORUM"}
-			if seen != nil {
-				opts.Context = seen.Context
-				for _, v := range seen.Values {
-					op.Saw = append(op.Saw, string(v))
-				}
-			}
-			var err error
-			if del {
-				op.Kind, op.Value = history.Delete, ""
-				_, err = c.Delete(ctx, []byte(key), opts)
-			} else {
-				_, err = c.Put(ctx, []byte(key), []byte(value), opts)
-			}
-			op.End, op.Outcome = time.Now(), workload.Outcome(err)
-			if err != nil {
-				op.Note += ": " + err.Error()
-			}
-			l.record(op, dc, err)
+			op := workload.Write(ctx, c, "", key, value, del, seen, "LOCAL_QUORUM")
+			op.Client, op.Note = w, op.Note+" via "+dc
+			l.record(op, dc, outcomeErr(op))
 		}
 		switch p := rng.IntN(100); {
 		case p < 60: // read-modify-write

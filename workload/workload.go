@@ -137,21 +137,12 @@ func (w worker) read(ctx context.Context, key string) (*client.GetResult, bool) 
 	if ctx.Err() != nil {
 		return nil, false
 	}
-	cons := w.cfg.Read[w.rng.IntN(len(w.cfg.Read))]
 	octx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.OpTimeout)
 	defer cancel()
-	op := history.Op{Client: w.id, Kind: history.Read, Key: key, Start: time.Now(), Note: "read " + cons}
-	res, err := w.c.Get(octx, []byte(key), &client.ReadOptions{Keyspace: w.cfg.Keyspace, Consistency: cons})
-	op.End, op.Outcome = time.Now(), Outcome(err)
-	if err != nil {
-		op.Note += ": " + err.Error()
-	} else {
-		for _, v := range res.Values {
-			op.Read = append(op.Read, string(v))
-		}
-	}
+	op, res := Read(octx, w.c, w.cfg.Keyspace, key, w.cfg.Read[w.rng.IntN(len(w.cfg.Read))])
+	op.Client = w.id
 	w.rec.Add(op)
-	return res, err == nil
+	return res, res != nil
 }
 
 // write puts value (or deletes, if del) with the context of seen, if any.
@@ -161,11 +152,37 @@ func (w worker) write(ctx context.Context, key, value string, del bool, seen *cl
 	if ctx.Err() != nil {
 		return
 	}
-	cons := w.cfg.Write[w.rng.IntN(len(w.cfg.Write))]
 	octx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.OpTimeout)
 	defer cancel()
-	op := history.Op{Client: w.id, Kind: history.Put, Key: key, Value: value, Start: time.Now(), Note: "write " + cons}
-	opts := &client.WriteOptions{Keyspace: w.cfg.Keyspace, Consistency: cons}
+	op := Write(octx, w.c, w.cfg.Keyspace, key, value, del, seen, w.cfg.Write[w.rng.IntN(len(w.cfg.Write))])
+	op.Client = w.id
+	w.rec.Add(op)
+}
+
+// Read reads key at consistency cons through c and returns the operation
+// as the checkers record it (its Client left 0 for the caller to set) and
+// the result, nil if the read failed. Note names the level, and the error.
+func Read(ctx context.Context, c *client.Client, keyspace, key, cons string) (history.Op, *client.GetResult) {
+	op := history.Op{Kind: history.Read, Key: key, Start: time.Now(), Note: cons}
+	res, err := c.Get(ctx, []byte(key), &client.ReadOptions{Keyspace: keyspace, Consistency: cons})
+	op.End, op.Outcome = time.Now(), Outcome(err)
+	if err != nil {
+		op.Note += ": " + err.Error()
+		return op, nil
+	}
+	for _, v := range res.Values {
+		op.Read = append(op.Read, string(v))
+	}
+	return op, res
+}
+
+// Write puts value under key (or deletes key, if del) at consistency cons
+// through c, with the causal context of seen if it is not nil (what it saw
+// goes into the operation's Saw), and returns the operation as the checkers
+// record it (its Client left 0 for the caller to set).
+func Write(ctx context.Context, c *client.Client, keyspace, key, value string, del bool, seen *client.GetResult, cons string) history.Op {
+	op := history.Op{Kind: history.Put, Key: key, Value: value, Start: time.Now(), Note: cons}
+	opts := &client.WriteOptions{Keyspace: keyspace, Consistency: cons}
 	if seen != nil {
 		opts.Context = seen.Context
 		for _, v := range seen.Values {
@@ -175,15 +192,15 @@ func (w worker) write(ctx context.Context, key, value string, del bool, seen *cl
 	var err error
 	if del {
 		op.Kind, op.Value = history.Delete, ""
-		_, err = w.c.Delete(octx, []byte(key), opts)
+		_, err = c.Delete(ctx, []byte(key), opts)
 	} else {
-		_, err = w.c.Put(octx, []byte(key), []byte(value), opts)
+		_, err = c.Put(ctx, []byte(key), []byte(value), opts)
 	}
 	op.End, op.Outcome = time.Now(), Outcome(err)
 	if err != nil {
 		op.Note += ": " + err.Error()
 	}
-	w.rec.Add(op)
+	return op
 }
 
 // Outcome classifies an operation's error: none (OK); refused before

@@ -291,37 +291,14 @@ func (l *chaosLoad) worker(w int, dc string, rng *rand.Rand) {
 		value := fmt.Sprintf("w%d-%d", w, i)
 		ctx, cancel := context.WithTimeout(context.Background(), 6*time.Second)
 		read := func() (*client.GetResult, bool) {
-			start := time.Now()
-			res, err := c.Get(ctx, []byte(key), &client.ReadOptions{Consistency: "LOCAL_QUORUM"})
-			op := history.Op{Client: w, Kind: history.Read, Key: key, Start: start, End: time.Now(), Outcome: workload.Outcome(err), Note: dc}
-			if err == nil {
-				for _, v := range res.Values {
-					op.Read = append(op.Read, string(v))
-				}
-			}
+			op, res := workload.Read(ctx, c, "", key, "LOCAL_QUORUM")
+			op.Client, op.Note = w, op.Note+" via "+dc
 			l.record(op)
-			return res, err == nil
+			return res, res != nil
 		}
 		write := func(del bool, seen *client.GetResult) {
-			op := history.Op{Client: w, Kind: history.Put, Key: key, Value: value, Start: time.Now(), Note: cons + " via " + dc}
-			opts := &client.WriteOptions{Consistency: cons}
-			if seen != nil {
-				opts.Context = seen.Context
-				for _, v := range seen.Values {
-					op.Saw = append(op.Saw, string(v))
-				}
-			}
-			var err error
-			if del {
-				op.Kind, op.Value = history.Delete, ""
-				_, err = c.Delete(ctx, []byte(key), opts)
-			} else {
-				_, err = c.Put(ctx, []byte(key), []byte(value), opts)
-			}
-			op.End, op.Outcome = time.Now(), workload.Outcome(err)
-			if err != nil {
-				op.Note += ": " + err.Error()
-			}
+			op := workload.Write(ctx, c, "", key, value, del, seen, cons)
+			op.Client, op.Note = w, op.Note+" via "+dc
 			l.record(op)
 		}
 		switch p := rng.IntN(100); {
