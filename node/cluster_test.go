@@ -171,12 +171,19 @@ func (tc *testCluster) creds(name string, role wan.Role) *wan.Credentials {
 // starts from a healthy cluster.
 func (tc *testCluster) waitConverged() {
 	tc.t.Helper()
-	waitFor(tc.t, func() error {
-		for id, n := range tc.nodes {
-			if got := len(n.Members()); got != len(tc.nodes) {
-				return fmt.Errorf("%s sees %d of %d members", id, got, len(tc.nodes))
+	waitConverged(tc.t, tc.nodes)
+}
+
+// waitConverged waits until every one of nodes sees all of them as members
+// and up (verified).
+func waitConverged(t testing.TB, nodes map[string]*node.Node) {
+	t.Helper()
+	waitFor(t, func() error {
+		for id, n := range nodes {
+			if got := len(n.Members()); got != len(nodes) {
+				return fmt.Errorf("%s sees %d of %d members", id, got, len(nodes))
 			}
-			for peer := range tc.nodes {
+			for peer := range nodes {
 				if st := n.PeerState(peer); st != node.StateUp {
 					return fmt.Errorf("%s sees %s %s", id, peer, st)
 				}

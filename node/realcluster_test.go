@@ -2,7 +2,6 @@ package node_test
 
 import (
 	"context"
-	"fmt"
 	"maps"
 	"net"
 	"sync"
@@ -106,23 +105,11 @@ func (tc *realCluster) start(id string) error {
 }
 
 // waitConverged waits until every node's ring holds every node and every
-// node has verified its peers (a QUIC handshake with each), so the test
-// starts from a healthy cluster.
+// node has verified its peers, so the benchmark starts from a healthy
+// cluster.
 func (tc *realCluster) waitConverged() {
 	tc.t.Helper()
-	waitFor(tc.t, func() error {
-		for id, n := range tc.nodes {
-			if got := len(n.Members()); got != len(tc.nodes) {
-				return fmt.Errorf("%s sees %d of %d members", id, got, len(tc.nodes))
-			}
-			for peer := range tc.nodes {
-				if st := n.PeerState(peer); st != node.StateUp {
-					return fmt.Errorf("%s sees %s %s", id, peer, st)
-				}
-			}
-		}
-		return nil
-	})
+	waitConverged(tc.t, tc.nodes)
 }
 
 func (tc *realCluster) close() {
