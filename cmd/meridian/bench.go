@@ -37,6 +37,7 @@ type benchFlags struct {
 	seed         uint64
 	jsonOut      string
 	markdownOut  string
+	plotOut      string
 	cpu          bool
 	calibrate    bool
 	calibDur     time.Duration
@@ -99,6 +100,7 @@ serializable reads; etcd's writes always go through its raft quorum.`,
 	fl.Uint64Var(&f.seed, "seed", 1, "seed of the operation and key choices")
 	fl.StringVar(&f.jsonOut, "json", "", "write the report as JSON to this file")
 	fl.StringVar(&f.markdownOut, "markdown", "", "write the report as Markdown to this file")
+	fl.StringVar(&f.plotOut, "plot", "", "draw throughput against p99 latency over the sweep as a PNG in this file")
 	fl.BoolVar(&f.cpu, "cpu", false, "report the node processes' CPU time per operation (only for the cluster bench starts)")
 	fl.BoolVar(&f.calibrate, "calibrate", false, "also measure raw Pebble synced writes and raw QUIC request/responses at the same thread counts")
 	fl.DurationVar(&f.calibDur, "calibrate-duration", 5*time.Second, "length of each calibration run")
@@ -306,6 +308,11 @@ func runBench(cmd *cobra.Command, g *globalFlags, f *benchFlags) error {
 	}
 	if f.markdownOut != "" {
 		if err := writeFileWith(f.markdownOut, report.WriteMarkdown); err != nil {
+			return err
+		}
+	}
+	if f.plotOut != "" {
+		if err := writeFileWith(f.plotOut, report.WritePlot); err != nil {
 			return err
 		}
 	}

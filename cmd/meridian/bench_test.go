@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"image/png"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,10 +18,11 @@ func TestBenchSmoke(t *testing.T) {
 	dir := t.TempDir()
 	jsonFile := filepath.Join(dir, "bench.json")
 	mdFile := filepath.Join(dir, "bench.md")
+	plotFile := filepath.Join(dir, "bench.png")
 	cmd := exec.Command(bin, "bench", "--records", "100", "--threads", "4", "--duration", "2s",
 		"--workload", "A", "--cpu", "--calibrate", "--calibrate-duration", "200ms",
 		"--dir", filepath.Join(dir, "cluster"), "--base-port", portBlock(),
-		"--json", jsonFile, "--markdown", mdFile)
+		"--json", jsonFile, "--markdown", mdFile, "--plot", plotFile)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("meridian bench: %v\n%s", err, out)
@@ -100,5 +102,13 @@ func TestBenchSmoke(t *testing.T) {
 	}
 	if !strings.Contains(string(md), "| meridian | A | uniform | LOCAL_QUORUM | 4 threads |") {
 		t.Errorf("markdown report lacks the run's row:\n%s", md)
+	}
+	f, err := os.Open(plotFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := png.DecodeConfig(f); err != nil {
+		t.Errorf("--plot wrote no PNG: %v", err)
 	}
 }
