@@ -13,10 +13,7 @@ go vet ./...
 go build -o bin/meridian ./cmd/meridian
 # One pass, every package under the race detector: the process tests run
 # binaries built without it, so only the in-process packages pay for it.
-# Four packages at a time: cmd/meridian's process tests and deploy's Docker
-# tests spend most of their time waiting on processes and containers, so
-# two CPU-bound packages run beside them.
-go test -count=1 -race -p 4 -timeout 15m ./...
+go test -count=1 -race -timeout 15m ./...
 # The whole fault matrix on the simulated cluster: under the race detector
 # above only three of its rows run (it slows the simulation tenfold), so
 # those three are the only tests that run twice.
