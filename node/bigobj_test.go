@@ -279,13 +279,8 @@ func TestLargeObjectsAreHintedAndDelivered(t *testing.T) {
 		}
 		// Not vacuous: a hint of the whole object waits for the victim.
 		waitFor(t, func() error {
-			for id, n := range tc.nodes {
-				if id == victim {
-					continue
-				}
-				if n.BackgroundWork() > 0 {
-					return fmt.Errorf("%s still has %d writes in flight", id, n.BackgroundWork())
-				}
+			if err := tc.inFlight(victim); err != nil {
+				return err
 			}
 			for id, n := range tc.nodes {
 				if id != victim && n.PendingHints()[victim].Count > 0 {
@@ -334,14 +329,7 @@ func TestLargeObjectsAreRepaired(t *testing.T) {
 				t.Fatalf("put %d of 900 KB: %v", i+1, err)
 			}
 		}
-		waitFor(t, func() error {
-			for id, n := range tc.nodes {
-				if id != victim && n.BackgroundWork() > 0 {
-					return fmt.Errorf("%s still has %d writes in flight", id, n.BackgroundWork())
-				}
-			}
-			return nil
-		})
+		waitFor(t, func() error { return tc.inFlight(victim) })
 		if err := tc.start(victim); err != nil {
 			t.Fatal(err)
 		}

@@ -174,6 +174,17 @@ func (tc *testCluster) waitConverged() {
 	waitConverged(tc.t, tc.nodes)
 }
 
+// inFlight reports a node, other than except, whose writes' fan-outs are
+// still running (they end at their deadline when a replica is down).
+func (tc *testCluster) inFlight(except string) error {
+	for id, n := range tc.nodes {
+		if id != except && n.BackgroundWork() > 0 {
+			return fmt.Errorf("%s still has %d writes in flight", id, n.BackgroundWork())
+		}
+	}
+	return nil
+}
+
 // waitConverged waits until every one of nodes sees all of them as members
 // and up (verified).
 func waitConverged(t testing.TB, nodes map[string]*node.Node) {

@@ -158,10 +158,8 @@ func TestHintNeverOverwritesNewerData(t *testing.T) {
 		// Wait until the write's own copy to the target gave up, so that
 		// hinted handoff, not that copy, brings the write over.
 		waitFor(t, func() error {
-			for id, n := range tc.nodes {
-				if n.BackgroundWork() > 0 {
-					return fmt.Errorf("%s still has %d writes in flight", id, n.BackgroundWork())
-				}
+			if err := tc.inFlight(""); err != nil {
+				return err
 			}
 			for _, n := range tc.nodes {
 				if _, ok := n.PendingHints()[targetID]; ok {

@@ -89,12 +89,7 @@ func TestHintsDeliveredInBatchesLinkTheirWrites(t *testing.T) {
 			// (write-ahead hints); while its own copy is still trying the
 			// target, that copy (not handoff) delivers it. Restore the target
 			// once every fan-out gave up, so handoff carries them all.
-			for id, n := range tc.nodes {
-				if n.BackgroundWork() > 0 {
-					return fmt.Errorf("%s still has %d writes in flight", id, n.BackgroundWork())
-				}
-			}
-			return nil
+			return tc.inFlight("")
 		})
 
 		tc.restore(target)

@@ -47,14 +47,7 @@ func TestRepairConvergesWithoutHints(t *testing.T) {
 		}
 		// Let every write's fan-out end (they give up on the stopped node at
 		// their deadline) before it comes back, so none reaches it late.
-		waitFor(t, func() error {
-			for id, n := range tc.nodes {
-				if id != victim && n.BackgroundWork() > 0 {
-					return fmt.Errorf("%s still has %d writes in flight", id, n.BackgroundWork())
-				}
-			}
-			return nil
-		})
+		waitFor(t, func() error { return tc.inFlight(victim) })
 		if err := tc.start(victim); err != nil {
 			t.Fatal(err)
 		}
