@@ -33,6 +33,7 @@ var allowed = map[string][]string{
 	"deploy":              {},
 	// fuzzseed keeps fuzz seed corpora for the packages' tests.
 	"internal/fuzzseed": {},
+	"internal/race":     {},
 	"store":             {"codec", "placement", "version"},
 	"wan":               {"codec"},
 	"client":            {"api", "codec", "consistency", "telemetry", "version", "wan"},

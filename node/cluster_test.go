@@ -20,6 +20,7 @@ import (
 
 	"github.com/meridian-kv/meridian/api"
 	"github.com/meridian-kv/meridian/client"
+	"github.com/meridian-kv/meridian/internal/race"
 	"github.com/meridian-kv/meridian/node"
 	"github.com/meridian-kv/meridian/sim"
 	"github.com/meridian-kv/meridian/store"
@@ -558,7 +559,7 @@ func waitFor(t testing.TB, cond func() error) {
 // TestMegabyteTestsRunInTestSh keeps its list complete.
 func movesMegabytes(t *testing.T) {
 	t.Helper()
-	if raceEnabled {
+	if race.Enabled {
 		t.Skip("moves megabytes: under the race detector ./test.sh skips it and runs it in its pass without the detector")
 	}
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/meridian-kv/meridian/client"
 	"github.com/meridian-kv/meridian/history"
+	"github.com/meridian-kv/meridian/internal/race"
 	"github.com/meridian-kv/meridian/node"
 	"github.com/meridian-kv/meridian/sim"
 	"github.com/meridian-kv/meridian/workload"
@@ -94,7 +95,7 @@ var raceRows = map[string]bool{"symmetric-partition": true, "kill-restart": true
 func TestFaultMatrix(t *testing.T) {
 	for _, r := range matrix() {
 		t.Run(r.name, func(t *testing.T) {
-			if raceEnabled && !raceRows[r.name] && *seedFlag == 0 {
+			if race.Enabled && !raceRows[r.name] && *seedFlag == 0 {
 				t.Skip("under the race detector only some rows run (raceRows); ./test.sh runs the whole matrix without it")
 			}
 			seed := rowSeed(r.name)
