@@ -250,7 +250,8 @@ func Start(cfg Config, opts Options) (*Node, error) {
 
 // registerGauges registers the node's observable gauges: hints pending per
 // target, the last full repair per datacenter pair (of the pairs whose
-// repairs this node ran), and whether reads are gated.
+// repairs this node ran), the requests whose work goes on after their
+// answer, and whether reads are gated.
 func (n *Node) registerGauges(mp metric.MeterProvider) error {
 	var unregs []func()
 	n.unregister = func() {
@@ -282,6 +283,8 @@ func (n *Node) registerGauges(mp metric.MeterProvider) error {
 					}
 				}
 			}},
+		{"meridian.requests.background", "{request}", "Requests answered whose work goes on here: copies to replicas past the quorum, read repair.",
+			func(observe func(int64, ...attribute.KeyValue)) { observe(n.inflight.Load()) }},
 		{"meridian.reads.gated", "1", "1 while this node, back from an outage longer than the tombstone grace, refuses reads of ranges it has not repaired.",
 			func(observe func(int64, ...attribute.KeyValue)) {
 				v := int64(0)

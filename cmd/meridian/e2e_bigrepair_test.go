@@ -155,10 +155,7 @@ func TestProcessesRepairLargeDifferences(t *testing.T) {
 	putAll(t, c, keys, value, nil)
 	// Let every write's fan-out give up on the dead node (the request
 	// timeout) before it comes back, so no late copy reaches it.
-	deadline := time.Now().Add(node.DefaultRequestTimeout + time.Second)
-	for time.Now().Before(deadline) {
-		time.Sleep(100 * time.Millisecond)
-	}
+	pc.waitNoBackgroundWork(without(ids, "west-2"))
 	pc.start("west-2")
 	pc.waitAllSeeAll(ids)
 	start := time.Now()

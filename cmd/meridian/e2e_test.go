@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -326,6 +327,31 @@ func (pc *procCluster) checkMetrics(ids ...string) {
 	pc.t.Logf("metrics of %v: hints stored %v, delivered %v", ids, stored, delivered)
 }
 
+// waitNoBackgroundWork waits until no request answered by one of ids
+// still has work running there (meridian_requests_background): every
+// write's copies have landed or given up.
+func (pc *procCluster) waitNoBackgroundWork(ids []string) {
+	pc.t.Helper()
+	waitFor(pc.t, 2*node.DefaultRequestTimeout+30*time.Second, func() error {
+		for _, id := range ids {
+			_, families := pc.metrics(id)
+			f := families["meridian_requests_background"]
+			if f == nil || len(f.GetMetric()) != 1 {
+				return fmt.Errorf("%s /metrics has no meridian_requests_background", id)
+			}
+			if v := f.GetMetric()[0].GetGauge().GetValue(); v != 0 {
+				return fmt.Errorf("%s has %v requests still at work", id, v)
+			}
+		}
+		return nil
+	})
+}
+
+// without returns ids less drop.
+func without(ids []string, drop ...string) []string {
+	return slices.DeleteFunc(slices.Clone(ids), func(id string) bool { return slices.Contains(drop, id) })
+}
+
 // metrics scrapes node id's /metrics and parses it as Prometheus text.
 func (pc *procCluster) metrics(id string) (*node.Config, map[string]*dto.MetricFamily) {
 	pc.t.Helper()
@@ -425,12 +451,9 @@ func TestProcessesRepairWithoutHints(t *testing.T) {
 		keys = append(keys, key)
 	}
 	// Every write's fan-out gives up on the dead node at its deadline (the
-	// request timeout, 5s); only then may it come back, or a late retry
-	// could still reach it.
-	deadline := time.Now().Add(node.DefaultRequestTimeout + time.Second)
-	for time.Now().Before(deadline) {
-		time.Sleep(100 * time.Millisecond)
-	}
+	// request timeout); only then may it come back, or a late retry could
+	// still reach it.
+	pc.waitNoBackgroundWork(without(ids, "west-2"))
 	pc.start("west-2")
 	pc.waitStatus("all nodes up again", 30*time.Second, allUp(6))
 	missing := 0
