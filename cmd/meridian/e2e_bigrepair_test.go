@@ -216,7 +216,8 @@ func TestProcessesRepairLargeDifferences(t *testing.T) {
 	}
 }
 
-// TestProcessesRepairWipedNode: 400 values of 128 KiB (50 MiB) are on
+// TestProcessesRepairWipedNode: 160 values of 128 KiB (20 MiB, five
+// frames' worth) are on
 // every replica; west-1 is killed, its data directory deleted, and it is
 // restarted empty; one `meridian repair --now` gives it every value back,
 // as `meridian inspect` shows (not reads at ONE: a node back on an empty
@@ -227,13 +228,13 @@ func TestProcessesRepairWipedNode(t *testing.T) {
 	}
 	pc := newProcCluster(t, "--regions", "east,west", "--wan-latency", "5ms")
 	ids := twoRegions
-	// The setup writes 50 MiB at ALL with hints off: on a loaded machine a
+	// The setup writes 20 MiB at ALL with hints off: on a loaded machine a
 	// replica write can take longer than the default 5 s request timeout,
 	// which would fail the write (and mark the slow peer down).
 	pc.startNoHints(ids, "limits:\n    request_timeout: 30s\n")
 	c := pc.dial()
 
-	const count, size = 400, 128 << 10
+	const count, size = 160, 128 << 10
 	var keys []string
 	for i := range count {
 		keys = append(keys, fmt.Sprintf("wiped-%03d", i))
