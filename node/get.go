@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"go.opentelemetry.io/otel/trace"
 
@@ -21,8 +22,13 @@ type readReply struct {
 	err      error
 }
 
-// get coordinates a read: every replica is asked, the answer goes out once
-// R is met, and read repair follows in the background.
+// get coordinates a read. It asks as many replicas as R needs (this node
+// first when it holds one, then the healthy ones in preference order) and
+// keeps the others as spares: a spare is asked when a replica fails, and
+// when the answers are slower than the datacenter's replicas usually are
+// (speculation, as Cassandra's speculative retry). The answer goes out once
+// R is met, and read repair of the replicas that answered follows in the
+// background.
 func (n *Node) get(ctx context.Context, r *api.GetRequest) (*api.GetResponse, *api.ClientError) {
 	ks, plan, cerr := n.planFor(r.Keyspace, r.Key)
 	if cerr != nil {
@@ -46,27 +52,49 @@ func (n *Node) get(ctx context.Context, r *api.GetRequest) (*api.GetResponse, *a
 		asked[dc] = len(reps)
 		total += len(reps)
 	}
+	// The tally counts every replica as pending: the spares not asked yet
+	// are asked before a shortfall is final.
 	tally := consistency.NewTally(need, asked)
 	replies := make(chan readReply, total)
-	for dc, reps := range plan.Replicas {
-		if dc == n.cfg.DC {
-			for _, m := range reps {
-				if !n.peers.usable(m.ID) {
-					replies <- readReply{node: m.ID, dc: dc, err: errPeerDown(m.ID)}
-					continue
-				}
-				n.goBackgroundFrom(ctx, func(ctx context.Context) {
-					obj, err := n.readReplica(ctx, m.ID, r.Keyspace, r.Key)
-					replies <- readReply{node: m.ID, dc: dc, obj: obj, err: err}
-				})
-			}
-			continue
+	asks := n.planRead(plan, need)
+	launched := 0
+	launch := func(dc string, ids []string) {
+		launched += len(ids)
+		if dc != n.cfg.DC {
+			n.goBackgroundFrom(ctx, func(ctx context.Context) {
+				n.relayRead(ctx, dc, r.Keyspace, r.Key, ids, replies)
+			})
+			return
 		}
-		targets := memberIDs(reps)
-		n.goBackgroundFrom(ctx, func(ctx context.Context) {
-			n.relayRead(ctx, dc, r.Keyspace, r.Key, targets, replies)
-		})
+		for _, id := range ids {
+			if !n.peers.usable(id) {
+				replies <- readReply{node: id, dc: dc, err: errPeerDown(id)}
+				continue
+			}
+			n.goBackgroundFrom(ctx, func(ctx context.Context) {
+				start := time.Now()
+				obj, err := n.readReplica(ctx, id, r.Keyspace, r.Key)
+				if err == nil && id != n.cfg.ID {
+					n.readTimes.observe(dc, time.Since(start))
+				}
+				replies <- readReply{node: id, dc: dc, obj: obj, err: err}
+			})
+		}
 	}
+	for dc, ids := range asks.first {
+		launch(dc, ids)
+	}
+	// spare asks one more replica to stand in for a failed or slow one in
+	// dc; false when none is left that could help.
+	spare := func(dc string) bool {
+		next, ok := asks.takeSpare(dc)
+		if ok {
+			launch(next.dc, []string{next.id})
+		}
+		return ok
+	}
+	speculate := time.NewTimer(n.readTimes.patience(asks.farthest, n.cfg.Limits.RequestTimeout))
+	defer speculate.Stop()
 
 	var got []readReply
 	var lastErr error
@@ -82,16 +110,33 @@ func (n *Node) get(ctx context.Context, r *api.GetRequest) (*api.GetResponse, *a
 			if rp.err != nil {
 				lastErr = fmt.Errorf("%s: %w", rp.node, rp.err)
 				tally.Fail(rp.dc)
+				spare(rp.dc)
 				continue
 			}
 			tally.Ack(rp.dc)
 			got = append(got, rp)
 			merged = version.Merge(merged, rp.obj)
+		case <-speculate.C:
+			// The answers are late: one more replica wherever R still
+			// waits on one.
+			for _, dc := range asks.waiting(tally.Acked(), need) {
+				spare(dc)
+			}
+			speculate.Reset(n.readTimes.patience(asks.farthest, n.cfg.Limits.RequestTimeout))
 		case <-ctx.Done():
 			return nil, quorumError(tally, "get", fmt.Errorf("timed out: %w", ctx.Err()))
 		}
+		if received == launched && !tally.Met() {
+			// Every replica asked answered and R is not met (the replicas
+			// a failure left to stand in were in no datacenter the tally
+			// waits on): what is left of the spares decides it.
+			for dc := range asks.spares {
+				for spare(dc) {
+				}
+			}
+		}
 	}
-	n.readRepair(ctx, r.Keyspace, r.Key, got, replies, total-received)
+	n.readRepair(ctx, r.Keyspace, r.Key, got, replies, launched-received)
 
 	res := &api.GetResponse{Context: version.EncodeContext(merged.Context()), Acked: tally.Acked()}
 	for _, s := range merged.Live() {
