@@ -30,8 +30,9 @@ side_passes() {
 	# Every fuzz target of a decoder that takes network (or disk) input, a
 	# few seconds each; the committed corpora under testdata/fuzz run in the
 	# ordinary tests. Each package's instrumented test binary is built once
-	# (go test -c -fuzz) and runs each of its targets, with the corpus
-	# cache go test -fuzz uses. Fuzz one longer with e.g.
+	# (go test -c -fuzz) and runs each of its targets with one worker (the
+	# race pass has the other core), with the corpus cache go test -fuzz
+	# uses. Fuzz one longer with e.g.
 	#   go test -run '^$' -fuzz '^FuzzNodeMessage$' -fuzztime 10m ./node
 	local fuzztime=${FUZZTIME:-3s} bin cache pkg targets t
 	while read -r pkg targets; do
@@ -39,7 +40,7 @@ side_passes() {
 		go test -c -fuzz "^${targets%% *}\$" -o "$bin" "$pkg"
 		cache="$(go env GOCACHE)/fuzz/$(go list "$pkg")"
 		for t in $targets; do
-			(cd "$pkg" && "$bin" -test.run '^$' -test.fuzz "^${t}\$" -test.fuzztime "$fuzztime" -test.fuzzcachedir "$cache")
+			(cd "$pkg" && "$bin" -test.run '^$' -test.fuzz "^${t}\$" -test.fuzztime "$fuzztime" -test.parallel 1 -test.fuzzcachedir "$cache")
 		done
 	done <<'TARGETS'
 ./wan FuzzReadFrame FuzzReadMessage FuzzDecodePayload
