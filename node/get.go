@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/meridian-kv/meridian/api"
@@ -86,9 +87,10 @@ func (n *Node) get(ctx context.Context, r *api.GetRequest) (*api.GetResponse, *a
 	}
 	// spare asks one more replica to stand in for a failed or slow one in
 	// dc; false when none is left that could help.
-	spare := func(dc string) bool {
+	spare := func(dc, reason string) bool {
 		next, ok := asks.takeSpare(dc)
 		if ok {
+			n.metrics.ReadsSpares.Add(ctx, 1, metric.WithAttributes(telemetry.ReplicaDC(next.dc), telemetry.ReasonKey.String(reason)))
 			launch(next.dc, []string{next.id})
 		}
 		return ok
@@ -110,7 +112,7 @@ func (n *Node) get(ctx context.Context, r *api.GetRequest) (*api.GetResponse, *a
 			if rp.err != nil {
 				lastErr = fmt.Errorf("%s: %w", rp.node, rp.err)
 				tally.Fail(rp.dc)
-				spare(rp.dc)
+				spare(rp.dc, "failed")
 				continue
 			}
 			tally.Ack(rp.dc)
@@ -120,7 +122,7 @@ func (n *Node) get(ctx context.Context, r *api.GetRequest) (*api.GetResponse, *a
 			// The answers are late: one more replica wherever R still
 			// waits on one.
 			for _, dc := range asks.waiting(tally.Acked(), need) {
-				spare(dc)
+				spare(dc, "late")
 			}
 			speculate.Reset(n.readTimes.patience(asks.farthest, n.cfg.Limits.RequestTimeout))
 		case <-ctx.Done():
@@ -131,7 +133,7 @@ func (n *Node) get(ctx context.Context, r *api.GetRequest) (*api.GetResponse, *a
 			// a failure left to stand in were in no datacenter the tally
 			// waits on): what is left of the spares decides it.
 			for dc := range asks.spares {
-				for spare(dc) {
+				for spare(dc, "failed") {
 				}
 			}
 		}

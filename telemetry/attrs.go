@@ -58,6 +58,9 @@ const (
 	// HintTargetKey is the node a hint is meant for (the "target" label of
 	// the meridian.hints.* metrics).
 	HintTargetKey = attribute.Key("meridian.hint.target")
+	// ReasonKey says why a read asked a spare replica: "failed" or
+	// "late" (the meridian.reads.spares metric).
+	ReasonKey = attribute.Key("meridian.reason")
 )
 
 // DBSystem is the db.system.name attribute every Meridian span carries.

@@ -63,6 +63,12 @@ type Metrics struct {
 	// before QUIC framing and encryption); attribute meridian.replica.dc,
 	// the destination's region ("client" for replies to clients).
 	WANBytesSent metric.Int64Counter
+	// ReadsSpares counts the replicas a read asked beyond the ones
+	// its level needs ("meridian.reads.spares"); attribute
+	// meridian.replica.dc, the spare's datacenter, and meridian.reason:
+	// "failed" (a replica answered with an error) or "late" (the answers
+	// took longer than the datacenter's replicas usually do).
+	ReadsSpares metric.Int64Counter
 }
 
 // NewMetrics creates Meridian's instruments on mp; a nil mp gives no-op
@@ -105,6 +111,7 @@ func NewMetrics(mp metric.MeterProvider) (*Metrics, error) {
 	ms.RepairBytes = counter("meridian.repair.bytes", "By", "Bytes of repair traffic, by destination region.")
 	ms.TombstonesCollected = counter("meridian.tombstones.collected", "{tombstone}", "Tombstones collected after repair reached every replica of their key.")
 	ms.WANBytesSent = counter("meridian.wan.sent", "By", "Bytes of messages sent to other nodes and to clients, by destination region.")
+	ms.ReadsSpares = counter("meridian.reads.spares", "{replica}", "Replicas a read asked beyond those its level needs, after a failure or a late answer.")
 	if err == nil {
 		ms.QUICConnections, err = m.Int64UpDownCounter("meridian.quic.connections",
 			metric.WithUnit("{connection}"),
