@@ -282,6 +282,14 @@ func TestGoldenVectorsMatchTheSchema(t *testing.T) {
 		if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(v.rule) + `\s*=`).Match(schema) {
 			t.Errorf("%s: rule %q is not defined in %s", v.file, v.rule, cddlPath)
 		}
+		if fields, ok := arrayArity(schema, v.rule); ok {
+			var item []any
+			if err := codec.Unmarshal(mustMarshal(t, v.want), &item); err != nil {
+				t.Errorf("%s: rule %s is an array, the message is not: %v", v.file, v.rule, err)
+			} else if len(item) != fields {
+				t.Errorf("%s: rule %s has %d fields, the message %d", v.file, v.rule, fields, len(item))
+			}
+		}
 		if v.typ == "" {
 			continue
 		}
@@ -333,6 +341,24 @@ func TestGoldenVectorsMatchTheSchema(t *testing.T) {
 	if string(got) != index {
 		t.Errorf("%s is stale: rewrite it with %s=1 go test -run TestGoldenVectorsMatchTheSchema ./api", path, writeGolden)
 	}
+}
+
+// arrayArity counts the fields of an array rule of the schema (one per
+// comma-separated entry, comments removed); ok is false for a rule that
+// is not an array.
+func arrayArity(schema []byte, rule string) (int, bool) {
+	m := regexp.MustCompile(`(?ms)^` + regexp.QuoteMeta(rule) + `\s*=\s*\[(.*?)\]\s*$`).FindSubmatch(schema)
+	if m == nil {
+		return 0, false
+	}
+	body := regexp.MustCompile(`;[^\n]*`).ReplaceAllString(string(m[1]), "")
+	n := 0
+	for _, entry := range strings.Split(body, ",") {
+		if strings.TrimSpace(entry) != "" {
+			n++
+		}
+	}
+	return n, true
 }
 
 // goldenIndex renders the readable index of the vectors: file, schema
