@@ -34,6 +34,10 @@ const (
 
 	headerContext = "X-Meridian-Context"
 	headerWriter  = "X-Meridian-Writer"
+	// headerError carries a refusal's code: it tells a refusal from an
+	// answer that shares its status (a 404 of an unknown keyspace from
+	// one of a key without a value).
+	headerError = "X-Meridian-Error"
 )
 
 // gatewayBodyLimit bounds a request body: a client request fits in one
@@ -317,6 +321,7 @@ func writeProblem(w http.ResponseWriter, r *http.Request, cerr *api.ClientError,
 	if status == 0 {
 		status = httpStatus(cerr.Code)
 	}
+	w.Header().Set(headerError, cerr.Code)
 	if wantsCBOR(r) {
 		b, err := codec.Marshal(cerr)
 		if err == nil {

@@ -196,7 +196,7 @@ func TestGatewayReadsAndWrites(t *testing.T) {
 		Siblings []any `json:"siblings"`
 		Deleted  bool  `json:"deleted"`
 	}
-	if a.status != 404 || json.Unmarshal(a.body, &gone) != nil || len(gone.Siblings) != 0 || !gone.Deleted || a.header.Get("X-Meridian-Context") == "" {
+	if a.status != 404 || json.Unmarshal(a.body, &gone) != nil || len(gone.Siblings) != 0 || !gone.Deleted || a.header.Get("X-Meridian-Context") == "" || a.header.Get("X-Meridian-Error") != "" {
 		t.Fatalf("get after delete: %d %v %s", a.status, a.header, a.body)
 	}
 }
@@ -241,7 +241,7 @@ func TestGatewayRefusesBadInput(t *testing.T) {
 				t.Fatalf("status %d, want %d: %s", a.status, c.status, a.body)
 			}
 			p := a.problem(t)
-			if p["code"] != c.code || p["status"] != float64(c.status) || p["type"] != "urn:meridian:error:"+c.code || p["detail"] == "" {
+			if p["code"] != c.code || p["status"] != float64(c.status) || p["type"] != "urn:meridian:error:"+c.code || p["detail"] == "" || a.header.Get("X-Meridian-Error") != c.code {
 				t.Fatalf("problem %v, want code %q", p, c.code)
 			}
 		})
