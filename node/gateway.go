@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/meridian-kv/meridian/api"
@@ -59,6 +60,8 @@ func (n *Node) startGateway() error {
 	})
 	n.gateway = &http.Server{
 		Handler:           mux,
+		ConnContext:       n.gatewayConnContext,
+		ConnState:         n.gatewayConnState,
 		TLSConfig:         n.tr.HTTPSConfig(),
 		ReadHeaderTimeout: 5 * time.Second,
 		IdleTimeout:       peerIdleTimeout * 10,
@@ -74,6 +77,57 @@ func (n *Node) startGateway() error {
 	}()
 	n.log.Info("http gateway", "addr", n.gatewayAddr)
 	return nil
+}
+
+// gatewayConn is one connection to the gateway: it counts against its
+// principal's connection limit (shared with QUIC) from its first request
+// until it closes.
+type gatewayConn struct {
+	mu      sync.Mutex
+	release func() // set once admitted
+	closed  bool
+}
+
+type gatewayConnKey struct{}
+
+func (n *Node) gatewayConnContext(ctx context.Context, c net.Conn) context.Context {
+	gc := &gatewayConn{}
+	n.gatewayConns.Store(c, gc)
+	return context.WithValue(ctx, gatewayConnKey{}, gc)
+}
+
+func (n *Node) gatewayConnState(c net.Conn, s http.ConnState) {
+	if s != http.StateClosed && s != http.StateHijacked {
+		return
+	}
+	if v, ok := n.gatewayConns.LoadAndDelete(c); ok {
+		gc := v.(*gatewayConn)
+		gc.mu.Lock()
+		defer gc.mu.Unlock()
+		gc.closed = true
+		if gc.release != nil {
+			gc.release()
+		}
+	}
+}
+
+// admitConn counts the request's connection for from, once; it returns
+// why not when from holds as many connections as it may.
+func (n *Node) admitConn(r *http.Request, from wan.Identity, remote net.Addr) string {
+	gc, ok := r.Context().Value(gatewayConnKey{}).(*gatewayConn)
+	if !ok {
+		return ""
+	}
+	gc.mu.Lock()
+	defer gc.mu.Unlock()
+	if gc.release != nil || gc.closed {
+		return ""
+	}
+	release, refusal := n.tr.AdmitConn(from, remote)
+	if refusal == "" {
+		gc.release = release
+	}
+	return refusal
 }
 
 // HTTPAddr is the address the HTTP gateway listens on ("" without one).
@@ -100,6 +154,15 @@ func (n *Node) serveGateway(w http.ResponseWriter, r *http.Request) {
 	from, err := n.tr.Authenticate(r.TLS.PeerCertificates)
 	if err != nil {
 		writeProblem(w, r, api.Errorf(api.CodeForbidden, "meridian: %v", err), 0)
+		return
+	}
+	var remote net.Addr
+	if a, err := net.ResolveTCPAddr("tcp", r.RemoteAddr); err == nil {
+		remote = a
+	}
+	if refusal := n.admitConn(r, from, remote); refusal != "" {
+		w.Header().Set("Connection", "close")
+		writeProblem(w, r, api.Errorf(wan.CodeOverloaded, "meridian: %s", refusal), 0)
 		return
 	}
 	ks, key := r.PathValue("keyspace"), r.PathValue("key")
@@ -153,10 +216,6 @@ func (n *Node) serveGateway(w http.ResponseWriter, r *http.Request) {
 	}
 	env := &wan.Envelope{V: wan.Version, Type: t, ID: 1, Payload: payload,
 		Trace: wan.TraceContext{Traceparent: r.Header.Get("traceparent"), Tracestate: r.Header.Get("tracestate")}}
-	var remote net.Addr
-	if a, err := net.ResolveTCPAddr("tcp", r.RemoteAddr); err == nil {
-		remote = a
-	}
 	replies := n.tr.ServeLocal(r.Context(), from, remote, env)
 	if len(replies) == 0 {
 		writeProblem(w, r, api.Errorf(api.CodeInternal, "meridian: the node gave no answer"), 0)

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -27,7 +28,7 @@ import (
 // gatewayCluster starts a real cluster (two regions of one node, real
 // sockets) whose nodes serve the HTTP gateway on a port of their own
 // choosing, recording every span.
-func gatewayCluster(t *testing.T) (*realCluster, *tracetest.SpanRecorder) {
+func gatewayCluster(t *testing.T, tweaks ...func(*node.Config)) (*realCluster, *tracetest.SpanRecorder) {
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 	tc := startRealCluster(t, clusterOpts{
@@ -35,6 +36,9 @@ func gatewayCluster(t *testing.T) (*realCluster, *tracetest.SpanRecorder) {
 		tweak: func(c *node.Config) {
 			c.HTTP = "127.0.0.1:0"
 			c.Limits.MaxValueBytes = 64 << 10
+			for _, tw := range tweaks {
+				tw(c)
+			}
 		},
 	})
 	return tc, rec
@@ -261,10 +265,12 @@ func TestGatewayRefusesBadInput(t *testing.T) {
 
 // TestGatewayAuthorizesAndTraces: a client certificate of the cluster CA
 // whose principal holds no grant is refused 403 (and audited as the QUIC
-// path is); one of another CA does not get through the handshake; a
+// path is); one of another CA does not get through the handshake (and is
+// audited); a
 // request's W3C traceparent becomes the parent of the node's span.
 func TestGatewayAuthorizesAndTraces(t *testing.T) {
-	tc, rec := gatewayCluster(t)
+	auditDir := t.TempDir()
+	tc, rec := gatewayCluster(t, func(c *node.Config) { c.Audit.Path = filepath.Join(auditDir, c.ID+".log") })
 	url := "https://" + tc.nodes["east-1"].HTTPAddr() + "/v1/kv/default/secret"
 	dir := filepath.Dir(tc.dev.ClientTLS.CA)
 	ca, err := node.LoadCA(dir, "")
@@ -300,6 +306,31 @@ func TestGatewayAuthorizesAndTraces(t *testing.T) {
 		t.Fatalf("a certificate of another CA got an answer: %d", res.StatusCode)
 	}
 
+	// Both refusals are in east-1's audit log, as the QUIC path's are.
+	waitFor(t, func() error {
+		b, err := os.ReadFile(filepath.Join(auditDir, "east-1.log"))
+		if err != nil {
+			return err
+		}
+		forbidden, refused := map[string]bool{}, false
+		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			var ev node.AuditEvent
+			if err := json.Unmarshal([]byte(line), &ev); err != nil {
+				return fmt.Errorf("audit line %q: %v", line, err)
+			}
+			if ev.Outcome == node.AuditForbidden && ev.Principal == "bob" && strings.HasPrefix(ev.Remote, "127.0.0.1:") {
+				forbidden[ev.Operation] = true
+			}
+			if ev.Operation == "connect" && ev.Outcome == node.AuditRefused && strings.Contains(ev.Reason, `"foreign"`) {
+				refused = true
+			}
+		}
+		if !forbidden["get"] || !forbidden["put"] || !forbidden["delete"] || !refused {
+			return fmt.Errorf("audit log has forbidden %v, refused certificate %v:\n%s", forbidden, refused, b)
+		}
+		return nil
+	})
+
 	hc := httpsClient(t, tc.dev.ClientTLS)
 	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
 	const parentID = "00f067aa0ba902b7"
@@ -317,4 +348,41 @@ func TestGatewayAuthorizesAndTraces(t *testing.T) {
 	if !server.IsValid() || parent.SpanID().String() != parentID {
 		t.Fatalf("no server span of the put in trace %s under span %s (found %v under %v)", traceID, parentID, server, parent)
 	}
+}
+
+// TestGatewayConnectionsCountAgainstThePrincipal: a principal's gateway
+// connections count against its connection limit as its QUIC ones do; a
+// connection past it is refused 429 overloaded, and once one closes
+// another is served.
+func TestGatewayConnectionsCountAgainstThePrincipal(t *testing.T) {
+	tc, _ := gatewayCluster(t, func(c *node.Config) { c.Limits.MaxConnsPerClient = 2 })
+	url := "https://" + tc.nodes["east-1"].HTTPAddr() + "/v1/kv/default/k"
+	ca, err := node.LoadCA(filepath.Dir(tc.dev.ClientTLS.CA), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := node.WriteClientCert(ca, t.TempDir(), "carol", time.Now(), time.Hour, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files.CA = tc.dev.ClientTLS.CA
+	// Each client holds one connection; carol may hold two.
+	first, second, third := httpsClient(t, files), httpsClient(t, files), httpsClient(t, files)
+	for i, c := range []*http.Client{first, second} {
+		if a := do(t, c, "GET", url, nil, nil); a.status != 403 {
+			t.Fatalf("connection %d: %d %s, want 403 (admitted, no grant)", i+1, a.status, a.body)
+		}
+	}
+	a := do(t, third, "GET", url, nil, nil)
+	if p := a.problem(t); a.status != 429 || p["code"] != "overloaded" || !strings.Contains(p["detail"].(string), "too many connections") {
+		t.Fatalf("third connection: %d %v", a.status, p)
+	}
+	first.Transport.(*http.Transport).CloseIdleConnections()
+	waitFor(t, func() error {
+		third.Transport.(*http.Transport).CloseIdleConnections()
+		if a := do(t, third, "GET", url, nil, nil); a.status != 403 {
+			return fmt.Errorf("after the first connection closed: %d %s", a.status, a.body)
+		}
+		return nil
+	})
 }

@@ -96,14 +96,15 @@ type Node struct {
 
 	reencrypt reencryption // meridian reencrypt running here (encryption.go)
 
-	tracer      trace.Tracer
-	metrics     *telemetry.Metrics
-	admin       *http.Server
-	adminAddr   string
-	gateway     *http.Server // the HTTP gateway, if Config.HTTP (gateway.go)
-	gatewayAddr string
-	sentAttrs   sync.Map // region -> metric.AddOption for meridian.wan.sent
-	unregister  func()
+	tracer       trace.Tracer
+	metrics      *telemetry.Metrics
+	admin        *http.Server
+	adminAddr    string
+	gateway      *http.Server // the HTTP gateway, if Config.HTTP (gateway.go)
+	gatewayAddr  string
+	gatewayConns sync.Map // net.Conn -> *gatewayConn (gateway.go)
+	sentAttrs    sync.Map // region -> metric.AddOption for meridian.wan.sent
+	unregister   func()
 
 	// bg tracks background work (fan-out tails, read repair) so Close can
 	// wait for it.

@@ -59,6 +59,15 @@ func (t *Transport) Authenticate(certs []*x509.Certificate) (Identity, error) {
 	return id, nil
 }
 
+// AdmitConn counts a gateway connection of from against its principal's
+// connection limit, which its QUIC connections share, or refuses it with
+// a message naming the limit. The caller calls release once the
+// connection has ended.
+func (t *Transport) AdmitConn(from Identity, remote net.Addr) (release func(), refusal string) {
+	release, _, refusal = t.prin.admit(from, remote)
+	return release, refusal
+}
+
 // ReadRequest reads the body of a gateway request from from, of at most
 // limit bytes, holding its bytes against from's request byte budget (the
 // one its QUIC streams share) while it reads, as a stream's request is
