@@ -103,6 +103,7 @@ type Node struct {
 	gateway      *http.Server // the HTTP gateway, if Config.HTTP (gateway.go)
 	gatewayAddr  string
 	gatewayConns sync.Map // net.Conn -> *gatewayConn (gateway.go)
+	reqs         reqStats // recent request latencies, for the status page (reqstats.go)
 	sentAttrs    sync.Map // region -> metric.AddOption for meridian.wan.sent
 	unregister   func()
 

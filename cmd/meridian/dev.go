@@ -162,7 +162,7 @@ func printDevBanner(w io.Writer, f *devFlags, cluster *devcluster.Cluster, clien
 	fmt.Fprintf(w, "  meridian%s put greeting hello\n", cfgFlag)
 	fmt.Fprintf(w, "  meridian%s get greeting --consistency EACH_QUORUM\n", cfgFlag)
 	fmt.Fprintf(w, "  meridian%s ring greeting\n", cfgFlag)
-	fmt.Fprintf(w, "Metrics: http://%s/metrics (one admin endpoint per node; see %s).\n", cluster.Nodes[0].Admin, filepath.Join(f.dir, "nodes"))
+	fmt.Fprintf(w, "Status page: http://%s/, metrics: http://%s/metrics (one admin endpoint per node; see %s).\n", cluster.Nodes[0].Admin, cluster.Nodes[0].Admin, filepath.Join(f.dir, "nodes"))
 	fmt.Fprintf(w, "HTTP gateways (HTTPS with the client certificate; listed under http: in %s):\n", clientFile)
 	for _, n := range cluster.Nodes {
 		if n.HTTP != "" {
