@@ -196,6 +196,10 @@ func (n *Node) serveGateway(w http.ResponseWriter, r *http.Request) {
 			// The body is the put-request itself: it goes to the node as
 			// it came, so the node decodes (and refuses) it as it would
 			// from a QUIC client. Only the path must agree with it.
+			if cons != "" || ctxHeader != "" {
+				writeProblem(w, r, api.Errorf(api.CodeBadRequest, "meridian: a put-request body carries its own consistency and context: leave out ?consistency= and %s", headerContext), 0)
+				return
+			}
 			var pr api.PutRequest
 			if codec.Unmarshal(body, &pr) == nil && (pr.Keyspace != ks || string(pr.Key) != key) {
 				writeProblem(w, r, api.Errorf(api.CodeBadRequest, "meridian: the put-request body names keyspace %q key %q, the path %q key %q", pr.Keyspace, pr.Key, ks, key), 0)

@@ -230,6 +230,7 @@ func TestGatewayRefusesBadInput(t *testing.T) {
 		{"body over a frame", "PUT", url, bytes.Repeat([]byte("v"), wan.DefaultMaxFrame+1), nil, 413, api.CodeTooLarge},
 		{"malformed CBOR body", "PUT", url, badCBOR, map[string]string{"Content-Type": "application/cbor"}, 400, api.CodeBadRequest},
 		{"CBOR body for another key", "PUT", host + "/v1/kv/default/other", goodCBOR, map[string]string{"Content-Type": "application/cbor"}, 400, api.CodeBadRequest},
+		{"CBOR body and a consistency", "PUT", url + "?consistency=ONE", goodCBOR, map[string]string{"Content-Type": "application/cbor"}, 400, api.CodeBadRequest},
 		{"unknown keyspace", "GET", host + "/v1/kv/nope/kept", nil, nil, 404, api.CodeUnknownKeyspace},
 		{"impossible consistency", "PUT", url + "?consistency=east=5", []byte("v"), nil, 400, api.CodeConsistency},
 		{"unknown level", "GET", url + "?consistency=MOST", nil, nil, 400, api.CodeConsistency},
