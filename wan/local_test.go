@@ -3,6 +3,7 @@ package wan
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"errors"
 	"net"
 	"strings"
@@ -128,5 +129,34 @@ func TestReadRequestHoldsTheBudget(t *testing.T) {
 	}
 	if _, err := srv.ReadRequest(alice, bytes.NewReader(make([]byte, 50<<10)), 90<<10); err != nil {
 		t.Fatalf("after the budget was given back: %v", err)
+	}
+}
+
+// TestAuthenticateUsesTheCurrentCredentials: a gateway request is checked
+// against the credentials in force when it arrives, so revoking a
+// certificate refuses the requests of connections it already opened; a
+// certificate of another CA is refused.
+func TestAuthenticateUsesTheCurrentCredentials(t *testing.T) {
+	ca := testCA(t, "ca")
+	nodeCreds := testCreds(t, ca, "n1", RoleNode)
+	srv, _ := listenT(t, nodeCreds, echoHandler)
+	alice := testCreds(t, ca, "alice", RoleClient)
+	chain := []*x509.Certificate{alice.Leaf()}
+	id, err := srv.Authenticate(chain)
+	if err != nil || id.Name != "alice" || id.Role != RoleClient {
+		t.Fatalf("alice: %+v, %v", id, err)
+	}
+	if _, err := srv.Authenticate([]*x509.Certificate{testCreds(t, testCA(t, "other"), "alice", RoleClient).Leaf()}); err == nil {
+		t.Fatal("a certificate of another CA was accepted")
+	}
+	revoked, err := nodeCreds.WithRevoked(id.Serial)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.SetCredentials(revoked); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.Authenticate(chain); !errors.Is(err, ErrRevoked) {
+		t.Fatalf("revoked alice: %v", err)
 	}
 }
