@@ -77,6 +77,11 @@ type Config struct {
 	Timeout time.Duration `yaml:"timeout,omitempty"`
 	// TLS names the cluster CA and the client's certificate and key.
 	TLS wan.TLSFiles `yaml:"tls"`
+	// HTTP lists the HTTPS gateway of each node that serves one, by node
+	// id ("https://host:port"; docs/protocol.md). This client speaks QUIC
+	// and does not use it: it is there for HTTP clients and curl, which
+	// use the same TLS files.
+	HTTP map[string]string `yaml:"http,omitempty"`
 	// Credentials, if set, are used instead of loading TLS.
 	Credentials *wan.Credentials `yaml:"-"`
 	// TracerProvider receives a client span per request, whose context

@@ -43,6 +43,9 @@ type Options struct {
 	WANLatency time.Duration
 	// Now is the clock for certificate validity; nil means time.Now.
 	Now func() time.Time
+	// HTTP has every node serve the HTTP gateway, on a TCP port of its
+	// own (after the admin ports when BasePort is set).
+	HTTP bool
 	// NoEncryption leaves encryption at rest off. By default every node
 	// seals its values under the key of Dir/certs/encryption-keys.yaml
 	// (KeyFile), made once per directory.
@@ -126,7 +129,7 @@ func Write(opts Options) (*Cluster, error) {
 			return nil, err
 		}
 	}
-	type devMember struct{ id, dc, rack, addr, gossip, admin string }
+	type devMember struct{ id, dc, rack, addr, gossip, admin, http string }
 	var members []devMember
 	total := len(opts.Regions) * opts.NodesPerRegion
 	port := opts.BasePort
@@ -149,10 +152,18 @@ func Write(opts Options) (*Cluster, error) {
 				if m.admin, held, err = freeGossipAddr(opts.Host, held); err != nil {
 					return nil, err
 				}
+				if opts.HTTP {
+					if m.http, held, err = freeGossipAddr(opts.Host, held); err != nil {
+						return nil, err
+					}
+				}
 			} else {
 				m.addr = net.JoinHostPort(opts.Host, strconv.Itoa(port))
 				m.gossip = net.JoinHostPort(opts.Host, strconv.Itoa(port+total))
 				m.admin = net.JoinHostPort(opts.Host, strconv.Itoa(port+2*total))
+				if opts.HTTP {
+					m.http = net.JoinHostPort(opts.Host, strconv.Itoa(port+3*total))
+				}
 				port++
 			}
 			members = append(members, m)
@@ -179,7 +190,7 @@ func Write(opts Options) (*Cluster, error) {
 		}
 		tlsFiles.CA = caFile
 		cfg := node.Config{
-			ID: m.id, DC: m.dc, Rack: m.rack, Listen: m.addr, Admin: m.admin,
+			ID: m.id, DC: m.dc, Rack: m.rack, Listen: m.addr, Admin: m.admin, HTTP: m.http,
 			Gossip: m.gossip, Seeds: seeds, GossipKeys: []string{gossipKey},
 			// Loopback: LAN failure detection. Clusters that really span
 			// regions keep the default WAN profile.

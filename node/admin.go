@@ -17,8 +17,9 @@ import (
 	"github.com/meridian-kv/meridian/wan"
 )
 
-// startAdmin serves /metrics and /healthz on Config.Admin, and the
-// profiles under /debug/pprof/ if Config.Profiling.
+// startAdmin serves /metrics, /healthz and the status page (/ and
+// /status.json, statuspage.go) on Config.Admin, and the profiles under
+// /debug/pprof/ if Config.Profiling.
 func (n *Node) startAdmin(metrics http.Handler) error {
 	l, err := net.Listen("tcp", n.cfg.Admin)
 	if err != nil {
@@ -28,19 +29,19 @@ func (n *Node) startAdmin(metrics http.Handler) error {
 	if metrics == nil {
 		metrics = http.NotFoundHandler()
 	}
-	var h http.Handler = telemetry.AdminHandler(metrics, n.healthz)
+	mux := http.NewServeMux()
+	mux.Handle("/", telemetry.AdminHandler(metrics, n.healthz))
+	mux.HandleFunc("GET /{$}", n.serveStatusPage)
+	mux.HandleFunc("GET /status.json", n.serveStatusJSON)
 	if n.cfg.Profiling {
-		mux := http.NewServeMux()
-		mux.Handle("/", h)
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-		h = mux
 	}
 	n.admin = &http.Server{
-		Handler:           h,
+		Handler:           mux,
 		ReadHeaderTimeout: 5 * time.Second,
 	}
 	go func() {
@@ -102,6 +103,8 @@ func (n *Node) startRequest(ctx context.Context, req *wan.Envelope, op, ks, cons
 			span.SetAttributes(telemetry.Siblings(siblings))
 		}
 		span.End()
-		n.metrics.ObserveRequest(ctx, op, orDefault(cons, "default"), n.cfg.DC, kind, time.Since(start))
+		d := time.Since(start)
+		n.metrics.ObserveRequest(ctx, op, orDefault(cons, "default"), n.cfg.DC, kind, d)
+		n.reqs.add("client", n.cfg.DC, time.Now(), d)
 	}
 }

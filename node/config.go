@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -40,6 +41,11 @@ type Config struct {
 	Advertise string `yaml:"advertise,omitempty"`
 	// Admin is the host:port of the admin HTTP endpoint; empty disables it.
 	Admin string `yaml:"admin,omitempty"`
+	// HTTP is the host:port of the HTTP gateway (HTTPS with client
+	// certificates, see docs/protocol.md); empty, the default, disables
+	// it. It serves the same requests as the QUIC client protocol, with
+	// the same credentials, grants and limits.
+	HTTP string `yaml:"http,omitempty"`
 	// Profiling serves Go's profiles (net/http/pprof) under /debug/pprof/
 	// on the admin endpoint. Off by default: a profile shows the node's
 	// internals to whoever reaches the admin address, and costs CPU while
@@ -333,6 +339,13 @@ func (c *Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		bad("listen %q is not host:port: %v", c.Listen, err)
+	}
+	if c.HTTP != "" {
+		if _, port, err := net.SplitHostPort(c.HTTP); err != nil {
+			bad("http %q is not host:port (the HTTP gateway's address; leave it out to turn the gateway off): %v", c.HTTP, err)
+		} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+			bad("http %q: port %q is not a number from 0 to 65535", c.HTTP, port)
+		}
 	}
 	if c.DataDir == "" {
 		bad("data_dir is required")

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -66,5 +67,24 @@ func TestDefaultMaxObjectBytesFitsManyReplicas(t *testing.T) {
 	}
 	if c.Limits.MaxObjectBytes >= DefaultMaxObjectBytes || c.Limits.MaxObjectBytes < c.Limits.MaxValueBytes {
 		t.Fatalf("max_object_bytes %d for 18 replicas", c.Limits.MaxObjectBytes)
+	}
+}
+
+// TestConfigValidatesHTTP: the gateway is off without http, and on with
+// a host:port; anything else is refused with the field named.
+func TestConfigValidatesHTTP(t *testing.T) {
+	for _, ok := range []string{"", "127.0.0.1:0", "0.0.0.0:8443", "[::1]:8443", ":8443"} {
+		c := validConfig()
+		c.HTTP = ok
+		if err := c.Validate(); err != nil {
+			t.Errorf("http %q refused: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"8443", "localhost", "127.0.0.1:https", "127.0.0.1:70000", "https://127.0.0.1:8443"} {
+		c := validConfig()
+		c.HTTP = bad
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "http "+strconv.Quote(bad)) {
+			t.Errorf("http %q: %v", bad, err)
+		}
 	}
 }

@@ -96,12 +96,16 @@ type Node struct {
 
 	reencrypt reencryption // meridian reencrypt running here (encryption.go)
 
-	tracer     trace.Tracer
-	metrics    *telemetry.Metrics
-	admin      *http.Server
-	adminAddr  string
-	sentAttrs  sync.Map // region -> metric.AddOption for meridian.wan.sent
-	unregister func()
+	tracer       trace.Tracer
+	metrics      *telemetry.Metrics
+	admin        *http.Server
+	adminAddr    string
+	gateway      *http.Server // the HTTP gateway, if Config.HTTP (gateway.go)
+	gatewayAddr  string
+	gatewayConns sync.Map // net.Conn -> *gatewayConn (gateway.go)
+	reqs         reqStats // recent request latencies, for the status page (reqstats.go)
+	sentAttrs    sync.Map // region -> metric.AddOption for meridian.wan.sent
+	unregister   func()
 
 	// bg tracks background work (fan-out tails, read repair) so Close can
 	// wait for it.
@@ -237,6 +241,12 @@ func Start(cfg Config, opts Options) (*Node, error) {
 			return nil, err
 		}
 	}
+	if cfg.HTTP != "" {
+		if err := n.startGateway(); err != nil {
+			n.Kill()
+			return nil, err
+		}
+	}
 	n.bg.Add(7)
 	go n.runGrantSync()
 	go n.watchDirectory()
@@ -335,7 +345,7 @@ func (n *Node) Close() error {
 	if err := n.peers.leave(); err != nil {
 		errs = append(errs, fmt.Errorf("leaving the cluster: %w", err))
 	}
-	errs = append(errs, n.peers.shutdown(), n.stopAdmin())
+	errs = append(errs, n.peers.shutdown(), n.stopAdmin(), n.stopGateway())
 	n.bgStop()
 	errs = append(errs, n.tr.Close())
 	n.bg.Wait()
@@ -354,7 +364,7 @@ func (n *Node) Kill() error {
 	}
 	var errs []error
 	errs = append(errs, n.peers.shutdown())
-	errs = append(errs, n.stopAdmin())
+	errs = append(errs, n.stopAdmin(), n.stopGateway())
 	n.bgStop()
 	errs = append(errs, n.tr.Close())
 	n.bg.Wait()

@@ -42,6 +42,7 @@ type peers struct {
 	tr          *wan.Transport
 	tracer      trace.Tracer
 	metrics     *telemetry.Metrics
+	reqs        *reqStats   // the status page's recent latencies (reqstats.go)
 	onDisk      bool        // the store is on the real disk: keep a serf snapshot
 	storeFailed func() bool // the node's store failed: store errors are expected, not logged
 	ctx         context.Context
@@ -73,6 +74,7 @@ func newPeers(n *Node, gossipTr memberlist.NodeAwareTransport) *peers {
 		store:       n.store,
 		tracer:      n.tracer,
 		metrics:     n.metrics,
+		reqs:        &n.reqs,
 		onDisk:      n.onDisk,
 		storeFailed: n.ident.storeFailed.Load,
 		ctx:         n.bgCtx,

@@ -79,7 +79,9 @@ func (p *peers) endCall(ctx context.Context, span trace.Span, t wan.MsgType, dc 
 		span.SetStatus(codes.Error, err.Error())
 	}
 	span.End()
-	p.metrics.ObserveReplicaRPC(ctx, opName(t), dc, time.Since(start))
+	d := time.Since(start)
+	p.metrics.ObserveReplicaRPC(ctx, opName(t), dc, d)
+	p.reqs.add("replica", dc, time.Now(), d)
 }
 
 // startServe starts the server span of a request stream, continuing the

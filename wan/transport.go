@@ -562,35 +562,10 @@ func (t *Transport) serveStream(from Identity, str *quic.Stream, bud *budget) {
 		str.CancelRead(streamDone)
 		return
 	}
-	if ok, why := t.prin.allow(from); !ok {
-		r.SendError(CodeOverloaded, why)
+	if !t.serveRequest(str.Context(), from, req, r, func(d time.Time) { str.SetWriteDeadline(d) }) {
 		r.close()
 		str.CancelRead(streamDone)
 		return
-	}
-
-	ctx := str.Context()
-	if req.Deadline != 0 {
-		deadline := time.Unix(0, req.Deadline)
-		if !time.Now().Before(deadline) {
-			r.SendError(CodeDeadlineExceeded, fmt.Sprintf("deadline %s passed before the request was served", deadline.UTC().Format(time.RFC3339Nano)))
-			r.close()
-			str.CancelRead(streamDone)
-			return
-		}
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, deadline)
-		defer cancel()
-		// Replies nobody waits for must not block the handler for ever.
-		str.SetWriteDeadline(deadline)
-	}
-	t.runHandler(ctx, from, req, r)
-	if r.sent.Load() == 0 && errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		// The handler gave up at the deadline without an answer: say so,
-		// rather than end the stream as if it had nothing to say. The
-		// write deadline (the request's) has passed too: allow a moment.
-		str.SetWriteDeadline(time.Now().Add(time.Second))
-		r.SendError(CodeDeadlineExceeded, "the request's deadline passed before the handler answered")
 	}
 	r.close()
 
@@ -602,7 +577,7 @@ func (t *Transport) serveStream(from Identity, str *quic.Stream, bud *budget) {
 	}
 }
 
-func (t *Transport) runHandler(ctx context.Context, from Identity, req *Envelope, r *replier) {
+func (t *Transport) runHandler(ctx context.Context, from Identity, req *Envelope, r Replier) {
 	defer func() {
 		if v := recover(); v != nil {
 			t.log.Error("wan: handler panicked", "peer", from.Name, "type", req.Type, "id", req.ID, "panic", v, "stack", string(debug.Stack()))
@@ -625,6 +600,8 @@ type replier struct {
 	closed bool
 	sent   atomic.Int64 // frames sent
 }
+
+func (r *replier) sentCount() int64 { return r.sent.Load() }
 
 func (r *replier) Send(e *Envelope) error {
 	if e == nil {

@@ -53,6 +53,7 @@ type nodeConfigFlags struct {
 	id, dc, rack                string
 	listen, advertise, gossip   string
 	admin, dataDir              string
+	http                        string
 	seeds                       []string
 	certsDir, ca, cert, key     string
 	gossipKeys                  []string
@@ -119,6 +120,7 @@ machine or one Docker engine.`,
 	fl.StringVar(&f.advertise, "advertise", "", "QUIC host:port other nodes dial, if not --listen's")
 	fl.StringVar(&f.gossip, "gossip", "", "host:port (TCP and UDP) of gossip; an address others reach, it is also advertised")
 	fl.StringVar(&f.admin, "admin", "", "host:port of the admin HTTP endpoint (/metrics, /healthz); empty disables it")
+	fl.StringVar(&f.http, "http", "", "host:port (TCP) of the HTTP gateway, HTTPS with client certificates (docs/protocol.md); empty disables it")
 	fl.StringArrayVar(&f.seeds, "seed", nil, "gossip address of a node to join through (repeatable)")
 	fl.StringVar(&f.dataDir, "data-dir", "", "the node's data directory")
 	fl.StringVar(&f.certsDir, "certs-dir", "", "certificates directory as the node sees it: DIR/ca.pem, DIR/ID.pem, DIR/ID-key.pem")
@@ -152,7 +154,7 @@ func (f *nodeConfigFlags) config() (*node.Config, error) {
 	var errs []error
 	cfg := &node.Config{
 		ID: f.id, DC: f.dc, Rack: f.rack, Listen: f.listen, Advertise: f.advertise,
-		Admin: f.admin, Gossip: f.gossip, Seeds: f.seeds, DataDir: f.dataDir,
+		Admin: f.admin, HTTP: f.http, Gossip: f.gossip, Seeds: f.seeds, DataDir: f.dataDir,
 		GossipProfile: f.gossipProfile,
 		Keyspaces:     map[string]node.Keyspace{},
 		Auth:          node.AuthConfig{Superusers: f.superusers},
@@ -283,6 +285,7 @@ type clientConfigFlags struct {
 	out, header    string
 	overwrite      bool
 	nodeConfigs    []string
+	http           map[string]string
 }
 
 func newConfigClientCmd() *cobra.Command {
@@ -319,7 +322,8 @@ and DIR/NAME-key.pem as meridian cert create-client writes them.`,
 	fl := cmd.Flags()
 	fl.StringVar(&f.dc, "dc", "", "the client's datacenter (default the first node's)")
 	fl.StringArrayVar(&f.nodes, "node", nil, "ID@DC=HOST:PORT of a node (repeatable)")
-	fl.StringArrayVar(&f.nodeConfigs, "node-config", nil, "take a node's id, datacenter and address (advertise, else listen) from its configuration file (repeatable)")
+	fl.StringArrayVar(&f.nodeConfigs, "node-config", nil, "take a node's id, datacenter and address (advertise, else listen), and its HTTP gateway if it has one, from its configuration file (repeatable)")
+	fl.StringToStringVar(&f.http, "http", nil, "ID=https://HOST:PORT of a node's HTTP gateway, for HTTP clients (repeatable, or comma-separated)")
 	fl.StringSliceVar(&f.regions, "regions", nil, "failover order of the other regions (default: as the nodes are listed)")
 	fl.StringVar(&f.keyspace, "keyspace", "", "default keyspace (default \"default\")")
 	fl.DurationVar(&f.timeout, "timeout", 0, "request timeout (default 5s)")
@@ -348,6 +352,22 @@ func (f *clientConfigFlags) config() (*client.Config, error) {
 			addr = nc.Listen
 		}
 		cfg.Nodes = append(cfg.Nodes, client.Node{ID: nc.ID, DC: nc.DC, Addr: addr})
+		if nc.HTTP != "" {
+			if cfg.HTTP == nil {
+				cfg.HTTP = map[string]string{}
+			}
+			cfg.HTTP[nc.ID] = "https://" + nc.HTTP
+		}
+	}
+	for id, url := range f.http {
+		if id == "" || !strings.HasPrefix(url, "https://") {
+			errs = append(errs, fmt.Errorf("--http %s=%s: want ID=https://HOST:PORT", id, url))
+			continue
+		}
+		if cfg.HTTP == nil {
+			cfg.HTTP = map[string]string{}
+		}
+		cfg.HTTP[id] = url
 	}
 	for _, spec := range f.nodes {
 		id, rest, ok1 := strings.Cut(spec, "@")

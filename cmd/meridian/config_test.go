@@ -26,6 +26,9 @@ func configNodeArgs(cfg *node.Config, certs, keyFile, out string) []string {
 	for _, s := range cfg.Auth.Superusers {
 		args = append(args, "--superuser", s)
 	}
+	if cfg.HTTP != "" {
+		args = append(args, "--http", cfg.HTTP)
+	}
 	if f := cfg.Encryption.KeyFile; f != "" {
 		args = append(args, "--encryption-key-file", f)
 	}
@@ -85,6 +88,12 @@ func TestConfigReproducesDev(t *testing.T) {
 	args := []string{"config", "client", "--dc", want.DC, "--keyspace", want.Keyspace, "--certs-dir", certs, "--name", devcluster.Principal, "--out", filepath.Join(dir, "client-again.yaml")}
 	for _, n := range want.Nodes {
 		args = append(args, "--node", n.ID+"@"+n.DC+"="+n.Addr)
+	}
+	if len(want.HTTP) != 6 {
+		t.Errorf("dev listed %d HTTP gateways in client.yaml, want 6: %v", len(want.HTTP), want.HTTP)
+	}
+	for id, url := range want.HTTP {
+		args = append(args, "--http", id+"="+url)
 	}
 	if _, err := certCLI(args...); err != nil {
 		t.Fatal(err)

@@ -59,7 +59,7 @@ meridian node --config DIR/nodes/<node>.yaml.`,
 	cmd.Flags().IntVar(&f.nodesPerRegion, "nodes-per-region", 3, "nodes in each region")
 	cmd.Flags().IntVar(&f.replicas, "replicas", 0, "replicas per region of the default keyspace (default min(3, nodes-per-region))")
 	cmd.Flags().DurationVar(&f.wanLatency, "wan-latency", 40*time.Millisecond, "emulated one-way latency between regions")
-	cmd.Flags().IntVar(&f.basePort, "base-port", 7100, "first UDP port; nodes take consecutive ports (0 = any free ports)")
+	cmd.Flags().IntVar(&f.basePort, "base-port", 7100, "first port: nodes take consecutive ports, QUIC (UDP) first, then gossip, admin and HTTP gateway ports (0 = any free ports)")
 	cmd.Flags().BoolVar(&f.configOnly, "config-only", false, "write configurations and certificates, then exit")
 	cmd.Flags().StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	cmd.Flags().BoolVar(&f.noEncryption, "no-encryption", false, "store values unsealed (by default every node encrypts them at rest under the key in DIR/"+devcluster.KeyFile+")")
@@ -72,7 +72,7 @@ func runDev(cmd *cobra.Command, f *devFlags) error {
 	}
 	cluster, err := devcluster.Write(devcluster.Options{
 		Dir: f.dir, Regions: f.regions, NodesPerRegion: f.nodesPerRegion, Replicas: f.replicas,
-		BasePort: f.basePort, WANLatency: f.wanLatency, NoEncryption: f.noEncryption,
+		BasePort: f.basePort, WANLatency: f.wanLatency, NoEncryption: f.noEncryption, HTTP: true,
 	})
 	if err != nil {
 		return err
@@ -162,7 +162,17 @@ func printDevBanner(w io.Writer, f *devFlags, cluster *devcluster.Cluster, clien
 	fmt.Fprintf(w, "  meridian%s put greeting hello\n", cfgFlag)
 	fmt.Fprintf(w, "  meridian%s get greeting --consistency EACH_QUORUM\n", cfgFlag)
 	fmt.Fprintf(w, "  meridian%s ring greeting\n", cfgFlag)
-	fmt.Fprintf(w, "Metrics: http://%s/metrics (one admin endpoint per node; see %s).\n", cluster.Nodes[0].Admin, filepath.Join(f.dir, "nodes"))
+	fmt.Fprintf(w, "Status page: http://%s/, metrics: http://%s/metrics (one admin endpoint per node; see %s).\n", cluster.Nodes[0].Admin, cluster.Nodes[0].Admin, filepath.Join(f.dir, "nodes"))
+	fmt.Fprintf(w, "HTTP gateways (HTTPS with the client certificate; listed under http: in %s):\n", clientFile)
+	for _, n := range cluster.Nodes {
+		if n.HTTP != "" {
+			fmt.Fprintf(w, "  %-10s https://%s\n", n.ID, n.HTTP)
+		}
+	}
+	if n := cluster.Nodes[0]; n.HTTP != "" {
+		tls := cluster.ClientTLS
+		fmt.Fprintf(w, "  curl --cacert %s --cert %s --key %s \\\n    -X PUT --data-binary hello https://%s/v1/kv/default/greeting\n", tls.CA, tls.Cert, tls.Key, n.HTTP)
+	}
 	fmt.Fprintf(w, "Go clients: client.LoadConfig(%q).\nCtrl-C stops the cluster; data stays in %s.\n", clientFile, f.dir)
 }
 
@@ -170,6 +180,12 @@ func writeClientConfig(path string, cluster *devcluster.Cluster) error {
 	cfg := client.Config{DC: cluster.FirstRegion, Keyspace: "default", TLS: cluster.ClientTLS}
 	for _, n := range cluster.Nodes {
 		cfg.Nodes = append(cfg.Nodes, client.Node{ID: n.ID, DC: n.DC, Addr: n.Listen})
+		if n.HTTP != "" {
+			if cfg.HTTP == nil {
+				cfg.HTTP = map[string]string{}
+			}
+			cfg.HTTP[n.ID] = "https://" + n.HTTP
+		}
 	}
 	b, err := yaml.Marshal(&cfg)
 	if err != nil {

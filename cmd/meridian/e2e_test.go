@@ -74,8 +74,8 @@ func TestMain(m *testing.M) {
 // this test run. The blocks lie below the kernel's ephemeral range (32768
 // and up on Linux), so no other program's outgoing connection takes one,
 // and no port is found free and released before a node binds it. Tests of
-// this package run one at a time; a block holds 33 nodes' QUIC, gossip and
-// admin ports.
+// this package run one at a time; a block holds 25 nodes' QUIC, gossip,
+// admin and HTTP gateway ports.
 func portBlock() string {
 	const first, blocks = 20000, 120
 	return strconv.Itoa(first + 100*int((portBlocks.Add(1)-1)%blocks))
