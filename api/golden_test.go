@@ -303,7 +303,7 @@ func TestGoldenVectorsMatchTheSchema(t *testing.T) {
 	}
 	// The constants the schema must give their numbers, vector or not.
 	for name, num := range map[string]wan.MsgType{
-		"type-error": wan.TypeError, "type-fragment": wan.TypeFragment,
+		"type-error": wan.TypeError, "type-fragment": wan.TypeFragment, "type-ping": wan.TypePing,
 		"type-get": api.TypeGet, "type-put": api.TypePut, "type-status": api.TypeStatus, "type-ring": api.TypeRing,
 		"type-get-reply": api.TypeGetReply, "type-put-reply": api.TypePutReply, "type-status-reply": api.TypeStatusReply,
 		"type-ring-reply": api.TypeRingReply, "type-client-error": api.TypeClientError, "type-inspect": api.TypeInspect,

@@ -130,7 +130,7 @@
 //
 // A killed peer's connection looks open until the idle timeout (QUIC
 // ignores ICMP). A Dialer with DialerOptions.VerifyAfter pings a connection
-// that has been quiet that long (TypePing = 2, answered by the transport,
+// that has been quiet that long (TypePing = 3, answered by the transport,
 // never by the handler) before it sends a request on it; an unanswered ping
 // closes the connection and fails the call with ErrUnreachable.
 //

@@ -28,8 +28,12 @@ const TypeError MsgType = 1
 
 // TypePing asks the transport itself (not the handler) for a TypePing reply:
 // a Dialer sends it on a connection that has been quiet, to learn whether
-// the peer is still there before it sends a request on it.
-const TypePing MsgType = 2
+// the peer is still there before it sends a request on it. (It was 2, the
+// number of TypeFragment, so a ping was read as a broken fragment and
+// answered with an error; a peer of that time still answers 2 that way,
+// and hands 3 to its handler, which answers with an error: either is a
+// sign of life.)
+const TypePing MsgType = 3
 
 // TraceContext is a W3C trace context (https://www.w3.org/TR/trace-context/)
 // carried in every envelope so traces cross node boundaries.
