@@ -76,7 +76,7 @@ func (n *Node) get(ctx context.Context, r *api.GetRequest) (*api.GetResponse, *a
 				start := time.Now()
 				obj, err := n.readReplica(ctx, id, r.Keyspace, r.Key)
 				if err == nil && id != n.cfg.ID {
-					n.readTimes.observe(dc, time.Since(start))
+					n.coordinator.readTimes.observe(dc, time.Since(start))
 				}
 				replies <- readReply{node: id, dc: dc, obj: obj, err: err}
 			})
@@ -95,7 +95,7 @@ func (n *Node) get(ctx context.Context, r *api.GetRequest) (*api.GetResponse, *a
 		}
 		return ok
 	}
-	speculate := time.NewTimer(n.readTimes.patience(asks.farthest, n.cfg.Limits.RequestTimeout))
+	speculate := time.NewTimer(n.coordinator.readTimes.patience(asks.farthest, n.cfg.Limits.RequestTimeout))
 	defer speculate.Stop()
 
 	var got []readReply
@@ -124,7 +124,7 @@ func (n *Node) get(ctx context.Context, r *api.GetRequest) (*api.GetResponse, *a
 			for _, dc := range asks.waiting(tally.Acked(), need) {
 				spare(dc, "late")
 			}
-			speculate.Reset(n.readTimes.patience(asks.farthest, n.cfg.Limits.RequestTimeout))
+			speculate.Reset(n.coordinator.readTimes.patience(asks.farthest, n.cfg.Limits.RequestTimeout))
 		case <-ctx.Done():
 			return nil, quorumError(tally, "get", fmt.Errorf("timed out: %w", ctx.Err()))
 		}

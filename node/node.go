@@ -79,7 +79,6 @@ type Node struct {
 	peers       *peers      // membership, peer health and call (peers.go)
 	handoff     *handoff    // hint delivery and its counters (handoff.go)
 	coordinator coordinator // writes coordinated here whose copies are in flight (writeahead.go)
-	readTimes   readTimes   // how long peer replicas take to answer reads, per datacenter (readplan.go)
 	repairer    *repairer   // repair state: trees, slots, budget, checkpoints, dirty set, session book (repairer.go)
 	tombstones  *tombstones // tombstone collection and the read gate (tombstones.go)
 	onDisk      bool        // the store is on the real disk, in cfg.DataDir

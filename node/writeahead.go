@@ -108,6 +108,9 @@ func (f *fanout) report(a ack) {
 // the peers room.
 type coordinator struct {
 	flights flights
+	// readTimes is how long peer replicas take to answer reads, per
+	// datacenter: the patience of speculative reads (readplan.go).
+	readTimes readTimes
 }
 
 // launch marks a write's copies of key to targets in flight; the returned
