@@ -13,7 +13,7 @@ import (
 // a view of the last minute, not a metric: /metrics has the histograms.
 type reqStats struct {
 	mu sync.Mutex
-	by map[statKey][]reqSample // oldest first, at most maxSamples
+	by map[statKey]*sampleRing
 }
 
 type statKey struct{ kind, region string }
@@ -26,18 +26,36 @@ type reqSample struct {
 // maxSamples bounds the samples kept per kind and region.
 const maxSamples = 4096
 
+// sampleRing holds the last maxSamples samples: add overwrites the oldest,
+// so recording a request costs the same however many are kept (it runs on
+// every client request and every call to a replica).
+type sampleRing struct {
+	buf  []reqSample
+	next int // where the next sample goes once buf is full
+}
+
+func (r *sampleRing) add(smp reqSample) {
+	if len(r.buf) < maxSamples {
+		r.buf = append(r.buf, smp)
+		return
+	}
+	r.buf[r.next] = smp
+	r.next = (r.next + 1) % maxSamples
+}
+
 func (s *reqStats) add(kind, region string, at time.Time, d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.by == nil {
-		s.by = map[statKey][]reqSample{}
+		s.by = map[statKey]*sampleRing{}
 	}
 	k := statKey{kind, region}
-	q := s.by[k]
-	if len(q) >= maxSamples {
-		q = slices.Delete(q, 0, len(q)-maxSamples+1)
+	r := s.by[k]
+	if r == nil {
+		r = &sampleRing{}
+		s.by[k] = r
 	}
-	s.by[k] = append(q, reqSample{at, d})
+	r.add(reqSample{at, d})
 }
 
 // RegionRate is the rate and p99 latency of one kind of request in one
@@ -56,9 +74,9 @@ func (s *reqStats) summary(now time.Time, window time.Duration) []RegionRate {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := []RegionRate{}
-	for k, q := range s.by {
+	for k, r := range s.by {
 		var ds []time.Duration
-		for _, smp := range q {
+		for _, smp := range r.buf {
 			if now.Sub(smp.at) <= window {
 				ds = append(ds, smp.d)
 			}

@@ -23,10 +23,19 @@ func TestReqStatsSummary(t *testing.T) {
 	if r := got[1]; r.Kind != "replica" || r.Region != "west" || r.Count != 1 || r.P99ms != 40 {
 		t.Fatalf("replica west: %+v", r)
 	}
-	for i := 0; i < 2*maxSamples; i++ {
-		s.add("replica", "west", t0, time.Millisecond)
+	// Past maxSamples the oldest give way: the last maxSamples are kept.
+	for i := 1; i <= 2*maxSamples+10; i++ {
+		s.add("replica", "south", t0, time.Duration(i)*time.Millisecond)
 	}
-	if n := len(s.by[statKey{"replica", "west"}]); n != maxSamples {
+	r := s.by[statKey{"replica", "south"}]
+	if n := len(r.buf); n != maxSamples {
 		t.Fatalf("%d samples kept, want %d", n, maxSamples)
+	}
+	least := r.buf[0].d
+	for _, smp := range r.buf {
+		least = min(least, smp.d)
+	}
+	if want := time.Duration(maxSamples+11) * time.Millisecond; least != want {
+		t.Fatalf("oldest sample kept %v, want %v", least, want)
 	}
 }
