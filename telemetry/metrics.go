@@ -3,6 +3,8 @@ package telemetry
 import (
 	"context"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -69,6 +71,32 @@ type Metrics struct {
 	// "failed" (a replica answered with an error) or "late" (the answers
 	// took longer than the datacenter's replicas usually do).
 	ReadsSpares metric.Int64Counter
+
+	// options caches the attribute sets of the per-request recordings
+	// (building one sorts and allocates, on every request otherwise);
+	// attrKey -> metric.MeasurementOption, at most maxCachedOptions.
+	options sync.Map
+	cached  atomic.Int64
+}
+
+type attrKey struct{ kind, op, a, b, c string }
+
+// maxCachedOptions bounds the cached attribute sets: consistency levels
+// are the clients' to choose (per-region vectors).
+const maxCachedOptions = 4096
+
+// option returns the cached measurement option of k, built by attrs once.
+func (m *Metrics) option(k attrKey, attrs func() []attribute.KeyValue) metric.MeasurementOption {
+	if o, ok := m.options.Load(k); ok {
+		return o.(metric.MeasurementOption)
+	}
+	o := metric.WithAttributes(attrs()...)
+	if m.cached.Load() < maxCachedOptions {
+		if _, loaded := m.options.LoadOrStore(k, o); !loaded {
+			m.cached.Add(1)
+		}
+	}
+	return o
 }
 
 // NewMetrics creates Meridian's instruments on mp; a nil mp gives no-op
@@ -126,16 +154,22 @@ func NewMetrics(mp metric.MeterProvider) (*Metrics, error) {
 // ObserveRequest records one client request's duration. errKind is "" for
 // success, else the error.type value.
 func (m *Metrics) ObserveRequest(ctx context.Context, op, consistency, dc, errKind string, d time.Duration) {
-	attrs := []attribute.KeyValue{Operation(op), Consistency(consistency), DC(dc)}
-	if errKind != "" {
-		attrs = append(attrs, ErrorKind(errKind))
-	}
-	m.RequestDuration.Record(ctx, d.Seconds(), metric.WithAttributes(attrs...))
+	o := m.option(attrKey{"request", op, consistency, dc, errKind}, func() []attribute.KeyValue {
+		attrs := []attribute.KeyValue{Operation(op), Consistency(consistency), DC(dc)}
+		if errKind != "" {
+			attrs = append(attrs, ErrorKind(errKind))
+		}
+		return attrs
+	})
+	m.RequestDuration.Record(ctx, d.Seconds(), o)
 }
 
 // ObserveReplicaRPC records one node-to-node call to a replica in dc.
 func (m *Metrics) ObserveReplicaRPC(ctx context.Context, op, dc string, d time.Duration) {
-	m.ReplicaRPCDuration.Record(ctx, d.Seconds(), metric.WithAttributes(Operation(op), ReplicaDC(dc)))
+	o := m.option(attrKey{kind: "replica", op: op, a: dc}, func() []attribute.KeyValue {
+		return []attribute.KeyValue{Operation(op), ReplicaDC(dc)}
+	})
+	m.ReplicaRPCDuration.Record(ctx, d.Seconds(), o)
 }
 
 // RegisterGauge registers an observable int64 gauge named name on mp (nil:

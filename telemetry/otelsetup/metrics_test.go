@@ -78,6 +78,10 @@ func TestMetricsExposition(t *testing.T) {
 	m.ObserveRequest(ctx, "put", "LOCAL_QUORUM", "us-east", "", 3*time.Millisecond)
 	m.ObserveRequest(ctx, "put", "LOCAL_QUORUM", "us-east", "", 300*time.Microsecond)
 	m.ObserveReplicaRPC(ctx, "replica.put", "eu-west", 80*time.Millisecond)
+	m.ObserveRequest(ctx, "get", "ONE", "us-east", "timeout", time.Second)
+	for range 3 {
+		m.ObserveReplicaRPC(ctx, "replica.put", "ap-south", time.Millisecond)
+	}
 	m.HintsStored.Add(ctx, 3, metric.WithAttributes(telemetry.HintTarget("n9")))
 	m.HintsDelivered.Add(ctx, 1, metric.WithAttributes(telemetry.HintTarget("n9")))
 	m.Errors.Add(ctx, 1, metric.WithAttributes(telemetry.ErrorKind("quorum")))
@@ -118,6 +122,17 @@ func TestMetricsExposition(t *testing.T) {
 	find(t, fams, "meridian_replica_rpc_duration_seconds", map[string]string{
 		"db_operation_name": "replica.put", "meridian_replica_dc": "eu-west",
 	})
+	// Each attribute set is its own series (they are cached per set).
+	if c := find(t, fams, "meridian_request_duration_seconds", map[string]string{
+		"db_operation_name": "get", "meridian_consistency": "ONE", "meridian_dc": "us-east", "error_type": "timeout",
+	}).GetHistogram().GetSampleCount(); c != 1 {
+		t.Errorf("failed get count = %d, want 1", c)
+	}
+	if c := find(t, fams, "meridian_replica_rpc_duration_seconds", map[string]string{
+		"db_operation_name": "replica.put", "meridian_replica_dc": "ap-south",
+	}).GetHistogram().GetSampleCount(); c != 3 {
+		t.Errorf("replica.put to ap-south count = %d, want 3", c)
+	}
 	if v := find(t, fams, "meridian_hints_stored_total", map[string]string{"meridian_hint_target": "n9"}).GetCounter().GetValue(); v != 3 {
 		t.Errorf("meridian_hints_stored_total = %v, want 3", v)
 	}
