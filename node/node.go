@@ -111,7 +111,8 @@ type Node struct {
 	bg       sync.WaitGroup
 	bgCtx    context.Context
 	bgStop   context.CancelFunc
-	inflight atomic.Int64 // background request work (fan-out tails, read repair) running
+	bgJobs   chan func(context.Context) // to an idle background worker
+	inflight atomic.Int64               // background request work (fan-out tails, read repair) running
 	closed   atomic.Bool
 
 	reload reloadState // Reload (reload.go)
@@ -181,6 +182,7 @@ func Start(cfg Config, opts Options) (*Node, error) {
 		return nil, fmt.Errorf("node: %w", err)
 	}
 	n.bgCtx, n.bgStop = context.WithCancel(context.Background())
+	n.bgJobs = make(chan func(context.Context))
 	n.reload.configPath, n.reload.files = opts.ConfigPath, cfg.TLS
 	// The rooms exist before the transport serves: handlers use them.
 	n.peers = newPeers(n, opts.GossipTransport)
@@ -406,20 +408,53 @@ func (n *Node) storeErr() error {
 var errStoreFailed = errors.New("its data directory check failed")
 
 // goBackground runs f as tracked background work bounded by the request
-// timeout, unless the node is closing.
+// timeout, unless the node is closing. An idle background worker takes
+// it, or a new one starts: a worker outlives its job, so the stack a call
+// to a replica grows to (QUIC, CBOR, the store) is grown once per worker
+// rather than once per call, on a fresh goroutine whose stack the runtime
+// would copy as it grew.
 func (n *Node) goBackground(f func(ctx context.Context)) {
 	if n.closed.Load() {
 		return
 	}
 	n.bg.Add(1)
 	n.inflight.Add(1)
-	go func() {
-		defer n.bg.Done()
-		defer n.inflight.Add(-1)
-		ctx, cancel := context.WithTimeout(n.bgCtx, n.cfg.Limits.RequestTimeout)
-		defer cancel()
-		f(ctx)
-	}()
+	select {
+	case n.bgJobs <- f:
+	default:
+		go n.bgWorker(f)
+	}
+}
+
+// bgWorkerIdle is how long a background worker waits for another job
+// before it ends.
+const bgWorkerIdle = 10 * time.Second
+
+// bgWorker runs f, then further jobs, until none comes for bgWorkerIdle
+// or the node closes.
+func (n *Node) bgWorker(f func(ctx context.Context)) {
+	idle := time.NewTimer(bgWorkerIdle)
+	defer idle.Stop()
+	for {
+		n.runBackground(f)
+		idle.Reset(bgWorkerIdle)
+		select {
+		case f = <-n.bgJobs:
+		case <-idle.C:
+			return
+		case <-n.bgCtx.Done():
+			return
+		}
+	}
+}
+
+// runBackground runs one background job under the request timeout.
+func (n *Node) runBackground(f func(ctx context.Context)) {
+	defer n.bg.Done()
+	defer n.inflight.Add(-1)
+	ctx, cancel := context.WithTimeout(n.bgCtx, n.cfg.Limits.RequestTimeout)
+	defer cancel()
+	f(ctx)
 }
 
 // goBackgroundFrom is goBackground for work that continues a request: it
