@@ -18,6 +18,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/meridian-kv/meridian/api"
 	"github.com/meridian-kv/meridian/client"
 	"github.com/meridian-kv/meridian/history"
@@ -60,6 +62,10 @@ type Config struct {
 	OpTimeout time.Duration
 	// Pause is each worker's wait between steps (0: none).
 	Pause time.Duration
+	// Rate, if positive, bounds the steps all workers together start per
+	// second (a step is a read, a write, or a read and the write based on
+	// it); 0 means no bound.
+	Rate float64
 	// Prefix starts every value (to tell loads apart); values are
 	// Prefix + "w<worker>-<n>".
 	Prefix string
@@ -86,12 +92,16 @@ func Run(ctx context.Context, cfg Config, rec *history.Recorder) {
 	if cfg.OpTimeout == 0 {
 		cfg.OpTimeout = 6 * time.Second
 	}
+	var lim *rate.Limiter
+	if cfg.Rate > 0 {
+		lim = rate.NewLimiter(rate.Limit(cfg.Rate), 1)
+	}
 	var wg sync.WaitGroup
 	for w := range cfg.Workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			worker{cfg: &cfg, id: w, c: cfg.Clients[w%len(cfg.Clients)], rec: rec, rng: rand.New(rand.NewPCG(cfg.Seed, uint64(w)))}.run(ctx)
+			worker{cfg: &cfg, id: w, c: cfg.Clients[w%len(cfg.Clients)], rec: rec, rng: rand.New(rand.NewPCG(cfg.Seed, uint64(w))), lim: lim}.run(ctx)
 		}()
 	}
 	wg.Wait()
@@ -103,10 +113,14 @@ type worker struct {
 	c   *client.Client
 	rec *history.Recorder
 	rng *rand.Rand
+	lim *rate.Limiter // nil: no bound
 }
 
 func (w worker) run(ctx context.Context) {
 	for i := 0; ctx.Err() == nil; i++ {
+		if w.lim != nil && w.lim.Wait(ctx) != nil {
+			return
+		}
 		key := w.cfg.Keys[w.rng.IntN(len(w.cfg.Keys))]
 		value := fmt.Sprintf("%sw%d-%d", w.cfg.Prefix, w.id, i)
 		m := w.cfg.Mix
