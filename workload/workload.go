@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/time/rate"
 
 	"github.com/meridian-kv/meridian/api"
@@ -239,28 +240,43 @@ func Outcome(err error) history.Outcome {
 }
 
 // States asks every replica of every key what it holds (as meridian
-// inspect does) through c, and returns replica → key → sorted live values.
-// A key some replica cannot answer for is an error naming it.
+// inspect does) through c, a few keys at a time, and returns replica → key
+// → sorted live values. A key some replica cannot answer for is an error
+// naming it.
 func States(ctx context.Context, c *client.Client, keyspace string, keys []string) (map[string]history.State, error) {
 	out := map[string]history.State{}
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(statesParallel)
 	for _, key := range keys {
-		res, err := c.Inspect(ctx, keyspace, []byte(key))
-		if err != nil {
-			return nil, fmt.Errorf("inspect %q: %w", key, err)
-		}
-		for _, r := range res.Replicas {
-			if r.Error != "" {
-				return nil, fmt.Errorf("inspect %q on %s: %s", key, r.Node, r.Error)
+		g.Go(func() error {
+			res, err := c.Inspect(gctx, keyspace, []byte(key))
+			if err != nil {
+				return fmt.Errorf("inspect %q: %w", key, err)
 			}
-		}
-		for _, r := range res.Replicas {
-			if out[r.Node] == nil {
-				out[r.Node] = history.State{}
+			for _, r := range res.Replicas {
+				if r.Error != "" {
+					return fmt.Errorf("inspect %q on %s: %s", key, r.Node, r.Error)
+				}
 			}
-			vals := slices.Clone(r.Values)
-			slices.Sort(vals)
-			out[r.Node][key] = vals
-		}
+			mu.Lock()
+			defer mu.Unlock()
+			for _, r := range res.Replicas {
+				if out[r.Node] == nil {
+					out[r.Node] = history.State{}
+				}
+				vals := slices.Clone(r.Values)
+				slices.Sort(vals)
+				out[r.Node][key] = vals
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
+
+// statesParallel bounds the inspections States has in flight.
+const statesParallel = 16
