@@ -43,7 +43,7 @@ var allowed = map[string][]string{
 	// its Driver interface, so it depends on no project package.
 	"bench": {},
 	// drill runs a failover drill over the client and the workload.
-	"drill": {"api", "bench", "client", "history", "workload"},
+	"drill": {"api", "bench", "client", "history", "version", "workload"},
 	"sim":   {"api", "client", "consistency", "history", "node", "telemetry", "version", "wan", "workload"},
 	// devcluster writes a local cluster's node configurations, certificates
 	// and keys for `meridian dev` and for tests.

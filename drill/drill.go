@@ -128,6 +128,7 @@ func regionsOf(cfg *client.Config) []string {
 type status struct {
 	at       time.Time
 	hints    int // -1: some node's unknown
+	known    int // the hints of the nodes that answered
 	up, all  int
 	downList []string
 	err      error
@@ -204,6 +205,8 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		mu        sync.Mutex
 		last      status
 		peak      int
+		steady    int // the most hints pending in the baseline: writes' copies in flight
+		hintsAt   = map[int]int{}
 		phase     = "baseline"
 		phaseAt   = start
 		repairMsg string
@@ -234,9 +237,15 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			seen = len(ops)
 			mu.Lock()
 			last = st
-			peak = max(peak, st.hints)
-			if o.Progress != nil {
-				line := fmt.Sprintf("%-8s %5.1fs  ok %4d  errors %3d  hints pending %5s  nodes up %d/%d", phase, time.Since(phaseAt).Seconds(), ok, bad, hintsStr(st.hints), st.up, st.all)
+			peak = max(peak, st.known)
+			if phase == "baseline" && st.err == nil && st.up == st.all {
+				steady = max(steady, st.hints)
+			}
+			if st.err == nil {
+				hintsAt[int(st.at.Sub(start)/time.Second)] = st.known
+			}
+			if o.Progress != nil && pollCtx.Err() == nil {
+				line := fmt.Sprintf("%-8s %5.1fs  ok %4d  errors %3d  hints pending %5d%s  nodes up %d/%d", phase, time.Since(phaseAt).Seconds(), ok, bad, st.known, unknownMark(st.hints), st.up, st.all)
 				if repairMsg != "" {
 					line += "  " + repairMsg
 				}
@@ -300,19 +309,25 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 	rep.RestoreAt = time.Now()
-	rep.HintsPendingAtRestore = max(latest().hints, 0)
+	rep.HintsPendingAtRestore = latest().known
 	setPhase("recovery")
 
-	// Convergence: every node up, no hint pending, then a repair of every
-	// pair from now, whose completion proves every range compared after
-	// the outage.
+	// Convergence: every node up and the outage's hints delivered (the
+	// hints pending back at the baseline's level: while the workload runs,
+	// every write keeps hints for its copies in flight), then a repair of
+	// every pair from now, whose completion proves every range compared
+	// after the outage.
+	mu.Lock()
+	rep.HintsSteady = steady
+	mu.Unlock()
+	drained := func(h int) bool { return h >= 0 && h <= 2*rep.HintsSteady }
 	deadline := rep.RestoreAt.Add(o.ConvergeTimeout)
 	var repairStart time.Time
 	repairDone := make(chan error, 1)
 	repairRunning := false
 	for {
 		st := latest()
-		if st.at.After(rep.RestoreAt) && st.err == nil && st.hints == 0 && st.up == st.all && !repairRunning && repairStart.IsZero() {
+		if st.at.After(rep.RestoreAt) && st.err == nil && drained(st.hints) && st.up == st.all && !repairRunning && repairStart.IsZero() {
 			repairStart, repairRunning = time.Now(), true
 			mu.Lock()
 			repairMsg = "repair: running"
@@ -338,8 +353,8 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 				continue
 			}
 			safe, why := failBack(ctx, admin, o.Client.Keyspace, o.Region, repairStart)
-			if st := pollStatus(ctx, admin, o.Poll*3); st.err != nil || st.hints != 0 || st.up != st.all {
-				safe, why = false, fmt.Sprintf("after the repair: %d hints pending, %d of %d nodes up", st.hints, st.up, st.all)
+			if st := pollStatus(ctx, admin, o.Poll*3); st.err != nil || !drained(st.hints) || st.up != st.all {
+				safe, why = false, fmt.Sprintf("after the repair: %d hints pending (steady level %d), %d of %d nodes up", st.hints, rep.HintsSteady, st.up, st.all)
 			}
 			if !safe {
 				repairStart = time.Time{}
@@ -373,11 +388,22 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	// The verdict: every key written, from every replica, once the
 	// workload's last writes have settled (hints drained, a repair).
 	ops := rec.Ops()
+	rep.History = ops
 	rep.fillPhases(ops, regionOf, end)
+	mu.Lock()
+	for i := range rep.Timeline {
+		h, ok := hintsAt[i]
+		if !ok {
+			h = -1
+		}
+		rep.Timeline[i].HintsPend = h
+	}
+	mu.Unlock()
 	if heldErr != nil {
 		return rep, fmt.Errorf("drill: reading what region %s held at the loss: %w", o.Region, heldErr)
 	}
 	rpo := ComputeRPO(ops, held, lossAt)
+
 	rep.RPOWrites, rep.RPOSeconds, rep.RPOChecked = rpo.Writes, rpo.Seconds, rpo.Checked
 	if rpo.Oldest != nil {
 		rep.Findings = append(rep.Findings, fmt.Sprintf("RPO: oldest write not in %s at the loss: key %q value %q acknowledged %.3f s before it", o.Region, rpo.Oldest.Key, rpo.Oldest.Value, rpo.Seconds))
@@ -387,6 +413,8 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	rep.HintsPendingEnd = max(final.hints, 0)
 	rep.HintsDelivered = max(rep.HintsPendingAtRestore-rep.HintsPendingEnd, 0)
 	if err != nil {
+		rep.SafeToFailBack = false
+		rep.FailBack = "the cluster did not settle after the workload stopped: " + err.Error()
 		return rep, fmt.Errorf("drill: reading back every replica: %w", err)
 	}
 	hr := history.Check(ops, states)
@@ -487,18 +515,22 @@ func pollStatus(ctx context.Context, c *client.Client, timeout time.Duration) st
 		}
 		if n.HintsPending < 0 {
 			st.hints = -1
-		} else if st.hints >= 0 {
-			st.hints += n.HintsPending
+		} else {
+			st.known += n.HintsPending
+			if st.hints >= 0 {
+				st.hints += n.HintsPending
+			}
 		}
 	}
 	return st
 }
 
-func hintsStr(h int) string {
+// unknownMark flags a hint count that misses unreachable nodes' hints.
+func unknownMark(h int) string {
 	if h < 0 {
-		return "?"
+		return "+?"
 	}
-	return fmt.Sprint(h)
+	return "  "
 }
 
 // writtenKeys lists the keys some write touched.

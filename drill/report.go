@@ -43,6 +43,10 @@ type Report struct {
 	// FailBack says why fail-back is (not) safe.
 	FailBack string `json:"fail_back"`
 
+	// HintsSteady is the most hints pending in the baseline: the copies
+	// of writes in flight, which every write keeps until its replicas
+	// acknowledge.
+	HintsSteady           int `json:"hints_steady"`
 	HintsPendingPeak      int `json:"hints_pending_peak"`
 	HintsPendingAtRestore int `json:"hints_pending_at_restore"`
 	HintsPendingEnd       int `json:"hints_pending_end"`
@@ -63,6 +67,9 @@ type Report struct {
 
 	// Findings lists the first violations found, if any.
 	Findings []string `json:"findings,omitempty"`
+
+	// History is every operation the workload recorded (not in the JSON).
+	History []history.Op `json:"-"`
 }
 
 // Phase is what the workload saw during one phase.
@@ -92,7 +99,7 @@ type Second struct {
 	OK        int     `json:"ok"`
 	Errors    int     `json:"errors"`
 	P99Ms     float64 `json:"p99_ms"`
-	HintsPend int     `json:"hints_pending"`
+	HintsPend int     `json:"hints_pending"` // -1: not known that second
 }
 
 // OK reports whether nothing acknowledged was lost and nothing deleted
@@ -213,7 +220,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	}
 	fmt.Fprintf(&b, "| time to converge after the restore | %s |\n", conv)
 	fmt.Fprintf(&b, "| safe to fail back | %v (%s) |\n", r.SafeToFailBack, r.FailBack)
-	fmt.Fprintf(&b, "| hints pending: peak, at restore, at the end | %d, %d, %d |\n", r.HintsPendingPeak, r.HintsPendingAtRestore, r.HintsPendingEnd)
+	fmt.Fprintf(&b, "| hints pending: baseline level, peak, at restore, at the end | %d, %d, %d, %d |\n", r.HintsSteady, r.HintsPendingPeak, r.HintsPendingAtRestore, r.HintsPendingEnd)
 	fmt.Fprintf(&b, "| writes failed / of unknown outcome | %d / %d |\n\n", r.Failed, r.Unknown)
 	fmt.Fprintf(&b, "| phase | seconds | ops | errors | error rate | ok ops/s | p50 ms | p99 ms |\n|---|---|---|---|---|---|---|---|\n")
 	for _, ph := range []struct {

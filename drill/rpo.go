@@ -1,10 +1,12 @@
 package drill
 
 import (
+	"strings"
 	"time"
 
 	"github.com/meridian-kv/meridian/api"
 	"github.com/meridian-kv/meridian/history"
+	"github.com/meridian-kv/meridian/version"
 )
 
 // RPO is what the lost region did not hold at the moment of loss.
@@ -26,12 +28,15 @@ type RPO struct {
 // ComputeRPO finds the puts of ops acknowledged before lossAt that the
 // region's replicas (held: key → their states at the loss) did not hold.
 //
-// A replica holds a put if it holds its value, or the value of a write
-// that saw it (directly or through other writes), or a tombstone while a
-// delete that saw it (likewise) exists: a superseded value is covered by
-// what superseded it. Writes of any outcome count as superseding (one of
-// unknown outcome that reached the replica did supersede). A key with no
-// entry in held is not covered.
+// A replica holds a put if its version vector covers the put's dot: it
+// holds the value, or what superseded it. The dot is the coordinator's
+// actor's entry in the context the acknowledgement returned (see
+// writeDot). A put recorded without them (an older history) is held if the
+// replica holds its value, or the value of a write that saw it (directly or
+// through other writes), or a tombstone while a delete that saw it
+// (likewise) exists; that misses a supersession through a read that saw
+// only a tombstone, and so may count too many. A key with no entry in held
+// is not covered.
 func ComputeRPO(ops []history.Op, held map[string][]api.ReplicaState, lossAt time.Time) RPO {
 	// sawBy[key][v]: the values (and "" for a delete) of writes whose
 	// context covered v.
@@ -87,6 +92,20 @@ func ComputeRPO(ops []history.Op, held map[string][]api.ReplicaState, lossAt tim
 		}
 		return false
 	}
+	// byDot reports whether some replica of key has seen dot; ok is false
+	// when op carries no dot.
+	byDot := func(op *history.Op) (covered, ok bool) {
+		actor, counter, ok := writeDot(op)
+		if !ok {
+			return false, false
+		}
+		for _, st := range held[op.Key] {
+			if st.Version[actor] >= counter {
+				return true, true
+			}
+		}
+		return false, true
+	}
 	var r RPO
 	r.Keys = len(held)
 	for i := range ops {
@@ -95,7 +114,7 @@ func ComputeRPO(ops []history.Op, held map[string][]api.ReplicaState, lossAt tim
 			continue
 		}
 		r.Checked++
-		if covered(op.Key, op.Value) {
+		if c, ok := byDot(op); (ok && c) || (!ok && covered(op.Key, op.Value)) {
 			continue
 		}
 		r.Writes++
@@ -107,4 +126,28 @@ func ComputeRPO(ops []history.Op, held map[string][]api.ReplicaState, lossAt tim
 		r.Seconds = lossAt.Sub(r.Oldest.End).Seconds()
 	}
 	return r
+}
+
+// writeDot returns the dot of an acknowledged write: the counter of its
+// coordinator's actor (the node id, "@", an incarnation) in the context
+// its acknowledgement returned, which is the object's clock just after the
+// coordinator minted the dot. ok is false without a context, or when the
+// coordinator's actor cannot be told (none, or two incarnations of it).
+func writeDot(op *history.Op) (actor string, counter uint64, ok bool) {
+	if op.Context == "" || op.Coordinator == "" {
+		return "", 0, false
+	}
+	v, err := version.DecodeContext(op.Context)
+	if err != nil {
+		return "", 0, false
+	}
+	for a, c := range v {
+		if strings.HasPrefix(a, op.Coordinator+"@") {
+			if actor != "" {
+				return "", 0, false
+			}
+			actor, counter = a, c
+		}
+	}
+	return actor, counter, actor != ""
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/meridian-kv/meridian/api"
 	"github.com/meridian-kv/meridian/history"
+	"github.com/meridian-kv/meridian/version"
 )
 
 func TestComputeRPO(t *testing.T) {
@@ -50,5 +51,26 @@ func TestComputeRPO(t *testing.T) {
 	}
 	if r := ComputeRPO(ops[:8], held, loss); r.Writes != 0 || r.Seconds != 0 {
 		t.Fatalf("everything held: RPO %+v, want 0", r)
+	}
+}
+
+// With the write's context and coordinator recorded, the replicas' version
+// vectors decide: a put superseded through a read that saw only a
+// tombstone (no value names it) is held, and one whose dot no replica's
+// vector covers is not, whatever the values.
+func TestComputeRPOByDot(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	ctx := func(v version.Vector) string { return version.EncodeContext(v) }
+	ops := []history.Op{
+		{Kind: history.Put, Key: "k", Value: "k1", End: t0.Add(time.Second), Outcome: history.OK, Coordinator: "east-1", Context: ctx(version.Vector{"east-1@a": 5, "west-1@b": 2})},
+		{Kind: history.Put, Key: "j", Value: "j1", End: t0.Add(2 * time.Second), Outcome: history.OK, Coordinator: "east-2", Context: ctx(version.Vector{"east-2@c": 3})},
+	}
+	held := map[string][]api.ReplicaState{
+		"k": {{Node: "west-1", Values: []string{"k3"}, Version: map[string]uint64{"east-1@a": 6, "west-1@b": 2}}},
+		"j": {{Node: "west-1", Values: []string{"j1"}, Version: map[string]uint64{"east-2@c": 2}}},
+	}
+	r := ComputeRPO(ops, held, t0.Add(3*time.Second))
+	if r.Writes != 1 || r.Oldest == nil || r.Oldest.Value != "j1" || r.Seconds != 1 {
+		t.Fatalf("RPO %+v (oldest %+v), want j1 missing, 1 s before the loss", r, r.Oldest)
 	}
 }

@@ -205,13 +205,17 @@ func Write(ctx context.Context, c *client.Client, keyspace, key, value string, d
 		}
 	}
 	var err error
+	var res *client.PutResult
 	if del {
 		op.Kind, op.Value = history.Delete, ""
-		_, err = c.Delete(ctx, []byte(key), opts)
+		res, err = c.Delete(ctx, []byte(key), opts)
 	} else {
-		_, err = c.Put(ctx, []byte(key), []byte(value), opts)
+		res, err = c.Put(ctx, []byte(key), []byte(value), opts)
 	}
 	op.End, op.Outcome = time.Now(), Outcome(err)
+	if err == nil && res != nil {
+		op.Coordinator, op.Context = res.Coordinator, res.Context
+	}
 	if err != nil {
 		op.Note += ": " + err.Error()
 	}
