@@ -72,8 +72,10 @@ func newProcessDriver(cfg *client.Config, clientFile, nodesDir, region string, l
 
 func (d *processDriver) Name() string { return "process" }
 
-// Lose kills every node of the region; the loss is when the last died.
+// Lose kills every node of the region at once; the loss is when the last
+// one is dead.
 func (d *processDriver) Lose(ctx context.Context) (time.Time, error) {
+	pids := make([]int, len(d.nodes))
 	for i := range d.nodes {
 		n := &d.nodes[i]
 		pid, err := readPidFile(filepath.Join(n.cfg.DataDir, PidFileName))
@@ -93,18 +95,35 @@ func (d *processDriver) Lose(ctx context.Context) (time.Time, error) {
 		if n.dir, err = os.Readlink(proc + "/cwd"); err != nil {
 			return time.Time{}, fmt.Errorf("process driver: %s (pid %d): %w", n.id, pid, err)
 		}
+		pids[i] = pid
+	}
+	for i, pid := range pids {
 		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
-			return time.Time{}, fmt.Errorf("process driver: killing %s (pid %d): %w", n.id, pid, err)
+			return time.Time{}, fmt.Errorf("process driver: killing %s (pid %d): %w", d.nodes[i].id, pid, err)
 		}
-		// Not our child: wait until the pid is gone.
-		for syscall.Kill(pid, 0) == nil {
-			if err := sleepCtx(ctx, 10*time.Millisecond); err != nil {
+	}
+	// Not our children: wait until each is gone, or a zombie.
+	for i, pid := range pids {
+		for alive(pid) {
+			if err := sleepCtx(ctx, 5*time.Millisecond); err != nil {
 				return time.Time{}, err
 			}
 		}
-		fmt.Fprintf(d.log, "process driver: killed %s (pid %d)\n", n.id, pid)
+		fmt.Fprintf(d.log, "process driver: killed %s (pid %d)\n", d.nodes[i].id, pid)
 	}
 	return time.Now(), nil
+}
+
+// alive reports whether process pid exists and is not a zombie.
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// pid (comm) state ...: comm may hold spaces and parentheses.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || (s[i+2] != 'Z' && s[i+2] != 'X')
 }
 
 // Held opens each killed node's store offline and reads keys.
@@ -130,6 +149,7 @@ func (d *processDriver) Held(ctx context.Context, keys []string) (map[string][]a
 			}
 			rs := api.ReplicaState{Node: n.id, DC: d.region, Values: []string{}}
 			if obj != nil {
+				rs.Version = obj.Clock
 				for _, s := range obj.Siblings {
 					if !s.Deleted {
 						rs.Values = append(rs.Values, string(s.Value))
