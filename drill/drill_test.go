@@ -38,8 +38,8 @@ func TestDrillFence(t *testing.T) {
 		cfg := &client.Config{DC: "east", Nodes: probe.Nodes(), Keyspace: "default"}
 		dial := func(cfg *client.Config) (*client.Client, error) { return c.Dial(*cfg) }
 		rep, err := drill.Run(context.Background(), drill.Options{
-			Client: cfg, Region: "west", Down: 15 * time.Second, Baseline: 5 * time.Second,
-			Rate: 150, WorkersPerRegion: 4, Keys: 200, Dial: dial, Seed: 3,
+			Client: cfg, Region: "west", Down: 10 * time.Second, Baseline: 4 * time.Second,
+			Rate: 80, WorkersPerRegion: 3, Keys: 100, Dial: dial, Seed: 3,
 			ConvergeTimeout: 2 * time.Minute,
 		})
 		if err != nil {
