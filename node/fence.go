@@ -118,6 +118,13 @@ func (n *Node) Fence(region string, d time.Duration) *api.FenceResponse {
 	return n.fenceResponseLocked()
 }
 
+// FenceState returns the fence up on this node (Region "" when none).
+func (n *Node) FenceState() *api.FenceResponse {
+	n.fence.mu.Lock()
+	defer n.fence.mu.Unlock()
+	return n.fenceResponseLocked()
+}
+
 // applyFence cuts this node off from the nodes on the other side of a
 // fence of region ("" lifts it) and returns their names.
 func (n *Node) applyFence(region string) []string {

@@ -1,9 +1,14 @@
 package sim_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -11,6 +16,7 @@ import (
 	"github.com/meridian-kv/meridian/client"
 	"github.com/meridian-kv/meridian/node"
 	"github.com/meridian-kv/meridian/sim"
+	"github.com/meridian-kv/meridian/wan"
 )
 
 // A fence sent to every node cuts a region off as its loss would, without
@@ -129,4 +135,107 @@ func TestFenceCutsRegionOff(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	})
+}
+
+// A fence needs the admin permission, and lifts by itself at its deadline:
+// the fenced region's nodes serve writes again and take their hints.
+func TestFenceNeedsAdminAndLiftsAtItsDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var audit lockedBuffer
+		c, err := sim.NewCluster(sim.Options{Seed: 14, Regions: []string{"east", "west"}, NodesPerRegion: 2, Replicas: 2,
+			Node: func(id string, o *node.Options) {
+				if id == "east-1" {
+					o.Audit = &audit
+				}
+			}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if err := c.WaitConverged(time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		admin, err := c.Client("east")
+		if err != nil {
+			t.Fatal(err)
+		}
+		creds, err := c.Credentials("alice", wan.RoleClient) // no grant
+		if err != nil {
+			t.Fatal(err)
+		}
+		alice, err := c.Dial(client.Config{DC: "east", Credentials: creds})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n client.Node
+		for _, m := range admin.Nodes() {
+			if m.ID == "east-1" {
+				n = m
+			}
+		}
+		if _, err := alice.Fence(ctx, n, "west", time.Minute); !errors.Is(err, client.ErrForbidden) {
+			t.Fatalf("a fence without the admin permission: %v, want forbidden", err)
+		}
+		if got := c.Node(n.ID).FenceState(); got.Region != "" {
+			t.Fatalf("a refused fence went up on %s: %+v", n.ID, got)
+		}
+		for _, n := range admin.Nodes() {
+			if _, err := admin.Fence(ctx, n, "west", 10*time.Second); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := c.Node(n.ID).FenceState(); got.Region != "west" || len(got.Peers) != 2 {
+			t.Fatalf("fence on %s: %+v, want west's two nodes cut off", n.ID, got)
+		}
+		west, err := c.Client("west")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := west.Put(ctx, []byte("k"), []byte("during"), nil)
+		if err != nil || c.Config(res.Coordinator).DC == "west" {
+			t.Fatalf("put during the fence: %+v, %v; want it coordinated outside west", res, err)
+		}
+		var fences []string
+		for _, line := range strings.Split(strings.TrimSpace(audit.String()), "\n") {
+			var e struct{ Principal, Operation, Outcome string }
+			if json.Unmarshal([]byte(line), &e) == nil && e.Operation == "fence" {
+				fences = append(fences, e.Principal+" "+e.Outcome)
+			}
+		}
+		if len(fences) != 2 || !strings.HasPrefix(fences[0], "alice ") || fences[0] == "alice ok" || fences[1] != "admin ok" {
+			t.Fatalf("east-1 audited these fences: %q; want alice's refused, then admin's", fences)
+		}
+		time.Sleep(11 * time.Second)
+		for _, n := range admin.Nodes() {
+			if got := c.Node(n.ID).FenceState(); got.Region != "" || len(got.Peers) != 0 {
+				t.Fatalf("%s still fenced after the deadline: %+v", n.ID, got)
+			}
+		}
+		deadline := time.Now().Add(time.Minute)
+		for c.PendingHints() > 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d hints still pending a minute after the fence lifted", c.PendingHints())
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+}
+
+// lockedBuffer is a bytes.Buffer safe for a node's audit log and a test.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
