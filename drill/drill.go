@@ -320,7 +320,10 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	mu.Lock()
 	rep.HintsSteady = steady
 	mu.Unlock()
-	drained := func(h int) bool { return h >= 0 && h <= 2*rep.HintsSteady }
+	// Twice the baseline's peak, and at least drainedFloor, so that a
+	// baseline that happened to be polled quiet does not hold the drill
+	// until its timeout.
+	drained := func(h int) bool { return h >= 0 && h <= max(2*rep.HintsSteady, drainedFloor) }
 	deadline := rep.RestoreAt.Add(o.ConvergeTimeout)
 	var repairStart time.Time
 	repairDone := make(chan error, 1)
@@ -431,6 +434,10 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	return rep, nil
 }
+
+// drainedFloor is the fewest hints pending that count as the baseline's
+// level (see Run).
+const drainedFloor = 20
 
 // failBack checks the repair watermark: every pair of region with another
 // region fully repaired since since.

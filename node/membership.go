@@ -123,6 +123,7 @@ func (p *peers) startGossip() error {
 	}
 	p.serf, err = serf.Create(sc)
 	if err != nil {
+		gtr.Shutdown() // ours to close when serf never took it
 		return fmt.Errorf("node: starting gossip on %s: %w", p.cfg.Gossip, err)
 	}
 	p.refreshView()

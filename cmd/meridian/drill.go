@@ -89,6 +89,8 @@ func runDrill(cmd *cobra.Command, g *globalFlags, f *drillFlags) error {
 			return err
 		}
 		driver = pd
+	case "docker":
+		return errors.New("the docker driver is not built yet: use --driver fence against the compose cluster")
 	default:
 		return fmt.Errorf("unknown --driver %q: fence or process", f.driver)
 	}
