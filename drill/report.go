@@ -221,6 +221,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	fmt.Fprintf(&b, "| time to converge after the restore | %s |\n", conv)
 	fmt.Fprintf(&b, "| safe to fail back | %v (%s) |\n", r.SafeToFailBack, r.FailBack)
 	fmt.Fprintf(&b, "| hints pending: baseline level, peak, at restore, at the end | %d, %d, %d, %d |\n", r.HintsSteady, r.HintsPendingPeak, r.HintsPendingAtRestore, r.HintsPendingEnd)
+	fmt.Fprintf(&b, "| hints delivered after the restore | %d |\n", r.HintsDelivered)
 	fmt.Fprintf(&b, "| writes failed / of unknown outcome | %d / %d |\n\n", r.Failed, r.Unknown)
 	fmt.Fprintf(&b, "| phase | seconds | ops | errors | error rate | ok ops/s | p50 ms | p99 ms |\n|---|---|---|---|---|---|---|---|\n")
 	for _, ph := range []struct {
