@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -260,7 +261,7 @@ func newFencedGossip(inner memberlist.NodeAwareTransport, blocked func(string) b
 }
 
 // errGossipFenced is the failure of a gossip dial to a fenced node.
-var errGossipFenced = fmt.Errorf("gossip: fenced off")
+var errGossipFenced = errors.New("gossip: fenced off")
 
 func (g *fencedGossip) PacketCh() <-chan *memberlist.Packet { return g.packets }
 func (g *fencedGossip) StreamCh() <-chan net.Conn           { return g.streams }
