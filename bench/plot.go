@@ -90,6 +90,9 @@ type Chart struct {
 	Marks          []Mark
 	// Points draws each point as a square, not only the lines.
 	Points bool
+	// XMax, if positive, ends the x axis there instead of at the next
+	// 1, 2 or 5 times a power of ten above the largest x.
+	XMax float64
 }
 
 // Mark is a labelled vertical line at X.
@@ -132,6 +135,9 @@ func drawChart(img *image.RGBA, c Chart, top, height int) {
 		maxX = math.Max(maxX, m.X)
 	}
 	maxX, maxY = niceCeil(maxX), niceCeil(maxY)
+	if c.XMax > 0 {
+		maxX = c.XMax
+	}
 	x0, y0 := marginL, top+height-marginB // the origin, in pixels
 	x1, y1 := plotW-marginR, top+marginT
 	at := func(p [2]float64) (int, int) {

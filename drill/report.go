@@ -278,8 +278,10 @@ func (r *Report) WritePlot(w io.Writer) error {
 	if r.Converged {
 		marks = append(marks, bench.Mark{X: at(r.ConvergedAt), Label: "converged"})
 	}
+	// The time axis ends at the run's last second, rounded up to 10 s.
+	xmax := 10 * math.Ceil(float64(len(r.Timeline))/10)
 	return bench.WriteCharts(w,
-		bench.Chart{XLabel: "seconds", YLabel: "operations per second", Series: []bench.PlotSeries{ok, errs}, Marks: marks},
-		bench.Chart{XLabel: "seconds", YLabel: "p99 latency (ms)", Series: []bench.PlotSeries{p99}, Marks: marks},
+		bench.Chart{XLabel: "seconds", YLabel: "operations per second", Series: []bench.PlotSeries{ok, errs}, Marks: marks, XMax: xmax},
+		bench.Chart{XLabel: "seconds", YLabel: "p99 latency (ms)", Series: []bench.PlotSeries{p99}, Marks: marks, XMax: xmax},
 	)
 }
