@@ -42,11 +42,13 @@ var allowed = map[string][]string{
 	// bench generates YCSB load and reports it; targets plug in through
 	// its Driver interface, so it depends on no project package.
 	"bench": {},
+	// drill runs a failover drill over the client and the workload.
+	"drill": {"api", "bench", "client", "history", "version", "workload"},
 	"sim":   {"api", "client", "consistency", "history", "node", "telemetry", "version", "wan", "workload"},
 	// devcluster writes a local cluster's node configurations, certificates
 	// and keys for `meridian dev` and for tests.
 	"devcluster": {"node", "store", "wan"},
-	"cmd/meridian": {"api", "bench", "client", "codec", "consistency", "devcluster", "grants", "history", "node", "placement", "store",
+	"cmd/meridian": {"api", "bench", "client", "codec", "consistency", "devcluster", "drill", "grants", "history", "node", "placement", "store",
 		"telemetry", "telemetry/otelsetup", "version", "wan"},
 }
 

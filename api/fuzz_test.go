@@ -66,6 +66,10 @@ func clientMessages() []clientMessage {
 		// The node-to-node reply of the fan-out (node type 73).
 		{"reencrypt-result", func() any { return new(ReencryptResult) }, nil,
 			&ReencryptResult{Node: "west-1", ActiveKey: "k2", Rewritten: 1, Current: 1, ByKey: map[string]int64{"k1": 1}, Unreadable: 2}},
+		{"fence", func() any { return new(FenceRequest) }, func(v any) *ClientError { return v.(*FenceRequest).Validate() },
+			&FenceRequest{Region: "west", Millis: 30000}},
+		{"fence-reply", func() any { return new(FenceResponse) }, nil,
+			&FenceResponse{Node: "east-1", DC: "east", Region: "west", Until: 1700000000000, Peers: []string{"west-1", "west-2"}}},
 	}
 }
 

@@ -177,6 +177,11 @@ func goldenVectors(t testing.TB) []vector {
 			new: func() any { return new(api.ReencryptResponse) },
 			want: &api.ReencryptResponse{Nodes: []api.ReencryptResult{{Node: "east-1", ActiveKey: "k2", Rewritten: 10, Current: 3, ByKey: map[string]int64{"": 1, "k1": 9}},
 				{Node: "west-1", ByKey: map[string]int64{}, Error: "unreachable"}}}},
+		{file: "fence-request.cbor", rule: "fence-request", typ: "type-fence", num: api.TypeFence,
+			new: func() any { return new(api.FenceRequest) }, want: &api.FenceRequest{Region: "west", Millis: 90000}},
+		{file: "fence-response.cbor", rule: "fence-response", typ: "type-fence-reply", num: api.TypeFenceReply,
+			new:  func() any { return new(api.FenceResponse) },
+			want: &api.FenceResponse{Node: "east-1", DC: "east", Region: "west", Until: 1700000090000, Peers: []string{"west-1", "west-2"}}},
 		{file: "causal-context.cbor", rule: "causal-vector",
 			doc: "the bytes of a causal context; its string form is their unpadded base64url",
 			new: func() any { return new(version.Vector) }, want: &exampleContext},
@@ -311,6 +316,7 @@ func TestGoldenVectorsMatchTheSchema(t *testing.T) {
 		"type-repair-status": api.TypeRepairStatus, "type-repair-status-reply": api.TypeRepairStatusReply,
 		"type-grant": api.TypeGrant, "type-grant-reply": api.TypeGrantReply, "type-grants": api.TypeGrants,
 		"type-grants-reply": api.TypeGrantsReply, "type-reencrypt": api.TypeReencrypt, "type-reencrypt-reply": api.TypeReencryptReply,
+		"type-fence": api.TypeFence, "type-fence-reply": api.TypeFenceReply,
 	} {
 		m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + `\s*=\s*(\d+)\b`).FindSubmatch(schema)
 		if m == nil || string(m[1]) != fmt.Sprint(num) {

@@ -79,17 +79,67 @@ func (r *Report) WritePlot(w io.Writer) error {
 	if len(series) == 0 {
 		return errors.New("bench: no run to plot")
 	}
-	img := image.NewRGBA(image.Rect(0, 0, plotW, plotH))
+	return WriteCharts(w, Chart{XLabel: "throughput (ops/s)", YLabel: "p99 latency (ms)", Series: series, Points: true})
+}
+
+// Chart is one panel of a plot: lines through points over linear axes
+// from 0, a legend, and labelled vertical marks (the phases of a drill).
+type Chart struct {
+	XLabel, YLabel string
+	Series         []PlotSeries
+	Marks          []Mark
+	// Points draws each point as a square, not only the lines.
+	Points bool
+	// XMax, if positive, ends the x axis there instead of at the next
+	// 1, 2 or 5 times a power of ten above the largest x.
+	XMax float64
+}
+
+// Mark is a labelled vertical line at X.
+type Mark struct {
+	X     float64
+	Label string
+}
+
+// chartH is the height of each panel when several are stacked.
+const chartH = 360
+
+// WriteCharts draws charts as one PNG, stacked top to bottom, each with
+// its own axes.
+func WriteCharts(w io.Writer, charts ...Chart) error {
+	if len(charts) == 0 {
+		return errors.New("bench: no chart to draw")
+	}
+	h := plotH
+	if len(charts) > 1 {
+		h = chartH * len(charts)
+	}
+	img := image.NewRGBA(image.Rect(0, 0, plotW, h))
 	draw.Draw(img, img.Bounds(), image.White, image.Point{}, draw.Src)
+	for i, c := range charts {
+		top := i * (h / len(charts))
+		drawChart(img, c, top, h/len(charts))
+	}
+	return png.Encode(w, img)
+}
+
+// drawChart draws c into the band of img from top, height pixels tall.
+func drawChart(img *image.RGBA, c Chart, top, height int) {
 	var maxX, maxY float64
-	for _, s := range series {
+	for _, s := range c.Series {
 		for _, p := range s.Points {
 			maxX, maxY = math.Max(maxX, p[0]), math.Max(maxY, p[1])
 		}
 	}
+	for _, m := range c.Marks {
+		maxX = math.Max(maxX, m.X)
+	}
 	maxX, maxY = niceCeil(maxX), niceCeil(maxY)
-	x0, y0 := marginL, plotH-marginB // the origin, in pixels
-	x1, y1 := plotW-marginR, marginT
+	if c.XMax > 0 {
+		maxX = c.XMax
+	}
+	x0, y0 := marginL, top+height-marginB // the origin, in pixels
+	x1, y1 := plotW-marginR, top+marginT
 	at := func(p [2]float64) (int, int) {
 		return x0 + int(p[0]/maxX*float64(x1-x0)), y0 - int(p[1]/maxY*float64(y0-y1))
 	}
@@ -105,24 +155,35 @@ func (r *Report) WritePlot(w io.Writer) error {
 	}
 	line(img, x0, y0, x1, y0, black)
 	line(img, x0, y0, x0, y1, black)
-	label(img, (x0+x1)/2-60, plotH-15, "throughput (ops/s)", black)
-	label(img, 8, marginT-15, "p99 latency (ms)", black)
-	for i, s := range series {
-		c := palette[i%len(palette)]
+	label(img, (x0+x1)/2-60, top+height-15, c.XLabel, black)
+	label(img, 8, top+marginT-15, c.YLabel, black)
+	markC := color.RGBA{0x55, 0x55, 0x55, 0xff}
+	for _, m := range c.Marks {
+		px, _ := at([2]float64{m.X, 0})
+		for y := y1; y < y0; y += 6 { // dashed
+			line(img, px, y, px, min(y+3, y0), markC)
+		}
+		label(img, px+3, y1+12, m.Label, markC)
+	}
+	for i, s := range c.Series {
+		col := palette[i%len(palette)]
 		for j, p := range s.Points {
 			px, py := at(p)
-			fill(img, px-pointHalf, py-pointHalf, px+pointHalf, py+pointHalf, c)
+			if c.Points {
+				fill(img, px-pointHalf, py-pointHalf, px+pointHalf, py+pointHalf, col)
+			}
 			if j > 0 {
 				qx, qy := at(s.Points[j-1])
-				line(img, qx, qy, px, py, c)
+				line(img, qx, qy, px, py, col)
 			}
 		}
-		ly := marginT + 10 + i*legendStep
-		line(img, x1+15, ly, x1+15+legendLine, ly, c)
-		fill(img, x1+15+legendLine/2-pointHalf, ly-pointHalf, x1+15+legendLine/2+pointHalf, ly+pointHalf, c)
+		ly := top + marginT + 10 + i*legendStep
+		line(img, x1+15, ly, x1+15+legendLine, ly, col)
+		if c.Points {
+			fill(img, x1+15+legendLine/2-pointHalf, ly-pointHalf, x1+15+legendLine/2+pointHalf, ly+pointHalf, col)
+		}
 		label(img, x1+20+legendLine, ly+4, s.Name, black)
 	}
-	return png.Encode(w, img)
 }
 
 // niceCeil rounds v up to 1, 2 or 5 times a power of ten (1 for v ≤ 0).

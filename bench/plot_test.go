@@ -50,3 +50,39 @@ func TestWritePlot(t *testing.T) {
 		t.Error("an empty report plotted without an error")
 	}
 }
+
+// TestWriteChartsStacks draws two panels with a mark: the image holds both
+// bands, each series drawn in its own, and the mark's grey in both.
+func TestWriteChartsStacks(t *testing.T) {
+	var buf bytes.Buffer
+	charts := []Chart{
+		{XLabel: "s", YLabel: "ops/s", Series: []PlotSeries{{Name: "ops/s", Points: [][2]float64{{0, 100}, {10, 120}, {20, 10}}}}, Marks: []Mark{{X: 10, Label: "loss"}}},
+		{XLabel: "s", YLabel: "p99 ms", Series: []PlotSeries{{Name: "p99", Points: [][2]float64{{0, 5}, {10, 50}, {20, 8}}}}, Marks: []Mark{{X: 10, Label: "loss"}}},
+	}
+	if err := WriteCharts(&buf, charts...); err != nil {
+		t.Fatal(err)
+	}
+	img, err := png.Decode(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := img.Bounds(); b.Dx() != plotW || b.Dy() != 2*chartH {
+		t.Fatalf("image %v, want %dx%d", b, plotW, 2*chartH)
+	}
+	for band := range 2 {
+		found := false
+		want := palette[0]
+		for y := band * chartH; y < (band+1)*chartH && !found; y++ {
+			for x := 0; x < plotW-marginR && !found; x++ {
+				r, g, b, _ := img.At(x, y).RGBA()
+				found = uint8(r>>8) == want.R && uint8(g>>8) == want.G && uint8(b>>8) == want.B
+			}
+		}
+		if !found {
+			t.Errorf("panel %d: its series is not drawn in its band", band)
+		}
+	}
+	if err := WriteCharts(&buf); err == nil {
+		t.Error("no chart drawn without an error")
+	}
+}

@@ -4,22 +4,12 @@ import (
 	"slices"
 	"sync"
 	"time"
-
-	"github.com/HdrHistogram/hdrhistogram-go"
 )
 
 // Run modes.
 const (
 	ModeClosed = "closed"
 	ModeOpen   = "open"
-)
-
-// Histogram bounds: microseconds from 1 µs to 60 s, three significant
-// digits. A longer latency is recorded as 60 s.
-const (
-	histMin    = 1
-	histMax    = int64(60 * time.Second / time.Microsecond)
-	histDigits = 3
 )
 
 // Result is what one run measured.
@@ -110,7 +100,7 @@ type recorder struct {
 }
 
 type opStats struct {
-	h        *hdrhistogram.Histogram
+	h        *Latencies
 	errors   int64
 	firstErr string
 }
@@ -119,20 +109,15 @@ func newRecorder() *recorder {
 	return &recorder{ops: map[Op]*opStats{}}
 }
 
-func micros(d time.Duration) int64 {
-	us := d.Microseconds()
-	return min(max(us, histMin), histMax)
-}
-
 func (r *recorder) record(op Op, d time.Duration, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s := r.ops[op]
 	if s == nil {
-		s = &opStats{h: hdrhistogram.New(histMin, histMax, histDigits)}
+		s = &opStats{h: NewLatencies()}
 		r.ops[op] = s
 	}
-	s.h.RecordValue(micros(d))
+	s.h.Record(d)
 	if err != nil {
 		s.errors++
 		if s.firstErr == "" {
@@ -167,9 +152,9 @@ func (r *recorder) fill(res *Result) {
 		h := s.h
 		o := OpResult{
 			Op: string(op), Consistency: res.Consistency,
-			Count: s.h.TotalCount(), Errors: s.errors, FirstError: s.firstErr,
-			MeanMs: h.Mean() / 1000, P50Ms: ms(h.ValueAtQuantile(50)),
-			P99Ms: ms(h.ValueAtQuantile(99)), P999Ms: ms(h.ValueAtQuantile(99.9)), MaxMs: ms(h.Max()),
+			Count: h.Count(), Errors: s.errors, FirstError: s.firstErr,
+			MeanMs: h.MeanMs(), P50Ms: h.QuantileMs(50),
+			P99Ms: h.QuantileMs(99), P999Ms: h.QuantileMs(99.9), MaxMs: h.MaxMs(),
 		}
 		if res.Seconds > 0 {
 			o.OpsPerSec = float64(o.Count-o.Errors) / res.Seconds

@@ -678,8 +678,11 @@ func (c *Client) doStream(ctx context.Context, op, ks, cons string, t wan.MsgTyp
 			continue
 		}
 		if errors.As(err, &re) && re.Code == wan.CodeNotExecuted {
-			// Refused before it was executed (the node's store failed):
-			// the next node may take it at once.
+			// Refused before it was executed (the node's store failed, or
+			// its region is fenced off): the next node may take it at
+			// once, and later requests try this one last until a probe
+			// reaches it again.
+			c.markDown(n.ID)
 			errs = append(errs, fmt.Errorf("%s (%s): %w", n.ID, n.Addr, err))
 			continue
 		}

@@ -73,6 +73,11 @@ type Op struct {
 	Outcome    Outcome
 	// Note is free text for reports (the consistency level, the error).
 	Note string
+	// Coordinator and Context are, for an acknowledged write, the node
+	// that coordinated it and the causal context its acknowledgement
+	// returned (which covers the write): with them a replica's version
+	// vector tells whether it has seen the write.
+	Coordinator, Context string
 }
 
 // Recorder collects operations from many goroutines.

@@ -73,9 +73,23 @@ func (p *peers) startGossip() error {
 	}
 	ml.BindAddr, ml.BindPort = host, port
 	ml.AdvertiseAddr, ml.AdvertisePort = host, port
-	if p.gossipTr != nil {
-		ml.Transport = p.gossipTr
+	logger := log.New(&serfLogWriter{log: p.log}, "", 0)
+	gtr := p.gossipTr
+	if gtr == nil {
+		nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{BindAddrs: []string{host}, BindPort: port, Logger: logger})
+		if err != nil {
+			return fmt.Errorf("node: starting gossip on %s: %w", p.cfg.Gossip, err)
+		}
+		if port == 0 {
+			port = nt.GetAutoBindPort()
+			ml.BindPort, ml.AdvertisePort = port, port
+		}
+		gtr = nt
 	}
+	if p.gossipBlocked != nil {
+		gtr = newFencedGossip(gtr, p.gossipBlocked)
+	}
+	ml.Transport = gtr
 	if len(p.cfg.GossipKeys) > 0 {
 		keys := make([][]byte, len(p.cfg.GossipKeys))
 		for i, k := range p.cfg.GossipKeys {
@@ -88,7 +102,6 @@ func (p *peers) startGossip() error {
 		ml.Keyring = kr
 		ml.GossipVerifyIncoming, ml.GossipVerifyOutgoing = true, true
 	}
-	logger := log.New(&serfLogWriter{log: p.log}, "", 0)
 	ml.Logger = logger
 
 	events := make(chan serf.Event, 256)
@@ -110,6 +123,7 @@ func (p *peers) startGossip() error {
 	}
 	p.serf, err = serf.Create(sc)
 	if err != nil {
+		gtr.Shutdown() // ours to close when serf never took it
 		return fmt.Errorf("node: starting gossip on %s: %w", p.cfg.Gossip, err)
 	}
 	p.refreshView()

@@ -94,6 +94,7 @@ type Node struct {
 	audit *auditLog // audit.go
 
 	reencrypt reencryption // meridian reencrypt running here (encryption.go)
+	fence     fence        // a failover drill's fence (fence.go)
 
 	tracer       trace.Tracer
 	metrics      *telemetry.Metrics
@@ -186,6 +187,7 @@ func Start(cfg Config, opts Options) (*Node, error) {
 	n.reload.configPath, n.reload.files = opts.ConfigPath, cfg.TLS
 	// The rooms exist before the transport serves: handlers use them.
 	n.peers = newPeers(n, opts.GossipTransport)
+	n.peers.gossipBlocked = n.fence.gossipBlocked
 	if n.repairer, err = newRepairer(n); err != nil {
 		n.audit.close()
 		n.store.Close()
@@ -342,6 +344,7 @@ func (n *Node) Close() error {
 	if !n.closed.CompareAndSwap(false, true) {
 		return nil
 	}
+	n.stopFence()
 	var errs []error
 	if err := n.peers.leave(); err != nil {
 		errs = append(errs, fmt.Errorf("leaving the cluster: %w", err))
@@ -363,6 +366,7 @@ func (n *Node) Kill() error {
 	if !n.closed.CompareAndSwap(false, true) {
 		return nil
 	}
+	n.stopFence()
 	var errs []error
 	errs = append(errs, n.peers.shutdown())
 	errs = append(errs, n.stopAdmin(), n.stopGateway())
@@ -484,6 +488,9 @@ func (n *Node) serve(ctx context.Context, from wan.Identity, req *wan.Envelope, 
 			reply.SendError(wan.CodeNotExecuted, fmt.Sprintf("meridian: the store of %s failed (%v): it serves no reads or writes until restarted on a working disk; another node can", n.cfg.ID, err))
 			return
 		}
+		if n.refuseFenced(reply) {
+			return
+		}
 	}
 	switch req.Type {
 	case api.TypePut:
@@ -591,6 +598,8 @@ func (n *Node) serve(ctx context.Context, from wan.Identity, req *wan.Envelope, 
 		res, cerr := n.ringOf(&r)
 		n.auditDone(ctx, from, req, "ring", r.Keyspace, "", cerr)
 		respond(reply, api.TypeRingReply, res, cerr)
+	case api.TypeFence:
+		n.serveFence(ctx, from, req, reply)
 	case api.TypeGrant:
 		n.serveGrant(ctx, from, req, reply)
 	case api.TypeGrants:

@@ -53,15 +53,18 @@ type peers struct {
 	// starts gossip; nil means nobody listens.
 	onUp func(id string)
 
-	gossipTr   memberlist.NodeAwareTransport // Options.GossipTransport; nil means sockets on Config.Gossip
-	serf       *serf.Serf
-	cur        atomic.Pointer[view]
-	mu         sync.Mutex // serialises refreshView
-	proven     provenBook
-	remembered rememberedBook  // guarded by mu
-	reaped     map[string]bool // members serf reaped, for refreshView; guarded by mu
-	health     *health
-	probeKick  chan struct{}
+	gossipTr memberlist.NodeAwareTransport // Options.GossipTransport; nil means sockets on Config.Gossip
+	// gossipBlocked, if set, says which gossip addresses and node names a
+	// fence cuts off (fence.go).
+	gossipBlocked func(addr string) bool
+	serf          *serf.Serf
+	cur           atomic.Pointer[view]
+	mu            sync.Mutex // serialises refreshView
+	proven        provenBook
+	remembered    rememberedBook  // guarded by mu
+	reaped        map[string]bool // members serf reaped, for refreshView; guarded by mu
+	health        *health
+	probeKick     chan struct{}
 }
 
 // newPeers returns the membership room of node n, gossiping over

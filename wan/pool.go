@@ -54,6 +54,8 @@ type pool struct {
 	verifyAfter time.Duration
 	// maxMessage bounds a message that spans several frames (ReadMessage).
 	maxMessage int
+	// fence, if set, names the peers calls must not reach (Transport.SetFence).
+	fence *Fence
 
 	ctx    context.Context // cancelled by close; parent of every dial
 	cancel context.CancelFunc
@@ -240,9 +242,15 @@ func (p *pool) call(ctx context.Context, addr, wantPeer string, req *Envelope, o
 		return fmt.Errorf("wan: request to %s: %w", addr, err)
 	}
 
+	if p.fence.Has(wantPeer) {
+		return errFenced(wantPeer, addr)
+	}
 	conn, id, err := p.get(ctx, addr)
 	if err != nil {
 		return err
+	}
+	if p.fence.Has(id.Name) {
+		return errFenced(id.Name, addr)
 	}
 	if wantPeer != "" && id.Name != wantPeer {
 		return fmt.Errorf("%w: %s presents a certificate for %q, want %q", ErrWrongPeer, addr, id.Name, wantPeer)

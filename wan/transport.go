@@ -262,9 +262,12 @@ type Transport struct {
 	jobs   chan streamJob // streams for idle workers (dispatch)
 	wg     sync.WaitGroup // accept loop, connection and stream goroutines
 
-	mu     sync.Mutex
-	conns  map[*quic.Conn]*budget // accepted connections, with their request budgets
-	closed bool
+	mu      sync.Mutex
+	conns   map[*quic.Conn]*budget  // accepted connections, with their request budgets
+	connIDs map[*quic.Conn]Identity // the peers of admitted connections (SetFence)
+	closed  bool
+
+	fence Fence // nodes this transport exchanges nothing with (SetFence)
 
 	closeOnce sync.Once
 	closeErr  error
@@ -301,14 +304,15 @@ func Listen(cfg Config, h Handler) (*Transport, error) {
 	}
 	key := quic.StatelessResetKey(resetKey)
 	t := &Transport{
-		cfg:   cfg,
-		h:     h,
-		log:   cfg.Logger,
-		pc:    pc,
-		qtr:   &quic.Transport{Conn: pc, StatelessResetKey: &key, VerifySourceAddress: handshakeGate(cfg.UnvalidatedHandshakeRate)},
-		conns: make(map[*quic.Conn]*budget),
-		live:  &liveCredentials{},
-		prin:  newPrincipals(&cfg),
+		cfg:     cfg,
+		h:       h,
+		log:     cfg.Logger,
+		pc:      pc,
+		qtr:     &quic.Transport{Conn: pc, StatelessResetKey: &key, VerifySourceAddress: handshakeGate(cfg.UnvalidatedHandshakeRate)},
+		conns:   make(map[*quic.Conn]*budget),
+		connIDs: make(map[*quic.Conn]Identity),
+		live:    &liveCredentials{},
+		prin:    newPrincipals(&cfg),
 	}
 	t.live.Store(cfg.Credentials)
 	t.qtr.ConnContext = withRemoteAddr // handlers learn the peer's address through RemoteAddr
@@ -333,6 +337,7 @@ func Listen(cfg Config, h Handler) (*Transport, error) {
 	t.pool.onConn = cfg.OnConn
 	t.pool.onSent = cfg.OnSent
 	t.pool.maxMessage = cfg.MaxMessage
+	t.pool.fence = &t.fence
 	t.wg.Add(1)
 	go t.acceptLoop()
 	return t, nil
@@ -446,6 +451,7 @@ func (t *Transport) serveConn(conn *quic.Conn, b *budget) {
 	defer func() {
 		t.mu.Lock()
 		delete(t.conns, conn)
+		delete(t.connIDs, conn)
 		t.mu.Unlock()
 	}()
 	cs := conn.ConnectionState().TLS
@@ -467,6 +473,13 @@ func (t *Transport) serveConn(conn *quic.Conn, b *budget) {
 		conn.CloseWithError(codeWrongRole, msg)
 		return
 	}
+	if from.Role == RoleNode && t.fence.Has(from.Name) {
+		conn.CloseWithError(codeFenced, "fenced off")
+		return
+	}
+	t.mu.Lock()
+	t.connIDs[conn] = from
+	t.mu.Unlock()
 	release, bytes, refusal := t.prin.admit(from, conn.RemoteAddr())
 	if refusal != "" {
 		conn.CloseWithError(codeTooManyConns, refusal)
@@ -479,6 +492,14 @@ func (t *Transport) serveConn(conn *quic.Conn, b *budget) {
 		// in t.conns, so this goroutine must not leave the map before that.
 		str, err := conn.AcceptStream(conn.Context())
 		if err != nil {
+			return
+		}
+		if from.Role == RoleNode && t.fence.Has(from.Name) {
+			// Fenced since the connection was admitted (SetFence closes
+			// it too; this covers a stream racing that).
+			str.CancelRead(streamCancelled)
+			str.CancelWrite(streamCancelled)
+			conn.CloseWithError(codeFenced, "fenced off")
 			return
 		}
 		t.wg.Add(1)

@@ -18,6 +18,9 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/time/rate"
+
 	"github.com/meridian-kv/meridian/api"
 	"github.com/meridian-kv/meridian/client"
 	"github.com/meridian-kv/meridian/history"
@@ -60,6 +63,10 @@ type Config struct {
 	OpTimeout time.Duration
 	// Pause is each worker's wait between steps (0: none).
 	Pause time.Duration
+	// Rate, if positive, bounds the steps all workers together start per
+	// second (a step is a read, a write, or a read and the write based on
+	// it); 0 means no bound.
+	Rate float64
 	// Prefix starts every value (to tell loads apart); values are
 	// Prefix + "w<worker>-<n>".
 	Prefix string
@@ -86,12 +93,16 @@ func Run(ctx context.Context, cfg Config, rec *history.Recorder) {
 	if cfg.OpTimeout == 0 {
 		cfg.OpTimeout = 6 * time.Second
 	}
+	var lim *rate.Limiter
+	if cfg.Rate > 0 {
+		lim = rate.NewLimiter(rate.Limit(cfg.Rate), 1)
+	}
 	var wg sync.WaitGroup
 	for w := range cfg.Workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			worker{cfg: &cfg, id: w, c: cfg.Clients[w%len(cfg.Clients)], rec: rec, rng: rand.New(rand.NewPCG(cfg.Seed, uint64(w)))}.run(ctx)
+			worker{cfg: &cfg, id: w, c: cfg.Clients[w%len(cfg.Clients)], rec: rec, rng: rand.New(rand.NewPCG(cfg.Seed, uint64(w))), lim: lim}.run(ctx)
 		}()
 	}
 	wg.Wait()
@@ -103,10 +114,14 @@ type worker struct {
 	c   *client.Client
 	rec *history.Recorder
 	rng *rand.Rand
+	lim *rate.Limiter // nil: no bound
 }
 
 func (w worker) run(ctx context.Context) {
 	for i := 0; ctx.Err() == nil; i++ {
+		if w.lim != nil && w.lim.Wait(ctx) != nil {
+			return
+		}
 		key := w.cfg.Keys[w.rng.IntN(len(w.cfg.Keys))]
 		value := fmt.Sprintf("%sw%d-%d", w.cfg.Prefix, w.id, i)
 		m := w.cfg.Mix
@@ -190,13 +205,17 @@ func Write(ctx context.Context, c *client.Client, keyspace, key, value string, d
 		}
 	}
 	var err error
+	var res *client.PutResult
 	if del {
 		op.Kind, op.Value = history.Delete, ""
-		_, err = c.Delete(ctx, []byte(key), opts)
+		res, err = c.Delete(ctx, []byte(key), opts)
 	} else {
-		_, err = c.Put(ctx, []byte(key), []byte(value), opts)
+		res, err = c.Put(ctx, []byte(key), []byte(value), opts)
 	}
 	op.End, op.Outcome = time.Now(), Outcome(err)
+	if err == nil && res != nil {
+		op.Coordinator, op.Context = res.Coordinator, res.Context
+	}
 	if err != nil {
 		op.Note += ": " + err.Error()
 	}
@@ -225,28 +244,43 @@ func Outcome(err error) history.Outcome {
 }
 
 // States asks every replica of every key what it holds (as meridian
-// inspect does) through c, and returns replica → key → sorted live values.
-// A key some replica cannot answer for is an error naming it.
+// inspect does) through c, a few keys at a time, and returns replica → key
+// → sorted live values. A key some replica cannot answer for is an error
+// naming it.
 func States(ctx context.Context, c *client.Client, keyspace string, keys []string) (map[string]history.State, error) {
 	out := map[string]history.State{}
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(statesParallel)
 	for _, key := range keys {
-		res, err := c.Inspect(ctx, keyspace, []byte(key))
-		if err != nil {
-			return nil, fmt.Errorf("inspect %q: %w", key, err)
-		}
-		for _, r := range res.Replicas {
-			if r.Error != "" {
-				return nil, fmt.Errorf("inspect %q on %s: %s", key, r.Node, r.Error)
+		g.Go(func() error {
+			res, err := c.Inspect(gctx, keyspace, []byte(key))
+			if err != nil {
+				return fmt.Errorf("inspect %q: %w", key, err)
 			}
-		}
-		for _, r := range res.Replicas {
-			if out[r.Node] == nil {
-				out[r.Node] = history.State{}
+			for _, r := range res.Replicas {
+				if r.Error != "" {
+					return fmt.Errorf("inspect %q on %s: %s", key, r.Node, r.Error)
+				}
 			}
-			vals := slices.Clone(r.Values)
-			slices.Sort(vals)
-			out[r.Node][key] = vals
-		}
+			mu.Lock()
+			defer mu.Unlock()
+			for _, r := range res.Replicas {
+				if out[r.Node] == nil {
+					out[r.Node] = history.State{}
+				}
+				vals := slices.Clone(r.Values)
+				slices.Sort(vals)
+				out[r.Node][key] = vals
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
+
+// statesParallel bounds the inspections States has in flight.
+const statesParallel = 16

@@ -62,6 +62,8 @@ RULES = {
     "reencrypt-result": ["node", "active-key", "rewritten", "current", "by-key",
                          "unreadable", "error"],
     "reencrypt-response": ["v", "nodes"],
+    "fence-request": ["v", "region", "millis"],
+    "fence-response": ["v", "node", "dc", "region", "until", "peers"],
 }
 
 # Fields that hold a list of another rule, or one other rule.

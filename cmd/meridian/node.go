@@ -7,6 +7,9 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -48,6 +51,14 @@ func newNodeCmd(g *globalFlags) *cobra.Command {
 				tel.Shutdown(context.Background())
 				return err
 			}
+			// The store's lock makes this process the data directory's
+			// only node: its pid file names it to the drill's process
+			// driver (and to operators' scripts).
+			pidFile := filepath.Join(cfg.DataDir, PidFileName)
+			if err := writePidFile(pidFile); err != nil {
+				log.Warn("could not write the pid file", "path", pidFile, "err", err)
+			}
+			defer removePidFile(pidFile)
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			// SIGHUP, or a change of the TLS files, reloads certificates
@@ -92,4 +103,36 @@ func newNodeCmd(g *globalFlags) *cobra.Command {
 // nodeOptions hands a node its logger and telemetry providers.
 func nodeOptions(log *slog.Logger, tel *otelsetup.Providers) node.Options {
 	return node.Options{Logger: log, TracerProvider: tel.Tracer, MeterProvider: tel.Meter, MetricsHandler: tel.Metrics}
+}
+
+// PidFileName is the file in a node's data directory that holds the pid of
+// the process running it, while it runs.
+const PidFileName = "meridian.pid"
+
+func writePidFile(path string) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// removePidFile removes path if it still names this process.
+func removePidFile(path string) {
+	if pid, err := readPidFile(path); err == nil && pid == os.Getpid() {
+		os.Remove(path)
+	}
+}
+
+// readPidFile returns the pid a pid file holds.
+func readPidFile(path string) (int, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return 0, fmt.Errorf("pid file %s holds no pid: %q", path, b)
+	}
+	return pid, nil
 }

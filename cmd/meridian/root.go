@@ -31,7 +31,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newGrantCmd(g), newRevokeCmd(g), newGrantsCmd(g))
 	root.AddCommand(newConfigCmd(), newHealthCmd())
 	root.AddCommand(newKeysCmd(), newReencryptCmd(g))
-	root.AddCommand(newBenchCmd(g))
+	root.AddCommand(newBenchCmd(g), newDrillCmd(g))
 	return root
 }
 
