@@ -114,11 +114,17 @@ func (d *processDriver) Lose(ctx context.Context) (time.Time, error) {
 	return time.Now(), nil
 }
 
-// alive reports whether process pid exists and is not a zombie.
+// alive reports whether process pid exists and is not a zombie whose
+// threads have all exited. A killed process's main thread turns zombie
+// while its other threads may still be exiting, holding the open files
+// (the store's lock among them): until the last is gone, it is alive.
 func alive(pid int) bool {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return false
+	}
+	if tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid)); err == nil && len(tasks) > 1 {
+		return true
 	}
 	// pid (comm) state ...: comm may hold spaces and parentheses.
 	s := string(b)
