@@ -12,6 +12,7 @@ import (
 
 	"github.com/meridian-kv/meridian/client"
 	"github.com/meridian-kv/meridian/history"
+	"github.com/meridian-kv/meridian/internal/wait"
 	"github.com/meridian-kv/meridian/workload"
 )
 
@@ -275,7 +276,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 
 	// Baseline.
-	if err := sleep(ctx, o.Baseline); err != nil {
+	if err := wait.Sleep(ctx, o.Baseline); err != nil {
 		stopAll()
 		return nil, err
 	}
@@ -298,7 +299,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	heldKeys := writtenKeys(before)
 	held, heldErr := o.Driver.Held(ctx, heldKeys)
-	if err := sleep(ctx, time.Until(lossAt.Add(o.Down))); err != nil {
+	if err := wait.Sleep(ctx, time.Until(lossAt.Add(o.Down))); err != nil {
 		o.Driver.Restore(context.WithoutCancel(ctx))
 		stopAll()
 		return nil, err
@@ -475,7 +476,7 @@ func settle(ctx context.Context, c *client.Client, keyspace string, keys []strin
 		if time.Now().After(deadline) {
 			return nil, fmt.Errorf("hints still pending (%d) or nodes down (%d of %d up) after %v", st.hints, st.up, st.all, limit)
 		}
-		if err := sleep(ctx, 500*time.Millisecond); err != nil {
+		if err := wait.Sleep(ctx, 500*time.Millisecond); err != nil {
 			return nil, err
 		}
 	}
@@ -493,7 +494,7 @@ func settle(ctx context.Context, c *client.Client, keyspace string, keys []strin
 		} else {
 			lastErr = err
 		}
-		if err := sleep(ctx, time.Second); err != nil {
+		if err := wait.Sleep(ctx, time.Second); err != nil {
 			return nil, err
 		}
 	}
@@ -562,18 +563,4 @@ func distinct(fs []history.Finding) int {
 		seen[[2]string{f.Key, f.Value}] = true
 	}
 	return len(seen)
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

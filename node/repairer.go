@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/meridian-kv/meridian/codec"
+	"github.com/meridian-kv/meridian/internal/wait"
 	"github.com/meridian-kv/meridian/placement"
 	"github.com/meridian-kv/meridian/repair"
 	"github.com/meridian-kv/meridian/store"
@@ -307,19 +308,12 @@ func (rp *repairer) pace(ctx context.Context, dc string, bytes, rate int64) erro
 		l = &repair.Limiter{Rate: rate}
 		rp.budget.lims[dc] = l
 	}
-	wait := l.Reserve(time.Now(), bytes)
+	d := l.Reserve(time.Now(), bytes)
 	rp.budget.mu.Unlock()
-	if wait <= 0 {
+	if d <= 0 {
 		return nil
 	}
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return wait.Sleep(ctx, d)
 }
 
 // scanning runs f, which scans the store for repair, within a CPU slot.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/meridian-kv/meridian/api"
 	"github.com/meridian-kv/meridian/client"
+	"github.com/meridian-kv/meridian/internal/wait"
 	"github.com/meridian-kv/meridian/node"
 	"github.com/meridian-kv/meridian/store"
 )
@@ -105,7 +106,7 @@ func (d *processDriver) Lose(ctx context.Context) (time.Time, error) {
 	// Not our children: wait until each is gone, or a zombie.
 	for i, pid := range pids {
 		for alive(pid) {
-			if err := sleepCtx(ctx, 5*time.Millisecond); err != nil {
+			if err := wait.Sleep(ctx, 5*time.Millisecond); err != nil {
 				return time.Time{}, err
 			}
 		}
@@ -202,15 +203,4 @@ func (d *processDriver) Restore(ctx context.Context) error {
 		go cmd.Wait()
 	}
 	return errors.Join(errs...)
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
