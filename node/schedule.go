@@ -197,8 +197,22 @@ type repairBudget struct {
 // if any member does not answer it fails with CodeUnavailable naming every
 // member that did not and why.
 func (n *Node) repairStatus(ctx context.Context, ks string) (*api.RepairStatusResponse, *api.ClientError) {
-	if _, cerr := n.keyspace(ks); cerr != nil {
+	res, missing, cerr := n.repairStatusFrom(ctx, ks)
+	if cerr != nil {
 		return nil, cerr
+	}
+	if len(missing) > 0 {
+		return nil, api.Errorf(api.CodeUnavailable, "meridian: repair status needs every member's checkpoints; not from %s", strings.Join(missing, "; "))
+	}
+	return res, nil
+}
+
+// repairStatusFrom is repairStatus from the members that answer: missing
+// says which did not, and why. Without them a pair's last full pass may be
+// older than the one a missing member completed.
+func (n *Node) repairStatusFrom(ctx context.Context, ks string) (res *api.RepairStatusResponse, missing []string, cerr *api.ClientError) {
+	if _, cerr := n.keyspace(ks); cerr != nil {
+		return nil, nil, cerr
 	}
 	var (
 		mu  sync.Mutex
@@ -216,7 +230,7 @@ func (n *Node) repairStatus(ctx context.Context, ks string) (*api.RepairStatusRe
 		if m.ID == n.cfg.ID {
 			ps, err := n.RepairProgress(ks)
 			if err != nil {
-				return nil, api.Errorf(api.CodeInternal, "meridian: %v", err)
+				return nil, nil, api.Errorf(api.CodeInternal, "meridian: %v", err)
 			}
 			add(ps)
 			continue
@@ -245,13 +259,11 @@ func (n *Node) repairStatus(ctx context.Context, ks string) (*api.RepairStatusRe
 		})
 	}
 	if g.Wait() != nil {
-		var msgs []string
 		for _, err := range errs {
 			if err != nil {
-				msgs = append(msgs, err.Error())
+				missing = append(missing, err.Error())
 			}
 		}
-		return nil, api.Errorf(api.CodeUnavailable, "meridian: repair status needs every member's checkpoints; not from %s", strings.Join(msgs, "; "))
 	}
 	best := map[[2]string]repair.Progress{}
 	for _, p := range all {
@@ -260,7 +272,7 @@ func (n *Node) repairStatus(ctx context.Context, ks string) (*api.RepairStatusRe
 			best[p.Pair] = p
 		}
 	}
-	res := &api.RepairStatusResponse{}
+	res = &api.RepairStatusResponse{}
 	now := n.now()
 	for pair, p := range best {
 		st := api.PairRepairStatus{Pair: pair[0] + "/" + pair[1], PassFraction: p.Fraction(),
@@ -286,7 +298,7 @@ func (n *Node) repairStatus(ctx context.Context, ks string) (*api.RepairStatusRe
 		res.Pairs = append(res.Pairs, st)
 	}
 	sort.Slice(res.Pairs, func(i, j int) bool { return res.Pairs[i].Pair < res.Pairs[j].Pair })
-	return res, nil
+	return res, missing, nil
 }
 
 // passSkipFor is how long the scheduler leaves a segment whose repair

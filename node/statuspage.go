@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/meridian-kv/meridian/api"
@@ -33,8 +34,9 @@ type StatusPage struct {
 	Nodes []StatusNode `json:"nodes"`
 	// Hints are the hints this node holds, per target node.
 	Hints []StatusHints `json:"hints"`
-	// Repair is the repair state per keyspace and region pair; RepairError
-	// says why it is missing (every member's checkpoints are needed).
+	// Repair is the repair state per keyspace and region pair, from the
+	// members that answered; RepairError says which did not (or why there
+	// is none).
 	Repair      []StatusRepair `json:"repair"`
 	RepairError string         `json:"repair_error,omitempty"`
 	// Requests are the rates and p99 latencies over the last
@@ -92,11 +94,16 @@ func (n *Node) statusPage(ctx context.Context) *StatusPage {
 	sort.Strings(kss)
 	for _, ks := range kss {
 		rctx, cancel := context.WithTimeout(ctx, probeTimeout)
-		res, cerr := n.repairStatus(rctx, ks)
+		res, missing, cerr := n.repairStatusFrom(rctx, ks)
 		cancel()
 		if cerr != nil {
 			out.RepairError = cerr.Message
 			continue
+		}
+		if len(missing) > 0 {
+			// What the members that answered know: an operator wants the
+			// repair state most while a node is down.
+			out.RepairError = "without the checkpoints of " + strings.Join(missing, "; ") + " (a pass it ran may be missing)"
 		}
 		for _, p := range res.Pairs {
 			out.Repair = append(out.Repair, StatusRepair{Keyspace: ks, PairRepairStatus: p})

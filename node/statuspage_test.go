@@ -105,6 +105,12 @@ func TestStatusPageShowsTheCluster(t *testing.T) {
 	if coordinated != 5 {
 		t.Errorf("the east nodes coordinated %d requests, want the 5 puts", coordinated)
 	}
+	if _, err := tc.client.Repair(longCtx(t), nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if s := getStatus(t, admin); len(s.Repair) != 6 || s.RepairError != "" {
+		t.Fatalf("after a repair the page shows %+v (%q), want the 6 pairs of 3 regions (each with itself too)", s.Repair, s.RepairError)
+	}
 
 	if err := tc.nodes["west-1"].Kill(); err != nil {
 		t.Fatal(err)
@@ -116,6 +122,12 @@ func TestStatusPageShowsTheCluster(t *testing.T) {
 		}
 		return nil
 	})
+	// With a node down, the page still shows the repair state the others
+	// know, and says whose checkpoints it lacks.
+	s = getStatus(t, admin)
+	if len(s.Repair) != 6 || !strings.Contains(s.RepairError, "west-1") {
+		t.Fatalf("with west-1 down the page shows %+v and %q", s.Repair, s.RepairError)
+	}
 }
 
 // chromium finds Debian's Chromium.
