@@ -219,12 +219,17 @@ type fencedGossip struct {
 	blocked func(addr string) bool
 	packets chan *memberlist.Packet
 	streams chan net.Conn
-	stop    chan struct{}
+	stop    chan struct{} // closed when Shutdown begins: drop, do not forward
+	done    chan struct{} // closed when the inner transport has shut down
 	once    sync.Once
 }
 
 func newFencedGossip(inner memberlist.NodeAwareTransport, blocked func(string) bool) *fencedGossip {
-	g := &fencedGossip{NodeAwareTransport: inner, blocked: blocked, packets: make(chan *memberlist.Packet), streams: make(chan net.Conn), stop: make(chan struct{})}
+	g := &fencedGossip{NodeAwareTransport: inner, blocked: blocked, packets: make(chan *memberlist.Packet), streams: make(chan net.Conn),
+		stop: make(chan struct{}), done: make(chan struct{})}
+	// The forwarders read the inner transport until it has shut down: its
+	// listeners block on handing over what they received, and its
+	// Shutdown waits for them.
 	go func() {
 		for {
 			select {
@@ -235,9 +240,8 @@ func newFencedGossip(inner memberlist.NodeAwareTransport, blocked func(string) b
 				select {
 				case g.packets <- pk:
 				case <-g.stop:
-					return
 				}
-			case <-g.stop:
+			case <-g.done:
 				return
 			}
 		}
@@ -250,9 +254,8 @@ func newFencedGossip(inner memberlist.NodeAwareTransport, blocked func(string) b
 				case g.streams <- c:
 				case <-g.stop:
 					c.Close()
-					return
 				}
-			case <-g.stop:
+			case <-g.done:
 				return
 			}
 		}
@@ -294,9 +297,16 @@ func (g *fencedGossip) DialAddressTimeout(a memberlist.Address, timeout time.Dur
 	return g.NodeAwareTransport.DialAddressTimeout(a, timeout)
 }
 
+// Shutdown shuts the inner transport down while the forwarders drain it
+// (memberlist may no longer read, or serf never took the transport).
 func (g *fencedGossip) Shutdown() error {
-	g.once.Do(func() { close(g.stop) })
-	return g.NodeAwareTransport.Shutdown()
+	var err error
+	g.once.Do(func() {
+		close(g.stop)
+		err = g.NodeAwareTransport.Shutdown()
+		close(g.done)
+	})
+	return err
 }
 
 // gossipBlocked reports whether the fence drops gossip with addr (an
