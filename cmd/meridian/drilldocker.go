@@ -275,14 +275,7 @@ func (d *dockerDriver) nodeConfig(ctx context.Context, c, dir string) (*node.Con
 		}
 		args = append(args, part...)
 	}
-	path := ""
-	for i, a := range args {
-		if v, ok := strings.CutPrefix(a, "--config="); ok {
-			path = v
-		} else if a == "--config" && i+1 < len(args) {
-			path = args[i+1]
-		}
-	}
+	path := configFlag(args)
 	if path == "" {
 		return nil, fmt.Errorf("its command %q names no --config", args)
 	}
@@ -291,6 +284,20 @@ func (d *dockerDriver) nodeConfig(ctx context.Context, c, dir string) (*node.Con
 		return nil, err
 	}
 	return node.LoadConfig(local)
+}
+
+// configFlag returns the value of the last --config in args ("" for
+// none).
+func configFlag(args []string) string {
+	path := ""
+	for i, a := range args {
+		if v, ok := strings.CutPrefix(a, "--config="); ok {
+			path = v
+		} else if a == "--config" && i+1 < len(args) {
+			path = args[i+1]
+		}
+	}
+	return path
 }
 
 // Restore starts every container of the region again.
