@@ -595,6 +595,12 @@ func TestTerraformDockerThreeRegions(t *testing.T) {
 		}
 	}
 	waitHealthy(t, containers)
+	// The labels meridian drill --driver docker finds a region by.
+	got := mustRun(t, nil, "docker", "ps", "--filter", "label=meridian.cluster="+uniq, "--filter", "label=meridian.dc=west",
+		"--format", `{{.Names}} {{.Label "meridian.node"}}`)
+	if want := fmt.Sprintf("%[1]s-west-1 west-1\n%[1]s-west-2 west-2\n%[1]s-west-3 west-3", uniq); strings.Join(slices.Sorted(strings.Lines(strings.TrimSpace(got)+"\n")), "") != want+"\n" {
+		t.Errorf("west's containers by their labels: %q, want %q", got, want)
+	}
 }
 
 // keepLogs writes every container's log and the recorded history into dir.
