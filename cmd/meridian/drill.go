@@ -20,7 +20,7 @@ type drillFlags struct {
 	rate                                  float64
 	workers, keys                         int
 	jsonFile, markdownFile, plotFile      string
-	nodesDir                              string
+	nodesDir, dockerCluster               string
 	seed                                  uint64
 }
 
@@ -40,7 +40,11 @@ Drivers: fence (default; an admin request to every node of --config that
 makes it drop all traffic with the region, for clusters the drill cannot
 otherwise touch) and process (SIGKILL the region's node processes by the
 pid files in their data directories, restart them with the same binary and
---config; --nodes names the directory of their configurations).
+--config; --nodes names the directory of their configurations) and docker
+(docker kill the containers labelled meridian.dc=R, as deploy/compose and
+the Terraform-on-Docker module label them, and docker start them again;
+--docker-cluster picks the compose project or Terraform name when the
+engine runs more than one cluster).
 
 The numbers are defined in docs/drill.md.`,
 		Args: cobra.NoArgs,
@@ -55,8 +59,9 @@ The numbers are defined in docs/drill.md.`,
 	fl.IntVar(&f.workers, "workers", 4, "workers per region")
 	fl.IntVar(&f.keys, "keys", 500, "keys the workload spreads over")
 	fl.StringVar(&f.consistency, "consistency", "LOCAL_QUORUM", "consistency of the workload's reads and writes")
-	fl.StringVar(&f.driver, "driver", "fence", "how to lose the region: fence or process")
+	fl.StringVar(&f.driver, "driver", "fence", "how to lose the region: fence, process or docker")
 	fl.StringVar(&f.nodesDir, "nodes", "", "process driver: the directory of the nodes' configurations (default: nodes/ beside --config)")
+	fl.StringVar(&f.dockerCluster, "docker-cluster", "", "docker driver: the cluster's containers (label meridian.cluster: the compose project or the Terraform name), when the engine runs more than one")
 	fl.DurationVar(&f.convergeTimeout, "converge-timeout", 3*time.Minute, "how long to wait for convergence after the restore")
 	fl.StringVar(&f.jsonFile, "json", "", "write the report as JSON to this file (- for stdout, instead of Markdown)")
 	fl.StringVar(&f.markdownFile, "markdown", "", "write the Markdown report to this file too")
@@ -90,9 +95,13 @@ func runDrill(cmd *cobra.Command, g *globalFlags, f *drillFlags) error {
 		}
 		driver = pd
 	case "docker":
-		return errors.New("the docker driver is not built yet: use --driver fence against the compose cluster")
+		dd, err := newDockerDriver(cmd.Context(), f.region, f.dockerCluster, cfg.Keyspace, cmd.ErrOrStderr())
+		if err != nil {
+			return err
+		}
+		driver = dd
 	default:
-		return fmt.Errorf("unknown --driver %q: fence or process", f.driver)
+		return fmt.Errorf("unknown --driver %q: fence, process or docker", f.driver)
 	}
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -137,42 +137,52 @@ func alive(pid int) bool {
 func (d *processDriver) Held(ctx context.Context, keys []string) (map[string][]api.ReplicaState, error) {
 	out := make(map[string][]api.ReplicaState, len(keys))
 	for _, n := range d.nodes {
-		var kr *store.Keyring
-		if n.cfg.Encryption.KeyFile != "" {
-			var err error
-			if kr, err = store.LoadKeyFile(n.cfg.Encryption.KeyFile); err != nil {
-				return nil, fmt.Errorf("process driver: %s: %w", n.id, err)
-			}
-		}
-		st, err := store.Open(n.cfg.DataDir, &store.Options{NodeID: n.cfg.ID, Keyring: kr})
-		if err != nil {
-			return nil, fmt.Errorf("process driver: opening the store of %s offline: %w", n.id, err)
-		}
-		for _, key := range keys {
-			obj, err := st.Get(d.keyspace, []byte(key))
-			if err != nil {
-				st.Close()
-				return nil, fmt.Errorf("process driver: reading %q from %s: %w", key, n.id, err)
-			}
-			rs := api.ReplicaState{Node: n.id, DC: d.region, Values: []string{}}
-			if obj != nil {
-				rs.Version = obj.Clock
-				for _, s := range obj.Siblings {
-					if !s.Deleted {
-						rs.Values = append(rs.Values, string(s.Value))
-					}
-				}
-				rs.Deleted = len(rs.Values) == 0 && len(obj.Siblings) > 0
-			}
-			// Every node's state counts, replica of the key or not: a
-			// fallback's copy is in the region too.
-			out[key] = append(out[key], rs)
-		}
-		if err := st.Close(); err != nil {
-			return nil, fmt.Errorf("process driver: closing the store of %s: %w", n.id, err)
+		if err := readHeld(n.cfg.DataDir, n.cfg.Encryption.KeyFile, n.id, d.region, d.keyspace, keys, out); err != nil {
+			return nil, fmt.Errorf("process driver: %w", err)
 		}
 	}
 	return out, nil
+}
+
+// readHeld opens the store in dataDir (of node id in region; keyFile its
+// encryption key file, "" for none) offline and appends its state of
+// each key to out[key].
+func readHeld(dataDir, keyFile, id, region, keyspace string, keys []string, out map[string][]api.ReplicaState) error {
+	var kr *store.Keyring
+	if keyFile != "" {
+		var err error
+		if kr, err = store.LoadKeyFile(keyFile); err != nil {
+			return fmt.Errorf("%s: %w", id, err)
+		}
+	}
+	st, err := store.Open(dataDir, &store.Options{NodeID: id, Keyring: kr})
+	if err != nil {
+		return fmt.Errorf("opening the store of %s offline: %w", id, err)
+	}
+	for _, key := range keys {
+		obj, err := st.Get(keyspace, []byte(key))
+		if err != nil {
+			st.Close()
+			return fmt.Errorf("reading %q from %s: %w", key, id, err)
+		}
+		rs := api.ReplicaState{Node: id, DC: region, Values: []string{}}
+		if obj != nil {
+			rs.Version = obj.Clock
+			for _, s := range obj.Siblings {
+				if !s.Deleted {
+					rs.Values = append(rs.Values, string(s.Value))
+				}
+			}
+			rs.Deleted = len(rs.Values) == 0 && len(obj.Siblings) > 0
+		}
+		// Every node's state counts, replica of the key or not: a
+		// fallback's copy is in the region too.
+		out[key] = append(out[key], rs)
+	}
+	if err := st.Close(); err != nil {
+		return fmt.Errorf("closing the store of %s: %w", id, err)
+	}
+	return nil
 }
 
 // Restore starts every node of the region again, detached.

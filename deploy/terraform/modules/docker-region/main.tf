@@ -22,6 +22,21 @@ resource "docker_container" "node" {
   command  = ["node", "--config", "${var.config_dir}/node.yaml"]
   restart  = "unless-stopped"
 
+  # meridian drill --driver docker finds a region's containers by these
+  # labels, as it does deploy/compose's.
+  labels {
+    label = "meridian.cluster"
+    value = var.name_prefix
+  }
+  labels {
+    label = "meridian.dc"
+    value = var.region
+  }
+  labels {
+    label = "meridian.node"
+    value = each.key
+  }
+
   # The image's HEALTHCHECK runs meridian health against the admin port.
   wait         = true
   wait_timeout = var.healthy_timeout
