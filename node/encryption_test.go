@@ -44,6 +44,9 @@ func TestReloadEncryptionKeys(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		// Every copy is sealed (under k1) before the rotation: a copy to
+		// west-1 still in flight would land under k2.
+		waitFor(t, func() error { return tc.inFlight("") })
 		checkAll := func(when string) {
 			t.Helper()
 			for _, k := range append(keys, "new") {
