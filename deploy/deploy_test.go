@@ -320,12 +320,16 @@ func TestComposeThreeRegions(t *testing.T) {
 	image := buildImage(t)
 	dir := filepath.Join(repo, "deploy", "compose")
 	gen := t.TempDir()
-	prefix := rand.IntN(200)
+	// Host ports PREFIX11 ... PREFIX33 (QUIC) and PREFIX+1 11 ... (admin),
+	// PREFIX in 100 ... 166: ports 10011 ... 16733, clear of the process
+	// tests' blocks (20000 ... 31999, cmd/meridian's portBlock), of the
+	// kernel's ephemeral range (32768 and up) and of the compose defaults
+	// (170 and 190), while those tests run beside this one.
+	prefix := 100 + 2*rand.IntN(34)
 	env := []string{
 		"MERIDIAN_PROJECT=" + uniq, "MERIDIAN_IMAGE=" + image, "MERIDIAN_BUILD_IMAGE=0", "MERIDIAN_GENERATED=" + gen,
 		fmt.Sprintf("MERIDIAN_NET=10.%d", freeSecondOctet(t)), "MERIDIAN_WAN_LATENCY=20ms",
-		// Host ports PREFIX11 ... PREFIX33 (QUIC) and PREFIX+1 11 ... (admin).
-		fmt.Sprintf("MERIDIAN_PORT_PREFIX=%d", 200+2*(prefix%200)), fmt.Sprintf("MERIDIAN_ADMIN_PORT_PREFIX=%d", 201+2*(prefix%200)),
+		fmt.Sprintf("MERIDIAN_PORT_PREFIX=%d", prefix), fmt.Sprintf("MERIDIAN_ADMIN_PORT_PREFIX=%d", prefix+1),
 	}
 	t.Cleanup(func() {
 		if out, err := run(t, env, filepath.Join(dir, "down.sh")); err != nil {
