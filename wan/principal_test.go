@@ -216,8 +216,10 @@ func TestRequestBudgetPerClientPrincipal(t *testing.T) {
 			}
 		}()
 	}
+	var refusal error
 	select {
 	case err := <-refused:
+		refusal = err
 		var re *RemoteError
 		var se *quic.StreamError
 		switch {
@@ -231,7 +233,7 @@ func TestRequestBudgetPerClientPrincipal(t *testing.T) {
 		t.Fatal("no stream was refused")
 	}
 	if !logs.Contains("principal over its request budget") {
-		t.Fatalf("refusal not logged:\n%s", logs.String())
+		t.Fatalf("refusal (%v) not logged:\n%s", refusal, logs.String())
 	}
 	if _, err := echo(ctx, dialerFor(t, ca, "alice", RoleClient), srv.Addr().String(), "node-1", 1); err != nil {
 		t.Fatalf("another principal while mallory holds its budget: %v", err)
