@@ -59,8 +59,13 @@ func (n *Node) get(ctx context.Context, r *api.GetRequest) (*api.GetResponse, *a
 	replies := make(chan readReply, total)
 	asks := n.planRead(plan, need)
 	launched := 0
+	askedAt := map[string]time.Time{} // node -> when this read asked it
 	launch := func(dc string, ids []string) {
 		launched += len(ids)
+		now := time.Now()
+		for _, id := range ids {
+			askedAt[id] = now
+		}
 		if dc != n.cfg.DC {
 			n.goBackgroundFrom(ctx, func(ctx context.Context) {
 				n.relayRead(ctx, dc, r.Keyspace, r.Key, ids, replies)
@@ -73,11 +78,7 @@ func (n *Node) get(ctx context.Context, r *api.GetRequest) (*api.GetResponse, *a
 				continue
 			}
 			n.goBackgroundFrom(ctx, func(ctx context.Context) {
-				start := time.Now()
 				obj, err := n.readReplica(ctx, id, r.Keyspace, r.Key)
-				if err == nil && id != n.cfg.ID {
-					n.coordinator.readTimes.observe(dc, time.Since(start))
-				}
 				replies <- readReply{node: id, dc: dc, obj: obj, err: err}
 			})
 		}
@@ -116,6 +117,10 @@ func (n *Node) get(ctx context.Context, r *api.GetRequest) (*api.GetResponse, *a
 				continue
 			}
 			tally.Ack(rp.dc)
+			if rp.node != n.cfg.ID {
+				// Directly or through a relay: what a read there takes.
+				n.coordinator.readTimes.observe(rp.dc, time.Since(askedAt[rp.node]))
+			}
 			got = append(got, rp)
 			merged = version.Merge(merged, rp.obj)
 		case <-speculate.C:
