@@ -595,6 +595,28 @@ func (c *Client) do(ctx context.Context, op, ks, cons string, t wan.MsgType, req
 	return c.doStream(ctx, op, ks, cons, t, req, replyType, res, nil)
 }
 
+// onReply returns the reply callback of a call answered by replies of
+// replyType, each decoded into res (then onEach, if set, is called), or by
+// a client error, decoded into *cerr.
+func onReply(replyType wan.MsgType, res any, cerr **api.ClientError, onEach func()) func(*wan.Envelope) error {
+	return func(e *wan.Envelope) error {
+		switch e.Type {
+		case replyType:
+			if err := e.Decode(res); err != nil {
+				return err
+			}
+			if onEach != nil {
+				onEach()
+			}
+			return nil
+		case api.TypeClientError:
+			*cerr = &api.ClientError{}
+			return e.Decode(*cerr)
+		}
+		return fmt.Errorf("client: unexpected reply type %d", e.Type)
+	}
+}
+
 // doStream is do for requests answered by several replies: each is decoded
 // into res and then onEach (if set) is called.
 func (c *Client) doStream(ctx context.Context, op, ks, cons string, t wan.MsgType, req any, replyType wan.MsgType, res any, onEach func()) (err error) {
@@ -634,22 +656,10 @@ func (c *Client) doStream(ctx context.Context, op, ks, cons string, t wan.MsgTyp
 		var cerr *api.ClientError
 		answered := false
 		span.SetAttributes(telemetry.ServerAddressKey.String(n.Addr), telemetry.Node(n.ID))
+		decode := onReply(replyType, res, &cerr, onEach)
 		err := c.dialer.Call(ctx, n.Addr, n.ID, env, func(e *wan.Envelope) error {
 			answered = true
-			switch e.Type {
-			case replyType:
-				if err := e.Decode(res); err != nil {
-					return err
-				}
-				if onEach != nil {
-					onEach()
-				}
-				return nil
-			case api.TypeClientError:
-				cerr = &api.ClientError{}
-				return e.Decode(cerr)
-			}
-			return fmt.Errorf("client: unexpected reply type %d", e.Type)
+			return decode(e)
 		})
 		if err == nil {
 			c.markUp(n.ID)

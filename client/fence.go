@@ -31,16 +31,7 @@ func (c *Client) Fence(ctx context.Context, n Node, region string, d time.Durati
 	}
 	var res api.FenceResponse
 	var cerr *api.ClientError
-	err = c.dialer.Call(ctx, n.Addr, n.ID, env, func(e *wan.Envelope) error {
-		switch e.Type {
-		case api.TypeFenceReply:
-			return e.Decode(&res)
-		case api.TypeClientError:
-			cerr = &api.ClientError{}
-			return e.Decode(cerr)
-		}
-		return fmt.Errorf("client: unexpected reply type %d", e.Type)
-	})
+	err = c.dialer.Call(ctx, n.Addr, n.ID, env, onReply(api.TypeFenceReply, &res, &cerr, nil))
 	if err != nil {
 		return nil, fmt.Errorf("client: fence on %s (%s): %w", n.ID, n.Addr, err)
 	}
