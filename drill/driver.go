@@ -11,6 +11,7 @@ import (
 
 	"github.com/meridian-kv/meridian/api"
 	"github.com/meridian-kv/meridian/client"
+	"github.com/meridian-kv/meridian/workload"
 )
 
 // Driver takes a region away and brings it back. The drill calls Lose,
@@ -167,36 +168,11 @@ func (f *Fence) Close() error {
 // inspectRegion inspects keys through c and keeps the states of region's
 // replicas; a replica of region that could not answer is an error.
 func inspectRegion(ctx context.Context, c *client.Client, keyspace, region string, keys []string) (map[string][]api.ReplicaState, error) {
-	out := make(map[string][]api.ReplicaState, len(keys))
-	var mu sync.Mutex
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(inspectParallel)
-	for _, key := range keys {
-		g.Go(func() error {
-			res, err := c.Inspect(gctx, keyspace, []byte(key))
-			if err != nil {
-				return fmt.Errorf("drill: inspect %q in %s: %w", key, region, err)
-			}
-			var rs []api.ReplicaState
-			for _, r := range res.Replicas {
-				if r.DC != region {
-					continue
-				}
-				if r.Error != "" {
-					return fmt.Errorf("drill: inspect %q on %s: %s", key, r.Node, r.Error)
-				}
-				rs = append(rs, r)
-			}
-			mu.Lock()
-			out[key] = rs
-			mu.Unlock()
-			return nil
-		})
+	out, err := workload.Inspect(ctx, c, keyspace, keys, func(r api.ReplicaState) bool { return r.DC == region })
+	if err != nil {
+		return nil, fmt.Errorf("drill: in %s: %w", region, err)
 	}
-	return out, g.Wait()
+	return out, nil
 }
-
-// inspectParallel bounds the inspections in flight.
-const inspectParallel = 16
 
 func joinErr(errs ...error) error { return errors.Join(errs...) }

@@ -248,7 +248,30 @@ func Outcome(err error) history.Outcome {
 // → sorted live values. A key some replica cannot answer for is an error
 // naming it.
 func States(ctx context.Context, c *client.Client, keyspace string, keys []string) (map[string]history.State, error) {
+	states, err := Inspect(ctx, c, keyspace, keys, nil)
+	if err != nil {
+		return nil, err
+	}
 	out := map[string]history.State{}
+	for key, rs := range states {
+		for _, r := range rs {
+			if out[r.Node] == nil {
+				out[r.Node] = history.State{}
+			}
+			vals := slices.Clone(r.Values)
+			slices.Sort(vals)
+			out[r.Node][key] = vals
+		}
+	}
+	return out, nil
+}
+
+// Inspect asks the replicas of every key what they hold (as meridian
+// inspect does) through c, a few keys at a time, and returns key → the
+// states of the replicas keep accepts (nil keeps all). A key a kept
+// replica cannot answer for is an error naming it.
+func Inspect(ctx context.Context, c *client.Client, keyspace string, keys []string, keep func(api.ReplicaState) bool) (map[string][]api.ReplicaState, error) {
+	out := make(map[string][]api.ReplicaState, len(keys))
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(statesParallel)
@@ -258,21 +281,19 @@ func States(ctx context.Context, c *client.Client, keyspace string, keys []strin
 			if err != nil {
 				return fmt.Errorf("inspect %q: %w", key, err)
 			}
+			var rs []api.ReplicaState
 			for _, r := range res.Replicas {
+				if keep != nil && !keep(r) {
+					continue
+				}
 				if r.Error != "" {
 					return fmt.Errorf("inspect %q on %s: %s", key, r.Node, r.Error)
 				}
+				rs = append(rs, r)
 			}
 			mu.Lock()
-			defer mu.Unlock()
-			for _, r := range res.Replicas {
-				if out[r.Node] == nil {
-					out[r.Node] = history.State{}
-				}
-				vals := slices.Clone(r.Values)
-				slices.Sort(vals)
-				out[r.Node][key] = vals
-			}
+			out[key] = rs
+			mu.Unlock()
 			return nil
 		})
 	}
@@ -282,5 +303,5 @@ func States(ctx context.Context, c *client.Client, keyspace string, keys []strin
 	return out, nil
 }
 
-// statesParallel bounds the inspections States has in flight.
+// statesParallel bounds the inspections Inspect has in flight.
 const statesParallel = 16
