@@ -19,19 +19,27 @@ func (r *GetRequest) Validate() *ClientError {
 
 // Validate checks a put or delete.
 func (r *PutRequest) Validate() *ClientError {
+	_, cerr := r.ValidateContext()
+	return cerr
+}
+
+// ValidateContext is Validate that also returns the decoded causal
+// context, so a coordinator decodes it once.
+func (r *PutRequest) ValidateContext() (version.Vector, *ClientError) {
 	if cerr := checkKey(r.Key); cerr != nil {
-		return cerr
+		return nil, cerr
 	}
 	if cerr := checkConsistency(r.Consistency); cerr != nil {
-		return cerr
+		return nil, cerr
 	}
 	if r.Delete && len(r.Value) > 0 {
-		return Errorf(CodeBadRequest, "meridian: a delete carries no value")
+		return nil, Errorf(CodeBadRequest, "meridian: a delete carries no value")
 	}
-	if _, err := version.DecodeContext(r.Context); err != nil {
-		return Errorf(CodeBadRequest, "meridian: %v", err)
+	ctx, err := version.DecodeContext(r.Context)
+	if err != nil {
+		return nil, Errorf(CodeBadRequest, "meridian: %v", err)
 	}
-	return nil
+	return ctx, nil
 }
 
 // Validate checks a ring request.

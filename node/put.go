@@ -21,6 +21,11 @@ import (
 // a key past the keyspace's hard sibling limit.
 var errTooManySiblings = errors.New("too many siblings")
 
+// errLearnFirst is returned by the local update, which then writes
+// nothing, when this node's copy is near a limit: the coordinator learns
+// the other replicas' copies first (learnReplicas) and updates again.
+var errLearnFirst = errors.New("near a limit: learn the replicas' copies first")
+
 // ack is one replica's answer to a write.
 type ack struct {
 	node, dc string
@@ -38,7 +43,8 @@ func (n *Node) put(ctx context.Context, r *api.PutRequest) (*api.PutResponse, *a
 	if cerr != nil {
 		return nil, cerr
 	}
-	if cerr := r.Validate(); cerr != nil {
+	ctxVec, cerr := r.ValidateContext()
+	if cerr != nil {
 		return nil, cerr
 	}
 	if len(r.Value) > n.cfg.Limits.MaxValueBytes {
@@ -60,10 +66,6 @@ func (n *Node) put(ctx context.Context, r *api.PutRequest) (*api.PutResponse, *a
 		return nil, api.Errorf(api.CodeConsistency, "meridian: %v", err)
 	}
 	trace.SpanFromContext(ctx).SetAttributes(telemetry.ReplicasRequired(need.PerDC)...)
-	ctxVec, err := version.DecodeContext(r.Context)
-	if err != nil {
-		return nil, api.Errorf(api.CodeBadRequest, "meridian: %v", err)
-	}
 	if !plan.Contains(n.cfg.ID) {
 		if r.Forwarded {
 			return nil, api.Errorf(api.CodeUnavailable, "meridian: forwarded put reached %s, which is not a replica (ring views differ)", n.cfg.ID)
@@ -71,34 +73,50 @@ func (n *Node) put(ctx context.Context, r *api.PutRequest) (*api.PutResponse, *a
 		return n.forwardPut(ctx, r, plan)
 	}
 
-	// Near a limit, check it against the replicas' merged copies, not only
-	// this node's (limits.go).
-	if cur, err := n.store.Get(r.Keyspace, r.Key); err == nil && n.nearLimit(ks, cur, ctxVec) {
-		n.learnReplicas(ctx, r.Keyspace, r.Key, plan)
-	}
 	// Apply locally first: this replica mints the dot (version.Object.Update).
 	// The same synced batch queues the new object as a hint for every other
 	// replica (writeahead.go), so the write reaches them even if this node
 	// dies before its copies leave.
 	targets := n.replicaTargets(plan)
-	landed := n.coordinator.launch(targets, r.Keyspace, r.Key)
-	var siblings, size int
-	_, span := n.tracer.Start(ctx, "store.update", trace.WithAttributes(telemetry.Namespace(r.Keyspace), telemetry.Node(n.cfg.ID)))
-	obj, _, dropped, err := n.store.UpdateQueued(r.Keyspace, r.Key, func(cur *version.Object) (*version.Object, error) {
-		next := n.mintBase(cur).Update(ctxVec, n.ident.actor, version.Write{Value: r.Value, Deleted: r.Delete, WrittenAt: n.now().UnixNano(), Trace: traceRef(ctx)})
-		if len(next.Siblings) > ks.MaxSiblings && len(next.Siblings) > len(cur.Siblings) {
-			siblings = len(cur.Siblings)
-			return nil, errTooManySiblings
+	var (
+		obj      *version.Object
+		dropped  []string
+		landed   func()
+		learned  bool
+		siblings int
+		size     int
+	)
+	for {
+		landed = n.coordinator.launch(targets, r.Keyspace, r.Key)
+		_, span := n.tracer.Start(ctx, "store.update", trace.WithAttributes(telemetry.Namespace(r.Keyspace), telemetry.Node(n.cfg.ID)))
+		obj, _, dropped, err = n.store.UpdateQueued(r.Keyspace, r.Key, func(cur *version.Object) (*version.Object, error) {
+			if !learned && n.nearLimit(ks, cur, ctxVec) {
+				return nil, errLearnFirst
+			}
+			next := n.mintBase(cur).Update(ctxVec, n.ident.actor, version.Write{Value: r.Value, Deleted: r.Delete, WrittenAt: n.now().UnixNano(), Trace: traceRef(ctx)})
+			if len(next.Siblings) > ks.MaxSiblings && len(next.Siblings) > len(cur.Siblings) {
+				siblings = len(cur.Siblings)
+				return nil, errTooManySiblings
+			}
+			if size = objectBytes(next); size > n.cfg.Limits.MaxObjectBytes && size > objectBytes(cur) {
+				return nil, errObjectTooLarge
+			}
+			return next, nil
+		}, n.queueFor(ctx, targets))
+		if !errors.Is(err, errLearnFirst) {
+			spanError(span, err)
 		}
-		if size = objectBytes(next); size > n.cfg.Limits.MaxObjectBytes && size > objectBytes(cur) {
-			return nil, errObjectTooLarge
+		span.End()
+		if err != nil {
+			landed()
 		}
-		return next, nil
-	}, n.queueFor(ctx, targets))
-	spanError(span, err)
-	span.End()
-	if err != nil {
-		landed()
+		if !errors.Is(err, errLearnFirst) {
+			break
+		}
+		// Near a limit: check it against the replicas' merged copies, not
+		// only this node's (limits.go), then write.
+		learned = true
+		n.learnReplicas(ctx, r.Keyspace, r.Key, plan)
 	}
 	if errors.Is(err, errTooManySiblings) {
 		return nil, api.Errorf(api.CodeTooManySiblings, "meridian: key has %d siblings, the keyspace's max_siblings is %d: read it, merge the values and write back with the context from that read to resolve them", siblings, ks.MaxSiblings)
