@@ -52,6 +52,7 @@ func (s *Store) DeleteHints(hints []Hint) (deleted int, err error) {
 	defer b.Close()
 	type change struct {
 		target string
+		k      []byte
 		size   int64
 	}
 	var changes []change
@@ -72,7 +73,7 @@ func (s *Store) DeleteHints(hints []Hint) (deleted int, err error) {
 			return 0, fmt.Errorf("store: delete hints: %w", err)
 		}
 		staged[string(k)] = true
-		changes = append(changes, change{h.Target, size})
+		changes = append(changes, change{h.Target, k, size})
 	}
 	if len(changes) == 0 {
 		return 0, nil
@@ -84,6 +85,7 @@ func (s *Store) DeleteHints(hints []Hint) (deleted int, err error) {
 		return 0, fmt.Errorf("store: delete %d delivered hints: %w", len(changes), err)
 	}
 	for _, c := range changes {
+		s.present.remove(c.k)
 		s.hints.settle(c.target, 0, -c.size, -1, true)
 	}
 	return len(changes), nil

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/meridian-kv/meridian/codec"
@@ -255,6 +257,32 @@ type hintTally struct {
 	bytes, reserved int64
 }
 
+// hintPresence counts, per slot of a hash of the Pebble key, the hints
+// stored: a slot at zero means no hint with a key of that slot exists, so
+// the lookups of a write-ahead hint, which are nearly all for hints that do
+// not exist, skip Pebble. A slot never counts fewer hints than exist: a
+// new hint is counted before its batch commits (and uncounted if it fails),
+// a removed one only after its delete committed, and Open counts every hint
+// key on disk. Collisions only cost a lookup.
+type hintPresence struct {
+	slots [hintPresenceSlots]atomic.Uint32
+}
+
+// hintPresenceSlots is the size of the presence table (256 KiB).
+const hintPresenceSlots = 1 << 16
+
+func hintSlot(k []byte) uint32 { return uint32(xxhash.Sum64(k) % hintPresenceSlots) }
+
+// add counts a hint under k (before it is committed).
+func (p *hintPresence) add(k []byte) { p.slots[hintSlot(k)].Add(1) }
+
+// remove uncounts a hint under k (after its delete committed, or when its
+// write failed).
+func (p *hintPresence) remove(k []byte) { p.slots[hintSlot(k)].Add(^uint32(0)) }
+
+// maybe reports whether a hint under k may exist.
+func (p *hintPresence) maybe(k []byte) bool { return p.slots[hintSlot(k)].Load() > 0 }
+
 // tally returns the tally of target, creating it. b.mu must be held.
 func (b *hintBook) tally(target string) *hintTally {
 	if b.targets == nil {
@@ -353,6 +381,7 @@ func (s *Store) scanHintStats() (stats map[string]HintStat, err error) {
 	}()
 	stats = map[string]HintStat{}
 	for valid := it.First(); valid; valid = it.Next() {
+		s.present.add(it.Key())
 		target, _, err := hintKeyTarget(it.Key())
 		if err != nil {
 			s.log.errLogger().Error("store: skipping a corrupt hint record", "key", printableKey(it.Key()), "err", err)
@@ -375,6 +404,9 @@ func (s *Store) scanHintStats() (stats map[string]HintStat, err error) {
 // decode returns an error wrapping ErrCorrupt, with its size.
 func (s *Store) readHint(target, ks string, key, k []byte) (rec *hintRecord, size int64, found bool, err error) {
 	defer catchFatal(&err, s.fail)
+	if !s.present.maybe(k) {
+		return nil, 0, false, nil
+	}
 	v, closer, err := s.db.Get(k)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, 0, false, nil
@@ -471,7 +503,13 @@ func (s *Store) AddHint(target, ks string, key []byte, obj *version.Object, trac
 	if !ok {
 		return false, nil
 	}
+	if !found {
+		s.present.add(k)
+	}
 	err = s.write(k, v)
+	if !found && err != nil {
+		s.present.remove(k)
+	}
 	s.hints.settle(target, reserved, growth, count, err == nil)
 	if err != nil {
 		if errors.Is(err, ErrFailed) {
@@ -570,6 +608,9 @@ func (s *Store) DeleteHint(h Hint) (deleted bool, err error) {
 		return false, nil
 	}
 	err = s.deleteSized(k, size-int64(len(k)))
+	if err == nil {
+		s.present.remove(k)
+	}
 	s.hints.settle(h.Target, 0, -size, -1, err == nil)
 	if err != nil {
 		if errors.Is(err, ErrFailed) {
@@ -734,6 +775,7 @@ func (s *Store) expire(chunk []expiring, cutoff int64, dropped map[string]int) (
 		size   int64
 	}
 	var changes []change
+	var deleted [][]byte
 	for _, e := range chunk {
 		v, closer, err := s.db.Get(e.k)
 		if errors.Is(err, pebble.ErrNotFound) {
@@ -751,6 +793,7 @@ func (s *Store) expire(chunk []expiring, cutoff int64, dropped map[string]int) (
 		if err := b.DeleteSized(e.k, uint32(min(size-int64(len(e.k)), 1<<32-1)), nil); err != nil {
 			return nil, fmt.Errorf("store: expire hints: %w", err)
 		}
+		deleted = append(deleted, e.k)
 		if e.target != "" {
 			changes = append(changes, change{e.target, size})
 			if e.ks != "" {
@@ -763,6 +806,9 @@ func (s *Store) expire(chunk []expiring, cutoff int64, dropped map[string]int) (
 	}
 	if err := b.Commit(s.wo); err != nil {
 		return nil, fmt.Errorf("store: expire hints: %w", err)
+	}
+	for _, k := range deleted {
+		s.present.remove(k)
 	}
 	for _, c := range changes {
 		s.hints.settle(c.target, 0, -c.size, -1, true)

@@ -40,6 +40,9 @@ type Store struct {
 
 	// hints counts the hints held per target (hints.go).
 	hints hintBook
+	// present counts the hints stored per slot of their keys' hash, so
+	// lookups of hints that do not exist skip Pebble.
+	present hintPresence
 
 	// dotFloor is the largest counter of any collected tombstone's clock
 	// (tombstones.go).

@@ -78,6 +78,7 @@ func (s *Store) writeQueued(ks string, tok uint64, key, k, v []byte, cur, next *
 	}
 	type staged struct {
 		target          string
+		k               []byte
 		reserved, delta int64
 		count           int
 	}
@@ -85,6 +86,9 @@ func (s *Store) writeQueued(ks string, tok uint64, key, k, v []byte, cur, next *
 	committed := false
 	defer func() {
 		for _, h := range hints {
+			if h.count > 0 && !committed {
+				s.present.remove(h.k)
+			}
 			s.hints.settle(h.target, h.reserved, h.delta, h.count, committed)
 		}
 	}()
@@ -137,7 +141,10 @@ func (s *Store) writeQueued(ks string, tok uint64, key, k, v []byte, cur, next *
 			dropped = append(dropped, t)
 			continue
 		}
-		hints = append(hints, staged{target: t, reserved: reserved, delta: delta, count: count})
+		hints = append(hints, staged{target: t, k: hk, reserved: reserved, delta: delta, count: count})
+		if count > 0 {
+			s.present.add(hk) // counted before the batch commits
+		}
 		if err := b.Set(hk, hv, nil); err != nil {
 			return nil, err
 		}
@@ -189,6 +196,7 @@ func (s *Store) clearHints(ks string, tok uint64, key []byte, obj *version.Objec
 	defer b.Close()
 	type gone struct {
 		target string
+		k      []byte
 		size   int64
 	}
 	var del []gone
@@ -207,7 +215,7 @@ func (s *Store) clearHints(ks string, tok uint64, key []byte, obj *version.Objec
 		if err := b.DeleteSized(hk, uint32(min(size-int64(len(hk)), 1<<32-1)), nil); err != nil {
 			return 0, fmt.Errorf("store: clear hints of keyspace %q key %s: %w", ks, printableKey(key), err)
 		}
-		del = append(del, gone{t, size})
+		del = append(del, gone{t, hk, size})
 	}
 	if len(del) == 0 {
 		return 0, nil
@@ -216,6 +224,7 @@ func (s *Store) clearHints(ks string, tok uint64, key []byte, obj *version.Objec
 		return 0, fmt.Errorf("store: clear hints of keyspace %q key %s: %w", ks, printableKey(key), err)
 	}
 	for _, g := range del {
+		s.present.remove(g.k)
 		s.hints.settle(g.target, 0, -g.size, -1, true)
 	}
 	return len(del), nil
@@ -225,6 +234,9 @@ func (s *Store) clearHints(ks string, tok uint64, key []byte, obj *version.Objec
 // (encoded as enc) does not, and its size. No hint, or one that does not
 // decode (left to ExpireHints, which logs it), is not covered.
 func (s *Store) hintCovered(hk []byte, obj *version.Object, enc []byte) (covered bool, size int64, err error) {
+	if !s.present.maybe(hk) {
+		return false, 0, nil
+	}
 	v, closer, err := s.db.Get(hk)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return false, 0, nil
