@@ -70,6 +70,9 @@ func runDev(cmd *cobra.Command, f *devFlags) error {
 	if f.wanLatency < 0 {
 		return errors.New("--wan-latency must not be negative")
 	}
+	if !f.configOnly {
+		tuneGC() // the nodes run in this process
+	}
 	cluster, err := devcluster.Write(devcluster.Options{
 		Dir: f.dir, Regions: f.regions, NodesPerRegion: f.nodesPerRegion, Replicas: f.replicas,
 		BasePort: f.basePort, WANLatency: f.wanLatency, NoEncryption: f.noEncryption, HTTP: true,

@@ -40,6 +40,7 @@ func newNodeCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			log := slog.New(telemetry.NewLogHandler(os.Stderr, logFormat, slog.LevelInfo))
+			log.Info("garbage collector", "settings", tuneGC().String())
 			tel, err := otelsetup.Setup(cmd.Context(), otelsetup.Config{NodeID: cfg.ID, DC: cfg.DC, Rack: cfg.Rack})
 			if err != nil {
 				return err
