@@ -15,6 +15,10 @@ version=${DOCKER_PROVIDER_VERSION:-4.6.0}
 os_arch=$(go env GOOS)_$(go env GOARCH)
 dest=$mirror/registry.terraform.io/kreuzwerker/docker/$version/$os_arch/terraform-provider-docker_v$version
 mkdir -p "$mirror"
+# One build at a time: a second caller (test.sh's early start and the
+# deploy tests' own) waits for the first and then finds the binary.
+exec 9>"$mirror/.lock"
+flock 9
 if [ ! -x "$dest" ]; then
 	# The proxy serves this module only at @latest (a pseudo-version of the
 	# v4.6.0 source); its go.mod names another path, so it is built inside
