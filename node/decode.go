@@ -83,6 +83,16 @@ func (m *hintDeliver) UnmarshalCBOR(b []byte) error {
 	return decodeVersioned(b, (*plain)(m), &m.V)
 }
 
+func (m *replicaBatch) UnmarshalCBOR(b []byte) error {
+	type plain replicaBatch
+	return decodeVersioned(b, (*plain)(m), &m.V)
+}
+
+func (m *replicaBatchReply) UnmarshalCBOR(b []byte) error {
+	type plain replicaBatchReply
+	return decodeVersioned(b, (*plain)(m), &m.V)
+}
+
 func (m *replicaRead) UnmarshalCBOR(b []byte) error {
 	type plain replicaRead
 	return decodeVersioned(b, (*plain)(m), &m.V)
@@ -235,6 +245,26 @@ func (m *hintDeliver) validate() error {
 }
 
 func (m *replicaRead) validate() error { return checkKey(m.Key) }
+
+func (m *replicaBatch) validate() error {
+	if n := len(m.Writes) + len(m.Reads); n == 0 || n > maxBatchItems {
+		return fmt.Errorf("a replica batch of %d requests (1 to %d)", n, maxBatchItems)
+	}
+	for _, w := range m.Writes {
+		if err := checkKey(w.Key); err != nil {
+			return err
+		}
+		if err := w.Object.Validate(); err != nil {
+			return err
+		}
+	}
+	for _, r := range m.Reads {
+		if err := checkKey(r.Key); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 func (m *relayRead) validate() error {
 	if err := checkKey(m.Key); err != nil {

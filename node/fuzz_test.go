@@ -56,6 +56,11 @@ func nodeMessages() []nodeMessage {
 		{"repair-progress-reply", func() any { return new(repairProgressReply) }, &repairProgressReply{Progress: [][]byte{progress}}},
 		{"grant-set", func() any { return new(grantSet) }, &grantSet{Digest: []byte{1, 2, 3}, Entries: []grants.Entry{
 			{Principal: "alice", Keyspace: "default", Permission: grants.Read, Granted: true, Stamp: grants.Stamp{Wall: 1, Writer: "east-1"}}}}},
+		{"replica-batch", func() any { return new(replicaBatch) }, &replicaBatch{
+			Writes: []batchWrite{{Keyspace: "default", Key: []byte("k"), Object: obj2, Traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}},
+			Reads:  []batchRead{{Keyspace: "default", Key: []byte("l")}}}},
+		{"replica-batch-reply", func() any { return new(replicaBatchReply) }, &replicaBatchReply{Node: "east-2", Writes: []string{"", "node: unknown keyspace"},
+			Reads: []batchObject{{Object: obj}, {Error: "read gated"}, {Again: true}}}},
 	}
 }
 

@@ -216,6 +216,11 @@ func (n *Node) readReplicaAs(ctx context.Context, id, ks string, key []byte, ins
 	if id == n.cfg.ID {
 		return n.readLocal(ks, key, inspect)
 	}
+	if !inspect {
+		if obj, ok, err := n.batchedRead(ctx, id, ks, key); ok {
+			return obj, err
+		}
+	}
 	var obj *version.Object
 	err := n.peers.call(ctx, id, typeReplicaRead, &replicaRead{Keyspace: ks, Key: key, Inspect: inspect}, func(e *wan.Envelope) error {
 		var ro replicaObject

@@ -37,6 +37,9 @@ const (
 	typePing         wan.MsgType = 36 // ping -> ping
 	typeReplicaAck   wan.MsgType = 40 // the reply type of replicaAck
 	typeReplicaObj   wan.MsgType = 41 // the reply type of replicaObject
+	// Replica writes and reads to one peer, coalesced (batch.go).
+	typeReplicaBatch      wan.MsgType = 38 // replicaBatch -> replicaBatchReply
+	typeReplicaBatchReply wan.MsgType = 39 // the reply type of replicaBatchReply
 
 	// Hinted handoff.
 	typeHintWrite   wan.MsgType = 37 // hintWrite -> replicaAck (a fallback keeps a hint)
@@ -158,6 +161,58 @@ type replicaObject struct {
 	Node   string
 	Object *version.Object
 	Error  string
+}
+
+// Coalesced replica traffic (batch.go).
+
+// replicaBatch carries replica writes and reads for one peer: the writes
+// to merge, a synced store batch per keyspace, and the keys to read.
+// Each answers on its own in the replicaBatchReply, in order.
+type replicaBatch struct {
+	_      struct{} `cbor:",toarray"`
+	V      uint8
+	Writes []batchWrite
+	Reads  []batchRead
+}
+
+// batchWrite is one replica write of a replicaBatch.
+type batchWrite struct {
+	_        struct{} `cbor:",toarray"`
+	Keyspace string
+	Key      []byte
+	Object   *version.Object
+	// Traceparent is the W3C trace context of the write's own call, so the
+	// replica's span of it joins the write's trace ("" outside a trace).
+	Traceparent string
+}
+
+// batchRead is one replica read of a replicaBatch.
+type batchRead struct {
+	_           struct{} `cbor:",toarray"`
+	Keyspace    string
+	Key         []byte
+	Traceparent string // as batchWrite's
+}
+
+// replicaBatchReply answers a replicaBatch, one entry per request in its
+// order: for each write, "" once durably merged or why not; for each read,
+// the object or why not.
+type replicaBatchReply struct {
+	_      struct{} `cbor:",toarray"`
+	V      uint8
+	Node   string
+	Writes []string
+	Reads  []batchObject
+}
+
+// batchObject is one read's answer in a replicaBatchReply.
+type batchObject struct {
+	_      struct{} `cbor:",toarray"`
+	Object *version.Object
+	Error  string
+	// Again: not read, the reply's objects having reached their budget;
+	// the caller reads the key with a call of its own.
+	Again bool
 }
 
 // Health.

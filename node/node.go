@@ -79,6 +79,7 @@ type Node struct {
 	peers       *peers      // membership, peer health and call (peers.go)
 	handoff     *handoff    // hint delivery and its counters (handoff.go)
 	coordinator coordinator // writes coordinated here whose copies are in flight (writeahead.go)
+	batches     *batcher    // replica writes and reads to a peer, coalesced (batch.go)
 	repairer    *repairer   // repair state: trees, slots, budget, checkpoints, dirty set, session book (repairer.go)
 	tombstones  *tombstones // tombstone collection and the read gate (tombstones.go)
 	onDisk      bool        // the store is on the real disk, in cfg.DataDir
@@ -117,6 +118,11 @@ type Node struct {
 	closed   atomic.Bool
 
 	reload reloadState // Reload (reload.go)
+
+	// refuseBatches makes the node answer a replica batch as a node of an
+	// earlier release does, as an unknown message type (tests only:
+	// export_test.go).
+	refuseBatches atomic.Bool
 }
 
 // Start opens the store, binds the transport and begins serving.
@@ -194,6 +200,9 @@ func Start(cfg Config, opts Options) (*Node, error) {
 		return nil, fmt.Errorf("node: %w", err)
 	}
 	n.tombstones = newTombstones(n)
+	n.batches = newBatcher(n.tracer, func(f func()) bool {
+		return n.goBackground(func(context.Context) { f() })
+	}, n.sendBatch)
 	n.tr, err = wan.Listen(wan.Config{
 		Credentials: creds,
 		ListenAddr:  cfg.Listen,
@@ -412,14 +421,15 @@ func (n *Node) storeErr() error {
 var errStoreFailed = errors.New("its data directory check failed")
 
 // goBackground runs f as tracked background work bounded by the request
-// timeout, unless the node is closing. An idle background worker takes
-// it, or a new one starts: a worker outlives its job, so the stack a call
-// to a replica grows to (QUIC, CBOR, the store) is grown once per worker
-// rather than once per call, on a fresh goroutine whose stack the runtime
-// would copy as it grew.
-func (n *Node) goBackground(f func(ctx context.Context)) {
+// timeout, unless the node is closing (it then reports false and f does
+// not run). An idle background worker takes it, or a new one starts: a
+// worker outlives its job, so the stack a call to a replica grows to
+// (QUIC, CBOR, the store) is grown once per worker rather than once per
+// call, on a fresh goroutine whose stack the runtime would copy as it
+// grew.
+func (n *Node) goBackground(f func(ctx context.Context)) bool {
 	if n.closed.Load() {
-		return
+		return false
 	}
 	n.bg.Add(1)
 	n.inflight.Add(1)
@@ -428,6 +438,7 @@ func (n *Node) goBackground(f func(ctx context.Context)) {
 	default:
 		go n.bgWorker(f)
 	}
+	return true
 }
 
 // bgWorkerIdle is how long a background worker waits for another job
@@ -477,6 +488,10 @@ func (n *Node) serve(ctx context.Context, from wan.Identity, req *wan.Envelope, 
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, n.cfg.Limits.RequestTimeout)
 		defer cancel()
+	}
+	if req.Type == typeReplicaBatch && n.refuseBatches.Load() {
+		reply.SendError(api.CodeBadRequest, fmt.Sprintf("meridian: unknown message type %d", req.Type))
+		return
 	}
 	switch req.Type {
 	case api.TypePut, api.TypeGet:
@@ -611,7 +626,7 @@ func (n *Node) serve(ctx context.Context, from wan.Identity, req *wan.Envelope, 
 			return
 		}
 		n.serveGrantSync(from.Name, req, reply)
-	case typeReplicaWrite, typeRelayWrite, typeReplicaRead, typeRelayRead, typePing, typeHintWrite, typeHintDeliver,
+	case typeReplicaWrite, typeRelayWrite, typeReplicaRead, typeRelayRead, typeReplicaBatch, typePing, typeHintWrite, typeHintDeliver,
 		typeRepairLevel, typeRepairDigests, typeRepairPush, typeRepairRun, typeRepairProgress, typeRepairDone,
 		typeRepairCompare:
 		if from.Role != wan.RoleNode {

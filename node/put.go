@@ -234,6 +234,9 @@ func (n *Node) writeReplica(ctx context.Context, id, ks string, key []byte, obj 
 	if id == n.cfg.ID {
 		return n.mergeLocal(ctx, ks, key, obj)
 	}
+	if ok, err := n.batchedWrite(ctx, id, ks, key, obj); ok {
+		return err
+	}
 	return n.peers.call(ctx, id, typeReplicaWrite, &replicaWrite{Keyspace: ks, Key: key, Object: obj}, decodeAck)
 }
 

@@ -91,6 +91,13 @@ func (n *Node) serveReplica(ctx context.Context, from string, req *wan.Envelope,
 		}
 		obj, err := n.readLocal(rr.Keyspace, rr.Key, rr.Inspect)
 		send(typeReplicaObj, &replicaObject{Node: n.cfg.ID, Object: obj, Error: errString(err)})
+	case typeReplicaBatch:
+		var b replicaBatch
+		if err := decodeRequest(req, &b); err != nil {
+			reply.SendError("bad_request", err.Error())
+			return
+		}
+		send(typeReplicaBatchReply, n.serveBatch(ctx, from, &b))
 	case typeRelayWrite:
 		var w relayWrite
 		if err := decodeRequest(req, &w); err != nil {

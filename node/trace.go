@@ -24,6 +24,8 @@ func opName(t wan.MsgType) string {
 		return "replica.read"
 	case typeRelayRead:
 		return "relay.read"
+	case typeReplicaBatch:
+		return "replica.batch"
 	case typeHintWrite:
 		return "hint.write"
 	case typeHintDeliver:

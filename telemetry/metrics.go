@@ -71,6 +71,12 @@ type Metrics struct {
 	// "failed" (a replica answered with an error) or "late" (the answers
 	// took longer than the datacenter's replicas usually do).
 	ReadsSpares metric.Int64Counter
+	// ReplicaBatched counts the replica writes and reads that went to
+	// their replica in a batch ("meridian.replica.batched"); attribute
+	// db.operation.name, replica.write or replica.read. Over the count of
+	// "meridian.replica.rpc.duration" for replica.batch it is the mean
+	// batch size.
+	ReplicaBatched metric.Int64Counter
 
 	// options caches the attribute sets of the per-request recordings
 	// (building one sorts and allocates, on every request otherwise);
@@ -140,6 +146,7 @@ func NewMetrics(mp metric.MeterProvider) (*Metrics, error) {
 	ms.TombstonesCollected = counter("meridian.tombstones.collected", "{tombstone}", "Tombstones collected after repair reached every replica of their key.")
 	ms.WANBytesSent = counter("meridian.wan.sent", "By", "Bytes of messages sent to other nodes and to clients, by destination region.")
 	ms.ReadsSpares = counter("meridian.reads.spares", "{replica}", "Replicas a read asked beyond those its level needs, after a failure or a late answer.")
+	ms.ReplicaBatched = counter("meridian.replica.batched", "{request}", "Replica writes and reads sent to their replica in a batch, by operation.")
 	if err == nil {
 		ms.QUICConnections, err = m.Int64UpDownCounter("meridian.quic.connections",
 			metric.WithUnit("{connection}"),
@@ -170,6 +177,14 @@ func (m *Metrics) ObserveReplicaRPC(ctx context.Context, op, dc string, d time.D
 		return []attribute.KeyValue{Operation(op), ReplicaDC(dc)}
 	})
 	m.ReplicaRPCDuration.Record(ctx, d.Seconds(), o)
+}
+
+// CountBatched counts n replica requests of operation op sent in one batch.
+func (m *Metrics) CountBatched(ctx context.Context, op string, n int) {
+	o := m.option(attrKey{kind: "batched", op: op}, func() []attribute.KeyValue {
+		return []attribute.KeyValue{Operation(op)}
+	})
+	m.ReplicaBatched.Add(ctx, int64(n), o)
 }
 
 // RegisterGauge registers an observable int64 gauge named name on mp (nil:

@@ -86,6 +86,8 @@ func TestMetricsExposition(t *testing.T) {
 	m.HintsDelivered.Add(ctx, 1, metric.WithAttributes(telemetry.HintTarget("n9")))
 	m.Errors.Add(ctx, 1, metric.WithAttributes(telemetry.ErrorKind("quorum")))
 	m.QUICConnections.Add(ctx, 2)
+	m.CountBatched(ctx, "replica.write", 5)
+	m.CountBatched(ctx, "replica.write", 2)
 
 	pending := map[string]int64{"n9": 2, "n4": 5}
 	unregister, err := telemetry.RegisterGauge(p.Meter, "meridian.hints.pending", "{hint}", "Hints waiting for delivery.",
@@ -137,6 +139,9 @@ func TestMetricsExposition(t *testing.T) {
 		t.Errorf("meridian_hints_stored_total = %v, want 3", v)
 	}
 	find(t, fams, "meridian_hints_delivered_total", map[string]string{"meridian_hint_target": "n9"})
+	if v := find(t, fams, "meridian_replica_batched_total", map[string]string{"db_operation_name": "replica.write"}).GetCounter().GetValue(); v != 7 {
+		t.Errorf("meridian_replica_batched_total = %v, want 7", v)
+	}
 	find(t, fams, "meridian_errors_total", map[string]string{"error_type": "quorum"})
 	if v := find(t, fams, "meridian_quic_connections", nil).GetGauge().GetValue(); v != 2 {
 		t.Errorf("meridian_quic_connections = %v, want 2", v)
