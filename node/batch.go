@@ -110,14 +110,17 @@ type batcher struct {
 	// spawn runs f on a background worker; false if the node is closing.
 	spawn  func(f func()) bool
 	tracer trace.Tracer
+	// base is the parent of every batch's context: the node's background
+	// context, which its Close cancels.
+	base context.Context
 
 	mu      sync.Mutex
 	lanes   map[laneKey]*lane
 	refused map[string]time.Time // peer -> until when it gets single calls
 }
 
-func newBatcher(tracer trace.Tracer, spawn func(func()) bool, send func(context.Context, string, batchKind, []*batchItem)) *batcher {
-	return &batcher{send: send, spawn: spawn, tracer: tracer, lanes: map[laneKey]*lane{}, refused: map[string]time.Time{}}
+func newBatcher(base context.Context, tracer trace.Tracer, spawn func(func()) bool, send func(context.Context, string, batchKind, []*batchItem)) *batcher {
+	return &batcher{send: send, spawn: spawn, tracer: tracer, base: base, lanes: map[laneKey]*lane{}, refused: map[string]time.Time{}}
 }
 
 // single reports whether peer is to get single calls for now.
@@ -208,7 +211,7 @@ func (b *batcher) drain(peer string, kind batchKind, l *lane) {
 		if len(items) == 0 {
 			return
 		}
-		ctx, cancel := batchContext(items)
+		ctx, cancel := batchContext(b.base, items)
 		b.send(ctx, peer, kind, items)
 		cancel()
 	}
@@ -240,11 +243,11 @@ func (b *batcher) take(l *lane) []*batchItem {
 	return items
 }
 
-// batchContext is the context of a batch's call: the latest of its items'
-// deadlines, none of their cancellations (an item whose request ends stops
-// waiting on its own), and the first item's span as parent, linking the
-// others.
-func batchContext(items []*batchItem) (context.Context, context.CancelFunc) {
+// batchContext is the context of a batch's call: base with the latest of
+// its items' deadlines, none of their cancellations (an item whose request
+// ends stops waiting on its own), and the first item's span as parent of
+// the batch's spans.
+func batchContext(base context.Context, items []*batchItem) (context.Context, context.CancelFunc) {
 	var deadline time.Time
 	for _, it := range items {
 		d, ok := it.ctx.Deadline()
@@ -255,7 +258,7 @@ func batchContext(items []*batchItem) (context.Context, context.CancelFunc) {
 			deadline = d
 		}
 	}
-	return context.WithDeadline(context.WithoutCancel(items[0].ctx), deadline)
+	return context.WithDeadline(trace.ContextWithSpan(base, items[0].span), deadline)
 }
 
 // deliver hands each item its result.
@@ -283,8 +286,8 @@ func (n *Node) sendBatch(ctx context.Context, peer string, kind batchKind, items
 			links = append(links, trace.Link{SpanContext: it.span.SpanContext()})
 		}
 	}
-	ctx, span := n.tracer.Start(trace.ContextWithSpan(ctx, items[0].span), "replica.batch "+peer, trace.WithSpanKind(trace.SpanKindInternal),
-		trace.WithLinks(links...), trace.WithAttributes(attribute.Int("meridian.batch.items", len(items))))
+	ctx, span := n.tracer.Start(ctx, "replica.batch", trace.WithSpanKind(trace.SpanKindInternal),
+		trace.WithLinks(links...), trace.WithAttributes(telemetry.Node(peer), attribute.Int("meridian.batch.items", len(items))))
 	defer span.End()
 	n.metrics.CountBatched(ctx, kind.op(), len(items))
 	var rep replicaBatchReply

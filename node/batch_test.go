@@ -27,7 +27,7 @@ type fakeLanes struct {
 
 func newFakeLanes() *fakeLanes {
 	f := &fakeLanes{release: make(chan struct{})}
-	f.b = newBatcher(noop.NewTracerProvider().Tracer(""), func(fn func()) bool { go fn(); return true },
+	f.b = newBatcher(context.Background(), noop.NewTracerProvider().Tracer(""), func(fn func()) bool { go fn(); return true },
 		func(ctx context.Context, peer string, kind batchKind, items []*batchItem) {
 			var keys []string
 			for _, it := range items {
@@ -175,7 +175,7 @@ func TestBatcherRequestEndsQueuedOrSent(t *testing.T) {
 // A peer that refused a batch gets single calls until batchRetry passes.
 func TestBatcherSingleCallsAfterARefusal(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := newBatcher(noop.NewTracerProvider().Tracer(""), nil, nil)
+		b := newBatcher(context.Background(), noop.NewTracerProvider().Tracer(""), nil, nil)
 		if b.single("east-2") {
 			t.Fatal("a peer gets single calls before any refusal")
 		}

@@ -200,7 +200,7 @@ func Start(cfg Config, opts Options) (*Node, error) {
 		return nil, fmt.Errorf("node: %w", err)
 	}
 	n.tombstones = newTombstones(n)
-	n.batches = newBatcher(n.tracer, func(f func()) bool {
+	n.batches = newBatcher(n.bgCtx, n.tracer, func(f func()) bool {
 		return n.goBackground(func(context.Context) { f() })
 	}, n.sendBatch)
 	n.tr, err = wan.Listen(wan.Config{
