@@ -47,6 +47,7 @@ type benchFlags struct {
 	targets      []string
 	endpoints    []string
 	etcdPids     []int
+	etcdTLS      etcdTLS
 }
 
 func newBenchCmd(g *globalFlags) *cobra.Command {
@@ -110,6 +111,9 @@ serializable reads; etcd's writes always go through its raft quorum.`,
 	fl.StringSliceVar(&f.targets, "target", []string{"meridian"}, "systems to drive, taking turns at each point: meridian, etcd, or both (meridian,etcd prints their ratios)")
 	fl.StringSliceVar(&f.endpoints, "endpoints", nil, "etcd client URLs for --target etcd (deploy/etcd/start.sh starts 3 members on loopback)")
 	fl.IntSliceVar(&f.etcdPids, "etcd-pids", nil, "process ids of the etcd members, for --cpu (deploy/etcd/start.sh prints them)")
+	fl.StringVar(&f.etcdTLS.CA, "etcd-cacert", "", "CA certificate that signed the etcd members' certificates, for https endpoints (deploy/etcd/start.sh --tls prints it)")
+	fl.StringVar(&f.etcdTLS.Cert, "etcd-cert", "", "client certificate to present to etcd (with --etcd-key)")
+	fl.StringVar(&f.etcdTLS.Key, "etcd-key", "", "private key of --etcd-cert")
 	return cmd
 }
 
@@ -147,6 +151,9 @@ func (f *benchFlags) validate() error {
 	}
 	if slices.Contains(f.targets, "etcd") && len(f.endpoints) == 0 {
 		errs = append(errs, errors.New("--target etcd needs --endpoints (deploy/etcd/start.sh starts 3 members and prints them)"))
+	}
+	if err := f.etcdTLS.validate(f.endpoints); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
@@ -228,7 +235,7 @@ func runBench(cmd *cobra.Command, g *globalFlags, f *benchFlags) error {
 		targets = append(targets, t)
 	}
 	if useEtcd {
-		ed, err := newEtcdDriver(f.endpoints)
+		ed, err := newEtcdDriver(f.endpoints, f.etcdTLS)
 		if err != nil {
 			return err
 		}
@@ -250,7 +257,11 @@ func runBench(cmd *cobra.Command, g *globalFlags, f *benchFlags) error {
 				return len(f.etcdPids), sum, nil
 			}
 		}
-		setup = append(setup, fmt.Sprintf("etcd: %d endpoints (%s); reads at ONE/LOCAL_ONE serializable, others linearizable; writes are plain puts", len(f.endpoints), strings.Join(f.endpoints, ",")))
+		transport := "plain TCP"
+		if f.etcdTLS.on() {
+			transport = "TLS"
+		}
+		setup = append(setup, fmt.Sprintf("etcd: %d endpoints (%s) over %s; reads at ONE/LOCAL_ONE serializable, others linearizable; writes are plain puts", len(f.endpoints), strings.Join(f.endpoints, ","), transport))
 		targets = append(targets, t)
 	}
 	report.Setup = strings.Join(setup, "; ") + "; the load generator on the same machine"

@@ -112,3 +112,87 @@ func TestBenchSmoke(t *testing.T) {
 		t.Errorf("--plot wrote no PNG: %v", err)
 	}
 }
+
+// TestBenchAgainstEtcdOverTLS starts a 3-member etcd over TLS with
+// deploy/etcd/start.sh --tls (Debian's etcd-server and openssl) and drives
+// it with meridian bench using the flags the script prints; without the
+// client certificate the bench says what is missing. It asserts no speed.
+func TestBenchAgainstEtcdOverTLS(t *testing.T) {
+	for _, tool := range []string{"etcd", "openssl", "curl"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s is not installed (apt-get install etcd-server openssl curl): the bench's etcd peer cannot be started", tool)
+		}
+	}
+	bin := buildBinary(t)
+	script, err := filepath.Abs("../../deploy/etcd/start.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := append(os.Environ(), "MERIDIAN_ETCD_DIR="+filepath.Join(t.TempDir(), "etcd"), "MERIDIAN_ETCD_PORT="+portBlock())
+	sh := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command("bash", append([]string{script}, args...)...)
+		cmd.Env = env
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("start.sh %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	out := sh("--tls")
+	t.Cleanup(func() { sh("stop") })
+	var flags []string
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) > 0 && f[0] == "--endpoints" {
+			flags = f
+		}
+	}
+	if len(flags) != 10 || !strings.HasPrefix(flags[1], "https://127.0.0.1:") {
+		t.Fatalf("start.sh --tls printed no https endpoints and TLS flags:\n%s", out)
+	}
+	jsonFile := filepath.Join(t.TempDir(), "bench.json")
+	bench := append([]string{"bench", "--target", "etcd", "--records", "50", "--threads", "2", "--duration", "1s", "--cpu", "--json", jsonFile}, flags...)
+	if out, err := exec.Command(bin, bench...).CombinedOutput(); err != nil {
+		t.Fatalf("meridian %s: %v\n%s", strings.Join(bench, " "), err, out)
+	}
+	b, err := os.ReadFile(jsonFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		Setup string `json:"setup"`
+		Runs  []struct {
+			Target string `json:"target"`
+			Ops    int64  `json:"ops"`
+			Errors int64  `json:"errors"`
+			CPU    *struct {
+				Processes int `json:"processes"`
+			} `json:"cpu"`
+		} `json:"runs"`
+	}
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatalf("report is not the expected JSON: %v\n%s", err, b)
+	}
+	if len(rep.Runs) != 1 || rep.Runs[0].Target != "etcd" || rep.Runs[0].Ops == 0 || rep.Runs[0].Errors != 0 {
+		t.Fatalf("runs %+v, want one etcd run with operations and no errors", rep.Runs)
+	}
+	if c := rep.Runs[0].CPU; c == nil || c.Processes != 3 {
+		t.Errorf("CPU of the etcd members: %+v, want 3 processes", c)
+	}
+	if !strings.Contains(rep.Setup, "over TLS") {
+		t.Errorf("setup %q does not say etcd ran over TLS", rep.Setup)
+	}
+
+	// The CA alone: the members refuse the handshake, and bench says why.
+	noCert := append([]string{"bench", "--target", "etcd", "--records", "10", "--threads", "1", "--duration", "1s"}, flags[:2]...)
+	noCert = append(noCert, flags[4:6]...) // --etcd-cacert FILE
+	out2, err := exec.Command(bin, noCert...).CombinedOutput()
+	if err == nil || !strings.Contains(string(out2), "give --etcd-cert and --etcd-key") {
+		t.Errorf("bench without a client certificate: %v\n%s", err, out2)
+	}
+	// https without the CA is refused before anything runs.
+	out3, err := exec.Command(bin, "bench", "--target", "etcd", flags[0], flags[1]).CombinedOutput()
+	if err == nil || !strings.Contains(string(out3), "give --etcd-cacert") {
+		t.Errorf("bench of https endpoints without a CA: %v\n%s", err, out3)
+	}
+}
