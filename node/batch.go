@@ -62,11 +62,12 @@ const (
 	batchReads
 )
 
+// op is the operation name of the kind's requests (trace.go).
 func (k batchKind) op() string {
 	if k == batchWrites {
-		return "replica.write"
+		return opName(typeReplicaWrite)
 	}
-	return "replica.read"
+	return opName(typeReplicaRead)
 }
 
 // batchItem is one queued replica request.
