@@ -182,10 +182,14 @@ func (b *batcher) do(peer string, kind batchKind, it *batchItem) batchResult {
 			}
 		}
 		l.mu.Unlock()
-		if sent {
-			res.err = fmt.Errorf("%w: call %s: %w", wan.ErrOutcomeUnknown, peer, it.ctx.Err())
-		} else {
-			res.err = fmt.Errorf("wan: call %s: %w", peer, it.ctx.Err())
+		select {
+		case res = <-it.done: // the answer came with the end: keep it
+		default:
+			if sent {
+				res.err = fmt.Errorf("%w: call %s: %w", wan.ErrOutcomeUnknown, peer, it.ctx.Err())
+			} else {
+				res.err = fmt.Errorf("wan: call %s: %w", peer, it.ctx.Err())
+			}
 		}
 	}
 	if res.err != nil {
