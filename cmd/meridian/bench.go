@@ -220,7 +220,7 @@ func runBench(cmd *cobra.Command, g *globalFlags, f *benchFlags) error {
 		}
 		defer c.Close()
 		if cluster != nil {
-			if err := waitClusterUp(ctx, c, len(cluster.procs)); err != nil {
+			if err := waitClusterUp(ctx, cfg, len(cluster.procs)); err != nil {
 				return fmt.Errorf("%w\nnode logs: %s", err, cluster.dir)
 			}
 		}
@@ -550,10 +550,32 @@ func (lc *localCluster) cpuSeconds() (float64, error) {
 	return sum, nil
 }
 
-// waitClusterUp polls status until the node the client reaches sees n
-// nodes up.
-func waitClusterUp(ctx context.Context, c *client.Client, n int) error {
+// waitClusterUp polls status on every node of cfg until each sees all n
+// nodes up (its peers answered its probes: it sends them replica
+// traffic), or a minute passes. One node's view is not enough: a
+// coordinator that has not yet heard from a peer hints the peer's copy
+// instead of writing it, and the first writes then miss their quorum.
+func waitClusterUp(ctx context.Context, cfg *client.Config, n int) error {
 	deadline := time.Now().Add(60 * time.Second)
+	for _, node := range cfg.Nodes {
+		one := *cfg
+		one.Nodes, one.DC = []client.Node{node}, node.DC
+		c, err := client.Dial(ctx, &one)
+		if err != nil {
+			return err
+		}
+		err = waitNodeSeesUp(ctx, c, node.ID, n, deadline)
+		c.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// waitNodeSeesUp polls the status of the node c talks to until it sees n
+// nodes up, or deadline passes.
+func waitNodeSeesUp(ctx context.Context, c *client.Client, id string, n int, deadline time.Time) error {
 	last := "no answer"
 	for {
 		st, err := c.Status(ctx)
@@ -572,7 +594,7 @@ func waitClusterUp(ctx context.Context, c *client.Client, n int) error {
 			last = err.Error()
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("the started cluster did not come up within a minute (%s)", last)
+			return fmt.Errorf("the started cluster did not come up within a minute (%s sees %s)", id, last)
 		}
 		select {
 		case <-ctx.Done():
