@@ -339,9 +339,7 @@ func (n *Node) sendBatch(ctx context.Context, peer string, kind batchKind, items
 			case r.Again:
 				return batchResult{again: true}
 			case r.Error != "":
-				// The replica answered: it is up, it just could not serve
-				// this read (a store error, or its read gate).
-				return batchResult{err: &wan.RemoteError{Code: "replica_read", Message: r.Error}}
+				return batchResult{err: replicaReadError(r.Error)}
 			}
 			if err := r.Object.Validate(); err != nil {
 				return batchResult{err: err}
@@ -426,17 +424,10 @@ func (n *Node) serveBatch(ctx context.Context, from string, b *replicaBatch) *re
 	return rep
 }
 
-// itemSpan starts the server span of one item of a batch from peer, as
-// startServe does for a call of type t, in the item's own trace.
+// itemSpan starts the server span of one request of a batch from peer,
+// in the request's own trace, as a call of its own would have.
 func (n *Node) itemSpan(ctx context.Context, t wan.MsgType, from, traceparent string) trace.Span {
-	ctx = telemetry.Extract(ctx, traceparent, "")
-	_, span := n.tracer.Start(ctx, opName(t)+" "+n.cfg.ID, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(
-		telemetry.Node(from),
-		telemetry.DBSystemNameKey.String(telemetry.SystemName),
-		telemetry.Operation(opName(t)),
-		telemetry.Node(n.cfg.ID),
-		telemetry.DC(n.cfg.DC),
-		attribute.Bool("meridian.batched", true)))
+	_, span := n.serveSpan(ctx, t, traceparent, "", telemetry.Node(from), attribute.Bool("meridian.batched", true))
 	return span
 }
 

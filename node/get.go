@@ -228,9 +228,7 @@ func (n *Node) readReplicaAs(ctx context.Context, id, ks string, key []byte, ins
 			return err
 		}
 		if ro.Error != "" {
-			// The replica answered: it is up, it just could not serve
-			// this read (a store error, or its read gate).
-			return &wan.RemoteError{Code: "replica_read", Message: ro.Error}
+			return replicaReadError(ro.Error)
 		}
 		obj = ro.Object
 		return obj.Validate()
@@ -239,6 +237,12 @@ func (n *Node) readReplicaAs(ctx context.Context, id, ks string, key []byte, ins
 		obj = version.New()
 	}
 	return obj, err
+}
+
+// replicaReadError is a replica's answer that it could not serve a read
+// (a store error, or its read gate): it answered, so it is up.
+func replicaReadError(msg string) error {
+	return &wan.RemoteError{Code: "replica_read", Message: msg}
 }
 
 // relayRead reads the targets of a remote datacenter through one relay,

@@ -89,16 +89,23 @@ func (p *peers) endCall(ctx context.Context, span trace.Span, t wan.MsgType, dc 
 // startServe starts the server span of a request stream, continuing the
 // caller's trace from the envelope.
 func (n *Node) startServe(ctx context.Context, req *wan.Envelope, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
-	ctx = telemetry.Extract(ctx, req.Trace.Traceparent, req.Trace.Tracestate)
 	if req.Type == typePing {
-		return ctx, trace.SpanFromContext(context.Background())
+		return telemetry.Extract(ctx, req.Trace.Traceparent, req.Trace.Tracestate), trace.SpanFromContext(context.Background())
 	}
+	return n.serveSpan(ctx, req.Type, req.Trace.Traceparent, req.Trace.Tracestate, attrs...)
+}
+
+// serveSpan starts the server span of a request of type t, continuing the
+// caller's trace from traceparent and tracestate: a stream's request
+// (startServe) or one request of a replica batch (batch.go).
+func (n *Node) serveSpan(ctx context.Context, t wan.MsgType, traceparent, tracestate string, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
+	ctx = telemetry.Extract(ctx, traceparent, tracestate)
 	attrs = append(attrs,
 		telemetry.DBSystemNameKey.String(telemetry.SystemName),
-		telemetry.Operation(opName(req.Type)),
+		telemetry.Operation(opName(t)),
 		telemetry.Node(n.cfg.ID),
 		telemetry.DC(n.cfg.DC))
-	return n.tracer.Start(ctx, opName(req.Type)+" "+n.cfg.ID, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attrs...))
+	return n.tracer.Start(ctx, opName(t)+" "+n.cfg.ID, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attrs...))
 }
 
 // traceRef is the reference a hint keeps to the write that caused it: the
