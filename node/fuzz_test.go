@@ -117,6 +117,10 @@ func FuzzNodeMessage(f *testing.F) {
 		switch r := v.(type) {
 		case *replicaObject:
 			_ = r.Object.Validate()
+		case *replicaBatchReply:
+			for _, o := range r.Reads {
+				_ = o.Object.Validate()
+			}
 		case *repairDiffChunk:
 			for _, ko := range r.Objects {
 				_ = ko.Object.Validate()
@@ -167,6 +171,12 @@ func objectsOf(v any) []*version.Object {
 		var out []*version.Object
 		for _, ko := range m.Objects {
 			out = append(out, ko.Object)
+		}
+		return out
+	case *replicaBatch:
+		var out []*version.Object
+		for _, w := range m.Writes {
+			out = append(out, w.Object)
 		}
 		return out
 	}
