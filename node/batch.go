@@ -411,13 +411,13 @@ func (n *Node) serveBatch(ctx context.Context, from string, b *replicaBatch) *re
 				rep.Reads[i].Error = err.Error()
 				continue
 			}
-			if size := objectBytes(obj); size > budget {
+			size := objectBytes(obj)
+			if size > budget {
 				rep.Reads[i].Again = true
 				budget = 0
 				continue
-			} else {
-				budget -= size
 			}
+			budget -= size
 			rep.Reads[i].Object = obj
 		}
 	}
