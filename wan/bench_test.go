@@ -3,6 +3,9 @@ package wan
 import (
 	"bytes"
 	"context"
+	"os"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -48,4 +51,62 @@ func BenchmarkFrameRoundTrip(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkCallSequential makes one small call at a time on loopback and,
+// on Linux, reports the UDP datagrams this machine sent per call
+// (OutDatagrams of /proc/net/snmp: other traffic on the machine counts
+// too). A request and its reply need two; docs/performance.md says where
+// the others come from.
+func BenchmarkCallSequential(b *testing.B) {
+	ca := testCA(b, "cluster")
+	srv, _ := listenT(b, testCreds(b, ca, "node-1", RoleNode), echoHandler)
+	cli, _ := listenT(b, testCreds(b, ca, "node-2", RoleNode), echoHandler)
+	addr := srv.Addr().String()
+	ctx := context.Background()
+	req, err := NewEnvelope(typeEcho, &echoMsg{N: 1, S: "hello"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for range 100 { // past the handshake and the first streams' credit
+		if err := cli.Call(ctx, addr, "node-1", req, func(*Envelope) error { return nil }); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	before, counted := udpDatagramsSent()
+	for range b.N {
+		if err := cli.Call(ctx, addr, "node-1", req, func(*Envelope) error { return nil }); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	if after, ok := udpDatagramsSent(); counted && ok {
+		b.ReportMetric(float64(after-before)/float64(b.N), "datagrams/call")
+	}
+}
+
+// udpDatagramsSent reads the machine's UDP OutDatagrams counter; ok is
+// false where there is none (not Linux).
+func udpDatagramsSent() (n int64, ok bool) {
+	b, err := os.ReadFile("/proc/net/snmp")
+	if err != nil {
+		return 0, false
+	}
+	lines := strings.Split(string(b), "\n")
+	for i := 0; i+1 < len(lines); i++ {
+		if !strings.HasPrefix(lines[i], "Udp:") {
+			continue
+		}
+		names, values := strings.Fields(lines[i]), strings.Fields(lines[i+1])
+		for j, name := range names {
+			if name == "OutDatagrams" && j < len(values) {
+				n, err := strconv.ParseInt(values[j], 10, 64)
+				return n, err == nil
+			}
+		}
+		return 0, false
+	}
+	return 0, false
 }
