@@ -12,16 +12,9 @@ import (
 // BenchmarkCall measures small request/response calls on loopback, 32 in
 // flight (one stream per call).
 func BenchmarkCall(b *testing.B) {
-	ca := testCA(b, "cluster")
-	srv, _ := listenT(b, testCreds(b, ca, "node-1", RoleNode), echoHandler)
-	cli, _ := listenT(b, testCreds(b, ca, "node-2", RoleNode), echoHandler)
-	addr := srv.Addr().String()
+	cli, addr, req := echoPair(b)
 	ctx := context.Background()
 	if _, err := echo(ctx, cli, addr, "node-1", 0); err != nil {
-		b.Fatal(err)
-	}
-	req, err := NewEnvelope(typeEcho, &echoMsg{N: 1, S: "hello"})
-	if err != nil {
 		b.Fatal(err)
 	}
 	b.SetParallelism(16)
@@ -59,15 +52,8 @@ func BenchmarkFrameRoundTrip(b *testing.B) {
 // too). A request and its reply need two; docs/performance.md says where
 // the others come from.
 func BenchmarkCallSequential(b *testing.B) {
-	ca := testCA(b, "cluster")
-	srv, _ := listenT(b, testCreds(b, ca, "node-1", RoleNode), echoHandler)
-	cli, _ := listenT(b, testCreds(b, ca, "node-2", RoleNode), echoHandler)
-	addr := srv.Addr().String()
+	cli, addr, req := echoPair(b)
 	ctx := context.Background()
-	req, err := NewEnvelope(typeEcho, &echoMsg{N: 1, S: "hello"})
-	if err != nil {
-		b.Fatal(err)
-	}
 	for range 100 { // past the handshake and the first streams' credit
 		if err := cli.Call(ctx, addr, "node-1", req, func(*Envelope) error { return nil }); err != nil {
 			b.Fatal(err)
@@ -109,4 +95,17 @@ func udpDatagramsSent() (n int64, ok bool) {
 		return 0, false
 	}
 	return 0, false
+}
+
+// echoPair starts two node transports on loopback, node-1 serving echoes:
+// it returns node-2 as the caller, node-1's address and an echo request.
+func echoPair(b *testing.B) (*Transport, string, *Envelope) {
+	ca := testCA(b, "cluster")
+	srv, _ := listenT(b, testCreds(b, ca, "node-1", RoleNode), echoHandler)
+	cli, _ := listenT(b, testCreds(b, ca, "node-2", RoleNode), echoHandler)
+	req, err := NewEnvelope(typeEcho, &echoMsg{N: 1, S: "hello"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return cli, srv.Addr().String(), req
 }
