@@ -378,6 +378,9 @@ func goldenIndex(t testing.TB) string {
 	b.WriteString("(4-byte big-endian length, then `envelope-get.cbor`); `message-fragmented.bin`\n")
 	b.WriteString("(written by wan's TestGoldenFragmentedMessage) is a reply of type 20 whose\n")
 	b.WriteString("payload is a 300-byte byte string, sent in 128-byte frames: five type-2 fragments.\n")
+	b.WriteString("`stream-client.bin` and `stream-node.bin` (written by wan's TestGoldenReusableStream)\n")
+	b.WriteString("are the two sides of a reusable stream: the type-4 opening and a request; a reply,\n")
+	b.WriteString("the type-5 end of its replies and the type-6 idle close.\n")
 	for _, v := range goldenVectors(t) {
 		enc := mustMarshal(t, v.want)
 		diag, err := cbor.Diagnose(enc)

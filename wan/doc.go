@@ -42,12 +42,17 @@
 //
 // # Streams and frames
 //
-// One bidirectional stream carries one request. The caller writes one
-// request frame and closes its send side; the handler writes zero or more
-// reply frames (streaming replies, e.g. one per replica ack) and the
-// transport closes the stream when the handler returns. Both sides read to
-// EOF (quic-go only releases a stream's credit once both directions are
-// finished).
+// A bidirectional stream carries one request at a time. On a stream of its
+// own, the caller writes one request frame and closes its send side; the
+// handler writes zero or more reply frames (streaming replies, e.g. one per
+// replica ack) and the transport closes the stream when the handler
+// returns. Both sides read to EOF (quic-go only releases a stream's credit
+// once both directions are finished). Calls reuse streams: a caller opens a
+// reusable stream with TypeStream and sends one request after another on
+// it, each request's replies ended by TypeDone (or a TypeError); idle
+// streams wait in the pool for the next call to the address, and the peer
+// closes one that waited IdleTimeout with TypeStreamIdle (reuse.go has the
+// rules, and why).
 //
 // A frame is a 4-byte big-endian length followed by that many bytes of
 // CBOR: one Envelope, encoded as an array

@@ -50,3 +50,62 @@ func TestGoldenFragmentedMessage(t *testing.T) {
 		t.Fatalf("%d frames, want 5", frames)
 	}
 }
+
+// TestGoldenReusableStream pins the wire form of a reusable stream
+// (docs/protocol.md, "Streams and frames"): what a client writes (the
+// type-4 opening, id 7, and its first request, a type-16 request of id 8)
+// and what a node writes back (the request's reply, type 20, then the
+// type-5 end of its replies, then, once the stream has waited too long for
+// the next request, type 6). The vectors live with the client protocol's
+// others, in api/testdata/golden; MERIDIAN_WRITE_GOLDEN=1 rewrites them.
+func TestGoldenReusableStream(t *testing.T) {
+	payload := []byte{0x41, 'k'} // a CBOR byte string
+	for _, v := range []struct {
+		file string
+		envs []*Envelope
+	}{
+		{"stream-client.bin", []*Envelope{
+			{V: Version, Type: TypeStream, ID: 7, Payload: nullPayload},
+			{V: Version, Type: 16, ID: 8, Deadline: 1767225600000000000, Payload: payload},
+		}},
+		{"stream-node.bin", []*Envelope{
+			{V: Version, Type: 20, ID: 8, Payload: payload},
+			{V: Version, Type: TypeDone, ID: 8, Payload: nullPayload},
+			{V: Version, Type: TypeStreamIdle, Payload: nullPayload},
+		}},
+	} {
+		var got []byte
+		for _, e := range v.envs {
+			var err error
+			if got, err = appendFrame(got, e, DefaultMaxFrame); err != nil {
+				t.Fatal(err)
+			}
+		}
+		path := filepath.Join("..", "api", "testdata", "golden", v.file)
+		if os.Getenv("MERIDIAN_WRITE_GOLDEN") != "" {
+			if err := os.WriteFile(path, got, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		golden, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, golden) {
+			t.Fatalf("%s changed:\n got %x\nwant %x", v.file, got, golden)
+		}
+		r := bytes.NewReader(golden)
+		for i, want := range v.envs {
+			e, err := ReadFrame(r, DefaultMaxFrame)
+			if err != nil {
+				t.Fatalf("%s frame %d: %v", v.file, i, err)
+			}
+			if !reflect.DeepEqual(e, want) {
+				t.Fatalf("%s frame %d decodes to %+v, want %+v", v.file, i, e, want)
+			}
+		}
+		if r.Len() != 0 {
+			t.Fatalf("%s: %d bytes after its frames", v.file, r.Len())
+		}
+	}
+}

@@ -60,6 +60,8 @@ type pool struct {
 	ctx    context.Context // cancelled by close; parent of every dial
 	cancel context.CancelFunc
 	nextID atomic.Uint64
+	// reuse holds the idle reusable streams of each address (reuse.go).
+	reuse reuseState
 
 	mu     sync.Mutex
 	peers  map[string]*peer
@@ -218,7 +220,10 @@ func (p *pool) connect(addr string) (*quic.Conn, Identity, *Credentials, error) 
 	return conn, id, creds, nil
 }
 
-// call runs one request on a new stream; see Transport.Call.
+// call runs one request; see Transport.Call. It goes on an idle stream of
+// the connection when there is one, else on a new one that stays open for
+// later calls (see reuse.go); to a peer that refuses reusable streams, on
+// a new stream of its own.
 func (p *pool) call(ctx context.Context, addr, wantPeer string, req *Envelope, onReply func(*Envelope) error) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("wan: call %s: %w", addr, err)
@@ -226,7 +231,30 @@ func (p *pool) call(ctx context.Context, addr, wantPeer string, req *Envelope, o
 	if req == nil {
 		return errors.New("wan: call with nil request")
 	}
-	// Send a copy: the caller may send one envelope to many peers at once.
+	e := p.stamp(ctx, req)
+	frame, err := appendMessage(nil, &e, p.maxFrame, p.maxMessage)
+	if err != nil {
+		return fmt.Errorf("wan: request to %s: %w", addr, err)
+	}
+	for attempt := 0; ; attempt++ {
+		conn, id, err := p.ready(ctx, addr, wantPeer)
+		if err != nil {
+			return err
+		}
+		if p.reuse.refused(addr) {
+			return p.callOnNewStream(ctx, addr, conn, id, frame, onReply)
+		}
+		err, again := p.callReusing(ctx, addr, conn, id, e.ID, frame, onReply, attempt < maxReuseAttempts)
+		if !again {
+			return err
+		}
+	}
+}
+
+// stamp returns a copy of req (the caller may send one envelope to many
+// peers at once) with the version, a fresh request id and ctx's deadline
+// filled in where req has none.
+func (p *pool) stamp(ctx context.Context, req *Envelope) Envelope {
 	e := *req
 	if e.V == 0 {
 		e.V = Version
@@ -237,27 +265,36 @@ func (p *pool) call(ctx context.Context, addr, wantPeer string, req *Envelope, o
 	if d, ok := ctx.Deadline(); ok && e.Deadline == 0 {
 		e.Deadline = d.UnixNano()
 	}
-	frame, err := appendMessage(nil, &e, p.maxFrame, p.maxMessage)
-	if err != nil {
-		return fmt.Errorf("wan: request to %s: %w", addr, err)
-	}
+	return e
+}
 
+// ready returns the connection a request to addr goes on: it checks the
+// fence, takes the pooled connection (dialling one if needed), checks that
+// the peer is wantPeer and pings a quiet connection. An error means
+// nothing was sent.
+func (p *pool) ready(ctx context.Context, addr, wantPeer string) (*quic.Conn, Identity, error) {
 	if p.fence.Has(wantPeer) {
-		return errFenced(wantPeer, addr)
+		return nil, Identity{}, errFenced(wantPeer, addr)
 	}
 	conn, id, err := p.get(ctx, addr)
 	if err != nil {
-		return err
+		return nil, Identity{}, err
 	}
 	if p.fence.Has(id.Name) {
-		return errFenced(id.Name, addr)
+		return nil, Identity{}, errFenced(id.Name, addr)
 	}
 	if wantPeer != "" && id.Name != wantPeer {
-		return fmt.Errorf("%w: %s presents a certificate for %q, want %q", ErrWrongPeer, addr, id.Name, wantPeer)
+		return nil, Identity{}, fmt.Errorf("%w: %s presents a certificate for %q, want %q", ErrWrongPeer, addr, id.Name, wantPeer)
 	}
 	if err := p.verify(ctx, addr, conn); err != nil {
-		return err
+		return nil, Identity{}, err
 	}
+	return conn, id, nil
+}
+
+// callOnNewStream sends frame, a request, on a new stream of conn that
+// ends with it, and reads the replies to the stream's end.
+func (p *pool) callOnNewStream(ctx context.Context, addr string, conn *quic.Conn, id Identity, frame []byte, onReply func(*Envelope) error) error {
 	str, err := conn.OpenStreamSync(ctx)
 	if err != nil {
 		return p.callError(ctx, addr, err)

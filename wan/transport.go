@@ -260,7 +260,20 @@ type Transport struct {
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
 	jobs   chan streamJob // streams for idle workers (dispatch)
-	wg     sync.WaitGroup // accept loop, connection and stream goroutines
+
+	streamsServed  atomic.Int64 // streams accepted and served
+	reusableServed atomic.Int64 // of which reusable (TypeStream)
+	// idleStreamsClosed counts reusable streams ended with TypeStreamIdle.
+	idleStreamsClosed atomic.Int64
+	// forceIdle makes the next request read on a reusable stream be
+	// treated as if it had come after the stream was given up as idle
+	// (tests only).
+	forceIdle atomic.Bool
+	// noReuse makes the transport hand a TypeStream to the handler, as an
+	// earlier release did (tests only).
+	noReuse bool
+
+	wg sync.WaitGroup // accept loop, connection and stream goroutines
 
 	mu      sync.Mutex
 	conns   map[*quic.Conn]*budget  // accepted connections, with their request budgets
@@ -548,10 +561,12 @@ func (t *Transport) worker(j streamJob) {
 	}
 }
 
-// serveStream reads the one request frame of a stream, runs the handler
-// and closes the stream.
+// serveStream reads the request frame of a stream, runs the handler and
+// closes the stream; a reusable stream's requests, one after another
+// (serveReusable).
 func (t *Transport) serveStream(from Identity, str *quic.Stream, bud *budget) {
 	defer t.wg.Done()
+	t.streamsServed.Add(1)
 	r := &replier{str: str, maxFrame: t.cfg.MaxFrame, maxMessage: t.cfg.MaxMessage, to: from, onSent: t.cfg.OnSent}
 	rr := newRequestReader(str, bud, t.cfg.IdleTimeout)
 	req, err := ReadMessage(rr, t.cfg.MaxFrame, t.cfg.MaxMessage)
@@ -581,6 +596,11 @@ func (t *Transport) serveStream(from Identity, str *quic.Stream, bud *budget) {
 		r.Send(pingEnvelope)
 		r.close()
 		str.CancelRead(streamDone)
+		return
+	}
+	if req.Type == TypeStream && !t.noReuse {
+		t.serveReusable(from, str, r, bud)
+		r.close()
 		return
 	}
 	if !t.serveRequest(str.Context(), from, req, r, func(d time.Time) { str.SetWriteDeadline(d) }) {
