@@ -293,6 +293,10 @@ func (t *Transport) serveReusable(from Identity, str *quic.Stream, r *replier, b
 		}
 		qr := &requestReplier{r: r, id: req.ID}
 		t.serveRequest(str.Context(), from, req, qr, func(d time.Time) { str.SetWriteDeadline(d) })
+		// The end of the replies goes out even if the request's deadline
+		// passed as its last reply was written, but does not wait for a
+		// caller that stopped reading for longer than IdleTimeout.
+		str.SetWriteDeadline(time.Now().Add(t.cfg.IdleTimeout))
 		qr.finish()
 		str.SetWriteDeadline(time.Time{})
 		if str.Context().Err() != nil {

@@ -764,7 +764,7 @@ func (b *budget) spentError(held int64) error {
 // requestReader reads a request stream against its connection's budget.
 // Its read deadline is IdleTimeout after the last bytes arrived, but never
 // later than IdleTimeout plus the time the bytes read so far take at
-// minRequestRate, counted from the stream's start.
+// minRequestRate, counted from the request's first byte.
 type requestReader struct {
 	str   *quic.Stream
 	b     *budget
@@ -790,6 +790,11 @@ func (q *requestReader) Read(p []byte) (int, error) {
 	}
 	n, err := q.str.Read(p[:got])
 	q.b.give(got - int64(n))
+	if n > 0 && q.read == 0 {
+		// The request starts with its first byte: on a reusable stream
+		// the wait for it may have been long.
+		q.start = time.Now()
+	}
 	q.read += int64(n)
 	if n > 0 {
 		now := time.Now()
