@@ -370,10 +370,11 @@ func dialConfig(idle time.Duration) *quic.Config {
 // Addr returns the bound UDP address.
 func (t *Transport) Addr() net.Addr { return t.pc.LocalAddr() }
 
-// Call opens one stream to addr over the pooled node connection (dialled on
+// Call sends req to addr over the pooled node connection (dialled on
 // demand; re-dialled when it has died; concurrent callers share one dial),
-// sends req, closes its send side and calls onReply for each reply frame
-// until the peer closes the stream.
+// on an idle stream of it or a new one (see the package documentation,
+// "Streams and frames"), and calls onReply for each reply frame until the
+// peer ends the request's replies.
 //
 // The request goes out with ctx's deadline when req.Deadline is zero, with
 // V 1 when V is zero and with a fresh ID when ID is zero; req itself is not
