@@ -20,19 +20,7 @@ func TestGoldenFragmentedMessage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join("..", "api", "testdata", "golden", "message-fragmented.bin")
-	if os.Getenv("MERIDIAN_WRITE_GOLDEN") != "" {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	golden, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, golden) {
-		t.Fatalf("fragmented message changed:\n got %x\nwant %x", got, golden)
-	}
+	golden := checkGolden(t, "message-fragmented.bin", got)
 	back, err := ReadMessage(bytes.NewReader(golden), maxFrame, DefaultMaxMessage)
 	if err != nil {
 		t.Fatal(err)
@@ -81,19 +69,7 @@ func TestGoldenReusableStream(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		path := filepath.Join("..", "api", "testdata", "golden", v.file)
-		if os.Getenv("MERIDIAN_WRITE_GOLDEN") != "" {
-			if err := os.WriteFile(path, got, 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-		golden, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(got, golden) {
-			t.Fatalf("%s changed:\n got %x\nwant %x", v.file, got, golden)
-		}
+		golden := checkGolden(t, v.file, got)
 		r := bytes.NewReader(golden)
 		for i, want := range v.envs {
 			e, err := ReadFrame(r, DefaultMaxFrame)
@@ -108,4 +84,24 @@ func TestGoldenReusableStream(t *testing.T) {
 			t.Fatalf("%s: %d bytes after its frames", v.file, r.Len())
 		}
 	}
+}
+
+// checkGolden compares got with the vector file of api/testdata/golden
+// (first writing it, with MERIDIAN_WRITE_GOLDEN=1) and returns the vector.
+func checkGolden(t *testing.T, file string, got []byte) []byte {
+	t.Helper()
+	path := filepath.Join("..", "api", "testdata", "golden", file)
+	if os.Getenv("MERIDIAN_WRITE_GOLDEN") != "" {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	golden, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, golden) {
+		t.Fatalf("%s changed:\n got %x\nwant %x", file, got, golden)
+	}
+	return golden
 }

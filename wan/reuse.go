@@ -268,17 +268,8 @@ func (t *Transport) serveReusable(from Identity, str *quic.Stream, r *replier, b
 				// The caller closed the stream between requests.
 			case read == 0 && errors.Is(err, os.ErrDeadlineExceeded):
 				t.closeIdle(str, r)
-			case errors.Is(err, errOverBudget):
-				t.prin.noteOverBudget(from, err)
-				r.SendError(CodeOverloaded, err.Error())
-				r.close()
-				str.CancelRead(streamProtocol)
-			case errors.Is(err, ErrMalformed), errors.Is(err, ErrFrameTooLarge), errors.Is(err, io.ErrUnexpectedEOF):
-				t.log.Debug("wan: bad request frame", "peer", from.Name, "err", err)
-				r.SendError(CodeBadRequest, err.Error())
-				str.CancelRead(streamProtocol)
 			default:
-				str.CancelRead(streamCancelled)
+				t.unreadable(from, str, r, err)
 			}
 			return
 		}

@@ -49,6 +49,14 @@ func (rig *reuseRig) call(ctx context.Context, n int) ([]echoMsg, error) {
 	return echo(ctx, rig.d, rig.addr, "n1", n)
 }
 
+// wantStreams fails t unless the transport served n streams.
+func (rig *reuseRig) wantStreams(t *testing.T, n int64, why string) {
+	t.Helper()
+	if got := rig.tr.streamsServed.Load(); got != n {
+		t.Fatalf("%d streams, want %d: %s", got, n, why)
+	}
+}
+
 // times is how often the handler saw request n.
 func (rig *reuseRig) times(n int) int64 {
 	v, ok := rig.seen.Load(n)
@@ -65,17 +73,14 @@ func echoOnce(ctx context.Context, m echoMsg, reply Replier) {
 
 func TestSequentialCallsShareAStream(t *testing.T) {
 	rig := newReuseRig(t, echoOnce)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	ctx := testCtx(t)
 	for i := range 50 {
 		r, err := rig.call(ctx, i)
 		if err != nil || len(r) != 1 || r[0].N != i {
 			t.Fatalf("call %d: %+v, %v", i, r, err)
 		}
 	}
-	if got := rig.tr.streamsServed.Load(); got != 1 {
-		t.Fatalf("50 calls one after another took %d streams, want 1", got)
-	}
+	rig.wantStreams(t, 1, "50 calls one after another")
 	if got := rig.tr.reusableServed.Load(); got != 1 {
 		t.Fatalf("%d reusable streams, want 1", got)
 	}
@@ -108,8 +113,7 @@ func TestReusedStreamKeepsEachCallsOutcome(t *testing.T) {
 			echoOnce(ctx, m, reply)
 		}
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	ctx := testCtx(t)
 	for i := range 9 {
 		r, err := rig.call(ctx, i)
 		switch i % 3 {
@@ -128,16 +132,13 @@ func TestReusedStreamKeepsEachCallsOutcome(t *testing.T) {
 			}
 		}
 	}
-	if got := rig.tr.streamsServed.Load(); got != 1 {
-		t.Fatalf("%d streams, want 1: a refused request does not end its stream", got)
-	}
+	rig.wantStreams(t, 1, "a refused request does not end its stream")
 }
 
 // Concurrent calls each get a stream, and their streams are reused.
 func TestConcurrentCallsReuseTheirStreams(t *testing.T) {
 	rig := newReuseRig(t, echoOnce)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	ctx := testCtx(t)
 	const workers, each = 8, 25
 	var wg sync.WaitGroup
 	errs := make(chan error, workers*each)
@@ -174,8 +175,7 @@ func TestConcurrentCallsReuseTheirStreams(t *testing.T) {
 func TestReuseWithAPeerWithoutIt(t *testing.T) {
 	rig := newReuseRig(t, echoOnce)
 	rig.tr.noReuse = true
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	ctx := testCtx(t)
 	for i := range 5 {
 		if r, err := rig.call(ctx, i); err != nil || len(r) != 1 || r[0].N != i {
 			t.Fatalf("call %d: %+v, %v", i, r, err)
@@ -187,9 +187,7 @@ func TestReuseWithAPeerWithoutIt(t *testing.T) {
 	if _, ok := rig.types.Load(TypeStream); !ok {
 		t.Fatal("the opening never reached the old peer's handler")
 	}
-	if got := rig.tr.streamsServed.Load(); got != 6 {
-		t.Fatalf("%d streams, want 6: the refused opening, then one per call", got)
-	}
+	rig.wantStreams(t, 6, "the refused opening, then one per call")
 	if !rig.d.pool.reuse.refused(rig.addr) {
 		t.Fatal("the peer that refused a reusable stream is still sent them")
 	}
@@ -199,8 +197,7 @@ func TestReuseWithAPeerWithoutIt(t *testing.T) {
 // the next call is not lost and runs once.
 func TestIdleStreamClosedByThePeer(t *testing.T) {
 	rig := newReuseRig(t, echoOnce, func(c *Config) { c.IdleTimeout = 300 * time.Millisecond })
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	ctx := testCtx(t)
 	if _, err := rig.call(ctx, 1); err != nil {
 		t.Fatal(err)
 	}
@@ -222,8 +219,7 @@ func TestIdleStreamClosedByThePeer(t *testing.T) {
 // request, which it did not read, goes again on a new stream.
 func TestRequestOnAStreamThePeerClosedGoesAgain(t *testing.T) {
 	rig := newReuseRig(t, echoOnce)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	ctx := testCtx(t)
 	if _, err := rig.call(ctx, 1); err != nil {
 		t.Fatal(err)
 	}
@@ -263,8 +259,7 @@ func TestCancelledCallDoesNotReuseItsStream(t *testing.T) {
 		}
 		echoOnce(ctx, m, reply)
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	ctx := testCtx(t)
 	cctx, ccancel := context.WithCancel(ctx)
 	go func() {
 		<-held
@@ -276,16 +271,13 @@ func TestCancelledCallDoesNotReuseItsStream(t *testing.T) {
 	if r, err := rig.call(ctx, 1); err != nil || len(r) != 1 || r[0].N != 1 {
 		t.Fatalf("next call: %+v, %v", r, err)
 	}
-	if got := rig.tr.streamsServed.Load(); got != 2 {
-		t.Fatalf("%d streams, want 2: the cancelled call's is not reused", got)
-	}
+	rig.wantStreams(t, 2, "the cancelled call's is not reused")
 }
 
 // Control messages have no place on a reusable stream.
 func TestReusableStreamRefusesControlMessages(t *testing.T) {
 	rig := newReuseRig(t, echoOnce)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	ctx := testCtx(t)
 	conn, _, err := rig.d.pool.get(ctx, rig.addr)
 	if err != nil {
 		t.Fatal(err)

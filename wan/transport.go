@@ -573,21 +573,9 @@ func (t *Transport) serveStream(from Identity, str *quic.Stream, bud *budget) {
 	req, err := ReadMessage(rr, t.cfg.MaxFrame, t.cfg.MaxMessage)
 	rr.done()
 	if err != nil {
-		switch {
-		case err == io.EOF:
-			// An empty stream: nothing to answer.
-		case errors.Is(err, errOverBudget):
-			t.prin.noteOverBudget(from, err)
-			r.SendError(CodeOverloaded, err.Error())
-			r.close() // the reply and its end go out before the stop
-			str.CancelRead(streamProtocol)
-		case errors.Is(err, ErrMalformed), errors.Is(err, ErrFrameTooLarge), errors.Is(err, io.ErrUnexpectedEOF):
-			t.log.Debug("wan: bad request frame", "peer", from.Name, "err", err)
-			r.SendError(CodeBadRequest, err.Error())
-			str.CancelRead(streamProtocol)
-		default:
-			// Reset by the caller, timed out, or the connection is gone.
-			str.CancelRead(streamCancelled)
+		// An empty stream (EOF) has nothing to answer.
+		if err != io.EOF {
+			t.unreadable(from, str, r, err)
 		}
 		r.close()
 		return
@@ -616,6 +604,26 @@ func (t *Transport) serveStream(from Identity, str *quic.Stream, bud *budget) {
 	var b [1]byte
 	if n, err := str.Read(b[:]); n > 0 || err != io.EOF {
 		str.CancelRead(streamProtocol)
+	}
+}
+
+// unreadable answers a request that could not be read, with err, and
+// stops reading its stream: over budget is answered overloaded (it was not
+// served), a malformed frame bad_request; a stream reset by the caller, timed
+// out or whose connection is gone gets no answer.
+func (t *Transport) unreadable(from Identity, str *quic.Stream, r *replier, err error) {
+	switch {
+	case errors.Is(err, errOverBudget):
+		t.prin.noteOverBudget(from, err)
+		r.SendError(CodeOverloaded, err.Error())
+		r.close() // the reply and its end go out before the stop
+		str.CancelRead(streamProtocol)
+	case errors.Is(err, ErrMalformed), errors.Is(err, ErrFrameTooLarge), errors.Is(err, io.ErrUnexpectedEOF):
+		t.log.Debug("wan: bad request frame", "peer", from.Name, "err", err)
+		r.SendError(CodeBadRequest, err.Error())
+		str.CancelRead(streamProtocol)
+	default:
+		str.CancelRead(streamCancelled)
 	}
 }
 
