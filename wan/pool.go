@@ -244,7 +244,7 @@ func (p *pool) call(ctx context.Context, addr, wantPeer string, req *Envelope, o
 		if p.reuse.refused(addr) {
 			return p.callOnNewStream(ctx, addr, conn, id, frame, onReply)
 		}
-		err, again := p.callReusing(ctx, addr, conn, id, e.ID, frame, onReply, attempt < maxReuseAttempts)
+		again, err := p.callReusing(ctx, addr, conn, id, e.ID, frame, onReply, attempt < maxReuseAttempts)
 		if !again {
 			return err
 		}
@@ -334,10 +334,7 @@ func (p *pool) callOnNewStream(ctx context.Context, addr string, conn *quic.Conn
 		}
 		if err != nil {
 			str.CancelRead(streamProtocol)
-			if errors.Is(err, ErrMalformed) || errors.Is(err, ErrFrameTooLarge) || errors.Is(err, io.ErrUnexpectedEOF) {
-				return fmt.Errorf("%w: reply from %s: %w", ErrOutcomeUnknown, addr, err)
-			}
-			return p.sentCallError(ctx, addr, err)
+			return p.replyError(ctx, addr, err)
 		}
 		p.heardFrom(addr, conn)
 		if r.Type == TypeError {
@@ -437,6 +434,15 @@ func ping(ctx context.Context, conn *quic.Conn, maxFrame int) error {
 	}
 	str.CancelRead(streamDone)
 	return nil
+}
+
+// replyError explains a failure to read a reply of a sent request: the
+// peer may have acted on it.
+func (p *pool) replyError(ctx context.Context, addr string, err error) error {
+	if errors.Is(err, ErrMalformed) || errors.Is(err, ErrFrameTooLarge) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("%w: reply from %s: %w", ErrOutcomeUnknown, addr, err)
+	}
+	return p.sentCallError(ctx, addr, err)
 }
 
 // callError explains a stream or connection error of a call whose request

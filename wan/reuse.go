@@ -160,7 +160,7 @@ func resetStream(str *quic.Stream) {
 // that the request was not read (the peer had closed the idle stream, or
 // the stream was reset before the request was written whole) and is to go
 // again; it is only reported while mayRetry.
-func (p *pool) callReusing(ctx context.Context, addr string, conn *quic.Conn, id Identity, reqID uint64, frame []byte, onReply func(*Envelope) error, mayRetry bool) (err error, again bool) {
+func (p *pool) callReusing(ctx context.Context, addr string, conn *quic.Conn, id Identity, reqID uint64, frame []byte, onReply func(*Envelope) error, mayRetry bool) (again bool, err error) {
 	str := p.reuse.take(addr, conn)
 	opening := str == nil
 	out := frame
@@ -168,13 +168,13 @@ func (p *pool) callReusing(ctx context.Context, addr string, conn *quic.Conn, id
 	if opening {
 		str, err = conn.OpenStreamSync(ctx)
 		if err != nil {
-			return p.callError(ctx, addr, err), false
+			return false, p.callError(ctx, addr, err)
 		}
 		openID = p.nextID.Add(1)
 		out, err = appendFrame(nil, &Envelope{V: Version, Type: TypeStream, ID: openID, Payload: nullPayload}, p.maxFrame)
 		if err != nil {
 			resetStream(str)
-			return err, false
+			return false, err
 		}
 		out = append(out, frame...)
 	}
@@ -195,9 +195,9 @@ func (p *pool) callReusing(ctx context.Context, addr string, conn *quic.Conn, id
 			werr = io.ErrShortWrite
 		}
 		if !opening && mayRetry && ctx.Err() == nil && conn.Context().Err() == nil {
-			return nil, true // the peer reset the idle stream: try another
+			return true, nil // the peer reset the idle stream: try another
 		}
-		return p.callError(ctx, addr, werr), false
+		return false, p.callError(ctx, addr, werr)
 	}
 	if p.onSent != nil {
 		p.onSent(id, len(out))
@@ -206,24 +206,21 @@ func (p *pool) callReusing(ctx context.Context, addr string, conn *quic.Conn, id
 		r, err := ReadMessage(str, p.maxFrame, p.maxMessage)
 		if err == io.EOF {
 			if ctx.Err() != nil {
-				return fmt.Errorf("%w: call %s: %w", ErrOutcomeUnknown, addr, ctx.Err()), false
+				return false, fmt.Errorf("%w: call %s: %w", ErrOutcomeUnknown, addr, ctx.Err())
 			}
-			return fmt.Errorf("%w: %s ended a reusable stream before answering the request on it", ErrOutcomeUnknown, addr), false
+			return false, fmt.Errorf("%w: %s ended a reusable stream before answering the request on it", ErrOutcomeUnknown, addr)
 		}
 		if err != nil {
-			if errors.Is(err, ErrMalformed) || errors.Is(err, ErrFrameTooLarge) || errors.Is(err, io.ErrUnexpectedEOF) {
-				return fmt.Errorf("%w: reply from %s: %w", ErrOutcomeUnknown, addr, err), false
-			}
-			return p.sentCallError(ctx, addr, err), false
+			return false, p.replyError(ctx, addr, err)
 		}
 		p.heardFrom(addr, conn)
 		switch {
 		case replies == 0 && r.Type == TypeStreamIdle && !opening:
 			// The peer gave up on the idle stream before it read this.
 			if mayRetry {
-				return nil, true
+				return true, nil
 			}
-			return fmt.Errorf("%w: %s closed %d idle streams in a row", ErrUnreachable, addr, maxReuseAttempts), false
+			return false, fmt.Errorf("%w: %s closed %d idle streams in a row", ErrUnreachable, addr, maxReuseAttempts)
 		case replies == 0 && opening && r.ID == openID && r.Type == TypeError:
 			// An earlier release, which does not know TypeStream: it ran
 			// nothing but the refusal. The request goes alone.
@@ -231,22 +228,22 @@ func (p *pool) callReusing(ctx context.Context, addr string, conn *quic.Conn, id
 			r.Decode(&ep)
 			p.log.Debug("wan: peer refused a reusable stream; giving its calls streams of their own", "addr", addr, "for", reuseRetry, "code", ep.Code, "message", ep.Message)
 			p.reuse.refuse(addr)
-			return p.callOnNewStream(ctx, addr, conn, id, frame, onReply), false
+			return false, p.callOnNewStream(ctx, addr, conn, id, frame, onReply)
 		case r.Type == TypeError && (r.ID == reqID || r.ID == 0):
 			var ep ErrorPayload
 			if err := r.Decode(&ep); err != nil {
-				return fmt.Errorf("wan: error reply from %s: %w", addr, err), false
+				return false, fmt.Errorf("wan: error reply from %s: %w", addr, err)
 			}
 			keep = r.ID == reqID // an error of the request, not of the stream
-			return &RemoteError{Code: ep.Code, Message: ep.Message}, false
+			return false, &RemoteError{Code: ep.Code, Message: ep.Message}
 		case r.ID != reqID:
-			return fmt.Errorf("%w: %s sent a reply of type %d for request %d on the stream of request %d", ErrOutcomeUnknown, addr, r.Type, r.ID, reqID), false
+			return false, fmt.Errorf("%w: %s sent a reply of type %d for request %d on the stream of request %d", ErrOutcomeUnknown, addr, r.Type, r.ID, reqID)
 		case r.Type == TypeDone:
 			keep = true
-			return nil, false
+			return false, nil
 		}
 		if err := onReply(r); err != nil {
-			return err, false
+			return false, err
 		}
 	}
 }
