@@ -270,7 +270,7 @@ func (t *Transport) serveReusable(from Identity, str *quic.Stream, r *replier, b
 			}
 			return
 		}
-		if t.forceIdle.CompareAndSwap(true, false) {
+		if t.forceIdle.Load() && t.forceIdle.CompareAndSwap(true, false) {
 			t.closeIdle(str, r) // as if it had come a moment too late
 			return
 		}
