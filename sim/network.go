@@ -32,6 +32,9 @@ type Stats struct {
 	Lost      int64 // dropped by a link's Loss
 	Cut       int64 // dropped by a partition
 	Unbound   int64 // addressed to no endpoint (a stopped host)
+	// DatagramBytes are the bytes of the datagrams handed to the network
+	// (stream traffic not included), whatever their fate.
+	DatagramBytes int64
 }
 
 // Network is an in-memory packet network between hosts grouped in regions.
@@ -66,6 +69,7 @@ type Network struct {
 	closeOnce sync.Once
 
 	sent, delivered, lost, cut, unbound atomic.Int64
+	datagramBytes                       atomic.Int64
 }
 
 // NewNetwork returns an empty network whose random decisions follow seed.
@@ -154,7 +158,8 @@ func (n *Network) Heal() {
 
 // Stats returns the counts so far.
 func (n *Network) Stats() Stats {
-	return Stats{Sent: n.sent.Load(), Delivered: n.delivered.Load(), Lost: n.lost.Load(), Cut: n.cut.Load(), Unbound: n.unbound.Load()}
+	return Stats{Sent: n.sent.Load(), Delivered: n.delivered.Load(), Lost: n.lost.Load(), Cut: n.cut.Load(), Unbound: n.unbound.Load(),
+		DatagramBytes: n.datagramBytes.Load()}
 }
 
 // severedLocked reports whether a partition drops traffic from src to
@@ -208,6 +213,7 @@ func (n *Network) fate(src, dst netip.Addr) (delay time.Duration, cut, lost bool
 // send schedules a datagram's delivery to dst after its delay, unless it
 // is dropped.
 func (n *Network) send(from, to netip.AddrPort, b []byte) {
+	n.datagramBytes.Add(int64(len(b)))
 	delay, cut, lost := n.fate(from.Addr(), to.Addr())
 	if cut || lost {
 		return
