@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/meridian-kv/meridian/api"
+	"github.com/meridian-kv/meridian/repair"
 	"github.com/meridian-kv/meridian/store"
 	"github.com/meridian-kv/meridian/telemetry"
 	"github.com/meridian-kv/meridian/version"
@@ -29,6 +30,12 @@ import (
 // reply. Under load a batch carries many requests for the packets, stream,
 // handler run and fsync of one; an idle lane adds nothing to a request's
 // latency but a hand-off to a background worker.
+//
+// A third lane carries digest reads (typeDigestBatch): a coordinator that
+// reads its own copy of a key asks the other replicas of its datacenter for
+// the key hash of theirs (repair.KeyHash, 16 bytes), and for the object only
+// where the two differ, as Cassandra's digest reads do. A replica's reply
+// then carries no value, however large the object.
 //
 // Each item keeps its own outcome: a write's ack is its own, a read its
 // own object or error, and a batch that fails (unreachable, timed out,
@@ -54,18 +61,22 @@ const (
 	batchRetry = time.Minute
 )
 
-// batchKind names a lane: replica writes or replica reads.
+// batchKind names a lane: replica writes, replica reads or digest reads.
 type batchKind uint8
 
 const (
 	batchWrites batchKind = iota
 	batchReads
+	batchDigests
 )
 
 // op is the operation name of the kind's requests (trace.go).
 func (k batchKind) op() string {
-	if k == batchWrites {
+	switch k {
+	case batchWrites:
 		return opName(typeReplicaWrite)
+	case batchDigests:
+		return "replica.digest" // no message of its own: digests travel in batches only
 	}
 	return opName(typeReplicaRead)
 }
@@ -85,8 +96,9 @@ type batchItem struct {
 
 // batchResult is one item's outcome.
 type batchResult struct {
-	obj *version.Object // a read's object
-	err error
+	obj    *version.Object // a read's object
+	digest repair.Hash     // a digest read's
+	err    error
 	// again: not served by the batch (a peer that does not take batches, or
 	// a read reply past its budget); the caller sends a call of its own.
 	again bool
@@ -118,28 +130,42 @@ type batcher struct {
 	mu      sync.Mutex
 	lanes   map[laneKey]*lane
 	refused map[string]time.Time // peer -> until when it gets single calls
+	// noDigests: peer -> until when its reads ask for objects, the peer
+	// having refused digest batches.
+	noDigests map[string]time.Time
 }
 
 func newBatcher(base context.Context, tracer trace.Tracer, spawn func(func()) bool, send func(context.Context, string, batchKind, []*batchItem)) *batcher {
-	return &batcher{send: send, spawn: spawn, tracer: tracer, base: base, lanes: map[laneKey]*lane{}, refused: map[string]time.Time{}}
+	return &batcher{send: send, spawn: spawn, tracer: tracer, base: base, lanes: map[laneKey]*lane{},
+		refused: map[string]time.Time{}, noDigests: map[string]time.Time{}}
 }
 
 // single reports whether peer is to get single calls for now.
-func (b *batcher) single(peer string) bool {
+func (b *batcher) single(peer string) bool { return b.refusing(b.refused, peer) }
+
+// digestless reports whether peer's reads are to ask for objects for now.
+func (b *batcher) digestless(peer string) bool { return b.refusing(b.noDigests, peer) }
+
+func (b *batcher) refusing(m map[string]time.Time, peer string) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	until, ok := b.refused[peer]
+	until, ok := m[peer]
 	if ok && time.Now().After(until) {
-		delete(b.refused, peer)
+		delete(m, peer)
 		return false
 	}
 	return ok
 }
 
-// refuse makes peer get single calls for batchRetry.
-func (b *batcher) refuse(peer string) {
+// refuse makes peer get single calls for batchRetry, or, for kind
+// batchDigests, object reads instead of digest reads.
+func (b *batcher) refuse(peer string, kind batchKind) {
 	b.mu.Lock()
-	b.refused[peer] = time.Now().Add(batchRetry)
+	m := b.refused
+	if kind == batchDigests {
+		m = b.noDigests
+	}
+	m[peer] = time.Now().Add(batchRetry)
 	b.mu.Unlock()
 }
 
@@ -273,8 +299,13 @@ func deliver(items []*batchItem, res func(i int) batchResult) {
 	}
 }
 
-// sendBatch is the node's batcher.send: one typeReplicaBatch call.
+// sendBatch is the node's batcher.send: one typeReplicaBatch call, or
+// typeDigestBatch for digest reads.
 func (n *Node) sendBatch(ctx context.Context, peer string, kind batchKind, items []*batchItem) {
+	if kind == batchDigests {
+		n.sendDigests(ctx, peer, items)
+		return
+	}
 	req := &replicaBatch{}
 	links := make([]trace.Link, 0, len(items)-1)
 	for i, it := range items {
@@ -321,7 +352,7 @@ func (n *Node) sendBatch(ctx context.Context, peer string, kind batchKind, items
 	case refusedBatch(err):
 		// A node of an earlier release: it did nothing with the batch.
 		n.log.Info("peer does not take replica batches; sending it single calls", "peer", peer, "for", batchRetry)
-		n.batches.refuse(peer)
+		n.batches.refuse(peer, kind)
 		deliver(items, func(int) batchResult { return batchResult{again: true} })
 	case err != nil:
 		deliver(items, func(int) batchResult { return batchResult{err: err} })
@@ -345,6 +376,70 @@ func (n *Node) sendBatch(ctx context.Context, peer string, kind batchKind, items
 				return batchResult{err: err}
 			}
 			return batchResult{obj: r.Object}
+		})
+	}
+}
+
+// sendDigests sends one typeDigestBatch call of digest reads to peer.
+func (n *Node) sendDigests(ctx context.Context, peer string, items []*batchItem) {
+	req := &digestBatch{Reads: make([]batchRead, len(items))}
+	links := make([]trace.Link, 0, len(items)-1)
+	for i, it := range items {
+		var tp string
+		if it.span.SpanContext().IsValid() {
+			tp, _ = telemetry.Inject(it.ctx)
+		}
+		req.Reads[i] = batchRead{Keyspace: it.ks, Key: it.key, Traceparent: tp}
+		if i > 0 {
+			links = append(links, trace.Link{SpanContext: it.span.SpanContext()})
+		}
+	}
+	ctx, span := n.tracer.Start(ctx, opName(typeDigestBatch), trace.WithSpanKind(trace.SpanKindInternal),
+		trace.WithLinks(links...), trace.WithAttributes(telemetry.Node(peer), attribute.Int("meridian.batch.items", len(items))))
+	defer span.End()
+	n.metrics.CountBatched(ctx, batchDigests.op(), len(items))
+	var rep digestBatchReply
+	answered := false
+	err := n.peers.call(ctx, peer, typeDigestBatch, req, func(e *wan.Envelope) error {
+		if answered {
+			return errors.New("a second reply to a digest batch")
+		}
+		answered = true
+		if err := e.Decode(&rep); err != nil {
+			return err
+		}
+		if len(rep.Digests) != len(req.Reads) {
+			return fmt.Errorf("a digest batch of %d reads answered with %d", len(req.Reads), len(rep.Digests))
+		}
+		for _, d := range rep.Digests {
+			if d.Error == "" && len(d.Digest) != repair.HashSize {
+				return fmt.Errorf("a digest of %d bytes (want %d)", len(d.Digest), repair.HashSize)
+			}
+		}
+		return nil
+	})
+	if err == nil && !answered {
+		err = fmt.Errorf("%w: %s closed a digest batch without an answer", wan.ErrOutcomeUnknown, peer)
+	}
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	switch {
+	case refusedBatch(err):
+		// A node of an earlier release: it read nothing.
+		n.log.Info("peer does not take digest reads; reading objects from it", "peer", peer, "for", batchRetry)
+		n.batches.refuse(peer, batchDigests)
+		deliver(items, func(int) batchResult { return batchResult{again: true} })
+	case err != nil:
+		deliver(items, func(int) batchResult { return batchResult{err: err} })
+	default:
+		deliver(items, func(i int) batchResult {
+			d := rep.Digests[i]
+			if d.Error != "" {
+				return batchResult{err: replicaReadError(d.Error)}
+			}
+			return batchResult{digest: repair.Hash(d.Digest)}
 		})
 	}
 }
@@ -386,6 +481,39 @@ func (n *Node) batchedRead(ctx context.Context, peer, ks string, key []byte) (ob
 	return res.obj, true, res.err
 }
 
+// digestRead asks peer for the digest of its copy of key through its
+// digest lane. ok is false when the peer is to be asked for the object
+// instead: there are no lanes, the peer takes no batches or no digests.
+func (n *Node) digestRead(ctx context.Context, peer, ks string, key []byte) (d repair.Hash, ok bool, err error) {
+	if n.batches == nil || n.batches.single(peer) || n.batches.digestless(peer) {
+		return d, false, nil
+	}
+	res := n.batches.do(peer, batchDigests, &batchItem{ctx: ctx, ks: ks, key: key})
+	if res.again {
+		return d, false, nil
+	}
+	return res.digest, true, res.err
+}
+
+// serveDigests answers a digest batch from peer: the key hash of this
+// node's copy of each key, or why it could not be read.
+func (n *Node) serveDigests(ctx context.Context, from string, b *digestBatch) *digestBatchReply {
+	rep := &digestBatchReply{Node: n.cfg.ID, Digests: make([]batchDigest, len(b.Reads))}
+	for i, r := range b.Reads {
+		span := n.itemSpan(ctx, batchDigests.op(), from, r.Traceparent)
+		obj, err := n.readLocal(r.Keyspace, r.Key, false)
+		spanError(span, err)
+		span.End()
+		if err != nil {
+			rep.Digests[i].Error = err.Error()
+			continue
+		}
+		h := repair.KeyHash(r.Key, obj)
+		rep.Digests[i].Digest = h[:]
+	}
+	return rep
+}
+
 // serveBatch answers a replica batch from peer: its writes merged, a
 // synced store batch per keyspace, and its reads, each item's outcome on
 // its own. Each item has its own server span in its request's trace, as a
@@ -403,7 +531,7 @@ func (n *Node) serveBatch(ctx context.Context, from string, b *replicaBatch) *re
 				rep.Reads[i].Again = true
 				continue
 			}
-			span := n.itemSpan(ctx, typeReplicaRead, from, r.Traceparent)
+			span := n.itemSpan(ctx, batchReads.op(), from, r.Traceparent)
 			obj, err := n.readLocal(r.Keyspace, r.Key, false)
 			spanError(span, err)
 			span.End()
@@ -426,8 +554,8 @@ func (n *Node) serveBatch(ctx context.Context, from string, b *replicaBatch) *re
 
 // itemSpan starts the server span of one request of a batch from peer,
 // in the request's own trace, as a call of its own would have.
-func (n *Node) itemSpan(ctx context.Context, t wan.MsgType, from, traceparent string) trace.Span {
-	_, span := n.serveSpan(ctx, t, traceparent, "", telemetry.Node(from), attribute.Bool("meridian.batched", true))
+func (n *Node) itemSpan(ctx context.Context, op, from, traceparent string) trace.Span {
+	_, span := n.serveSpan(ctx, op, traceparent, "", telemetry.Node(from), attribute.Bool("meridian.batched", true))
 	return span
 }
 
@@ -439,7 +567,7 @@ func (n *Node) mergeBatch(ctx context.Context, from string, writes []batchWrite)
 	errs := make([]string, len(writes))
 	spans := make([]trace.Span, len(writes))
 	for i, w := range writes {
-		spans[i] = n.itemSpan(ctx, typeReplicaWrite, from, w.Traceparent)
+		spans[i] = n.itemSpan(ctx, batchWrites.op(), from, w.Traceparent)
 	}
 	byKS := map[string][]int{}
 	var order []string

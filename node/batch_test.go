@@ -179,7 +179,7 @@ func TestBatcherSingleCallsAfterARefusal(t *testing.T) {
 		if b.single("east-2") {
 			t.Fatal("a peer gets single calls before any refusal")
 		}
-		b.refuse("east-2")
+		b.refuse("east-2", batchWrites)
 		if !b.single("east-2") || b.single("east-3") {
 			t.Fatal("after east-2 refused: single calls to east-2 only")
 		}

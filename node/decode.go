@@ -93,6 +93,21 @@ func (m *replicaBatchReply) UnmarshalCBOR(b []byte) error {
 	return decodeVersioned(b, (*plain)(m), &m.V)
 }
 
+func (m *digestBatch) UnmarshalCBOR(b []byte) error {
+	type plain digestBatch
+	return decodeVersioned(b, (*plain)(m), &m.V)
+}
+
+func (m *digestBatchReply) UnmarshalCBOR(b []byte) error {
+	type plain digestBatchReply
+	return decodeVersioned(b, (*plain)(m), &m.V)
+}
+
+func (m *replicaDigest) UnmarshalCBOR(b []byte) error {
+	type plain replicaDigest
+	return decodeVersioned(b, (*plain)(m), &m.V)
+}
+
 func (m *replicaRead) UnmarshalCBOR(b []byte) error {
 	type plain replicaRead
 	return decodeVersioned(b, (*plain)(m), &m.V)
@@ -257,6 +272,18 @@ func (m *replicaBatch) validate() error {
 		if err := w.Object.Validate(); err != nil {
 			return err
 		}
+	}
+	for _, r := range m.Reads {
+		if err := checkKey(r.Key); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (m *digestBatch) validate() error {
+	if n := len(m.Reads); n == 0 || n > maxBatchItems {
+		return fmt.Errorf("a digest batch of %d reads (1 to %d)", n, maxBatchItems)
 	}
 	for _, r := range m.Reads {
 		if err := checkKey(r.Key); err != nil {

@@ -10,6 +10,10 @@ import (
 // release does: as an unknown message type.
 func RefuseBatches(n *Node, refuse bool) { n.refuseBatches.Store(refuse) }
 
+// RefuseDigests makes n answer digest batches as a node of an earlier
+// release does: as an unknown message type.
+func RefuseDigests(n *Node, refuse bool) { n.refuseDigests.Store(refuse) }
+
 // BatchWrite is one write of MergeBatch.
 type BatchWrite struct {
 	Keyspace string

@@ -61,7 +61,17 @@ func nodeMessages() []nodeMessage {
 			Reads:  []batchRead{{Keyspace: "default", Key: []byte("l")}}}},
 		{"replica-batch-reply", func() any { return new(replicaBatchReply) }, &replicaBatchReply{Node: "east-2", Writes: []string{"", "node: unknown keyspace"},
 			Reads: []batchObject{{Object: obj}, {Error: "read gated"}, {Again: true}}}},
+		{"digest-batch", func() any { return new(digestBatch) }, &digestBatch{
+			Reads: []batchRead{{Keyspace: "default", Key: []byte("k"), Traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}, {Keyspace: "default", Key: []byte("l")}}}},
+		{"digest-batch-reply", func() any { return new(digestBatchReply) }, &digestBatchReply{Node: "east-2",
+			Digests: []batchDigest{{Digest: digestOf([]byte("k"), obj)}, {Error: "read gated"}}}},
+		{"replica-digest", func() any { return new(replicaDigest) }, &replicaDigest{Node: "west-2", Digest: digestOf([]byte("k"), obj2)}},
 	}
+}
+
+func digestOf(key []byte, obj *version.Object) []byte {
+	h := repair.KeyHash(key, obj)
+	return h[:]
 }
 
 func nodeSeeds(t testing.TB) map[string][]byte {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"go.opentelemetry.io/otel/metric"
@@ -11,15 +12,18 @@ import (
 
 	"github.com/meridian-kv/meridian/api"
 	"github.com/meridian-kv/meridian/consistency"
+	"github.com/meridian-kv/meridian/repair"
 	"github.com/meridian-kv/meridian/telemetry"
 	"github.com/meridian-kv/meridian/version"
 	"github.com/meridian-kv/meridian/wan"
 )
 
-// readReply is one replica's answer to a read.
+// readReply is one replica's answer to a read: its object, or for a
+// digest read (digest set) the key hash of its object.
 type readReply struct {
 	node, dc string
 	obj      *version.Object
+	digest   *repair.Hash
 	err      error
 }
 
@@ -30,6 +34,13 @@ type readReply struct {
 // (speculation, as Cassandra's speculative retry). The answer goes out once
 // R is met, and read repair of the replicas that answered follows in the
 // background.
+//
+// When this node reads its own copy, the other replicas of its datacenter
+// it asks first send digests (digestRead): a digest equal to the key hash
+// of this node's copy counts as that copy; one that differs, or that has
+// no copy to be compared with because this node's read failed, has the
+// read ask that replica for its object, which then counts instead.
+// Spares, and replicas in other datacenters, send their objects.
 func (n *Node) get(ctx context.Context, r *api.GetRequest) (*api.GetResponse, *api.ClientError) {
 	ks, plan, cerr := n.planFor(r.Keyspace, r.Key)
 	if cerr != nil {
@@ -56,11 +67,13 @@ func (n *Node) get(ctx context.Context, r *api.GetRequest) (*api.GetResponse, *a
 	// The tally counts every replica as pending: the spares not asked yet
 	// are asked before a shortfall is final.
 	tally := consistency.NewTally(need, asked)
-	replies := make(chan readReply, total)
+	// Room for every reply, so that no sender ever waits: a replica
+	// answers at most twice, a digest and then its object.
+	replies := make(chan readReply, 2*total)
 	asks := n.planRead(plan, need)
 	launched := 0
 	askedAt := map[string]time.Time{} // node -> when this read asked it
-	launch := func(dc string, ids []string) {
+	launch := func(dc string, ids []string, digest bool) {
 		launched += len(ids)
 		now := time.Now()
 		for _, id := range ids {
@@ -68,7 +81,12 @@ func (n *Node) get(ctx context.Context, r *api.GetRequest) (*api.GetResponse, *a
 		}
 		if dc != n.cfg.DC {
 			n.goBackgroundFrom(ctx, func(ctx context.Context) {
-				n.relayRead(ctx, dc, r.Keyspace, r.Key, ids, replies)
+				if digest {
+					ids = n.relayDigests(ctx, dc, r.Keyspace, r.Key, ids, replies)
+				}
+				if len(ids) > 0 {
+					n.relayRead(ctx, dc, r.Keyspace, r.Key, ids, replies)
+				}
 			})
 			return
 		}
@@ -78,13 +96,14 @@ func (n *Node) get(ctx context.Context, r *api.GetRequest) (*api.GetResponse, *a
 				continue
 			}
 			n.goBackgroundFrom(ctx, func(ctx context.Context) {
-				obj, err := n.readReplica(ctx, id, r.Keyspace, r.Key)
-				replies <- readReply{node: id, dc: dc, obj: obj, err: err}
+				replies <- n.readOrDigest(ctx, id, dc, r.Keyspace, r.Key, digest)
 			})
 		}
 	}
+	// Digests are worth asking for only against a copy of this node's own.
+	digests := slices.Contains(asks.first[n.cfg.DC], n.cfg.ID)
 	for dc, ids := range asks.first {
-		launch(dc, ids)
+		launch(dc, ids, digests)
 	}
 	// spare asks one more replica to stand in for a failed or slow one in
 	// dc; false when none is left that could help.
@@ -92,7 +111,7 @@ func (n *Node) get(ctx context.Context, r *api.GetRequest) (*api.GetResponse, *a
 		next, ok := asks.takeSpare(dc)
 		if ok {
 			n.metrics.ReadsSpares.Add(ctx, 1, metric.WithAttributes(telemetry.ReplicaDC(next.dc), telemetry.ReasonKey.String(reason)))
-			launch(next.dc, []string{next.id})
+			launch(next.dc, []string{next.id}, false)
 		}
 		return ok
 	}
@@ -103,6 +122,30 @@ func (n *Node) get(ctx context.Context, r *api.GetRequest) (*api.GetResponse, *a
 	var lastErr error
 	received := 0
 	merged := version.New()
+	// own is this node's copy once read (ownRead: read or failed); parked
+	// the digests that came before it.
+	var (
+		own     *version.Object
+		ownHash repair.Hash
+		ownRead bool
+		parked  []readReply
+	)
+	// settle counts a digest reply: as this node's copy when the digests
+	// match, otherwise by asking the replica for its object.
+	settle := func(rp readReply) {
+		if own != nil && *rp.digest == ownHash {
+			tally.Ack(rp.dc)
+			rp.obj, rp.digest = own, nil
+			got = append(got, rp) // own is merged already
+			return
+		}
+		reason := "differs"
+		if own == nil {
+			reason = "unmatched"
+		}
+		n.metrics.ReadsDigestMismatches.Add(ctx, 1, metric.WithAttributes(telemetry.ReasonKey.String(reason)))
+		launch(rp.dc, []string{rp.node}, false)
+	}
 	for !tally.Met() {
 		if !tally.Possible() {
 			return nil, quorumError(tally, "get", lastErr)
@@ -110,19 +153,37 @@ func (n *Node) get(ctx context.Context, r *api.GetRequest) (*api.GetResponse, *a
 		select {
 		case rp := <-replies:
 			received++
+			if rp.node != n.cfg.ID && rp.err == nil {
+				// Directly or through a relay: what a read there takes.
+				n.coordinator.readTimes.observe(rp.dc, time.Since(askedAt[rp.node]))
+			}
+			if rp.node == n.cfg.ID {
+				ownRead = true
+				if rp.err == nil && digests {
+					own, ownHash = rp.obj, repair.KeyHash(r.Key, rp.obj)
+				}
+			}
 			if rp.err != nil {
 				lastErr = fmt.Errorf("%s: %w", rp.node, rp.err)
 				tally.Fail(rp.dc)
 				spare(rp.dc, "failed")
-				continue
+			} else if rp.digest != nil {
+				if ownRead {
+					settle(rp)
+				} else {
+					parked = append(parked, rp)
+				}
+			} else {
+				tally.Ack(rp.dc)
+				got = append(got, rp)
+				merged = version.Merge(merged, rp.obj)
 			}
-			tally.Ack(rp.dc)
-			if rp.node != n.cfg.ID {
-				// Directly or through a relay: what a read there takes.
-				n.coordinator.readTimes.observe(rp.dc, time.Since(askedAt[rp.node]))
+			if ownRead && len(parked) > 0 {
+				for _, p := range parked {
+					settle(p)
+				}
+				parked = nil
 			}
-			got = append(got, rp)
-			merged = version.Merge(merged, rp.obj)
 		case <-speculate.C:
 			// The answers are late: one more replica wherever R still
 			// waits on one.
@@ -143,7 +204,7 @@ func (n *Node) get(ctx context.Context, r *api.GetRequest) (*api.GetResponse, *a
 			}
 		}
 	}
-	n.readRepair(ctx, r.Keyspace, r.Key, got, replies, launched-received)
+	n.readRepair(ctx, r.Keyspace, r.Key, append(got, parked...), replies, launched-received)
 
 	res := &api.GetResponse{Context: version.EncodeContext(merged.Context()), Acked: tally.Acked()}
 	for _, s := range merged.Live() {
@@ -155,8 +216,9 @@ func (n *Node) get(ctx context.Context, r *api.GetRequest) (*api.GetResponse, *a
 
 // readRepair waits, in the background, for the replies still outstanding,
 // merges everything, and writes the merge back to each replica that lacked
-// part of it. Replicas that failed to answer are left to hinted handoff and
-// anti-entropy.
+// part of it. A digest that does not match this node's copy has the
+// replica asked for its object. Replicas that failed to answer are left to
+// hinted handoff and anti-entropy.
 func (n *Node) readRepair(reqCtx context.Context, ks string, key []byte, got []readReply, replies <-chan readReply, outstanding int) {
 	link := linkTo(traceRef(reqCtx))
 	n.goBackground(func(ctx context.Context) {
@@ -171,6 +233,7 @@ func (n *Node) readRepair(reqCtx context.Context, ks string, key []byte, got []r
 				break wait
 			}
 		}
+		got = n.resolveDigests(ctx, ks, key, got)
 		merged := version.New()
 		for _, rp := range got {
 			merged = version.Merge(merged, rp.obj)
@@ -204,6 +267,54 @@ func (n *Node) readRepair(reqCtx context.Context, ks string, key []byte, got []r
 			n.relayWrite(ctx, dc, ks, key, merged, ids, nil, func(ack) {})
 		}
 	})
+}
+
+// resolveDigests replaces each digest reply of got by the object it stands
+// for: this node's copy, among got, when the digests match, otherwise the
+// replica's object read anew. A replica that fails that read is left out.
+func (n *Node) resolveDigests(ctx context.Context, ks string, key []byte, got []readReply) []readReply {
+	var own *version.Object
+	for _, rp := range got {
+		if rp.node == n.cfg.ID && rp.digest == nil {
+			own = rp.obj
+		}
+	}
+	var ownHash repair.Hash
+	if own != nil {
+		ownHash = repair.KeyHash(key, own)
+	}
+	out := got[:0]
+	for _, rp := range got {
+		switch {
+		case rp.digest == nil:
+		case own != nil && *rp.digest == ownHash:
+			rp.obj, rp.digest = own, nil
+		default:
+			obj, err := n.readReplica(ctx, rp.node, ks, key)
+			if err != nil {
+				continue
+			}
+			rp.obj, rp.digest = obj, nil
+		}
+		out = append(out, rp)
+	}
+	return out
+}
+
+// readOrDigest asks replica id (of this node's datacenter) for its object
+// of key, or for its digest if digest and the replica, another node, takes
+// digest reads.
+func (n *Node) readOrDigest(ctx context.Context, id, dc, ks string, key []byte, digest bool) readReply {
+	if digest && id != n.cfg.ID {
+		if d, ok, err := n.digestRead(ctx, id, ks, key); ok {
+			if err != nil {
+				return readReply{node: id, dc: dc, err: err}
+			}
+			return readReply{node: id, dc: dc, digest: &d}
+		}
+	}
+	obj, err := n.readReplica(ctx, id, ks, key)
+	return readReply{node: id, dc: dc, obj: obj, err: err}
 }
 
 // readReplica reads one replica's object, which may be this node's.
@@ -243,6 +354,50 @@ func (n *Node) readReplicaAs(ctx context.Context, id, ks string, key []byte, ins
 // (a store error, or its read gate): it answered, so it is up.
 func replicaReadError(msg string) error {
 	return &wan.RemoteError{Code: "replica_read", Message: msg}
+}
+
+// relayDigests asks for the digests of the targets of a remote datacenter
+// through one relay, delivering one reply per target it answers for. It
+// returns the targets whose objects are to be read instead (relayRead):
+// all of them when the datacenter's relays take no digest reads.
+func (n *Node) relayDigests(ctx context.Context, dc, ks string, key []byte, targets []string, replies chan<- readReply) (objects []string) {
+	noDigests := "relay " + dc // the batcher's refusals, by datacenter for relays
+	if n.batches == nil || n.batches.digestless(noDigests) {
+		return targets
+	}
+	unanswered, err := n.viaRelay(ctx, dc, targets, targets, typeRelayDigests,
+		func(rest []string) any { return &relayRead{Keyspace: ks, Key: key, Targets: rest} },
+		func(e *wan.Envelope, claim func(string) bool) error {
+			var rd replicaDigest
+			if err := e.Decode(&rd); err != nil {
+				return err
+			}
+			if rd.Error == "" && len(rd.Digest) != repair.HashSize {
+				return fmt.Errorf("a digest of %d bytes (want %d)", len(rd.Digest), repair.HashSize)
+			}
+			if !claim(rd.Node) {
+				return nil
+			}
+			rp := readReply{node: rd.Node, dc: dc}
+			if rd.Error != "" {
+				rp.err = errors.New(rd.Error)
+			} else {
+				h := repair.Hash(rd.Digest)
+				rp.digest = &h
+			}
+			replies <- rp
+			return nil
+		})
+	if len(unanswered) == len(targets) && refusedBatch(err) {
+		// A relay of an earlier release: it read nothing.
+		n.log.Info("relay does not take digest reads; reading objects through it", "dc", dc, "for", batchRetry)
+		n.batches.refuse(noDigests, batchDigests)
+		return targets
+	}
+	for _, t := range unanswered {
+		replies <- readReply{node: t, dc: dc, err: errors.New("no answer through relay")}
+	}
+	return nil
 }
 
 // relayRead reads the targets of a remote datacenter through one relay,

@@ -40,6 +40,11 @@ const (
 	// Replica writes and reads to one peer, coalesced (batch.go).
 	typeReplicaBatch      wan.MsgType = 38 // replicaBatch -> replicaBatchReply
 	typeReplicaBatchReply wan.MsgType = 39 // the reply type of replicaBatchReply
+	// Digest reads: a replica's key hashes instead of its objects (batch.go).
+	typeDigestBatch      wan.MsgType = 50 // digestBatch -> digestBatchReply
+	typeDigestBatchReply wan.MsgType = 51 // the reply type of digestBatchReply
+	typeRelayDigests     wan.MsgType = 52 // relayRead -> replicaDigest per target, streamed
+	typeReplicaDigest    wan.MsgType = 53 // the reply type of replicaDigest
 
 	// Hinted handoff.
 	typeHintWrite   wan.MsgType = 37 // hintWrite -> replicaAck (a fallback keeps a hint)
@@ -213,6 +218,43 @@ type batchObject struct {
 	// Again: not read, the reply's objects having reached their budget;
 	// the caller reads the key with a call of its own.
 	Again bool
+}
+
+// digestBatch asks a replica for the digests of its copies of keys
+// instead of the copies: a read's coordinator holding a copy of its own
+// compares, and asks for the object only where they differ.
+type digestBatch struct {
+	_     struct{} `cbor:",toarray"`
+	V     uint8
+	Reads []batchRead
+}
+
+// digestBatchReply answers a digestBatch, one entry per read in its order.
+type digestBatchReply struct {
+	_       struct{} `cbor:",toarray"`
+	V       uint8
+	Node    string
+	Digests []batchDigest
+}
+
+// batchDigest is one read's answer in a digestBatchReply: the
+// repair.KeyHash of the replica's copy (repair.HashSize bytes), or why
+// the replica could not read it.
+type batchDigest struct {
+	_      struct{} `cbor:",toarray"`
+	Digest []byte
+	Error  string
+}
+
+// replicaDigest is one replica's digest of a key (repair.KeyHash,
+// repair.HashSize bytes), relayed from a remote datacenter, or why it
+// could not be read.
+type replicaDigest struct {
+	_      struct{} `cbor:",toarray"`
+	V      uint8
+	Node   string
+	Digest []byte
+	Error  string
 }
 
 // Health.

@@ -123,6 +123,8 @@ type Node struct {
 	// earlier release does, as an unknown message type (tests only:
 	// export_test.go).
 	refuseBatches atomic.Bool
+	// refuseDigests does the same for digest batches.
+	refuseDigests atomic.Bool
 }
 
 // Start opens the store, binds the transport and begins serving.
@@ -489,7 +491,7 @@ func (n *Node) serve(ctx context.Context, from wan.Identity, req *wan.Envelope, 
 		ctx, cancel = context.WithTimeout(ctx, n.cfg.Limits.RequestTimeout)
 		defer cancel()
 	}
-	if req.Type == typeReplicaBatch && n.refuseBatches.Load() {
+	if (req.Type == typeReplicaBatch && n.refuseBatches.Load()) || ((req.Type == typeDigestBatch || req.Type == typeRelayDigests) && n.refuseDigests.Load()) {
 		reply.SendError(api.CodeBadRequest, fmt.Sprintf("meridian: unknown message type %d", req.Type))
 		return
 	}
@@ -626,7 +628,7 @@ func (n *Node) serve(ctx context.Context, from wan.Identity, req *wan.Envelope, 
 			return
 		}
 		n.serveGrantSync(from.Name, req, reply)
-	case typeReplicaWrite, typeRelayWrite, typeReplicaRead, typeRelayRead, typeReplicaBatch, typePing, typeHintWrite, typeHintDeliver,
+	case typeReplicaWrite, typeRelayWrite, typeReplicaRead, typeRelayRead, typeReplicaBatch, typeDigestBatch, typeRelayDigests, typePing, typeHintWrite, typeHintDeliver,
 		typeRepairLevel, typeRepairDigests, typeRepairPush, typeRepairRun, typeRepairProgress, typeRepairDone,
 		typeRepairCompare:
 		if from.Role != wan.RoleNode {

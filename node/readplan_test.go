@@ -16,7 +16,8 @@ import (
 
 // readsServed returns, for the read whose client span is the last "get
 // default" client span recorded, the nodes that served it a replica read
-// (directly or as a relay's target) and the nodes it called for one.
+// or its digest (directly or as a relay's target) and the nodes it called
+// for one.
 func readsServed(rec *tracetest.SpanRecorder) (served, called []string) {
 	var root trace.SpanContext
 	for _, s := range rec.Ended() {
@@ -29,7 +30,7 @@ func readsServed(rec *tracetest.SpanRecorder) (served, called []string) {
 			continue
 		}
 		name := strings.Fields(s.Name())
-		if len(name) != 2 || (name[0] != "replica.read" && name[0] != "relay.read") {
+		if len(name) != 2 || (name[0] != "replica.read" && name[0] != "replica.digest" && name[0] != "relay.read" && name[0] != "relay.digests") {
 			continue
 		}
 		switch s.SpanKind() {

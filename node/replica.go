@@ -6,6 +6,7 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/meridian-kv/meridian/repair"
 	"github.com/meridian-kv/meridian/store"
 	"github.com/meridian-kv/meridian/telemetry"
 	"github.com/meridian-kv/meridian/version"
@@ -98,6 +99,13 @@ func (n *Node) serveReplica(ctx context.Context, from string, req *wan.Envelope,
 			return
 		}
 		send(typeReplicaBatchReply, n.serveBatch(ctx, from, &b))
+	case typeDigestBatch:
+		var b digestBatch
+		if err := decodeRequest(req, &b); err != nil {
+			reply.SendError("bad_request", err.Error())
+			return
+		}
+		send(typeDigestBatchReply, n.serveDigests(ctx, from, &b))
 	case typeRelayWrite:
 		var w relayWrite
 		if err := decodeRequest(req, &w); err != nil {
@@ -146,6 +154,35 @@ func (n *Node) serveReplica(ctx context.Context, from string, req *wan.Envelope,
 			select {
 			case rp := <-replies:
 				send(typeReplicaObj, &replicaObject{Node: rp.node, Object: rp.obj, Error: errString(rp.err)})
+			case <-ctx.Done():
+				return
+			}
+		}
+	case typeRelayDigests:
+		var rr relayRead
+		if err := decodeRequest(req, &rr); err != nil {
+			reply.SendError("bad_request", err.Error())
+			return
+		}
+		replies := make(chan readReply, len(rr.Targets))
+		for _, id := range rr.Targets {
+			n.goBackground(func(bctx context.Context) {
+				replies <- n.readOrDigest(ctx, id, n.cfg.DC, rr.Keyspace, rr.Key, true)
+			})
+		}
+		for range rr.Targets {
+			select {
+			case rp := <-replies:
+				d := &replicaDigest{Node: rp.node, Error: errString(rp.err)}
+				switch {
+				case rp.err != nil:
+				case rp.digest != nil:
+					d.Digest = rp.digest[:]
+				default: // this node's copy, or a replica that sent its object
+					h := repair.KeyHash(rr.Key, rp.obj)
+					d.Digest = h[:]
+				}
+				send(typeReplicaDigest, d)
 			case <-ctx.Done():
 				return
 			}

@@ -24,6 +24,10 @@ func opName(t wan.MsgType) string {
 		return "replica.read"
 	case typeRelayRead:
 		return "relay.read"
+	case typeDigestBatch:
+		return "digest.batch"
+	case typeRelayDigests:
+		return "relay.digests"
 	case typeReplicaBatch:
 		return "replica.batch"
 	case typeHintWrite:
@@ -92,20 +96,20 @@ func (n *Node) startServe(ctx context.Context, req *wan.Envelope, attrs ...attri
 	if req.Type == typePing {
 		return telemetry.Extract(ctx, req.Trace.Traceparent, req.Trace.Tracestate), trace.SpanFromContext(context.Background())
 	}
-	return n.serveSpan(ctx, req.Type, req.Trace.Traceparent, req.Trace.Tracestate, attrs...)
+	return n.serveSpan(ctx, opName(req.Type), req.Trace.Traceparent, req.Trace.Tracestate, attrs...)
 }
 
-// serveSpan starts the server span of a request of type t, continuing the
-// caller's trace from traceparent and tracestate: a stream's request
-// (startServe) or one request of a replica batch (batch.go).
-func (n *Node) serveSpan(ctx context.Context, t wan.MsgType, traceparent, tracestate string, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
+// serveSpan starts the server span of a request of operation op (opName),
+// continuing the caller's trace from traceparent and tracestate: a
+// stream's request (startServe) or one request of a batch (batch.go).
+func (n *Node) serveSpan(ctx context.Context, op, traceparent, tracestate string, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
 	ctx = telemetry.Extract(ctx, traceparent, tracestate)
 	attrs = append(attrs,
 		telemetry.DBSystemNameKey.String(telemetry.SystemName),
-		telemetry.Operation(opName(t)),
+		telemetry.Operation(op),
 		telemetry.Node(n.cfg.ID),
 		telemetry.DC(n.cfg.DC))
-	return n.tracer.Start(ctx, opName(t)+" "+n.cfg.ID, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attrs...))
+	return n.tracer.Start(ctx, op+" "+n.cfg.ID, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attrs...))
 }
 
 // traceRef is the reference a hint keeps to the write that caused it: the

@@ -73,10 +73,17 @@ type Metrics struct {
 	ReadsSpares metric.Int64Counter
 	// ReplicaBatched counts the replica writes and reads that went to
 	// their replica in a batch ("meridian.replica.batched"); attribute
-	// db.operation.name, replica.write or replica.read. Over the count of
+	// db.operation.name, replica.write, replica.read or replica.digest
+	// (digest reads). Over the count of
 	// "meridian.replica.rpc.duration" for replica.batch it is the mean
 	// batch size.
 	ReplicaBatched metric.Int64Counter
+	// ReadsDigestMismatches counts the replicas whose digest a read could
+	// not match with the coordinator's own copy, so it asked them for
+	// their object ("meridian.reads.digest_mismatches"); attribute
+	// meridian.reason: "differs" (the copies differ: read repair
+	// follows) or "unmatched" (the coordinator's own read failed).
+	ReadsDigestMismatches metric.Int64Counter
 
 	// options caches the attribute sets of the per-request recordings
 	// (building one sorts and allocates, on every request otherwise);
@@ -146,6 +153,7 @@ func NewMetrics(mp metric.MeterProvider) (*Metrics, error) {
 	ms.TombstonesCollected = counter("meridian.tombstones.collected", "{tombstone}", "Tombstones collected after repair reached every replica of their key.")
 	ms.WANBytesSent = counter("meridian.wan.sent", "By", "Bytes of messages sent to other nodes and to clients, by destination region.")
 	ms.ReadsSpares = counter("meridian.reads.spares", "{replica}", "Replicas a read asked beyond those its level needs, after a failure or a late answer.")
+	ms.ReadsDigestMismatches = counter("meridian.reads.digest_mismatches", "{replica}", "Replicas whose digest a read could not match with the coordinator's own copy, so it asked them for the object.")
 	ms.ReplicaBatched = counter("meridian.replica.batched", "{request}", "Replica writes and reads sent to their replica in a batch, by operation.")
 	if err == nil {
 		ms.QUICConnections, err = m.Int64UpDownCounter("meridian.quic.connections",
