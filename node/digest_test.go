@@ -229,3 +229,27 @@ func TestRelayWithoutDigestsServesObjects(t *testing.T) {
 		}
 	})
 }
+
+// A coordinator whose own read fails has no copy to compare digests with:
+// the replica that sent one is asked for its object, a spare stands in for
+// the coordinator, and the read succeeds.
+func TestDigestWithoutOwnCopyReadsTheObject(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		key := []byte("no-own-copy")
+		tc, rec, coord, cl := coordinated(t, key)
+		if _, err := cl.Put(ctx(t), key, []byte("v"), &client.WriteOptions{Consistency: "ALL"}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, func() error { return tc.inFlight("") })
+		node.SetUnverified(tc.nodes[coord], true)
+		res, err := cl.Get(ctx(t), key, &client.ReadOptions{Consistency: "LOCAL_QUORUM"})
+		if err != nil || len(res.Values) != 1 || string(res.Values[0]) != "v" {
+			t.Fatalf("LOCAL_QUORUM read with the coordinator's own read failing: %v, %v", res, err)
+		}
+		waitFor(t, func() error { return tc.inFlight("") })
+		objects, digests := replicaServes(rec, coord)
+		if len(digests) != 1 || len(objects) != 2 || !slices.Contains(objects, digests[0]) {
+			t.Errorf("the read was served digest reads by %v and object reads by %v: want the digest's replica asked for its object, and a spare", digests, objects)
+		}
+	})
+}

@@ -30,3 +30,8 @@ func MergeBatch(n *Node, from string, writes []BatchWrite) []string {
 	}
 	return n.mergeBatch(context.Background(), from, bw)
 }
+
+// SetUnverified marks n's data directory as not yet verified by its
+// peers, as after a start on an empty directory: n then serves no
+// replica reads.
+func SetUnverified(n *Node, unverified bool) { n.ident.unverified.Store(unverified) }
