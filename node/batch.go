@@ -307,19 +307,12 @@ func (n *Node) sendBatch(ctx context.Context, peer string, kind batchKind, items
 		return
 	}
 	req := &replicaBatch{}
-	links := make([]trace.Link, 0, len(items)-1)
+	tps, links := itemTraces(items)
 	for i, it := range items {
-		var tp string
-		if it.span.SpanContext().IsValid() {
-			tp, _ = telemetry.Inject(it.ctx)
-		}
 		if kind == batchWrites {
-			req.Writes = append(req.Writes, batchWrite{Keyspace: it.ks, Key: it.key, Object: it.obj, Traceparent: tp})
+			req.Writes = append(req.Writes, batchWrite{Keyspace: it.ks, Key: it.key, Object: it.obj, Traceparent: tps[i]})
 		} else {
-			req.Reads = append(req.Reads, batchRead{Keyspace: it.ks, Key: it.key, Traceparent: tp})
-		}
-		if i > 0 {
-			links = append(links, trace.Link{SpanContext: it.span.SpanContext()})
+			req.Reads = append(req.Reads, batchRead{Keyspace: it.ks, Key: it.key, Traceparent: tps[i]})
 		}
 	}
 	ctx, span := n.tracer.Start(ctx, "replica.batch", trace.WithSpanKind(trace.SpanKindInternal),
@@ -380,19 +373,30 @@ func (n *Node) sendBatch(ctx context.Context, peer string, kind batchKind, items
 	}
 }
 
-// sendDigests sends one typeDigestBatch call of digest reads to peer.
-func (n *Node) sendDigests(ctx context.Context, peer string, items []*batchItem) {
-	req := &digestBatch{Reads: make([]batchRead, len(items))}
-	links := make([]trace.Link, 0, len(items)-1)
+// itemTraces returns each item's traceparent ("" outside a trace), which
+// the batch carries so that the peer's span of the item joins its trace,
+// and links from the batch's span to every item's but the first (its
+// parent, batchContext).
+func itemTraces(items []*batchItem) (tps []string, links []trace.Link) {
+	tps = make([]string, len(items))
+	links = make([]trace.Link, 0, len(items)-1)
 	for i, it := range items {
-		var tp string
 		if it.span.SpanContext().IsValid() {
-			tp, _ = telemetry.Inject(it.ctx)
+			tps[i], _ = telemetry.Inject(it.ctx)
 		}
-		req.Reads[i] = batchRead{Keyspace: it.ks, Key: it.key, Traceparent: tp}
 		if i > 0 {
 			links = append(links, trace.Link{SpanContext: it.span.SpanContext()})
 		}
+	}
+	return tps, links
+}
+
+// sendDigests sends one typeDigestBatch call of digest reads to peer.
+func (n *Node) sendDigests(ctx context.Context, peer string, items []*batchItem) {
+	req := &digestBatch{Reads: make([]batchRead, len(items))}
+	tps, links := itemTraces(items)
+	for i, it := range items {
+		req.Reads[i] = batchRead{Keyspace: it.ks, Key: it.key, Traceparent: tps[i]}
 	}
 	ctx, span := n.tracer.Start(ctx, opName(typeDigestBatch), trace.WithSpanKind(trace.SpanKindInternal),
 		trace.WithLinks(links...), trace.WithAttributes(telemetry.Node(peer), attribute.Int("meridian.batch.items", len(items))))

@@ -143,49 +143,49 @@ func (n *Node) serveReplica(ctx context.Context, from string, req *wan.Envelope,
 			reply.SendError("bad_request", err.Error())
 			return
 		}
-		replies := make(chan readReply, len(rr.Targets))
-		for _, id := range rr.Targets {
-			n.goBackground(func(bctx context.Context) {
-				obj, err := n.readReplica(ctx, id, rr.Keyspace, rr.Key)
-				replies <- readReply{node: id, obj: obj, err: err}
-			})
-		}
-		for range rr.Targets {
-			select {
-			case rp := <-replies:
-				send(typeReplicaObj, &replicaObject{Node: rp.node, Object: rp.obj, Error: errString(rp.err)})
-			case <-ctx.Done():
-				return
-			}
-		}
+		n.relayTargets(ctx, rr.Targets, func(id string) readReply {
+			obj, err := n.readReplica(ctx, id, rr.Keyspace, rr.Key)
+			return readReply{node: id, obj: obj, err: err}
+		}, func(rp readReply) {
+			send(typeReplicaObj, &replicaObject{Node: rp.node, Object: rp.obj, Error: errString(rp.err)})
+		})
 	case typeRelayDigests:
 		var rr relayRead
 		if err := decodeRequest(req, &rr); err != nil {
 			reply.SendError("bad_request", err.Error())
 			return
 		}
-		replies := make(chan readReply, len(rr.Targets))
-		for _, id := range rr.Targets {
-			n.goBackground(func(bctx context.Context) {
-				replies <- n.readOrDigest(ctx, id, n.cfg.DC, rr.Keyspace, rr.Key, true)
-			})
-		}
-		for range rr.Targets {
-			select {
-			case rp := <-replies:
-				d := &replicaDigest{Node: rp.node, Error: errString(rp.err)}
-				switch {
-				case rp.err != nil:
-				case rp.digest != nil:
-					d.Digest = rp.digest[:]
-				default: // this node's copy, or a replica that sent its object
-					h := repair.KeyHash(rr.Key, rp.obj)
-					d.Digest = h[:]
-				}
-				send(typeReplicaDigest, d)
-			case <-ctx.Done():
-				return
+		n.relayTargets(ctx, rr.Targets, func(id string) readReply {
+			return n.readOrDigest(ctx, id, n.cfg.DC, rr.Keyspace, rr.Key, true)
+		}, func(rp readReply) {
+			d := &replicaDigest{Node: rp.node, Error: errString(rp.err)}
+			switch {
+			case rp.err != nil:
+			case rp.digest != nil:
+				d.Digest = rp.digest[:]
+			default: // this node's copy, or a replica that sent its object
+				h := repair.KeyHash(rr.Key, rp.obj)
+				d.Digest = h[:]
 			}
+			send(typeReplicaDigest, d)
+		})
+	}
+}
+
+// relayTargets serves a relay read: read runs for each target on a
+// background worker, and answer gets each reply as it comes, until every
+// target has answered or ctx ends.
+func (n *Node) relayTargets(ctx context.Context, targets []string, read func(id string) readReply, answer func(readReply)) {
+	replies := make(chan readReply, len(targets))
+	for _, id := range targets {
+		n.goBackground(func(context.Context) { replies <- read(id) })
+	}
+	for range targets {
+		select {
+		case rp := <-replies:
+			answer(rp)
+		case <-ctx.Done():
+			return
 		}
 	}
 }
