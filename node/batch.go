@@ -320,27 +320,12 @@ func (n *Node) sendBatch(ctx context.Context, peer string, kind batchKind, items
 	defer span.End()
 	n.metrics.CountBatched(ctx, kind.op(), len(items))
 	var rep replicaBatchReply
-	answered := false
-	err := n.peers.call(ctx, peer, typeReplicaBatch, req, func(e *wan.Envelope) error {
-		if answered {
-			return errors.New("a second reply to a replica batch")
-		}
-		answered = true
-		if err := e.Decode(&rep); err != nil {
-			return err
-		}
+	err := n.callBatch(ctx, span, peer, typeReplicaBatch, req, &rep, func() error {
 		if len(rep.Writes) != len(req.Writes) || len(rep.Reads) != len(req.Reads) {
 			return fmt.Errorf("a replica batch of %d writes and %d reads answered with %d and %d", len(req.Writes), len(req.Reads), len(rep.Writes), len(rep.Reads))
 		}
 		return nil
 	})
-	if err == nil && !answered {
-		err = fmt.Errorf("%w: %s closed a replica batch without an answer", wan.ErrOutcomeUnknown, peer)
-	}
-	if err != nil {
-		span.RecordError(err)
-		span.SetStatus(codes.Error, err.Error())
-	}
 	switch {
 	case refusedBatch(err):
 		// A node of an earlier release: it did nothing with the batch.
@@ -373,6 +358,31 @@ func (n *Node) sendBatch(ctx context.Context, peer string, kind batchKind, items
 	}
 }
 
+// callBatch sends a batch of type t to peer and decodes its one reply into
+// rep, then checks it with check; the error, also recorded on span, is the
+// call's, a decode's, check's, or a missing or second reply's.
+func (n *Node) callBatch(ctx context.Context, span trace.Span, peer string, t wan.MsgType, req, rep any, check func() error) error {
+	answered := false
+	err := n.peers.call(ctx, peer, t, req, func(e *wan.Envelope) error {
+		if answered {
+			return fmt.Errorf("a second reply to a %s", opName(t))
+		}
+		answered = true
+		if err := e.Decode(rep); err != nil {
+			return err
+		}
+		return check()
+	})
+	if err == nil && !answered {
+		err = fmt.Errorf("%w: %s closed a %s without an answer", wan.ErrOutcomeUnknown, peer, opName(t))
+	}
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	return err
+}
+
 // itemTraces returns each item's traceparent ("" outside a trace), which
 // the batch carries so that the peer's span of the item joins its trace,
 // and links from the batch's span to every item's but the first (its
@@ -403,15 +413,7 @@ func (n *Node) sendDigests(ctx context.Context, peer string, items []*batchItem)
 	defer span.End()
 	n.metrics.CountBatched(ctx, batchDigests.op(), len(items))
 	var rep digestBatchReply
-	answered := false
-	err := n.peers.call(ctx, peer, typeDigestBatch, req, func(e *wan.Envelope) error {
-		if answered {
-			return errors.New("a second reply to a digest batch")
-		}
-		answered = true
-		if err := e.Decode(&rep); err != nil {
-			return err
-		}
+	err := n.callBatch(ctx, span, peer, typeDigestBatch, req, &rep, func() error {
 		if len(rep.Digests) != len(req.Reads) {
 			return fmt.Errorf("a digest batch of %d reads answered with %d", len(req.Reads), len(rep.Digests))
 		}
@@ -422,13 +424,6 @@ func (n *Node) sendDigests(ctx context.Context, peer string, items []*batchItem)
 		}
 		return nil
 	})
-	if err == nil && !answered {
-		err = fmt.Errorf("%w: %s closed a digest batch without an answer", wan.ErrOutcomeUnknown, peer)
-	}
-	if err != nil {
-		span.RecordError(err)
-		span.SetStatus(codes.Error, err.Error())
-	}
 	switch {
 	case refusedBatch(err):
 		// A node of an earlier release: it read nothing.
