@@ -44,13 +44,13 @@ func replicaServes(rec *tracetest.SpanRecorder, coord string) (reads, digests []
 	return reads, digests
 }
 
-// coordinated starts a one-region cluster recording spans and returns it,
-// the recorder, the first replica of key and a client that sends every
-// request to that replica.
-func coordinated(t *testing.T, key []byte) (*testCluster, *tracetest.SpanRecorder, string, *client.Client) {
+// coordinated starts a cluster of regions (nil: the default three)
+// recording spans and returns it, the recorder, the first east replica of
+// key and a client that sends every request to that replica.
+func coordinated(t *testing.T, regions []string, key []byte) (*testCluster, *tracetest.SpanRecorder, string, *client.Client) {
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	tc := startCluster(t, clusterOpts{regions: []string{"east"}, tracer: tp})
+	tc := startCluster(t, clusterOpts{regions: regions, tracer: tp})
 	ring, err := tc.client.Ring(ctx(t), "", key)
 	if err != nil {
 		t.Fatal(err)
@@ -58,6 +58,35 @@ func coordinated(t *testing.T, key []byte) (*testCluster, *tracetest.SpanRecorde
 	coord := ring.Replicas["east"][0]
 	cl := tc.dial(client.Config{DC: "east", TracerProvider: tp, Nodes: []client.Node{{ID: coord, DC: "east", Addr: tc.config(coord).Listen}}})
 	return tc, rec, coord, cl
+}
+
+// bytesPerRead writes a 16 KiB value to key at ALL through cl, reads it
+// back reads times at level, and checks that the network carried the
+// value no more than 1.5 times a read, and that the last read was served
+// digests (and no objects) by wantDigests replicas other than coord.
+func bytesPerRead(t *testing.T, tc *testCluster, rec *tracetest.SpanRecorder, coord string, cl *client.Client, key []byte, level string, reads, wantDigests int) {
+	t.Helper()
+	value := []byte(strings.Repeat("d", 16<<10))
+	if _, err := cl.Put(ctx(t), key, value, &client.WriteOptions{Consistency: "ALL"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() error { return tc.inFlight("") })
+	before := tc.sim.Net.Stats().DatagramBytes
+	for range reads {
+		res, err := cl.Get(ctx(t), key, &client.ReadOptions{Consistency: level})
+		if err != nil || len(res.Values) != 1 || string(res.Values[0]) != string(value) {
+			t.Fatalf("%s read: %v, %v", level, res, err)
+		}
+	}
+	waitFor(t, func() error { return tc.inFlight("") })
+	sent := tc.sim.Net.Stats().DatagramBytes - before
+	if limit := int64(reads*len(value)) * 3 / 2; sent > limit {
+		t.Errorf("%d %s reads of a %d-byte value sent %d bytes (%.1f values a read), want at most %d: replicas sent their objects", reads, level, len(value), sent, float64(sent)/float64(reads)/float64(len(value)), limit)
+	}
+	objects, digests := replicaServes(rec, coord)
+	if len(objects) != 0 || len(digests) != wantDigests {
+		t.Errorf("the last %s read was served object reads by %v and digest reads by %v, want %d digest reads", level, objects, digests, wantDigests)
+	}
 }
 
 // A LOCAL_QUORUM read at a replica compares its own copy with the other
@@ -68,29 +97,8 @@ func coordinated(t *testing.T, key []byte) (*testCluster, *tracetest.SpanRecorde
 func TestDigestReadsLeaveTheValueAtTheReplica(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		key := []byte("digest")
-		tc, rec, coord, cl := coordinated(t, key)
-		value := []byte(strings.Repeat("d", 16<<10))
-		if _, err := cl.Put(ctx(t), key, value, &client.WriteOptions{Consistency: "ALL"}); err != nil {
-			t.Fatal(err)
-		}
-		waitFor(t, func() error { return tc.inFlight("") })
-		const reads = 20
-		before := tc.sim.Net.Stats().DatagramBytes
-		for range reads {
-			res, err := cl.Get(ctx(t), key, &client.ReadOptions{Consistency: "LOCAL_QUORUM"})
-			if err != nil || len(res.Values) != 1 || string(res.Values[0]) != string(value) {
-				t.Fatalf("LOCAL_QUORUM read: %v, %v", res, err)
-			}
-		}
-		waitFor(t, func() error { return tc.inFlight("") })
-		sent := tc.sim.Net.Stats().DatagramBytes - before
-		if limit := int64(reads*len(value)) * 3 / 2; sent > limit {
-			t.Errorf("%d reads of a %d-byte value sent %d bytes (%.1f values a read), want at most %d: the replica sent its object", reads, len(value), sent, float64(sent)/reads/float64(len(value)), limit)
-		}
-		reads2, digests := replicaServes(rec, coord)
-		if len(reads2) != 0 || len(digests) != 1 {
-			t.Errorf("the last read was served object reads by %v and digest reads by %v, want one digest read", reads2, digests)
-		}
+		tc, rec, coord, cl := coordinated(t, []string{"east"}, key)
+		bytesPerRead(t, tc, rec, coord, cl, key, "LOCAL_QUORUM", 20, 1)
 	})
 }
 
@@ -101,7 +109,7 @@ func TestDigestReadsLeaveTheValueAtTheReplica(t *testing.T) {
 func TestDigestMismatchReadsTheObject(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		key := []byte("diverged")
-		tc, rec, coord, cl := coordinated(t, key)
+		tc, rec, coord, cl := coordinated(t, []string{"east"}, key)
 		if _, err := cl.Put(ctx(t), key, []byte("ours"), &client.WriteOptions{Consistency: "ALL"}); err != nil {
 			t.Fatal(err)
 		}
@@ -146,7 +154,7 @@ func TestDigestMismatchReadsTheObject(t *testing.T) {
 func TestReplicaWithoutDigestsServesObjects(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		key := []byte("old-replica")
-		tc, rec, coord, cl := coordinated(t, key)
+		tc, rec, coord, cl := coordinated(t, []string{"east"}, key)
 		for _, id := range tc.ids() {
 			node.RefuseDigests(tc.nodes[id], true)
 		}
@@ -174,38 +182,9 @@ func TestReplicaWithoutDigestsServesObjects(t *testing.T) {
 // each read moved it six times: five replicas' objects and the answer.)
 func TestDigestReadsCrossTheWANAsDigests(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		rec := tracetest.NewSpanRecorder()
-		tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-		tc := startCluster(t, clusterOpts{tracer: tp})
 		key := []byte("digest-wan")
-		ring, err := tc.client.Ring(ctx(t), "", key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		coord := ring.Replicas["east"][0]
-		cl := tc.dial(client.Config{DC: "east", TracerProvider: tp, Nodes: []client.Node{{ID: coord, DC: "east", Addr: tc.config(coord).Listen}}})
-		value := []byte(strings.Repeat("w", 16<<10))
-		if _, err := cl.Put(ctx(t), key, value, &client.WriteOptions{Consistency: "ALL"}); err != nil {
-			t.Fatal(err)
-		}
-		waitFor(t, func() error { return tc.inFlight("") })
-		const reads = 10
-		before := tc.sim.Net.Stats().DatagramBytes
-		for range reads {
-			res, err := cl.Get(ctx(t), key, &client.ReadOptions{Consistency: "EACH_QUORUM"})
-			if err != nil || len(res.Values) != 1 || string(res.Values[0]) != string(value) {
-				t.Fatalf("EACH_QUORUM read: %v, %v", res, err)
-			}
-		}
-		waitFor(t, func() error { return tc.inFlight("") })
-		sent := tc.sim.Net.Stats().DatagramBytes - before
-		if limit := int64(reads*len(value)) * 3 / 2; sent > limit {
-			t.Errorf("%d EACH_QUORUM reads of a %d-byte value sent %d bytes (%.1f values a read), want at most %d", reads, len(value), sent, float64(sent)/reads/float64(len(value)), limit)
-		}
-		objects, digests := replicaServes(rec, coord)
-		if len(objects) != 0 || len(digests) != 5 {
-			t.Errorf("the last read was served object reads by %v and digest reads by %v, want 5 digest reads", objects, digests)
-		}
+		tc, rec, coord, cl := coordinated(t, nil, key)
+		bytesPerRead(t, tc, rec, coord, cl, key, "EACH_QUORUM", 10, 5)
 	})
 }
 
@@ -236,7 +215,7 @@ func TestRelayWithoutDigestsServesObjects(t *testing.T) {
 func TestDigestWithoutOwnCopyReadsTheObject(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		key := []byte("no-own-copy")
-		tc, rec, coord, cl := coordinated(t, key)
+		tc, rec, coord, cl := coordinated(t, []string{"east"}, key)
 		if _, err := cl.Put(ctx(t), key, []byte("v"), &client.WriteOptions{Consistency: "ALL"}); err != nil {
 			t.Fatal(err)
 		}
