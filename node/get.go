@@ -35,12 +35,12 @@ type readReply struct {
 // R is met, and read repair of the replicas that answered follows in the
 // background.
 //
-// When this node reads its own copy, the other replicas of its datacenter
-// it asks first send digests (digestRead): a digest equal to the key hash
-// of this node's copy counts as that copy; one that differs, or that has
-// no copy to be compared with because this node's read failed, has the
-// read ask that replica for its object, which then counts instead.
-// Spares, and replicas in other datacenters, send their objects.
+// When this node reads its own copy, the other replicas it asks first send
+// digests (digestRead, or relayDigests for another datacenter's): a digest
+// equal to the key hash of this node's copy counts as that copy; one that
+// differs, or that has no copy to be compared with because this node's
+// read failed, has the read ask that replica for its object, which then
+// counts instead. Spares send their objects.
 func (n *Node) get(ctx context.Context, r *api.GetRequest) (*api.GetResponse, *api.ClientError) {
 	ks, plan, cerr := n.planFor(r.Keyspace, r.Key)
 	if cerr != nil {
@@ -290,7 +290,7 @@ func (n *Node) resolveDigests(ctx context.Context, ks string, key []byte, got []
 		case own != nil && *rp.digest == ownHash:
 			rp.obj, rp.digest = own, nil
 		default:
-			obj, err := n.readReplica(ctx, rp.node, ks, key)
+			obj, err := n.readObject(ctx, rp.node, rp.dc, ks, key)
 			if err != nil {
 				continue
 			}
@@ -299,6 +299,18 @@ func (n *Node) resolveDigests(ctx context.Context, ks string, key []byte, got []
 		out = append(out, rp)
 	}
 	return out
+}
+
+// readObject reads replica id's object of key: directly in this node's
+// datacenter, through a relay in another (dc).
+func (n *Node) readObject(ctx context.Context, id, dc, ks string, key []byte) (*version.Object, error) {
+	if dc == n.cfg.DC {
+		return n.readReplica(ctx, id, ks, key)
+	}
+	reply := make(chan readReply, 1)
+	n.relayRead(ctx, dc, ks, key, []string{id}, reply)
+	rp := <-reply
+	return rp.obj, rp.err
 }
 
 // readOrDigest asks replica id (of this node's datacenter) for its object
