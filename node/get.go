@@ -272,12 +272,18 @@ func (n *Node) readRepair(reqCtx context.Context, ks string, key []byte, got []r
 // resolveDigests replaces each digest reply of got by the object it stands
 // for: this node's copy, among got, when the digests match, otherwise the
 // replica's object read anew. A replica that fails that read is left out.
+// Most reads have no digest left to resolve, and cost no hashing here.
 func (n *Node) resolveDigests(ctx context.Context, ks string, key []byte, got []readReply) []readReply {
 	var own *version.Object
+	digests := false
 	for _, rp := range got {
 		if rp.node == n.cfg.ID && rp.digest == nil {
 			own = rp.obj
 		}
+		digests = digests || rp.digest != nil
+	}
+	if !digests {
+		return got
 	}
 	var ownHash repair.Hash
 	if own != nil {
