@@ -273,19 +273,19 @@ func (m *replicaBatch) validate() error {
 			return err
 		}
 	}
-	for _, r := range m.Reads {
-		if err := checkKey(r.Key); err != nil {
-			return err
-		}
-	}
-	return nil
+	return checkReads(m.Reads)
 }
 
 func (m *digestBatch) validate() error {
 	if n := len(m.Reads); n == 0 || n > maxBatchItems {
 		return fmt.Errorf("a digest batch of %d reads (1 to %d)", n, maxBatchItems)
 	}
-	for _, r := range m.Reads {
+	return checkReads(m.Reads)
+}
+
+// checkReads checks the keys of a batch's reads.
+func checkReads(reads []batchRead) error {
+	for _, r := range reads {
 		if err := checkKey(r.Key); err != nil {
 			return err
 		}
