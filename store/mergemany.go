@@ -54,13 +54,16 @@ func (s *Store) MergeMany(ks string, items []KeyObject) (changed int, err error)
 		tok       uint64
 		key       []byte
 		cur, next *version.Object
+		// k and plain are the Pebble key and new encoding of a changed
+		// object, cached once the batch is durable.
+		k, plain []byte
 	}
 	byKey := map[string]*state{}
 	var order []*state
 	for i, it := range items {
 		st, ok := byKey[string(it.Key)]
 		if !ok {
-			cur, err := s.read(ks, it.Key, objectKey(ks, toks[i], it.Key))
+			cur, err := s.read(ks, toks[i], it.Key, objectKey(ks, toks[i], it.Key))
 			if err != nil {
 				return 0, err
 			}
@@ -77,16 +80,19 @@ func (s *Store) MergeMany(ks string, items []KeyObject) (changed int, err error)
 			continue
 		}
 		k := objectKey(ks, st.tok, st.key)
-		v, err := encodeObject(st.next)
-		if err == nil {
-			v, err = s.seal(k, v)
+		plain, err := encodeObject(st.next)
+		if err != nil {
+			return 0, err
 		}
+		v, err := s.seal(k, plain)
 		if err != nil {
 			return 0, err
 		}
 		if err := s.stageObject(b, ks, st.tok, st.key, k, v, st.cur, st.next); err != nil {
 			return 0, err
 		}
+		s.rows.drop(st.tok, k)
+		st.k, st.plain = k, plain
 		changed++
 	}
 	if changed == 0 {
@@ -97,6 +103,11 @@ func (s *Store) MergeMany(ks string, items []KeyObject) (changed int, err error)
 			return 0, err
 		}
 		return 0, fmt.Errorf("store: merge %d keys of keyspace %q: %w", changed, ks, err)
+	}
+	for _, st := range order {
+		if st.plain != nil {
+			s.rows.put(st.tok, st.k, st.plain)
+		}
 	}
 	if err := s.stillHome(); err != nil {
 		return 0, err

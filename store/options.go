@@ -27,6 +27,11 @@ type Options struct {
 	// CacheSize is the block cache size in bytes; 0 means DefaultCacheSize
 	// (64 MiB).
 	CacheSize int64
+	// RowCacheSize is the budget in bytes of the row cache, which keeps
+	// the plaintext of recently used objects so that reads skip Pebble and
+	// decryption (rowcache.go); 0 means DefaultRowCacheSize (32 MiB), a
+	// negative size turns it off.
+	RowCacheSize int64
 	// Now is the clock of tombstone arrival times; nil means time.Now.
 	Now func() time.Time
 	// NodeID names the node the data directory belongs to: a new directory
@@ -61,6 +66,9 @@ func (o *Options) withDefaults() Options {
 	}
 	if out.CacheSize == 0 {
 		out.CacheSize = DefaultCacheSize
+	}
+	if out.RowCacheSize == 0 {
+		out.RowCacheSize = DefaultRowCacheSize
 	}
 	return out
 }

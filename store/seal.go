@@ -205,8 +205,12 @@ func (kr *Keyring) open(k, v []byte) ([]byte, error) {
 // SetKeyring makes kr the store's keyring: values written from now on are
 // sealed under kr's active key, and values are opened with kr's keys.
 // A nil kr turns sealing off (sealed values then no longer open). Calls in
-// flight may still use the previous keyring.
-func (s *Store) SetKeyring(kr *Keyring) { s.keys.Store(kr) }
+// flight may still use the previous keyring; the row cache is emptied.
+func (s *Store) SetKeyring(kr *Keyring) {
+	s.keys.Store(kr)
+	// Cached plaintext must not outlive the keys that opened it.
+	s.rows.purge()
+}
 
 // Keyring returns the store's keyring, or nil when encryption is off.
 func (s *Store) Keyring() *Keyring { return s.keys.Load() }

@@ -49,6 +49,8 @@ type Store struct {
 	dotFloor atomic.Uint64
 	// keys seals and opens values; nil means encryption is off (seal.go).
 	keys atomic.Pointer[Keyring]
+	// rows caches the plaintext of objects (rowcache.go); nil when off.
+	rows *rowCache
 
 	// now is the clock of tombstone arrival times.
 	now func() time.Time
@@ -77,6 +79,7 @@ func Open(dir string, opts *Options) (s *Store, err error) {
 	}
 	s.fs, s.dir = o.FS, dir
 	s.keys.Store(o.Keyring)
+	s.rows = newRowCache(o.RowCacheSize)
 	if s.fs == nil {
 		s.fs = vfs.Default
 	}
@@ -169,11 +172,20 @@ func (s *Store) Get(ks string, key []byte) (*version.Object, error) {
 	l := s.stripe(tok)
 	l.RLock()
 	defer l.RUnlock()
-	return s.read(ks, key, objectKey(ks, tok, key))
+	return s.read(ks, tok, key, objectKey(ks, tok, key))
 }
 
-// read returns the object stored under Pebble key k.
-func (s *Store) read(ks string, key, k []byte) (obj *version.Object, err error) {
+// read returns the object stored under Pebble key k (of key, with ring
+// token tok), from the row cache when it holds it. The caller holds the
+// key's lock stripe, shared or exclusive (rowCache).
+func (s *Store) read(ks string, tok uint64, key, k []byte) (obj *version.Object, err error) {
+	if p, ok := s.rows.get(tok, k); ok {
+		obj, err := decodeObject(p)
+		if err != nil {
+			return nil, corrupt(ks, key, err)
+		}
+		return obj, nil
+	}
 	defer catchFatal(&err, s.fail)
 	v, closer, err := s.db.Get(k)
 	if errors.Is(err, pebble.ErrNotFound) {
@@ -183,7 +195,21 @@ func (s *Store) read(ks string, key, k []byte) (obj *version.Object, err error) 
 		return nil, fmt.Errorf("store: read keyspace %q key %s: %w", ks, printableKey(key), err)
 	}
 	defer closer.Close()
-	return s.openObject(ks, key, k, v)
+	p, err := s.open(k, v)
+	if err != nil {
+		return nil, fmt.Errorf("store: keyspace %q key %s: %w", ks, printableKey(key), err)
+	}
+	obj, err = decodeObject(p)
+	if err != nil {
+		return nil, corrupt(ks, key, err)
+	}
+	if s.rows != nil {
+		if len(p) > 0 && len(v) > 0 && &p[0] == &v[0] {
+			p = slices.Clone(p) // unsealed: p is Pebble's buffer
+		}
+		s.rows.put(tok, k, p)
+	}
+	return obj, nil
 }
 
 // openObject opens and decodes v, the stored value of key (Pebble key k)
@@ -238,7 +264,7 @@ func (s *Store) update(ks string, key []byte, fn func(cur *version.Object) (*ver
 	l.Lock()
 	defer l.Unlock()
 
-	cur, err := s.read(ks, key, k)
+	cur, err := s.read(ks, tok, key, k)
 	if err != nil {
 		return nil, false, nil, err
 	}
@@ -249,17 +275,22 @@ func (s *Store) update(ks string, key []byte, fn func(cur *version.Object) (*ver
 	if next == nil || version.Equal(next, cur) {
 		return cur, false, nil, nil
 	}
-	v, err := encodeObject(next)
-	if err == nil {
-		v, err = s.seal(k, v)
-	}
+	plain, err := encodeObject(next)
 	if err != nil {
 		return nil, false, nil, err
 	}
+	v, err := s.seal(k, plain)
+	if err != nil {
+		return nil, false, nil, err
+	}
+	s.rows.drop(tok, k)
 	if q != nil && len(q.Targets) > 0 {
 		dropped, err = s.writeQueued(ks, tok, key, k, v, cur, next, q)
 	} else {
 		err = s.writeObject(ks, tok, key, k, v, cur, next)
+	}
+	if err == nil {
+		s.rows.put(tok, k, plain)
 	}
 	if err != nil {
 		if errors.Is(err, ErrFailed) {

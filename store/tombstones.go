@@ -182,7 +182,7 @@ func (s *Store) CollectTombstone(ks string, key []byte, arrived time.Time) (coll
 		return false, nil
 	}
 	ok := objectKey(ks, tok, key)
-	obj, err := s.read(ks, key, ok)
+	obj, err := s.read(ks, tok, key, ok)
 	if err != nil {
 		return false, err
 	}
@@ -199,6 +199,7 @@ func (s *Store) CollectTombstone(ks string, key []byte, arrived time.Time) (coll
 	if err := b.Delete(ok, nil); err != nil {
 		return false, err
 	}
+	s.rows.drop(tok, ok)
 	floor := s.dotFloor.Load()
 	for _, c := range obj.Clock {
 		floor = max(floor, c)
