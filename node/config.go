@@ -74,6 +74,10 @@ type Config struct {
 	Repair RepairConfig `yaml:"repair,omitempty"`
 	// DataDir holds the node's Pebble store.
 	DataDir string `yaml:"data_dir"`
+	// RowCacheBytes is the budget of the store's row cache, the plaintext
+	// of recently read and written objects; 0 means 32 MiB
+	// (store.DefaultRowCacheSize), a negative value turns it off.
+	RowCacheBytes int64 `yaml:"row_cache_bytes,omitempty"`
 	// TLS names the cluster CA and this node's certificate and key.
 	TLS wan.TLSFiles `yaml:"tls"`
 	// VNodes is the number of ring tokens per node; default

@@ -174,7 +174,7 @@ func Start(cfg Config, opts Options) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}
-	n.store, err = store.Open(cfg.DataDir, &store.Options{FS: opts.FS, Logger: n.log, Now: n.now, NodeID: cfg.ID, Keyring: keyring})
+	n.store, err = store.Open(cfg.DataDir, &store.Options{FS: opts.FS, Logger: n.log, Now: n.now, NodeID: cfg.ID, Keyring: keyring, RowCacheSize: cfg.RowCacheBytes})
 	if err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}
@@ -308,6 +308,8 @@ func (n *Node) registerGauges(mp metric.MeterProvider) error {
 					}
 				}
 			}},
+		{"meridian.store.row_cache.size", "By", "Bytes the row cache holds (row_cache_bytes is its budget).",
+			func(observe func(int64, ...attribute.KeyValue)) { observe(n.store.RowCacheStats().Bytes) }},
 		{"meridian.requests.background", "{request}", "Requests answered whose work goes on here: copies to replicas past the quorum, read repair.",
 			func(observe func(int64, ...attribute.KeyValue)) { observe(n.inflight.Load()) }},
 		{"meridian.reads.gated", "1", "1 while this node, back from an outage longer than the tombstone grace, refuses reads of ranges it has not repaired.",
@@ -321,6 +323,22 @@ func (n *Node) registerGauges(mp metric.MeterProvider) error {
 	}
 	for _, g := range gauges {
 		u, err := telemetry.RegisterGauge(mp, g.name, g.unit, g.desc, g.cb)
+		if err != nil {
+			return err
+		}
+		unregs = append(unregs, u)
+	}
+	counters := []struct {
+		name, desc string
+		count      func(store.RowCacheStats) uint64
+	}{
+		{"meridian.store.row_cache.hits", "Object reads the row cache answered.", func(st store.RowCacheStats) uint64 { return st.Hits }},
+		{"meridian.store.row_cache.misses", "Object reads the row cache could not answer, which went to Pebble.", func(st store.RowCacheStats) uint64 { return st.Misses }},
+	}
+	for _, c := range counters {
+		u, err := telemetry.RegisterCounter(mp, c.name, "{read}", c.desc, func(observe func(int64, ...attribute.KeyValue)) {
+			observe(int64(c.count(n.store.RowCacheStats())))
+		})
 		if err != nil {
 			return err
 		}

@@ -217,6 +217,21 @@ func RegisterGauge(mp metric.MeterProvider, name, unit, desc string, cb func(obs
 	if err != nil {
 		return nil, fmt.Errorf("telemetry: gauge %s: %w", name, err)
 	}
+	return register(m, g, name, cb)
+}
+
+// RegisterCounter is RegisterGauge for a count that only grows, kept by
+// someone else (exported as a Prometheus counter): cb observes its total.
+func RegisterCounter(mp metric.MeterProvider, name, unit, desc string, cb func(observe func(v int64, attrs ...attribute.KeyValue))) (unregister func(), err error) {
+	m := meter(mp)
+	c, err := m.Int64ObservableCounter(name, metric.WithUnit(unit), metric.WithDescription(desc))
+	if err != nil {
+		return nil, fmt.Errorf("telemetry: counter %s: %w", name, err)
+	}
+	return register(m, c, name, cb)
+}
+
+func register(m metric.Meter, g metric.Int64Observable, name string, cb func(observe func(v int64, attrs ...attribute.KeyValue))) (unregister func(), err error) {
 	reg, err := m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		cb(func(v int64, attrs ...attribute.KeyValue) {
 			o.ObserveInt64(g, v, metric.WithAttributes(attrs...))
@@ -224,7 +239,7 @@ func RegisterGauge(mp metric.MeterProvider, name, unit, desc string, cb func(obs
 		return nil
 	}, g)
 	if err != nil {
-		return nil, fmt.Errorf("telemetry: gauge %s: %w", name, err)
+		return nil, fmt.Errorf("telemetry: %s: %w", name, err)
 	}
 	return func() { _ = reg.Unregister() }, nil
 }

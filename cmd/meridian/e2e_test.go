@@ -317,6 +317,14 @@ func (pc *procCluster) checkMetrics(ids ...string) {
 				*sum += m.GetCounter().GetValue()
 			}
 		}
+		// The node read back what it had written: the row cache answered.
+		hits, size := families["meridian_store_row_cache_hits_total"], families["meridian_store_row_cache_size_bytes"]
+		if hits == nil || len(hits.GetMetric()) != 1 || hits.GetMetric()[0].GetCounter().GetValue() == 0 {
+			pc.t.Errorf("%s: meridian_store_row_cache_hits_total missing or 0: %v", id, hits)
+		}
+		if size == nil || len(size.GetMetric()) != 1 || size.GetMetric()[0].GetGauge().GetValue() <= 0 {
+			pc.t.Errorf("%s: meridian_store_row_cache_size_bytes missing or 0: %v", id, size)
+		}
 		if resp, err := http.Get("http://" + cfg.Admin + "/healthz"); err != nil || resp.StatusCode != http.StatusOK {
 			pc.t.Errorf("%s /healthz: %v %v", id, resp, err)
 		}
