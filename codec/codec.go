@@ -57,3 +57,15 @@ func Unmarshal(data []byte, v any) error {
 
 // RawMessage is an encoded CBOR item, decoded later.
 type RawMessage = cbor.RawMessage
+
+// Wellformed reports whether data is exactly one well-formed CBOR data
+// item within the decoder's limits (nesting, array and map sizes,
+// definite lengths, no tags, valid UTF-8). It decodes nothing, so it
+// does not see what only decoding into a type finds (duplicate map keys,
+// unknown fields).
+func Wellformed(data []byte) error {
+	if err := dec.Wellformed(data); err != nil {
+		return fmt.Errorf("codec: malformed cbor: %w", err)
+	}
+	return nil
+}

@@ -6,8 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
-
-	"github.com/meridian-kv/meridian/codec"
+	"slices"
 )
 
 // DefaultMaxFrame is the default limit on one frame's CBOR body, in bytes.
@@ -30,37 +29,35 @@ func WriteFrame(w io.Writer, e *Envelope) error {
 
 // appendFrame appends e's frame to dst, refusing bodies over maxFrame bytes.
 func appendFrame(dst []byte, e *Envelope, maxFrame int) ([]byte, error) {
-	body, err := encodeEnvelope(e)
-	if err != nil {
-		return dst, err
+	if e == nil {
+		return dst, errNilEnvelope
 	}
-	if len(body) > maxFrame {
-		return dst, fmt.Errorf("%w: %d-byte envelope of message type %d exceeds the %d-byte limit", ErrFrameTooLarge, len(body), e.Type, maxFrame)
+	out, body := appendFramed(dst, e)
+	if body > maxFrame {
+		return dst, fmt.Errorf("%w: %d-byte envelope of message type %d exceeds the %d-byte limit", ErrFrameTooLarge, body, e.Type, maxFrame)
 	}
-	return appendBody(dst, body), nil
+	return out, nil
 }
+
+// appendFramed appends e's frame to dst, encoding the envelope in place
+// after its length prefix, and returns it with the envelope's length.
+func appendFramed(dst []byte, e *Envelope) (out []byte, body int) {
+	at := len(dst)
+	out = slices.Grow(dst, frameHeaderLen+envelopeSize(e))
+	out = appendEnvelope(append(out, 0, 0, 0, 0), e)
+	body = len(out) - at - frameHeaderLen
+	binary.BigEndian.PutUint32(out[at:], uint32(body))
+	return out, body
+}
+
+var errNilEnvelope = errors.New("wan: nil envelope")
 
 // encodeEnvelope encodes e, stamping the current Version if e has none.
 func encodeEnvelope(e *Envelope) ([]byte, error) {
 	if e == nil {
-		return nil, errors.New("wan: nil envelope")
+		return nil, errNilEnvelope
 	}
-	if e.V == 0 {
-		c := *e
-		c.V = Version
-		e = &c
-	}
-	body, err := codec.Marshal(e)
-	if err != nil {
-		return nil, fmt.Errorf("wan: encode envelope of message type %d: %w", e.Type, err)
-	}
-	return body, nil
-}
-
-// appendBody appends a frame of an encoded envelope to dst.
-func appendBody(dst, body []byte) []byte {
-	dst = binary.BigEndian.AppendUint32(dst, uint32(len(body)))
-	return append(dst, body...)
+	return appendEnvelope(make([]byte, 0, envelopeSize(e)), e), nil
 }
 
 // firstChunk is the buffer a frame body is first read into when it is
@@ -123,8 +120,8 @@ func ReadFrame(r io.Reader, maxFrame int) (*Envelope, error) {
 		}
 		return nil, err
 	}
-	e := new(Envelope)
-	if err := codec.Unmarshal(body, e); err != nil {
+	e, err := decodeEnvelope(body)
+	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	if e.V != Version {

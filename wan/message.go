@@ -37,13 +37,13 @@ type fragment struct {
 // than maxMessage is refused with an error wrapping ErrFrameTooLarge;
 // nothing is appended then.
 func appendMessage(dst []byte, e *Envelope, maxFrame, maxMessage int) ([]byte, error) {
-	body, err := encodeEnvelope(e)
-	if err != nil {
-		return dst, err
+	if e == nil {
+		return dst, errNilEnvelope
 	}
-	if len(body) <= maxFrame {
-		return appendBody(dst, body), nil
+	if out, n := appendFramed(dst, e); n <= maxFrame {
+		return out, nil
 	}
+	body := appendEnvelope(nil, e)
 	if len(body) > maxMessage {
 		return dst, fmt.Errorf("%w: %d-byte message of type %d exceeds the %d-byte message limit (it was not sent)", ErrFrameTooLarge, len(body), e.Type, maxMessage)
 	}
@@ -127,8 +127,8 @@ func ReadMessage(r io.Reader, maxFrame, maxMessage int) (*Envelope, error) {
 			return nil, fmt.Errorf("%w: message type %d inside a fragmented message", ErrMalformed, e.Type)
 		}
 	}
-	out := new(Envelope)
-	if err := codec.Unmarshal(buf, out); err != nil {
+	out, err := decodeEnvelope(buf)
+	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	if out.V != Version {
