@@ -131,6 +131,26 @@ func encodeHint(rec *hintRecord) ([]byte, error) {
 	return append(out, b...), nil
 }
 
+// encodeHintOf is encodeHint of a record whose object is encoded as
+// objectValue (encodeObject's output): the same bytes, without encoding
+// the object again.
+func encodeHintOf(created int64, trace, objectValue []byte) ([]byte, error) {
+	if len(objectValue) == 0 || objectValue[0] != objectFormatV1 {
+		return nil, errors.New("store: encode hint: not an encoded object")
+	}
+	return encodeHintHeader(&hintHeader{Created: created, Trace: trace, Object: objectValue[1:]})
+}
+
+func encodeHintHeader(h *hintHeader) ([]byte, error) {
+	b, err := codec.Marshal(h)
+	if err != nil {
+		return nil, fmt.Errorf("store: encode hint: %w", err)
+	}
+	out := make([]byte, 0, 1+len(b))
+	out = append(out, hintFormatV1)
+	return append(out, b...), nil
+}
+
 // decodeHintHeader parses a value made by encodeHint up to, not into,
 // its object. The result does not alias v. Callers wrap its errors with
 // hintCorrupt.

@@ -43,6 +43,9 @@ type Store struct {
 	// present counts the hints stored per slot of their keys' hash, so
 	// lookups of hints that do not exist skip Pebble.
 	present hintPresence
+	// receipts remember the write-ahead hints that hold exactly their
+	// write's object, for ClearHints (receipts.go).
+	receipts *hintReceipts
 
 	// dotFloor is the largest counter of any collected tombstone's clock
 	// (tombstones.go).
@@ -80,6 +83,7 @@ func Open(dir string, opts *Options) (s *Store, err error) {
 	s.fs, s.dir = o.FS, dir
 	s.keys.Store(o.Keyring)
 	s.rows = newRowCache(o.RowCacheSize)
+	s.receipts = newHintReceipts()
 	if s.fs == nil {
 		s.fs = vfs.Default
 	}
@@ -285,7 +289,7 @@ func (s *Store) update(ks string, key []byte, fn func(cur *version.Object) (*ver
 	}
 	s.rows.drop(tok, k)
 	if q != nil && len(q.Targets) > 0 {
-		dropped, err = s.writeQueued(ks, tok, key, k, v, cur, next, q)
+		dropped, err = s.writeQueued(ks, tok, key, k, v, plain, cur, next, q)
 	} else {
 		err = s.writeObject(ks, tok, key, k, v, cur, next)
 	}

@@ -64,11 +64,11 @@ func (s *Store) UpdateQueued(ks string, key []byte, fn func(cur *version.Object)
 	return s.update(ks, key, fn, &q)
 }
 
-// writeQueued stores v (the encoding of next) under k, with its tombstone
-// index change and a hint of next for each of q's targets, in one synced
-// batch. The caller holds the key's lock stripe, which is also the stripe
-// of the key's hints.
-func (s *Store) writeQueued(ks string, tok uint64, key, k, v []byte, cur, next *version.Object, q *Queue) (dropped []string, err error) {
+// writeQueued stores v (the sealed encoding of next, plain before
+// sealing) under k, with its tombstone index change and a hint of next for
+// each of q's targets, in one synced batch. The caller holds the key's
+// lock stripe, which is also the stripe of the key's hints.
+func (s *Store) writeQueued(ks string, tok uint64, key, k, v, plain []byte, cur, next *version.Object, q *Queue) (dropped []string, err error) {
 	defer catchFatal(&err, s.fail)
 	lim := q.Limits.withDefaults()
 	b := s.db.NewBatch()
@@ -81,6 +81,8 @@ func (s *Store) writeQueued(ks string, tok uint64, key, k, v []byte, cur, next *
 		k               []byte
 		reserved, delta int64
 		count           int
+		// stored is the value written, when it holds exactly next.
+		stored []byte
 	}
 	var hints []staged
 	committed := false
@@ -90,6 +92,12 @@ func (s *Store) writeQueued(ks string, tok uint64, key, k, v []byte, cur, next *
 				s.present.remove(h.k)
 			}
 			s.hints.settle(h.target, h.reserved, h.delta, h.count, committed)
+			switch {
+			case committed && h.stored != nil:
+				s.receipts.add(h.k, next, h.stored)
+			default:
+				s.receipts.forget(h.k)
+			}
 		}
 	}()
 	var fresh []byte // a new hint of next: shared by every target that holds none
@@ -122,9 +130,11 @@ func (s *Store) writeQueued(ks string, tok uint64, key, k, v []byte, cur, next *
 			}
 			count = 0
 		}
-		if hv == nil {
+		exact := hv == nil
+		if exact {
 			if fresh == nil {
-				if fresh, err = encodeHint(&hintRecord{Created: q.Now.UnixNano(), Trace: q.Trace, Object: next}); err != nil {
+				// The object's own encoding, not a second one.
+				if fresh, err = encodeHintOf(q.Now.UnixNano(), q.Trace, plain); err != nil {
 					return nil, err
 				}
 			}
@@ -141,7 +151,11 @@ func (s *Store) writeQueued(ks string, tok uint64, key, k, v []byte, cur, next *
 			dropped = append(dropped, t)
 			continue
 		}
-		hints = append(hints, staged{target: t, k: hk, reserved: reserved, delta: delta, count: count})
+		h := staged{target: t, k: hk, reserved: reserved, delta: delta, count: count}
+		if exact {
+			h.stored = hv
+		}
+		hints = append(hints, h)
 		if count > 0 {
 			s.present.add(hk) // counted before the batch commits
 		}
@@ -187,11 +201,9 @@ func (s *Store) ClearHints(ks string, key []byte, obj *version.Object, targets [
 func (s *Store) clearHints(ks string, tok uint64, key []byte, obj *version.Object, targets []string) (cleared int, err error) {
 	defer catchFatal(&err, s.fail)
 	// A hint that still holds exactly obj — the common case: the write's
-	// own hint — is told by its bytes, without decoding it.
-	enc, err := codec.Marshal(obj)
-	if err != nil {
-		return 0, fmt.Errorf("store: clear hints: encode object: %w", err)
-	}
+	// own hint — is told by its bytes: those UpdateQueued wrote (a
+	// receipt), else those of obj's encoding, without decoding the object.
+	var enc []byte
 	b := s.db.NewBatch()
 	defer b.Close()
 	type gone struct {
@@ -205,7 +217,15 @@ func (s *Store) clearHints(ks string, tok uint64, key []byte, obj *version.Objec
 			continue
 		}
 		hk := hintKey(t, ks, tok, key)
-		covered, size, err := s.hintCovered(hk, obj, enc)
+		covered, size, err := s.ownHint(hk, obj)
+		if err == nil && !covered && size == 0 {
+			if enc == nil {
+				if enc, err = codec.Marshal(obj); err != nil {
+					return 0, fmt.Errorf("store: clear hints: encode object: %w", err)
+				}
+			}
+			covered, size, err = s.hintCovered(hk, obj, enc)
+		}
 		if err != nil {
 			return 0, fmt.Errorf("store: clear hints of keyspace %q key %s: %w", ks, printableKey(key), err)
 		}
@@ -228,6 +248,28 @@ func (s *Store) clearHints(ks string, tok uint64, key []byte, obj *version.Objec
 		s.hints.settle(g.target, 0, -g.size, -1, true)
 	}
 	return len(del), nil
+}
+
+// ownHint reports whether the hint stored under hk is the one UpdateQueued
+// wrote holding exactly obj, and then its size; size 0 means it could not
+// tell (no receipt, or the hint changed since), for hintCovered to decide.
+func (s *Store) ownHint(hk []byte, obj *version.Object) (own bool, size int64, err error) {
+	stored, ok := s.receipts.take(hk, obj)
+	if !ok || !s.present.maybe(hk) {
+		return false, 0, nil
+	}
+	v, closer, err := s.db.Get(hk)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, 0, nil
+	}
+	if err != nil {
+		return false, 0, err
+	}
+	defer closer.Close()
+	if !bytes.Equal(v, stored) {
+		return false, 0, nil
+	}
+	return true, int64(len(hk) + len(v)), nil
 }
 
 // hintCovered reports whether the hint stored under hk holds nothing obj
