@@ -33,11 +33,7 @@ func decodeObject(v []byte) (*version.Object, error) {
 	if v[0] != objectFormatV1 {
 		return nil, fmt.Errorf("unknown object format %d (written by a newer Meridian, or damaged)", v[0])
 	}
-	obj := version.New()
-	if err := codec.Unmarshal(v[1:], obj); err != nil {
-		return nil, err
-	}
-	return obj, nil
+	return version.DecodeObject(v[1:])
 }
 
 // corrupt wraps the cause of an undecodable record of key in keyspace ks.
