@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/meridian-kv/meridian/codec"
 	"github.com/meridian-kv/meridian/version"
 )
 
@@ -13,15 +12,10 @@ import (
 // reading the old ones.
 const objectFormatV1 byte = 1
 
-// encodeObject returns the stored form of obj.
+// encodeObject returns the stored form of obj (the format byte, then the
+// codec's encoding, written by version.AppendObject).
 func encodeObject(obj *version.Object) ([]byte, error) {
-	b, err := codec.Marshal(obj)
-	if err != nil {
-		return nil, fmt.Errorf("store: encode object: %w", err)
-	}
-	out := make([]byte, 0, 1+len(b))
-	out = append(out, objectFormatV1)
-	return append(out, b...), nil
+	return version.AppendObject([]byte{objectFormatV1}, obj), nil
 }
 
 // decodeObject parses a value made by encodeObject. The result does not

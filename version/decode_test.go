@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/meridian-kv/meridian/codec"
@@ -117,6 +118,15 @@ func FuzzObjectDecoding(f *testing.F) {
 		if (werr == nil) != (derr == nil) || (werr == nil && !reflect.DeepEqual(direct, want)) {
 			t.Fatalf("%x: DecodeObject: %+v, %v; the reflecting decoder: %+v, %v", data, direct, derr, want, werr)
 		}
+		if werr == nil {
+			enc, err := codec.Marshal(want)
+			if err != nil {
+				t.Fatalf("%x decoded but does not encode: %v", data, err)
+			}
+			if mine := AppendObject(nil, want); !bytes.Equal(mine, enc) {
+				t.Fatalf("%x: AppendObject %x, codec %x", data, mine, enc)
+			}
+		}
 		if fast, ok := parseObject(data); ok {
 			if werr != nil {
 				t.Fatalf("%x: parseObject accepted what the codec refuses: %v", data, werr)
@@ -162,4 +172,24 @@ func BenchmarkDecodeObject(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestObjectEncodingMatchesCodec: AppendObject writes what codec.Marshal
+// writes.
+func TestObjectEncodingMatchesCodec(t *testing.T) {
+	objs := sampleObjects()
+	many := &Object{Clock: Vector{}}
+	for i := range 300 {
+		many.Clock[fmt.Sprint(strings.Repeat("k", i%40), i)] = uint64(i)
+	}
+	objs = append(objs, many)
+	for _, o := range objs {
+		want, err := codec.Marshal(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := AppendObject(nil, o); !bytes.Equal(got, want) {
+			t.Fatalf("object %+v:\nAppendObject %x\ncodec        %x", o, got[:min(len(got), 80)], want[:min(len(want), 80)])
+		}
+	}
 }
