@@ -1,7 +1,9 @@
 package codec
 
 import (
+	"encoding/binary"
 	"fmt"
+	"math"
 
 	"github.com/fxamacker/cbor/v2"
 )
@@ -68,4 +70,59 @@ func Wellformed(data []byte) error {
 		return fmt.Errorf("codec: malformed cbor: %w", err)
 	}
 	return nil
+}
+
+// CBOR major types, for the encodings written by hand (the envelope,
+// version.Object), which must match Marshal's bytes.
+const (
+	MajorUint   byte = 0
+	MajorNegInt byte = 1
+	MajorBytes  byte = 2
+	MajorText   byte = 3
+	MajorArray  byte = 4
+	MajorMap    byte = 5
+	// Null is the CBOR null.
+	Null byte = 0xf6
+)
+
+// AppendHead appends a CBOR head of major type major and argument n in
+// its shortest form, as Marshal writes it.
+func AppendHead(dst []byte, major byte, n uint64) []byte {
+	m := major << 5
+	switch {
+	case n < 24:
+		return append(dst, m|byte(n))
+	case n <= math.MaxUint8:
+		return append(dst, m|24, byte(n))
+	case n <= math.MaxUint16:
+		return binary.BigEndian.AppendUint16(append(dst, m|25), uint16(n))
+	case n <= math.MaxUint32:
+		return binary.BigEndian.AppendUint32(append(dst, m|26), uint32(n))
+	default:
+		return binary.BigEndian.AppendUint64(append(dst, m|27), n)
+	}
+}
+
+// ReadHead reads a CBOR head of major type major with a definite argument
+// (of any width) from the start of b, returning the argument and the rest
+// of b; ok is false for anything else.
+func ReadHead(b []byte, major byte) (n uint64, rest []byte, ok bool) {
+	if len(b) == 0 || b[0]>>5 != major {
+		return 0, nil, false
+	}
+	minor := b[0] & 0x1f
+	b = b[1:]
+	switch {
+	case minor < 24:
+		return uint64(minor), b, true
+	case minor == 24 && len(b) >= 1:
+		return uint64(b[0]), b[1:], true
+	case minor == 25 && len(b) >= 2:
+		return uint64(binary.BigEndian.Uint16(b)), b[2:], true
+	case minor == 26 && len(b) >= 4:
+		return uint64(binary.BigEndian.Uint32(b)), b[4:], true
+	case minor == 27 && len(b) >= 8:
+		return binary.BigEndian.Uint64(b), b[8:], true
+	}
+	return 0, nil, false
 }

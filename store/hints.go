@@ -121,15 +121,7 @@ type hintHeader struct {
 // follows.
 const hintFormatV1 byte = 1
 
-func encodeHint(rec *hintRecord) ([]byte, error) {
-	b, err := codec.Marshal(rec)
-	if err != nil {
-		return nil, fmt.Errorf("store: encode hint: %w", err)
-	}
-	out := make([]byte, 0, 1+len(b))
-	out = append(out, hintFormatV1)
-	return append(out, b...), nil
-}
+func encodeHint(rec *hintRecord) ([]byte, error) { return encodeHintValue(rec) }
 
 // encodeHintOf is encodeHint of a record whose object is encoded as
 // objectValue (encodeObject's output): the same bytes, without encoding
@@ -138,11 +130,12 @@ func encodeHintOf(created int64, trace, objectValue []byte) ([]byte, error) {
 	if len(objectValue) == 0 || objectValue[0] != objectFormatV1 {
 		return nil, errors.New("store: encode hint: not an encoded object")
 	}
-	return encodeHintHeader(&hintHeader{Created: created, Trace: trace, Object: objectValue[1:]})
+	return encodeHintValue(&hintHeader{Created: created, Trace: trace, Object: objectValue[1:]})
 }
 
-func encodeHintHeader(h *hintHeader) ([]byte, error) {
-	b, err := codec.Marshal(h)
+// encodeHintValue returns the stored form of a hintRecord or hintHeader.
+func encodeHintValue(rec any) ([]byte, error) {
+	b, err := codec.Marshal(rec)
 	if err != nil {
 		return nil, fmt.Errorf("store: encode hint: %w", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"time"
 
@@ -255,14 +256,11 @@ func (s *Store) clearHints(ks string, tok uint64, key []byte, obj *version.Objec
 // tell (no receipt, or the hint changed since), for hintCovered to decide.
 func (s *Store) ownHint(hk []byte, obj *version.Object) (own bool, size int64, err error) {
 	stored, ok := s.receipts.take(hk, obj)
-	if !ok || !s.present.maybe(hk) {
+	if !ok {
 		return false, 0, nil
 	}
-	v, closer, err := s.db.Get(hk)
-	if errors.Is(err, pebble.ErrNotFound) {
-		return false, 0, nil
-	}
-	if err != nil {
+	v, closer, err := s.getHint(hk)
+	if v == nil || err != nil {
 		return false, 0, err
 	}
 	defer closer.Close()
@@ -272,18 +270,31 @@ func (s *Store) ownHint(hk []byte, obj *version.Object) (own bool, size int64, e
 	return true, int64(len(hk) + len(v)), nil
 }
 
+// getHint returns the stored value of hint key hk, to be released with
+// closer; nil when there is none.
+func (s *Store) getHint(hk []byte) (v []byte, closer io.Closer, err error) {
+	if !s.present.maybe(hk) {
+		return nil, nil, nil
+	}
+	v, closer, err = s.db.Get(hk)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if v == nil {
+		v = []byte{} // an empty value is still a hint
+	}
+	return v, closer, nil
+}
+
 // hintCovered reports whether the hint stored under hk holds nothing obj
 // (encoded as enc) does not, and its size. No hint, or one that does not
 // decode (left to ExpireHints, which logs it), is not covered.
 func (s *Store) hintCovered(hk []byte, obj *version.Object, enc []byte) (covered bool, size int64, err error) {
-	if !s.present.maybe(hk) {
-		return false, 0, nil
-	}
-	v, closer, err := s.db.Get(hk)
-	if errors.Is(err, pebble.ErrNotFound) {
-		return false, 0, nil
-	}
-	if err != nil {
+	v, closer, err := s.getHint(hk)
+	if v == nil || err != nil {
 		return false, 0, err
 	}
 	defer closer.Close()

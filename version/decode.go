@@ -1,7 +1,6 @@
 package version
 
 import (
-	"encoding/binary"
 	"math"
 	"unicode/utf8"
 
@@ -55,42 +54,28 @@ type cborReader struct {
 
 // head reads a head of major type major with a definite argument.
 func (r *cborReader) head(major byte) uint64 {
-	if !r.ok || len(r.b) == 0 || r.b[0]>>5 != major {
+	if !r.ok {
+		return 0
+	}
+	n, rest, ok := codec.ReadHead(r.b, major)
+	if !ok {
 		r.ok = false
 		return 0
 	}
-	minor := r.b[0] & 0x1f
-	b := r.b[1:]
-	var n uint64
-	switch {
-	case minor < 24:
-		n = uint64(minor)
-	case minor == 24 && len(b) >= 1:
-		n, b = uint64(b[0]), b[1:]
-	case minor == 25 && len(b) >= 2:
-		n, b = uint64(binary.BigEndian.Uint16(b)), b[2:]
-	case minor == 26 && len(b) >= 4:
-		n, b = uint64(binary.BigEndian.Uint32(b)), b[4:]
-	case minor == 27 && len(b) >= 8:
-		n, b = binary.BigEndian.Uint64(b), b[8:]
-	default:
-		r.ok = false
-		return 0
-	}
-	r.b = b
+	r.b = rest
 	return n
 }
 
 // array reads the head of an array of exactly n elements.
 func (r *cborReader) array(n uint64) {
-	if r.head(4) != n {
+	if r.head(codec.MajorArray) != n {
 		r.ok = false
 	}
 }
 
 // null reads a CBOR null if one is next.
 func (r *cborReader) null() bool {
-	if r.ok && len(r.b) > 0 && r.b[0] == 0xf6 {
+	if r.ok && len(r.b) > 0 && r.b[0] == codec.Null {
 		r.b = r.b[1:]
 		return true
 	}
@@ -110,7 +95,7 @@ func (r *cborReader) length(major byte, min uint64) int {
 }
 
 func (r *cborReader) text() string {
-	n := r.length(3, 1)
+	n := r.length(codec.MajorText, 1)
 	if !r.ok || !utf8.Valid(r.b[:n]) {
 		r.ok = false
 		return ""
@@ -125,7 +110,7 @@ func (r *cborReader) bytes() []byte {
 	if r.null() {
 		return nil
 	}
-	n := r.length(2, 1)
+	n := r.length(codec.MajorBytes, 1)
 	if !r.ok {
 		return nil
 	}
@@ -136,15 +121,15 @@ func (r *cborReader) bytes() []byte {
 }
 
 func (r *cborReader) int64() int64 {
-	if r.ok && len(r.b) > 0 && r.b[0]>>5 == 1 {
-		n := r.head(1)
+	if r.ok && len(r.b) > 0 && r.b[0]>>5 == codec.MajorNegInt {
+		n := r.head(codec.MajorNegInt)
 		if n > math.MaxInt64 {
 			r.ok = false
 			return 0
 		}
 		return -1 - int64(n)
 	}
-	n := r.head(0)
+	n := r.head(codec.MajorUint)
 	if n > math.MaxInt64 {
 		r.ok = false
 		return 0
@@ -175,14 +160,14 @@ func parseObject(data []byte) (*Object, bool) {
 	r.array(2)
 	o := &Object{}
 	if !r.null() {
-		n := r.length(5, 2) // a key and a value take a byte each at least
+		n := r.length(codec.MajorMap, 2) // a key and a value take a byte each at least
 		if !r.ok || n > maxClock {
 			return nil, false
 		}
 		o.Clock = make(Vector, n)
 		for range n {
 			actor := r.text()
-			c := r.head(0)
+			c := r.head(codec.MajorUint)
 			if _, dup := o.Clock[actor]; dup || !r.ok {
 				return nil, false
 			}
@@ -190,7 +175,7 @@ func parseObject(data []byte) (*Object, bool) {
 		}
 	}
 	if !r.null() {
-		n := r.length(4, 6) // a sibling takes six bytes at least
+		n := r.length(codec.MajorArray, 6) // a sibling takes six bytes at least
 		if !r.ok || n > maxSiblings {
 			return nil, false
 		}
@@ -200,7 +185,7 @@ func parseObject(data []byte) (*Object, bool) {
 			r.array(5)
 			r.array(2)
 			s.Dot.Actor = r.text()
-			s.Dot.Counter = r.head(0)
+			s.Dot.Counter = r.head(codec.MajorUint)
 			s.Value = r.bytes()
 			s.Deleted = r.bool()
 			s.WrittenAt = r.int64()

@@ -1,10 +1,10 @@
 package version
 
 import (
-	"encoding/binary"
-	"math"
 	"slices"
 	"strings"
+
+	"github.com/meridian-kv/meridian/codec"
 )
 
 // AppendObject appends o's CBOR encoding to dst: the bytes codec.Marshal
@@ -16,7 +16,7 @@ func AppendObject(dst []byte, o *Object) []byte {
 	dst = slices.Grow(dst, encodedSize(o))
 	dst = append(dst, 0x80|2)
 	if o.Clock == nil {
-		dst = append(dst, cborNull)
+		dst = append(dst, codec.Null)
 	} else {
 		actors := make([]string, 0, len(o.Clock))
 		for a := range o.Clock {
@@ -30,21 +30,21 @@ func AppendObject(dst []byte, o *Object) []byte {
 			}
 			return strings.Compare(a, b)
 		})
-		dst = appendHead(dst, 5, uint64(len(actors)))
+		dst = codec.AppendHead(dst, codec.MajorMap, uint64(len(actors)))
 		for _, a := range actors {
 			dst = appendText(dst, a)
-			dst = appendHead(dst, 0, o.Clock[a])
+			dst = codec.AppendHead(dst, codec.MajorUint, o.Clock[a])
 		}
 	}
 	if o.Siblings == nil {
-		return append(dst, cborNull)
+		return append(dst, codec.Null)
 	}
-	dst = appendHead(dst, 4, uint64(len(o.Siblings)))
+	dst = codec.AppendHead(dst, codec.MajorArray, uint64(len(o.Siblings)))
 	for i := range o.Siblings {
 		s := &o.Siblings[i]
 		dst = append(dst, 0x80|5, 0x80|2)
 		dst = appendText(dst, s.Dot.Actor)
-		dst = appendHead(dst, 0, s.Dot.Counter)
+		dst = codec.AppendHead(dst, codec.MajorUint, s.Dot.Counter)
 		dst = appendBytes(dst, s.Value)
 		if s.Deleted {
 			dst = append(dst, 0xf5)
@@ -52,16 +52,14 @@ func AppendObject(dst []byte, o *Object) []byte {
 			dst = append(dst, 0xf4)
 		}
 		if s.WrittenAt >= 0 {
-			dst = appendHead(dst, 0, uint64(s.WrittenAt))
+			dst = codec.AppendHead(dst, codec.MajorUint, uint64(s.WrittenAt))
 		} else {
-			dst = appendHead(dst, 1, uint64(-1-s.WrittenAt))
+			dst = codec.AppendHead(dst, codec.MajorNegInt, uint64(-1-s.WrittenAt))
 		}
 		dst = appendBytes(dst, s.Trace)
 	}
 	return dst
 }
-
-const cborNull = 0xf6
 
 // encodedSize bounds the length of o's encoding.
 func encodedSize(o *Object) int {
@@ -76,32 +74,14 @@ func encodedSize(o *Object) int {
 	return n
 }
 
-// appendHead appends a CBOR head of major type major and argument n in
-// its shortest form.
-func appendHead(dst []byte, major byte, n uint64) []byte {
-	m := major << 5
-	switch {
-	case n < 24:
-		return append(dst, m|byte(n))
-	case n <= math.MaxUint8:
-		return append(dst, m|24, byte(n))
-	case n <= math.MaxUint16:
-		return binary.BigEndian.AppendUint16(append(dst, m|25), uint16(n))
-	case n <= math.MaxUint32:
-		return binary.BigEndian.AppendUint32(append(dst, m|26), uint32(n))
-	default:
-		return binary.BigEndian.AppendUint64(append(dst, m|27), n)
-	}
-}
-
 func appendText(dst []byte, s string) []byte {
-	return append(appendHead(dst, 3, uint64(len(s))), s...)
+	return append(codec.AppendHead(dst, codec.MajorText, uint64(len(s))), s...)
 }
 
 // appendBytes appends b as a byte string, nil as null.
 func appendBytes(dst, b []byte) []byte {
 	if b == nil {
-		return append(dst, cborNull)
+		return append(dst, codec.Null)
 	}
-	return append(appendHead(dst, 2, uint64(len(b))), b...)
+	return append(codec.AppendHead(dst, codec.MajorBytes, uint64(len(b))), b...)
 }
