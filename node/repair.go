@@ -364,7 +364,25 @@ func encodedLen(v any) int64 {
 // over range r of keyspace ks.
 // Bytes to the peer's region are paced at rate bytes per second (0: no
 // limit).
-func (n *Node) repairRange(ctx context.Context, ks string, r repair.Range, peer string, rate int64) (st repair.RangeStats, err error) {
+//
+// A session whose connection to the peer was lost with a request in
+// flight runs once more, on a new connection: everything a session sends
+// is a read or a merge, so repeating it is safe. That is what a peer that
+// restarted does to the connection this node still holds to its previous
+// process (it answers with a stateless reset); without the second run,
+// the first repair after a restart failed its ranges with that peer.
+func (n *Node) repairRange(ctx context.Context, ks string, r repair.Range, peer string, rate int64) (repair.RangeStats, error) {
+	st, err := n.repairSession(ctx, ks, r, peer, rate)
+	if err != nil && errors.Is(err, wan.ErrOutcomeUnknown) && ctx.Err() == nil {
+		n.log.Info("repair session lost its connection; running it again", "keyspace", ks, "range", r.String(), "peer", peer, "err", err)
+		sent := st.BytesSent // the first run's bytes crossed the link too
+		st, err = n.repairSession(ctx, ks, r, peer, rate)
+		st.BytesSent += sent
+	}
+	return st, err
+}
+
+func (n *Node) repairSession(ctx context.Context, ks string, r repair.Range, peer string, rate int64) (st repair.RangeStats, err error) {
 	depth := -1
 	ctx, span := n.tracer.Start(ctx, "repair.range "+peer, trace.WithAttributes(telemetry.Namespace(ks), telemetry.Node(peer)))
 	defer func() { spanError(span, err); span.End() }()
