@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"unicode/utf8"
 
 	"github.com/fxamacker/cbor/v2"
 )
@@ -125,4 +126,14 @@ func ReadHead(b []byte, major byte) (n uint64, rest []byte, ok bool) {
 		return binary.BigEndian.Uint64(b), b[8:], true
 	}
 	return 0, nil, false
+}
+
+// ReadText reads a definite-length, valid UTF-8 text string from the start
+// of b, returning it and the rest of b; ok is false for anything else.
+func ReadText(b []byte) (s string, rest []byte, ok bool) {
+	n, b, ok := ReadHead(b, MajorText)
+	if !ok || n > uint64(len(b)) || !utf8.Valid(b[:n]) {
+		return "", nil, false
+	}
+	return string(b[:n]), b[n:], true
 }

@@ -62,7 +62,7 @@ func (s *Store) Scan(ks string, from, to uint64, fn func(token uint64, key []byt
 		if err != nil {
 			return fmt.Errorf("store: scan keyspace %q key %s: %w", ks, printableKey(k), err)
 		}
-		obj, err := s.openObject(ks, k, it.Key(), v)
+		obj, _, err := s.openObject(ks, k, it.Key(), v)
 		if err != nil {
 			return err
 		}

@@ -184,11 +184,7 @@ func (s *Store) Get(ks string, key []byte) (*version.Object, error) {
 // key's lock stripe, shared or exclusive (rowCache).
 func (s *Store) read(ks string, tok uint64, key, k []byte) (obj *version.Object, err error) {
 	if p, ok := s.rows.get(tok, k); ok {
-		obj, err := decodeObject(p)
-		if err != nil {
-			return nil, corrupt(ks, key, err)
-		}
-		return obj, nil
+		return decodeStored(ks, key, p)
 	}
 	defer catchFatal(&err, s.fail)
 	v, closer, err := s.db.Get(k)
@@ -199,30 +195,30 @@ func (s *Store) read(ks string, tok uint64, key, k []byte) (obj *version.Object,
 		return nil, fmt.Errorf("store: read keyspace %q key %s: %w", ks, printableKey(key), err)
 	}
 	defer closer.Close()
-	p, err := s.open(k, v)
-	if err != nil {
-		return nil, fmt.Errorf("store: keyspace %q key %s: %w", ks, printableKey(key), err)
-	}
-	obj, err = decodeObject(p)
-	if err != nil {
-		return nil, corrupt(ks, key, err)
-	}
-	if s.rows != nil {
+	obj, p, err := s.openObject(ks, key, k, v)
+	if err == nil && s.rows != nil {
 		if len(p) > 0 && len(v) > 0 && &p[0] == &v[0] {
 			p = slices.Clone(p) // unsealed: p is Pebble's buffer
 		}
 		s.rows.put(tok, k, p)
 	}
-	return obj, nil
+	return obj, err
 }
 
 // openObject opens and decodes v, the stored value of key (Pebble key k)
-// in keyspace ks.
-func (s *Store) openObject(ks string, key, k, v []byte) (*version.Object, error) {
+// in keyspace ks, and returns the object with its plaintext (which may
+// alias v).
+func (s *Store) openObject(ks string, key, k, v []byte) (*version.Object, []byte, error) {
 	p, err := s.open(k, v)
 	if err != nil {
-		return nil, fmt.Errorf("store: keyspace %q key %s: %w", ks, printableKey(key), err)
+		return nil, nil, fmt.Errorf("store: keyspace %q key %s: %w", ks, printableKey(key), err)
 	}
+	obj, err := decodeStored(ks, key, p)
+	return obj, p, err
+}
+
+// decodeStored decodes p, the plaintext of key's stored object.
+func decodeStored(ks string, key, p []byte) (*version.Object, error) {
 	obj, err := decodeObject(p)
 	if err != nil {
 		return nil, corrupt(ks, key, err)

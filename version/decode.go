@@ -2,7 +2,6 @@ package version
 
 import (
 	"math"
-	"unicode/utf8"
 
 	"github.com/meridian-kv/meridian/codec"
 )
@@ -95,13 +94,15 @@ func (r *cborReader) length(major byte, min uint64) int {
 }
 
 func (r *cborReader) text() string {
-	n := r.length(codec.MajorText, 1)
-	if !r.ok || !utf8.Valid(r.b[:n]) {
+	if !r.ok {
+		return ""
+	}
+	s, rest, ok := codec.ReadText(r.b)
+	if !ok {
 		r.ok = false
 		return ""
 	}
-	s := string(r.b[:n])
-	r.b = r.b[n:]
+	r.b = rest
 	return s
 }
 

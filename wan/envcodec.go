@@ -2,7 +2,6 @@ package wan
 
 import (
 	"math"
-	"unicode/utf8"
 
 	"github.com/meridian-kv/meridian/codec"
 )
@@ -54,15 +53,6 @@ func appendEnvelope(dst []byte, e *Envelope) []byte {
 	return append(dst, e.Payload...)
 }
 
-// readText reads a definite-length, valid UTF-8 text string.
-func readText(b []byte) (s string, rest []byte, ok bool) {
-	n, b, ok := codec.ReadHead(b, codec.MajorText)
-	if !ok || n > uint64(len(b)) || !utf8.Valid(b[:n]) {
-		return "", nil, false
-	}
-	return string(b[:n]), b[n:], true
-}
-
 // parseEnvelope decodes body when it has the shape appendEnvelope writes
 // (any integer width accepted) and its payload is one well-formed item
 // other than null; ok is false otherwise, and codec.Unmarshal decides.
@@ -98,10 +88,10 @@ func parseEnvelope(body []byte) (e *Envelope, ok bool) {
 		return nil, false
 	}
 	e = &Envelope{V: uint8(v), Type: MsgType(t), ID: id, Deadline: deadline}
-	if e.Trace.Traceparent, b, ok = readText(b[1:]); !ok {
+	if e.Trace.Traceparent, b, ok = codec.ReadText(b[1:]); !ok {
 		return nil, false
 	}
-	if e.Trace.Tracestate, b, ok = readText(b); !ok {
+	if e.Trace.Tracestate, b, ok = codec.ReadText(b); !ok {
 		return nil, false
 	}
 	if len(b) == 0 || b[0] == codec.Null || codec.Wellformed(b) != nil {
