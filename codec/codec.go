@@ -128,6 +128,11 @@ func ReadHead(b []byte, major byte) (n uint64, rest []byte, ok bool) {
 	return 0, nil, false
 }
 
+// AppendText appends s as a CBOR text string, as Marshal writes it.
+func AppendText(dst []byte, s string) []byte {
+	return append(AppendHead(dst, MajorText, uint64(len(s))), s...)
+}
+
 // ReadText reads a definite-length, valid UTF-8 text string from the start
 // of b, returning it and the rest of b; ok is false for anything else.
 func ReadText(b []byte) (s string, rest []byte, ok bool) {

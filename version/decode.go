@@ -17,11 +17,8 @@ import (
 // more: as codec.Unmarshal into an Object, without its setting up when
 // the object has the usual shape.
 func DecodeObject(data []byte) (*Object, error) {
-	if obj, ok := parseObject(data); ok {
-		return obj, nil
-	}
 	obj := New()
-	if err := codec.Unmarshal(data, obj); err != nil {
+	if err := obj.UnmarshalCBOR(data); err != nil {
 		return nil, err
 	}
 	return obj, nil
@@ -30,7 +27,8 @@ func DecodeObject(data []byte) (*Object, error) {
 // object is Object without its methods, for the reflecting decoder.
 type object Object
 
-// UnmarshalCBOR decodes an Object from data (one CBOR data item).
+// UnmarshalCBOR decodes an Object from data (one CBOR data item, and
+// nothing after it: the reflecting decoder checks the whole of data).
 func (o *Object) UnmarshalCBOR(data []byte) error {
 	if obj, ok := parseObject(data); ok {
 		*o = *obj

@@ -32,7 +32,7 @@ func AppendObject(dst []byte, o *Object) []byte {
 		})
 		dst = codec.AppendHead(dst, codec.MajorMap, uint64(len(actors)))
 		for _, a := range actors {
-			dst = appendText(dst, a)
+			dst = codec.AppendText(dst, a)
 			dst = codec.AppendHead(dst, codec.MajorUint, o.Clock[a])
 		}
 	}
@@ -43,7 +43,7 @@ func AppendObject(dst []byte, o *Object) []byte {
 	for i := range o.Siblings {
 		s := &o.Siblings[i]
 		dst = append(dst, 0x80|5, 0x80|2)
-		dst = appendText(dst, s.Dot.Actor)
+		dst = codec.AppendText(dst, s.Dot.Actor)
 		dst = codec.AppendHead(dst, codec.MajorUint, s.Dot.Counter)
 		dst = appendBytes(dst, s.Value)
 		if s.Deleted {
@@ -72,10 +72,6 @@ func encodedSize(o *Object) int {
 		n += 2 + 9 + len(s.Dot.Actor) + 9 + 9 + len(s.Value) + 1 + 9 + 9 + len(s.Trace)
 	}
 	return n
-}
-
-func appendText(dst []byte, s string) []byte {
-	return append(codec.AppendHead(dst, codec.MajorText, uint64(len(s))), s...)
 }
 
 // appendBytes appends b as a byte string, nil as null.

@@ -45,8 +45,8 @@ func appendEnvelope(dst []byte, e *Envelope) []byte {
 		dst = codec.AppendHead(dst, codec.MajorNegInt, uint64(-1-e.Deadline))
 	}
 	dst = append(dst, traceHead)
-	dst = append(codec.AppendHead(dst, codec.MajorText, uint64(len(e.Trace.Traceparent))), e.Trace.Traceparent...)
-	dst = append(codec.AppendHead(dst, codec.MajorText, uint64(len(e.Trace.Tracestate))), e.Trace.Tracestate...)
+	dst = codec.AppendText(dst, e.Trace.Traceparent)
+	dst = codec.AppendText(dst, e.Trace.Tracestate)
 	if len(e.Payload) == 0 {
 		return append(dst, codec.Null)
 	}
