@@ -221,9 +221,7 @@ func (s *Store) clearHints(ks string, tok uint64, key []byte, obj *version.Objec
 		covered, size, err := s.ownHint(hk, obj)
 		if err == nil && !covered && size == 0 {
 			if enc == nil {
-				if enc, err = codec.Marshal(obj); err != nil {
-					return 0, fmt.Errorf("store: clear hints: encode object: %w", err)
-				}
+				enc = version.AppendObject(nil, obj)
 			}
 			covered, size, err = s.hintCovered(hk, obj, enc)
 		}
