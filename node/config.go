@@ -174,7 +174,8 @@ type HintsConfig struct {
 	// max_hint_window. A dropped hint is counted and left to repair.
 	MaxAge time.Duration `yaml:"max_age,omitempty"`
 	// MaxBytesPerTarget bounds the hints kept for one target; default
-	// 256 MiB. Past it new hints are dropped (and counted).
+	// 256 MiB. Past it new hints are dropped (and counted). A write-ahead
+	// hint counts its small record, not the object it names.
 	MaxBytesPerTarget int64 `yaml:"max_bytes_per_target,omitempty"`
 }
 

@@ -101,9 +101,11 @@
 //
 // A coordinator queues its own write for the key's other replicas before
 // any copy leaves (write-ahead hints, writeahead.go): UpdateQueued commits
-// the object and a hint of it per target in one synced batch, and
-// ClearHints later removes, unsynced, the hints of the targets that
-// acknowledged:
+// the object and a hint per target in one synced batch, and ClearHints
+// later removes, unsynced, the hints of the targets that acknowledged.
+// These hints name the stored object by its version vector rather than
+// copy it (hintFormatRef), so a write costs each target a small record
+// whatever the size of its value; delivery reads the object:
 //
 //	obj, _, dropped, err := s.UpdateQueued("users", key, fn, store.Queue{Targets: others, Trace: traceID, Now: now})
 //	// ... the copies are acknowledged by acked ...

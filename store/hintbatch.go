@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/meridian-kv/meridian/placement"
-	"github.com/meridian-kv/meridian/version"
 )
 
 // MaxDeleteHints bounds the hints of one DeleteHints call.
@@ -66,7 +65,7 @@ func (s *Store) DeleteHints(hints []Hint) (deleted int, err error) {
 		if err != nil {
 			return 0, err
 		}
-		if !found || !version.Equal(cur.Object, h.Object) {
+		if !found || !cur.owedBy(h.Object, false) {
 			continue
 		}
 		if err := b.DeleteSized(k, uint32(min(size-int64(len(k)), 1<<32-1)), nil); err != nil {

@@ -47,7 +47,9 @@ type HintLimits struct {
 	// it.
 	MaxAge time.Duration
 	// MaxBytesPerTarget bounds the bytes (Pebble keys plus values) of the
-	// hints kept for one target; 0 means DefaultHintMaxBytes (256 MiB).
+	// hints kept for one target; 0 means DefaultHintMaxBytes (256 MiB). A
+	// write-ahead hint (UpdateQueued) counts its small record, not the
+	// object it names.
 	MaxBytesPerTarget int64
 }
 
@@ -82,7 +84,9 @@ type Hint struct {
 	Keyspace string
 	Key      []byte
 	// Object is everything held for the target under this key: the join
-	// of every object added for it since it was last delivered.
+	// of every object added for it since it was last delivered. For a
+	// write-ahead hint, which names the stored object rather than holding
+	// a copy, it is the key's stored object as Hints read it.
 	Object *version.Object
 	// Created is when the first hint for this (Target, Keyspace, Key) was
 	// stored; merging later objects in keeps it, so a hint's age is that
@@ -107,57 +111,99 @@ type hintRecord struct {
 	Created int64
 	Trace   []byte
 	Object  *version.Object
+	// Ref is the clock of a reference hint (hintFormatRef), nil for a hint
+	// that holds its object. A reference hint holds no object: what it
+	// owes its target is the key's stored object, which descends Ref.
+	Ref version.Vector `cbor:"-"`
 }
 
-// hintHeader decodes a hintRecord without its object (for expiry).
+// owedBy reports whether obj, a copy the target acknowledged, holds
+// everything rec stands for. A reference hint is owed anything whose clock
+// descends its own (the stored objects a coordinator writes never drop a
+// write they have seen); a hint holding its object is owed exactly that
+// object (DeleteHint's rule) or, with descends, anything that covers it
+// (ClearHints' rule).
+func (rec *hintRecord) owedBy(obj *version.Object, descends bool) bool {
+	switch {
+	case obj.IsEmpty():
+		return false
+	case rec.Ref != nil:
+		return obj.Clock.Descends(rec.Ref)
+	case descends:
+		return version.Descends(obj, rec.Object)
+	}
+	return version.Equal(rec.Object, obj)
+}
+
+// hintHeader decodes a stored hint without its object (for expiry).
 type hintHeader struct {
 	_       struct{} `cbor:",toarray"`
 	Created int64
 	Trace   []byte
-	Object  codec.RawMessage
+	// Object is the encoded object, or a reference hint's encoded clock.
+	Object codec.RawMessage
+	// ref is set for a reference hint (hintFormatRef).
+	ref bool
 }
 
-// hintFormatV1 is the leading byte of a stored hint: CBOR of hintRecord
-// follows.
-const hintFormatV1 byte = 1
-
-func encodeHint(rec *hintRecord) ([]byte, error) { return encodeHintValue(rec) }
-
-// encodeHintOf is encodeHint of a record whose object is encoded as
-// objectValue (encodeObject's output): the same bytes, without encoding
-// the object again.
-func encodeHintOf(created int64, trace, objectValue []byte) ([]byte, error) {
-	if len(objectValue) == 0 || objectValue[0] != objectFormatV1 {
-		return nil, errors.New("store: encode hint: not an encoded object")
-	}
-	return encodeHintValue(&hintHeader{Created: created, Trace: trace, Object: objectValue[1:]})
+// hintRef is the stored form of a reference hint, after the format byte.
+type hintRef struct {
+	_       struct{} `cbor:",toarray"`
+	Created int64
+	Trace   []byte
+	Clock   version.Vector
 }
 
-// encodeHintValue returns the stored form of a hintRecord or hintHeader.
-func encodeHintValue(rec any) ([]byte, error) {
+// Stored hints start with a format byte:
+//
+//   - hintFormatV1: CBOR of hintRecord, the hint holds its object. AddHint
+//     writes these, for objects this node may not store itself (a sloppy
+//     quorum's stand-in), as does a write-ahead hint merged into one;
+//   - hintFormatRef: CBOR of hintRef, the hint names the key's object in
+//     this store by clock instead of holding a copy. UpdateQueued writes
+//     these (write-ahead hints, writeahead.go): the object is committed in
+//     the same batch, and every later write of the key merges into it, so
+//     the stored object always holds what the hint owes. A write thus
+//     costs one small record per target rather than one copy of its value.
+const (
+	hintFormatV1  byte = 1
+	hintFormatRef byte = 2
+)
+
+func encodeHint(rec *hintRecord) ([]byte, error) { return encodeHintValue(hintFormatV1, rec) }
+
+// encodeHintRef returns the stored form of a reference hint owing its
+// target the writes of clock.
+func encodeHintRef(created int64, trace []byte, clock version.Vector) ([]byte, error) {
+	return encodeHintValue(hintFormatRef, &hintRef{Created: created, Trace: trace, Clock: clock})
+}
+
+// encodeHintValue returns the stored form of a hintRecord or hintRef.
+func encodeHintValue(format byte, rec any) ([]byte, error) {
 	b, err := codec.Marshal(rec)
 	if err != nil {
 		return nil, fmt.Errorf("store: encode hint: %w", err)
 	}
 	out := make([]byte, 0, 1+len(b))
-	out = append(out, hintFormatV1)
+	out = append(out, format)
 	return append(out, b...), nil
 }
 
-// decodeHintHeader parses a value made by encodeHint up to, not into,
-// its object. The result does not alias v. Callers wrap its errors with
-// hintCorrupt.
+// decodeHintHeader parses a value made by encodeHint or encodeHintRef up
+// to, not into, its object or clock. The result does not alias v. Callers
+// wrap its errors with hintCorrupt.
 func decodeHintHeader(v []byte) (*hintHeader, error) {
 	if len(v) == 0 {
 		return nil, errors.New("empty value")
 	}
-	if v[0] != hintFormatV1 {
+	if v[0] != hintFormatV1 && v[0] != hintFormatRef {
 		return nil, fmt.Errorf("unknown hint format %d (written by a newer Meridian, or damaged)", v[0])
 	}
 	var h hintHeader
 	if err := codec.Unmarshal(v[1:], &h); err != nil {
 		return nil, err
 	}
+	h.ref = v[0] == hintFormatRef
 	if h.Created <= 0 {
 		return nil, fmt.Errorf("hint creation time %d is not after 1970", h.Created)
 	}
@@ -167,9 +213,18 @@ func decodeHintHeader(v []byte) (*hintHeader, error) {
 	if len(h.Trace) == 0 {
 		h.Trace = nil
 	}
+	switch {
+	case h.ref:
+		// A version.Vector is a CBOR map; 0xa0 is the empty one.
+		if len(h.Object) == 0 || h.Object[0]>>5 != codec.MajorMap {
+			return nil, errors.New("reference hint holds no clock")
+		}
+		if h.Object[0] == 0xa0 {
+			return nil, errors.New("reference hint holds an empty clock")
+		}
 	// A version.Object is a CBOR array (toarray); checking the major type
 	// catches a missing object without decoding it.
-	if len(h.Object) == 0 || h.Object[0]>>5 != 4 {
+	case len(h.Object) == 0 || h.Object[0]>>5 != codec.MajorArray:
 		return nil, errors.New("hint holds no object")
 	}
 	return &h, nil
@@ -181,6 +236,16 @@ func decodeHint(v []byte) (*hintRecord, error) {
 	h, err := decodeHintHeader(v)
 	if err != nil {
 		return nil, err
+	}
+	if h.ref {
+		var clock version.Vector
+		if err := codec.Unmarshal(h.Object, &clock); err != nil {
+			return nil, fmt.Errorf("reference hint clock: %w", err)
+		}
+		if len(clock) == 0 {
+			return nil, errors.New("reference hint holds an empty clock")
+		}
+		return &hintRecord{Created: h.Created, Trace: h.Trace, Ref: clock}, nil
 	}
 	obj := version.New()
 	if err := codec.Unmarshal(h.Object, obj); err != nil {
@@ -497,8 +562,15 @@ func (s *Store) AddHint(target, ks string, key []byte, obj *version.Object, trac
 	rec := &hintRecord{Created: now.UnixNano(), Trace: trace, Object: obj}
 	count := 1
 	if found {
+		if old.Ref != nil {
+			// A reference hint becomes one that holds its object: what
+			// it owes (the stored object) joined with obj.
+			if old.Object, err = s.read(ks, tok, key, objectKey(ks, tok, key)); err != nil {
+				return false, err
+			}
+		}
 		merged := version.Merge(old.Object, obj)
-		if version.Equal(merged, old.Object) {
+		if old.Ref == nil && version.Equal(merged, old.Object) {
 			return true, nil
 		}
 		rec = &hintRecord{Created: old.Created, Trace: old.Trace, Object: merged}
@@ -560,6 +632,12 @@ func (s *Store) Hints(target string, limit int, fn func(h Hint) error) (err erro
 			err = fmt.Errorf("store: hints for %q: %w", target, cerr)
 		}
 	}()
+	var orphans []Hint
+	defer func() {
+		if err == nil {
+			err = s.dropOrphans(orphans)
+		}
+	}()
 	n := 0
 	for valid := it.First(); valid && (limit <= 0 || n < limit); valid = it.Next() {
 		ks, _, key, err := splitHintKey(it.Key(), len(prefix))
@@ -573,6 +651,15 @@ func (s *Store) Hints(target string, limit int, fn func(h Hint) error) (err erro
 		rec, err := s.openHint(target, ks, key, it.Key(), v)
 		if err != nil {
 			return err
+		}
+		if rec.Ref != nil {
+			if rec.Object, err = s.owed(ks, key, rec.Ref); err != nil {
+				return err
+			}
+			if rec.Object == nil {
+				orphans = append(orphans, Hint{Target: target, Keyspace: ks, Key: slices.Clone(key)})
+				continue
+			}
 		}
 		n++
 		h := Hint{
@@ -617,7 +704,7 @@ func (s *Store) DeleteHint(h Hint) (deleted bool, err error) {
 	if err != nil || !found {
 		return false, err
 	}
-	if !version.Equal(cur.Object, h.Object) {
+	if !cur.owedBy(h.Object, false) {
 		return false, nil
 	}
 	err = s.deleteSized(k, size-int64(len(k)))
@@ -632,6 +719,62 @@ func (s *Store) DeleteHint(h Hint) (deleted bool, err error) {
 		return false, fmt.Errorf("store: delete hint for %q, keyspace %q key %s: %w", h.Target, h.Keyspace, printableKey(h.Key), err)
 	}
 	return true, nil
+}
+
+// owed returns what the reference hint of (ks, key) with clock ref owes
+// its target: the key's stored object, read under the key's lock stripe.
+// It returns nil when the store holds no object for the key any more (its
+// tombstone was collected, which happens only once every replica held it):
+// then the hint owes nothing.
+func (s *Store) owed(ks string, key []byte, ref version.Vector) (*version.Object, error) {
+	tok := placement.KeyToken(key)
+	l := s.stripe(tok)
+	l.RLock()
+	obj, err := s.read(ks, tok, key, objectKey(ks, tok, key))
+	l.RUnlock()
+	if err != nil {
+		return nil, err
+	}
+	if obj.IsEmpty() {
+		return nil, nil
+	}
+	if !obj.Clock.Descends(ref) {
+		s.log.errLogger().Error("store: a write-ahead hint owes writes its key's object lacks; delivering the object", "keyspace", ks, "key", printableKey(key), "hint_clock", ref, "object_clock", obj.Clock)
+	}
+	return obj, nil
+}
+
+// dropOrphans deletes the reference hints of hs whose key's object is no
+// longer stored (owed returned nil): they owe nothing.
+func (s *Store) dropOrphans(hs []Hint) (err error) {
+	defer catchFatal(&err, s.fail)
+	for _, h := range hs {
+		tok := placement.KeyToken(h.Key)
+		k := hintKey(h.Target, h.Keyspace, tok, h.Key)
+		l := s.stripe(tok)
+		l.Lock()
+		err := func() error {
+			cur, size, found, err := s.readHint(h.Target, h.Keyspace, h.Key, k)
+			if err != nil || !found || cur.Ref == nil {
+				return err
+			}
+			obj, err := s.read(h.Keyspace, tok, h.Key, objectKey(h.Keyspace, tok, h.Key))
+			if err != nil || !obj.IsEmpty() {
+				return err
+			}
+			err = s.deleteSized(k, size-int64(len(k)))
+			if err == nil {
+				s.present.remove(k)
+			}
+			s.hints.settle(h.Target, 0, -size, -1, err == nil)
+			return err
+		}()
+		l.Unlock()
+		if err != nil {
+			return fmt.Errorf("store: drop a hint for %q, keyspace %q key %s whose object is gone: %w", h.Target, h.Keyspace, printableKey(h.Key), err)
+		}
+	}
+	return nil
 }
 
 // deleteSized deletes k, whose value has valueLen bytes, with s.wo

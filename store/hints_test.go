@@ -477,6 +477,9 @@ func TestHintValidation(t *testing.T) {
 func mustEncodeHint(t testing.TB, rec *hintRecord) []byte {
 	t.Helper()
 	v, err := encodeHint(rec)
+	if rec.Ref != nil {
+		v, err = encodeHintRef(rec.Created, rec.Trace, rec.Ref)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -504,6 +507,9 @@ func TestCorruptHint(t *testing.T) {
 		{name: "object not an object", value: append([]byte{hintFormatV1}, 0x83, 0x01, 0xf6, 0x01)},
 		{name: "no creation time", value: mustEncodeHint(t, &hintRecord{Object: written("n1", "v")})},
 		{name: "bad trace", value: mustEncodeHint(t, &hintRecord{Created: 1, Trace: []byte{1, 2}, Object: written("n1", "v")})},
+		{name: "reference without a clock", value: append([]byte{hintFormatRef}, good[1:]...)},
+		{name: "reference with an empty clock", value: mustEncodeHint(t, &hintRecord{Created: 1, Ref: version.Vector{}})},
+		{name: "reference with a bad trace", value: mustEncodeHint(t, &hintRecord{Created: 1, Trace: []byte{1}, Ref: version.Vector{"n1": 1}})},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -561,8 +567,15 @@ func TestHintRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Created != rec.Created || !bytes.Equal(got.Trace, rec.Trace) || !version.Equal(got.Object, rec.Object) {
+	if got.Created != rec.Created || !bytes.Equal(got.Trace, rec.Trace) || !version.Equal(got.Object, rec.Object) || got.Ref != nil {
 		t.Errorf("round trip of %+v gave %+v", rec, got)
+	}
+	ref := &hintRecord{Created: hintT0.UnixNano(), Trace: rec.Trace, Ref: rec.Object.Clock}
+	if got, err = decodeHint(mustEncodeHint(t, ref)); err != nil {
+		t.Fatal(err)
+	}
+	if got.Created != ref.Created || !bytes.Equal(got.Trace, ref.Trace) || got.Object != nil || !got.Ref.Equal(ref.Ref) {
+		t.Errorf("round trip of %+v gave %+v", ref, got)
 	}
 }
 
@@ -573,6 +586,8 @@ func FuzzDecodeHint(f *testing.F) {
 	f.Add([]byte{hintFormatV1})
 	f.Add(mustEncodeHint(f, &hintRecord{Created: 1, Object: written("n1", "v")}))
 	f.Add(mustEncodeHint(f, &hintRecord{Created: 1, Trace: make([]byte, 24), Object: written("n1", "v")}))
+	f.Add(mustEncodeHint(f, &hintRecord{Created: 1, Ref: version.Vector{"n1": 3, "n2": 1}}))
+	f.Add(mustEncodeHint(f, &hintRecord{Created: 1, Trace: make([]byte, 24), Ref: version.Vector{"n1": 1}}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		rec, err := decodeHint(b)
 		if _, herr := decodeHintHeader(b); err == nil && herr != nil {
@@ -585,7 +600,7 @@ func FuzzDecodeHint(f *testing.F) {
 		if err != nil {
 			t.Fatalf("re-encoded hint does not decode: %v", err)
 		}
-		if again.Created != rec.Created || !bytes.Equal(again.Trace, rec.Trace) || !version.Equal(again.Object, rec.Object) {
+		if again.Created != rec.Created || !bytes.Equal(again.Trace, rec.Trace) || !version.Equal(again.Object, rec.Object) || !again.Ref.Equal(rec.Ref) || (again.Ref == nil) != (rec.Ref == nil) {
 			t.Fatalf("round trip changed %+v into %+v", rec, again)
 		}
 	})

@@ -12,33 +12,6 @@ import (
 	"github.com/meridian-kv/meridian/version"
 )
 
-// TestEncodeHintOfMatchesEncodeHint: a hint built from the object's stored
-// encoding is byte for byte the hint encodeHint builds from the object.
-func TestEncodeHintOfMatchesEncodeHint(t *testing.T) {
-	a := version.New().Update(nil, "a", version.Write{Value: []byte("one"), WrittenAt: 7})
-	b := a.Update(nil, "b", version.Write{Value: bytes.Repeat([]byte("x"), 3000), Trace: bytes.Repeat([]byte{9}, 24)})
-	gone := b.Update(b.Context(), "a", version.Write{Deleted: true})
-	for _, obj := range []*version.Object{a, b, gone} {
-		for _, trace := range [][]byte{nil, bytes.Repeat([]byte{3}, traceIDLen)} {
-			value, err := encodeObject(obj)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := encodeHintOf(42, trace, value)
-			if err != nil {
-				t.Fatal(err)
-			}
-			want, err := encodeHint(&hintRecord{Created: 42, Trace: trace, Object: obj})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Fatalf("hint of %d siblings, trace %x:\nfrom the stored encoding %x\nfrom the object          %x", len(obj.Siblings), trace, got, want)
-			}
-		}
-	}
-}
-
 // TestClearHintsChecksTheBytesOfItsOwnHint: ClearHints removes a write's
 // own hint by its receipt, but only while the stored bytes are those it
 // wrote: a hint rewritten since (here to hold a newer write, behind the

@@ -285,7 +285,7 @@ func (s *Store) update(ks string, key []byte, fn func(cur *version.Object) (*ver
 	}
 	s.rows.drop(tok, k)
 	if q != nil && len(q.Targets) > 0 {
-		dropped, err = s.writeQueued(ks, tok, key, k, v, plain, cur, next, q)
+		dropped, err = s.writeQueued(ks, tok, key, k, v, cur, next, q)
 	} else {
 		err = s.writeObject(ks, tok, key, k, v, cur, next)
 	}

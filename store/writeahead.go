@@ -10,7 +10,6 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
-	"github.com/meridian-kv/meridian/codec"
 	"github.com/meridian-kv/meridian/placement"
 	"github.com/meridian-kv/meridian/version"
 )
@@ -65,11 +64,10 @@ func (s *Store) UpdateQueued(ks string, key []byte, fn func(cur *version.Object)
 	return s.update(ks, key, fn, &q)
 }
 
-// writeQueued stores v (the sealed encoding of next, plain before
-// sealing) under k, with its tombstone index change and a hint of next for
+// writeQueued stores v (the sealed encoding of next) under k, with its tombstone index change and a hint of next for
 // each of q's targets, in one synced batch. The caller holds the key's
 // lock stripe, which is also the stripe of the key's hints.
-func (s *Store) writeQueued(ks string, tok uint64, key, k, v, plain []byte, cur, next *version.Object, q *Queue) (dropped []string, err error) {
+func (s *Store) writeQueued(ks string, tok uint64, key, k, v []byte, cur, next *version.Object, q *Queue) (dropped []string, err error) {
 	defer catchFatal(&err, s.fail)
 	lim := q.Limits.withDefaults()
 	b := s.db.NewBatch()
@@ -113,7 +111,8 @@ func (s *Store) writeQueued(ks string, tok uint64, key, k, v, plain []byte, cur,
 		if err != nil && !errors.Is(err, ErrCorrupt) {
 			return nil, err
 		}
-		var hv []byte // unsealed
+		var hv []byte  // unsealed
+		exact := false // hv owes exactly next
 		count := 1
 		switch {
 		case err != nil:
@@ -121,6 +120,17 @@ func (s *Store) writeQueued(ks string, tok uint64, key, k, v, plain []byte, cur,
 			// the new hint replaces it.
 			s.log.errLogger().Error("store: replacing a corrupt hint record", "target", t, "keyspace", ks, "key", printableKey(key), "err", err)
 			count = 0
+		case found && old.Ref != nil:
+			// A reference hint already owes the stored object; it now
+			// owes next's writes too.
+			clock := old.Ref.Join(next.Clock)
+			if clock.Equal(old.Ref) {
+				continue
+			}
+			if hv, err = encodeHintRef(old.Created, old.Trace, clock); err != nil {
+				return nil, err
+			}
+			exact, count = clock.Equal(next.Clock), 0
 		case found:
 			merged := version.Merge(old.Object, next)
 			if version.Equal(merged, old.Object) {
@@ -131,15 +141,15 @@ func (s *Store) writeQueued(ks string, tok uint64, key, k, v, plain []byte, cur,
 			}
 			count = 0
 		}
-		exact := hv == nil
-		if exact {
+		if hv == nil {
 			if fresh == nil {
-				// The object's own encoding, not a second one.
-				if fresh, err = encodeHintOf(q.Now.UnixNano(), q.Trace, plain); err != nil {
+				// A reference to the object this batch stores, not a
+				// copy of it (hintFormatRef).
+				if fresh, err = encodeHintRef(q.Now.UnixNano(), q.Trace, next.Clock); err != nil {
 					return nil, err
 				}
 			}
-			hv = fresh
+			hv, exact = fresh, true
 		}
 		// Sealed per target: the Pebble key is part of what is
 		// authenticated.
@@ -220,10 +230,7 @@ func (s *Store) clearHints(ks string, tok uint64, key []byte, obj *version.Objec
 		hk := hintKey(t, ks, tok, key)
 		covered, size, err := s.ownHint(hk, obj)
 		if err == nil && !covered && size == 0 {
-			if enc == nil {
-				enc = version.AppendObject(nil, obj)
-			}
-			covered, size, err = s.hintCovered(hk, obj, enc)
+			covered, size, err = s.hintCovered(hk, obj, &enc)
 		}
 		if err != nil {
 			return 0, fmt.Errorf("store: clear hints of keyspace %q key %s: %w", ks, printableKey(key), err)
@@ -287,10 +294,11 @@ func (s *Store) getHint(hk []byte) (v []byte, closer io.Closer, err error) {
 	return v, closer, nil
 }
 
-// hintCovered reports whether the hint stored under hk holds nothing obj
-// (encoded as enc) does not, and its size. No hint, or one that does not
-// decode (left to ExpireHints, which logs it), is not covered.
-func (s *Store) hintCovered(hk []byte, obj *version.Object, enc []byte) (covered bool, size int64, err error) {
+// hintCovered reports whether the hint stored under hk owes its target
+// nothing obj does not hold, and its size. *enc is obj's encoding,
+// made here when first needed. No hint, or one that does not decode (left
+// to ExpireHints, which logs it), is not covered.
+func (s *Store) hintCovered(hk []byte, obj *version.Object, enc *[]byte) (covered bool, size int64, err error) {
 	v, closer, err := s.getHint(hk)
 	if v == nil || err != nil {
 		return false, 0, err
@@ -305,12 +313,17 @@ func (s *Store) hintCovered(hk []byte, obj *version.Object, enc []byte) (covered
 	if err != nil {
 		return false, size, nil
 	}
-	if bytes.Equal(h.Object, enc) {
-		return true, size, nil
+	if !h.ref {
+		if *enc == nil {
+			*enc = version.AppendObject(nil, obj)
+		}
+		if bytes.Equal(h.Object, *enc) {
+			return true, size, nil
+		}
 	}
-	held := version.New()
-	if err := codec.Unmarshal(h.Object, held); err != nil {
+	rec, err := decodeHint(p)
+	if err != nil {
 		return false, size, nil
 	}
-	return version.Descends(obj, held), size, nil
+	return rec.owedBy(obj, true), size, nil
 }
