@@ -2,7 +2,6 @@ package version
 
 import (
 	"slices"
-	"strings"
 
 	"github.com/meridian-kv/meridian/codec"
 )
@@ -18,18 +17,7 @@ func AppendObject(dst []byte, o *Object) []byte {
 	if o.Clock == nil {
 		dst = append(dst, codec.Null)
 	} else {
-		actors := make([]string, 0, len(o.Clock))
-		for a := range o.Clock {
-			actors = append(actors, a)
-		}
-		// A text key's head grows with its length, so the encoded keys'
-		// byte order is by length, then by bytes.
-		slices.SortFunc(actors, func(a, b string) int {
-			if len(a) != len(b) {
-				return len(a) - len(b)
-			}
-			return strings.Compare(a, b)
-		})
+		actors := codec.SortedKeys(o.Clock)
 		dst = codec.AppendHead(dst, codec.MajorMap, uint64(len(actors)))
 		for _, a := range actors {
 			dst = codec.AppendText(dst, a)
@@ -45,18 +33,10 @@ func AppendObject(dst []byte, o *Object) []byte {
 		dst = append(dst, 0x80|5, 0x80|2)
 		dst = codec.AppendText(dst, s.Dot.Actor)
 		dst = codec.AppendHead(dst, codec.MajorUint, s.Dot.Counter)
-		dst = appendBytes(dst, s.Value)
-		if s.Deleted {
-			dst = append(dst, 0xf5)
-		} else {
-			dst = append(dst, 0xf4)
-		}
-		if s.WrittenAt >= 0 {
-			dst = codec.AppendHead(dst, codec.MajorUint, uint64(s.WrittenAt))
-		} else {
-			dst = codec.AppendHead(dst, codec.MajorNegInt, uint64(-1-s.WrittenAt))
-		}
-		dst = appendBytes(dst, s.Trace)
+		dst = codec.AppendBytes(dst, s.Value)
+		dst = codec.AppendBool(dst, s.Deleted)
+		dst = codec.AppendInt(dst, s.WrittenAt)
+		dst = codec.AppendBytes(dst, s.Trace)
 	}
 	return dst
 }
@@ -72,12 +52,4 @@ func encodedSize(o *Object) int {
 		n += 2 + 9 + len(s.Dot.Actor) + 9 + 9 + len(s.Value) + 1 + 9 + 9 + len(s.Trace)
 	}
 	return n
-}
-
-// appendBytes appends b as a byte string, nil as null.
-func appendBytes(dst, b []byte) []byte {
-	if b == nil {
-		return append(dst, codec.Null)
-	}
-	return append(codec.AppendHead(dst, codec.MajorBytes, uint64(len(b))), b...)
 }

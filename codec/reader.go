@@ -1,0 +1,179 @@
+package codec
+
+import (
+	"math"
+	"slices"
+	"strings"
+)
+
+// Reader reads the items of a hand-written decoder (the shape Marshal
+// writes: definite lengths, shortest or longer heads, valid UTF-8) from a
+// byte slice. It turns not OK at the first thing it does not expect, and
+// stays so; its reads then return zero values. A decoder that finds its
+// Reader not OK hands the data to Unmarshal, which decodes or refuses it.
+type Reader struct {
+	b  []byte
+	ok bool
+}
+
+// NewReader returns a Reader of b.
+func NewReader(b []byte) Reader { return Reader{b: b, ok: true} }
+
+// OK reports whether everything read so far had the expected shape.
+func (r *Reader) OK() bool { return r.ok }
+
+// Done reports whether everything read had the expected shape and nothing
+// is left.
+func (r *Reader) Done() bool { return r.ok && len(r.b) == 0 }
+
+// Uint8 reads an unsigned integer that fits a uint8.
+func (r *Reader) Uint8() uint8 {
+	n := r.Head(MajorUint)
+	if n > math.MaxUint8 {
+		r.ok = false
+		return 0
+	}
+	return uint8(n)
+}
+
+// Head reads a head of major type major with a definite argument.
+func (r *Reader) Head(major byte) uint64 {
+	if !r.ok {
+		return 0
+	}
+	n, rest, ok := ReadHead(r.b, major)
+	if !ok {
+		r.ok = false
+		return 0
+	}
+	r.b = rest
+	return n
+}
+
+// Array reads the head of an array of exactly n elements.
+func (r *Reader) Array(n uint64) {
+	if r.Head(MajorArray) != n {
+		r.ok = false
+	}
+}
+
+// Null reads a CBOR null if one is next.
+func (r *Reader) Null() bool {
+	if r.ok && len(r.b) > 0 && r.b[0] == Null {
+		r.b = r.b[1:]
+		return true
+	}
+	return false
+}
+
+// Length reads the head of a string, array or map of major type major
+// whose n elements take at least min bytes each, and checks they can be
+// there.
+func (r *Reader) Length(major byte, min uint64) int {
+	n := r.Head(major)
+	if !r.ok || n > uint64(len(r.b))/min || n > math.MaxInt32 {
+		r.ok = false
+		return 0
+	}
+	return int(n)
+}
+
+// Text reads a text string.
+func (r *Reader) Text() string {
+	if !r.ok {
+		return ""
+	}
+	s, rest, ok := ReadText(r.b)
+	if !ok {
+		r.ok = false
+		return ""
+	}
+	r.b = rest
+	return s
+}
+
+// Bytes reads a byte string, or null as nil, into a copy.
+func (r *Reader) Bytes() []byte {
+	if r.Null() {
+		return nil
+	}
+	n := r.Length(MajorBytes, 1)
+	if !r.ok {
+		return nil
+	}
+	out := make([]byte, n)
+	copy(out, r.b[:n])
+	r.b = r.b[n:]
+	return out
+}
+
+// Int64 reads an integer that fits an int64.
+func (r *Reader) Int64() int64 {
+	if r.ok && len(r.b) > 0 && r.b[0]>>5 == MajorNegInt {
+		n := r.Head(MajorNegInt)
+		if n > math.MaxInt64 {
+			r.ok = false
+			return 0
+		}
+		return -1 - int64(n)
+	}
+	n := r.Head(MajorUint)
+	if n > math.MaxInt64 {
+		r.ok = false
+		return 0
+	}
+	return int64(n)
+}
+
+// Bool reads true or false.
+func (r *Reader) Bool() bool {
+	if !r.ok || len(r.b) == 0 || (r.b[0] != 0xf4 && r.b[0] != 0xf5) {
+		r.ok = false
+		return false
+	}
+	v := r.b[0] == 0xf5
+	r.b = r.b[1:]
+	return v
+}
+
+// AppendBytes appends b as a byte string, nil as null, as Marshal writes
+// a []byte.
+func AppendBytes(dst, b []byte) []byte {
+	if b == nil {
+		return append(dst, Null)
+	}
+	return append(AppendHead(dst, MajorBytes, uint64(len(b))), b...)
+}
+
+// AppendInt appends n as Marshal writes an integer.
+func AppendInt(dst []byte, n int64) []byte {
+	if n >= 0 {
+		return AppendHead(dst, MajorUint, uint64(n))
+	}
+	return AppendHead(dst, MajorNegInt, uint64(-1-n))
+}
+
+// AppendBool appends v as CBOR true or false.
+func AppendBool(dst []byte, v bool) []byte {
+	if v {
+		return append(dst, 0xf5)
+	}
+	return append(dst, 0xf4)
+}
+
+// SortedKeys returns the keys of m in the order Marshal writes them: a
+// text key's head grows with its length, so the encoded keys' byte order
+// is by length, then by bytes.
+func SortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b string) int {
+		if len(a) != len(b) {
+			return len(a) - len(b)
+		}
+		return strings.Compare(a, b)
+	})
+	return keys
+}
