@@ -46,12 +46,35 @@ func init() {
 	}
 }
 
+// Appender is a message with a hand-written encoder: AppendCBOR appends to
+// dst the bytes the reflecting encoder would write for it. Marshal calls
+// it instead of reflecting.
+type Appender interface {
+	AppendCBOR(dst []byte) []byte
+}
+
+// Parser is a message with a hand-written decoder: ParseCBOR decodes all
+// of data as Unmarshal would, handing what it does not expect to
+// Unmarshal on a type without the method. Unmarshal calls it instead of
+// reflecting.
+type Parser interface {
+	ParseCBOR(data []byte) error
+}
+
 // Marshal encodes v deterministically.
-func Marshal(v any) ([]byte, error) { return enc.Marshal(v) }
+func Marshal(v any) ([]byte, error) {
+	if a, ok := v.(Appender); ok {
+		return a.AppendCBOR(nil), nil
+	}
+	return enc.Marshal(v)
+}
 
 // Unmarshal decodes exactly one CBOR item from data into v, refusing
 // trailing bytes and anything past the decode limits.
 func Unmarshal(data []byte, v any) error {
+	if p, ok := v.(Parser); ok {
+		return p.ParseCBOR(data)
+	}
 	if err := dec.Unmarshal(data, v); err != nil {
 		return fmt.Errorf("codec: malformed cbor: %w", err)
 	}

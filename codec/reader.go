@@ -26,6 +26,19 @@ func (r *Reader) OK() bool { return r.ok }
 // is left.
 func (r *Reader) Done() bool { return r.ok && len(r.b) == 0 }
 
+// Fail turns r not OK: the data is not of the shape expected.
+func (r *Reader) Fail() { r.ok = false }
+
+// Int reads an integer that fits an int.
+func (r *Reader) Int() int {
+	n := r.Int64()
+	if int64(int(n)) != n {
+		r.ok = false
+		return 0
+	}
+	return int(n)
+}
+
 // Uint8 reads an unsigned integer that fits a uint8.
 func (r *Reader) Uint8() uint8 {
 	n := r.Head(MajorUint)
