@@ -48,19 +48,35 @@ const (
 // and nothing follows it; ok is false otherwise.
 func parseObject(data []byte) (*Object, bool) {
 	r := codec.NewReader(data)
+	o := ReadObject(&r)
+	if o == nil || !r.Done() {
+		return nil, false // null goes to the reflecting decoder, as before
+	}
+	return o, true
+}
+
+// ReadObject reads an Object in the codec's usual shape, or null as nil,
+// from r, for the hand-written decoder of a message that holds one; r
+// turns not OK at anything else.
+func ReadObject(r *codec.Reader) *Object {
+	if r.Null() {
+		return nil
+	}
 	r.Array(2)
 	o := &Object{}
 	if !r.Null() {
 		n := r.Length(codec.MajorMap, 2) // a key and a value take a byte each at least
 		if !r.OK() || n > maxClock {
-			return nil, false
+			r.Fail()
+			return nil
 		}
 		o.Clock = make(Vector, n)
 		for range n {
 			actor := r.Text()
 			c := r.Head(codec.MajorUint)
 			if _, dup := o.Clock[actor]; dup || !r.OK() {
-				return nil, false
+				r.Fail()
+				return nil
 			}
 			o.Clock[actor] = c
 		}
@@ -68,7 +84,8 @@ func parseObject(data []byte) (*Object, bool) {
 	if !r.Null() {
 		n := r.Length(codec.MajorArray, 6) // a sibling takes six bytes at least
 		if !r.OK() || n > maxSiblings {
-			return nil, false
+			r.Fail()
+			return nil
 		}
 		o.Siblings = make([]Sibling, n)
 		for i := range o.Siblings {
@@ -83,8 +100,8 @@ func parseObject(data []byte) (*Object, bool) {
 			s.Trace = r.Bytes()
 		}
 	}
-	if !r.Done() {
-		return nil, false
+	if !r.OK() {
+		return nil
 	}
-	return o, true
+	return o
 }

@@ -8,11 +8,14 @@ import (
 
 // AppendObject appends o's CBOR encoding to dst: the bytes codec.Marshal
 // writes (core deterministic: shortest-form heads, clock entries in the
-// order of their encoded keys, nil clock, siblings and byte strings as
-// null), without reflection. TestObjectEncodingMatchesCodec and
+// order of their encoded keys, a nil object, clock, siblings and byte
+// strings as null), without reflection. TestObjectEncodingMatchesCodec and
 // FuzzObjectDecoding hold it to the codec's bytes.
 func AppendObject(dst []byte, o *Object) []byte {
-	dst = slices.Grow(dst, encodedSize(o))
+	if o == nil {
+		return append(dst, codec.Null)
+	}
+	dst = slices.Grow(dst, EncodedSize(o))
 	dst = append(dst, 0x80|2)
 	if o.Clock == nil {
 		dst = append(dst, codec.Null)
@@ -41,8 +44,11 @@ func AppendObject(dst []byte, o *Object) []byte {
 	return dst
 }
 
-// encodedSize bounds the length of o's encoding.
-func encodedSize(o *Object) int {
+// EncodedSize bounds the length of o's encoding (AppendObject's).
+func EncodedSize(o *Object) int {
+	if o == nil {
+		return 1
+	}
 	n := 3 + 18*len(o.Clock) + 9
 	for a := range o.Clock {
 		n += len(a)
