@@ -183,8 +183,14 @@ func (b *batcher) lane(k laneKey) *lane {
 // do queues it on peer's lane of kind and waits for its result: its
 // batch's answer, or the end of its request.
 func (b *batcher) do(peer string, kind batchKind, it *batchItem) batchResult {
-	ctx, span := b.tracer.Start(it.ctx, kind.op()+" "+peer, trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithAttributes(telemetry.Operation(kind.op()), telemetry.Node(peer), attribute.Bool("meridian.batched", true)))
+	var ctx context.Context
+	var span trace.Span
+	if telemetry.Noop(b.tracer) {
+		ctx, span = b.tracer.Start(it.ctx, "")
+	} else {
+		ctx, span = b.tracer.Start(it.ctx, kind.op()+" "+peer, trace.WithSpanKind(trace.SpanKindClient),
+			trace.WithAttributes(telemetry.Operation(kind.op()), telemetry.Node(peer), attribute.Bool("meridian.batched", true)))
+	}
 	it.ctx, it.span = ctx, span
 	it.done = make(chan batchResult, 1)
 	l := b.lane(laneKey{peer, kind})

@@ -50,7 +50,9 @@ type clusterOpts struct {
 	latency        time.Duration
 	tweak          func(*node.Config)
 	tracer         trace.TracerProvider
-	now            func() time.Time // every node's clock; nil means time.Now
+	// clientTracer, when set, is the client's instead of tracer.
+	clientTracer trace.TracerProvider
+	now          func() time.Time // every node's clock; nil means time.Now
 }
 
 // startCluster starts the cluster and waits until every node sees every
@@ -97,7 +99,11 @@ func startCluster(t testing.TB, o clusterOpts) *testCluster {
 		tc.nodes[id] = sc.Node(id)
 	}
 	tc.waitConverged()
-	tc.client = tc.dial(client.Config{DC: o.regions[0], TracerProvider: o.tracer})
+	ctp := o.tracer
+	if o.clientTracer != nil {
+		ctp = o.clientTracer
+	}
+	tc.client = tc.dial(client.Config{DC: o.regions[0], TracerProvider: ctp})
 	return tc
 }
 

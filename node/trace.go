@@ -62,6 +62,12 @@ func (p *peers) startCall(ctx context.Context, peer memberInfo, env *wan.Envelop
 	if env.Type == typePing || env.Type == typeGrantSync {
 		return ctx, trace.SpanFromContext(context.Background()) // probes and grant digests are not traced
 	}
+	if telemetry.Noop(p.tracer) {
+		// No span, but the caller's trace context still travels.
+		ctx, span := p.tracer.Start(ctx, "")
+		env.Trace.Traceparent, env.Trace.Tracestate = telemetry.Inject(ctx)
+		return ctx, span
+	}
 	op := opName(env.Type)
 	ctx, span := p.tracer.Start(ctx, op+" "+peer.ID, trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithAttributes(
@@ -104,6 +110,11 @@ func (n *Node) startServe(ctx context.Context, req *wan.Envelope, attrs ...attri
 // stream's request (startServe) or one request of a batch (batch.go).
 func (n *Node) serveSpan(ctx context.Context, op, traceparent, tracestate string, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
 	ctx = telemetry.Extract(ctx, traceparent, tracestate)
+	if telemetry.Noop(n.tracer) {
+		// The caller's trace context is kept (hints and siblings refer to
+		// it); the name and attributes would be dropped.
+		return n.tracer.Start(ctx, "")
+	}
 	attrs = append(attrs,
 		telemetry.DBSystemNameKey.String(telemetry.SystemName),
 		telemetry.Operation(op),

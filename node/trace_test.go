@@ -112,3 +112,36 @@ func TestOneTraceCoversEveryRegion(t *testing.T) {
 		}
 	})
 }
+
+// TestTraceContextTravelsWithTracingOff: nodes whose tracing is off still
+// carry the caller's trace context, so what a write stores (its sibling's
+// trace reference) names the trace of the client that traced it.
+func TestTraceContextTravelsWithTracingOff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := tracetest.NewSpanRecorder()
+		tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+		tc := startCluster(t, clusterOpts{regions: []string{"east", "west"}, latency: 5 * time.Millisecond, clientTracer: tp})
+		key := []byte("traced")
+		if _, err := tc.client.Put(ctx(t), key, []byte("v"), &client.WriteOptions{Consistency: "ALL"}); err != nil {
+			t.Fatal(err)
+		}
+		var put trace.TraceID
+		for _, s := range rec.Ended() {
+			if s.SpanKind() == trace.SpanKindClient && strings.HasPrefix(s.Name(), "put ") {
+				put = s.SpanContext().TraceID()
+			}
+		}
+		if !put.IsValid() {
+			t.Fatal("no client span of the put")
+		}
+		for id, n := range tc.nodes {
+			obj, err := n.Store().Get("default", key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(obj.Siblings) != 1 || len(obj.Siblings[0].Trace) != 24 || trace.TraceID(obj.Siblings[0].Trace[:16]) != put {
+				t.Errorf("%s stores %+v, want one sibling naming trace %s", id, obj.Siblings, put)
+			}
+		}
+	})
+}

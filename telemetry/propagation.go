@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // traceContext is the W3C Trace Context propagator
@@ -20,6 +21,9 @@ const (
 // Inject returns the W3C traceparent and tracestate of the span in ctx, or
 // two empty strings when ctx holds no valid span context.
 func Inject(ctx context.Context) (traceparent, tracestate string) {
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		return "", "" // the propagator writes nothing for it
+	}
 	c := propagation.MapCarrier{}
 	traceContext.Inject(ctx, c)
 	return c[traceparentHeader], c[tracestateHeader]

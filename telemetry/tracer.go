@@ -13,3 +13,11 @@ func Tracer(tp trace.TracerProvider) trace.Tracer {
 	}
 	return tp.Tracer(InstrumentationName, trace.WithSchemaURL(SchemaURL))
 }
+
+// Noop reports whether t is the no-op tracer (tracing off): its spans
+// record nothing and carry no trace context, so a caller may start one
+// without building its name and attributes.
+func Noop(t trace.Tracer) bool {
+	_, ok := t.(noop.Tracer)
+	return ok
+}
