@@ -176,7 +176,7 @@ func (n *Node) get(ctx context.Context, r *api.GetRequest) (*api.GetResponse, *a
 			} else {
 				tally.Ack(rp.dc)
 				got = append(got, rp)
-				merged = version.Merge(merged, rp.obj)
+				merged = join(merged, rp.obj)
 			}
 			if ownRead && len(parked) > 0 {
 				for _, p := range parked {
@@ -236,14 +236,14 @@ func (n *Node) readRepair(reqCtx context.Context, ks string, key []byte, got []r
 		got = n.resolveDigests(ctx, ks, key, got)
 		merged := version.New()
 		for _, rp := range got {
-			merged = version.Merge(merged, rp.obj)
+			merged = join(merged, rp.obj)
 		}
 		if merged.IsEmpty() {
 			return
 		}
 		stale := map[string][]string{} // dc -> node ids
 		for _, rp := range got {
-			if !version.Descends(rp.obj, merged) {
+			if rp.obj != merged && !version.Descends(rp.obj, merged) {
 				stale[rp.dc] = append(stale[rp.dc], rp.node)
 			}
 		}
@@ -267,6 +267,20 @@ func (n *Node) readRepair(reqCtx context.Context, ks string, key []byte, got []r
 			n.relayWrite(ctx, dc, ks, key, merged, ids, nil, func(ack) {})
 		}
 	})
+}
+
+// join merges o, a replica's reply, into acc, the merge of the replies
+// before it (empty at first). Neither is modified afterwards, so the first
+// object is taken as it is, and the same object twice (a digest that
+// matched this node's copy stands for it) is merged once.
+func join(acc, o *version.Object) *version.Object {
+	switch {
+	case o == nil || o == acc:
+		return acc
+	case acc.IsEmpty():
+		return o
+	}
+	return version.Merge(acc, o)
 }
 
 // resolveDigests replaces each digest reply of got by the object it stands

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -139,8 +140,24 @@ func FuzzDecodeContext(f *testing.F) {
 	f.Add("oA")
 	f.Add("oWFhAQ\n")
 	f.Add(b64([]byte{0xbf, 0x61, 0x61, 0x01, 0xff}))
+	f.Add(b64([]byte{0xa2, 0x61, 'a', 0x01, 0x61, 'a', 0x02})) // an actor twice
+	f.Add(b64([]byte{0xa1, 0x61, 'a', 0x18, 0x01}))            // a counter in a longer head than needed
 	f.Fuzz(func(t *testing.T, s string) {
 		v, err := DecodeContext(s)
+		// The hand-written decoding agrees with the reflecting decoder.
+		if b, berr := base64.RawURLEncoding.DecodeString(s); berr == nil && s != "" && len(s) <= MaxContextLen {
+			var slow Vector
+			if serr := codec.Unmarshal(b, &slow); serr != nil && err == nil {
+				t.Fatalf("accepted %x, which the codec refuses: %v", b, serr)
+			} else if serr == nil && err == nil && !reflect.DeepEqual(v, slow) {
+				t.Fatalf("%x decodes to %#v, the codec's to %#v", b, v, slow)
+			}
+		}
+		if err == nil && len(v) > 0 {
+			if want, _ := codec.Marshal(v); EncodeContext(v) != b64(want) {
+				t.Fatalf("EncodeContext(%v) = %s, the codec's %s", v, EncodeContext(v), b64(want))
+			}
+		}
 		if err != nil {
 			if !errors.Is(err, ErrBadContext) {
 				t.Fatalf("error %v is not ErrBadContext", err)

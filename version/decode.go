@@ -55,6 +55,30 @@ func parseObject(data []byte) (*Object, bool) {
 	return o, true
 }
 
+// readClock reads a Vector, or null as nil; r turns not OK at anything
+// else, an actor twice included.
+func readClock(r *codec.Reader) Vector {
+	if r.Null() {
+		return nil
+	}
+	n := r.Length(codec.MajorMap, 2) // a key and a value take a byte each at least
+	if !r.OK() || n > maxClock {
+		r.Fail()
+		return nil
+	}
+	v := make(Vector, n)
+	for range n {
+		actor := r.Text()
+		c := r.Head(codec.MajorUint)
+		if _, dup := v[actor]; dup || !r.OK() {
+			r.Fail()
+			return nil
+		}
+		v[actor] = c
+	}
+	return v
+}
+
 // ReadObject reads an Object in the codec's usual shape, or null as nil,
 // from r, for the hand-written decoder of a message that holds one; r
 // turns not OK at anything else.
@@ -63,23 +87,9 @@ func ReadObject(r *codec.Reader) *Object {
 		return nil
 	}
 	r.Array(2)
-	o := &Object{}
-	if !r.Null() {
-		n := r.Length(codec.MajorMap, 2) // a key and a value take a byte each at least
-		if !r.OK() || n > maxClock {
-			r.Fail()
-			return nil
-		}
-		o.Clock = make(Vector, n)
-		for range n {
-			actor := r.Text()
-			c := r.Head(codec.MajorUint)
-			if _, dup := o.Clock[actor]; dup || !r.OK() {
-				r.Fail()
-				return nil
-			}
-			o.Clock[actor] = c
-		}
+	o := &Object{Clock: readClock(r)}
+	if !r.OK() {
+		return nil
 	}
 	if !r.Null() {
 		n := r.Length(codec.MajorArray, 6) // a sibling takes six bytes at least

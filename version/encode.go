@@ -17,16 +17,7 @@ func AppendObject(dst []byte, o *Object) []byte {
 	}
 	dst = slices.Grow(dst, EncodedSize(o))
 	dst = append(dst, 0x80|2)
-	if o.Clock == nil {
-		dst = append(dst, codec.Null)
-	} else {
-		actors := codec.SortedKeys(o.Clock)
-		dst = codec.AppendHead(dst, codec.MajorMap, uint64(len(actors)))
-		for _, a := range actors {
-			dst = codec.AppendText(dst, a)
-			dst = codec.AppendHead(dst, codec.MajorUint, o.Clock[a])
-		}
-	}
+	dst = appendClock(dst, o.Clock)
 	if o.Siblings == nil {
 		return append(dst, codec.Null)
 	}
@@ -40,6 +31,21 @@ func AppendObject(dst []byte, o *Object) []byte {
 		dst = codec.AppendBool(dst, s.Deleted)
 		dst = codec.AppendInt(dst, s.WrittenAt)
 		dst = codec.AppendBytes(dst, s.Trace)
+	}
+	return dst
+}
+
+// appendClock appends v as codec.Marshal writes a Vector: null for nil,
+// else a map with its actors in the order of their encoded keys.
+func appendClock(dst []byte, v Vector) []byte {
+	if v == nil {
+		return append(dst, codec.Null)
+	}
+	actors := codec.SortedKeys(v)
+	dst = codec.AppendHead(dst, codec.MajorMap, uint64(len(actors)))
+	for _, a := range actors {
+		dst = codec.AppendText(dst, a)
+		dst = codec.AppendHead(dst, codec.MajorUint, v[a])
 	}
 	return dst
 }
