@@ -46,12 +46,12 @@ side_passes() {
 			(cd "$pkg" && "$bin" -test.run '^$' -test.fuzz "^${t}\$" -test.fuzztime "$fuzztime" -test.parallel 1 -test.fuzzcachedir "$cache")
 		done
 	done <<'TARGETS'
-./wan FuzzReadFrame FuzzReadMessage FuzzDecodePayload
+./wan FuzzReadFrame FuzzReadMessage FuzzDecodePayload FuzzParseEnvelope
 ./codec FuzzUnmarshal
 ./consistency FuzzParse
-./api FuzzClientMessage
+./api FuzzClientMessage FuzzMessageDecoding
 ./node FuzzNodeMessage FuzzHintDeliver FuzzGrantSet
-./version FuzzDecodeContext FuzzUnmarshalObject
+./version FuzzDecodeContext FuzzUnmarshalObject FuzzObjectDecoding
 ./repair FuzzDecodeProgress FuzzDecodeDirtySet
 ./store FuzzDecodeHint FuzzDecodeObject FuzzOpenSealed
 TARGETS

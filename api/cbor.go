@@ -43,7 +43,7 @@ func (m *GetRequest) AppendCBOR(dst []byte) []byte {
 func (m *GetRequest) ParseCBOR(data []byte) error {
 	r := codec.NewReader(data)
 	r.Array(4)
-	out := GetRequest{V: r.Uint8(), Keyspace: r.Text(), Key: r.Bytes(), Consistency: r.Text()}
+	out := GetRequest{V: r.Uint8(), Keyspace: r.Name(), Key: r.Bytes(), Consistency: r.Name()}
 	if !r.Done() {
 		return codec.Unmarshal(data, (*getRequest)(m))
 	}
@@ -73,8 +73,8 @@ func (m *PutRequest) AppendCBOR(dst []byte) []byte {
 func (m *PutRequest) ParseCBOR(data []byte) error {
 	r := codec.NewReader(data)
 	r.Array(9)
-	out := PutRequest{V: r.Uint8(), Keyspace: r.Text(), Key: r.Bytes(), Value: r.Bytes(), Delete: r.Bool(),
-		Context: r.Text(), Consistency: r.Text(), Forwarded: r.Bool(), LocalDC: r.Text()}
+	out := PutRequest{V: r.Uint8(), Keyspace: r.Name(), Key: r.Bytes(), Value: r.Bytes(), Delete: r.Bool(),
+		Context: r.Text(), Consistency: r.Name(), Forwarded: r.Bool(), LocalDC: r.Name()}
 	if !r.Done() {
 		return codec.Unmarshal(data, (*putRequest)(m))
 	}
@@ -156,7 +156,7 @@ func (m *PutResponse) AppendCBOR(dst []byte) []byte {
 func (m *PutResponse) ParseCBOR(data []byte) error {
 	r := codec.NewReader(data)
 	r.Array(6)
-	out := PutResponse{V: r.Uint8(), Context: r.Text(), Siblings: r.Int(), Acked: readAcked(&r), Warning: r.Text(), Coordinator: r.Text()}
+	out := PutResponse{V: r.Uint8(), Context: r.Text(), Siblings: r.Int(), Acked: readAcked(&r), Warning: r.Text(), Coordinator: r.Name()}
 	if !r.Done() {
 		return codec.Unmarshal(data, (*putResponse)(m))
 	}
@@ -198,7 +198,7 @@ func readAcked(r *codec.Reader) map[string]int {
 	}
 	acked := make(map[string]int, n)
 	for range n {
-		dc := r.Text()
+		dc := r.Name()
 		v := r.Int()
 		if _, dup := acked[dc]; dup {
 			r.Fail()

@@ -102,6 +102,9 @@ func FuzzClientMessage(f *testing.F) {
 		}
 		m := msgs[int(data[0])%len(msgs)]
 		v := m.new()
+		if _, ok := v.(message); ok {
+			checkDecoding(t, data[1:]) // hand-written and reflecting decoders agree
+		}
 		if err := codec.Unmarshal(data[1:], v); err != nil {
 			return
 		}

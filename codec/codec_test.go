@@ -212,3 +212,36 @@ func FuzzUnmarshal(f *testing.F) {
 		}
 	})
 }
+
+// TestReaderNames: Name reads what Text reads, refuses invalid UTF-8
+// however often it is read, and returns a name read before without
+// allocating.
+func TestReaderNames(t *testing.T) {
+	name := AppendText(nil, "east-1@b7c7df83a3ce")
+	long := AppendText(nil, strings.Repeat("n", maxName+1))
+	for _, b := range [][]byte{name, long, AppendText(nil, ""), AppendText(nil, "é")} {
+		r, q := NewReader(b), NewReader(b)
+		if got, want := r.Name(), q.Text(); got != want || !r.Done() || !q.Done() {
+			t.Errorf("Name of %x = %q, Text %q", b, got, want)
+		}
+	}
+	bad := AppendText(nil, "\xff\xfe")
+	for range 2 {
+		if r := NewReader(bad); r.Name() != "" || r.OK() {
+			t.Error("Name accepted invalid UTF-8")
+		}
+	}
+	for _, b := range [][]byte{{0x63, 'a'}, {0x40}, nil} {
+		if r := NewReader(b); r.Name() != "" || r.OK() {
+			t.Errorf("Name of %x accepted", b)
+		}
+	}
+	if allocs := testing.AllocsPerRun(100, func() {
+		r := NewReader(name)
+		if r.Name() == "" {
+			t.Fatal("empty name")
+		}
+	}); allocs != 0 {
+		t.Errorf("reading a name again allocated %v times", allocs)
+	}
+}

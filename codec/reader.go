@@ -1,9 +1,12 @@
 package codec
 
 import (
+	"hash/maphash"
 	"math"
 	"slices"
 	"strings"
+	"sync/atomic"
+	"unicode/utf8"
 )
 
 // Reader reads the items of a hand-written decoder (the shape Marshal
@@ -104,6 +107,53 @@ func (r *Reader) Text() string {
 	r.b = rest
 	return s
 }
+
+// Name reads a text string that recurs from message to message (an actor,
+// a keyspace, a node, datacenter or consistency level): as Text, but a
+// string read recently is returned again rather than allocated anew.
+func (r *Reader) Name() string {
+	if !r.ok {
+		return ""
+	}
+	n, rest, ok := ReadHead(r.b, MajorText)
+	if !ok || n > uint64(len(rest)) {
+		r.ok = false
+		return ""
+	}
+	b := rest[:n]
+	r.b = rest[n:]
+	if len(b) == 0 {
+		return ""
+	}
+	if len(b) > maxName {
+		if !utf8.Valid(b) {
+			r.ok = false
+			return ""
+		}
+		return string(b)
+	}
+	slot := &names[maphash.Bytes(nameSeed, b)%uint64(len(names))]
+	if p := slot.Load(); p != nil && *p == string(b) {
+		return *p // valid UTF-8: it was checked when it was stored
+	}
+	if !utf8.Valid(b) {
+		r.ok = false
+		return ""
+	}
+	s := string(b)
+	slot.Store(&s)
+	return s
+}
+
+// names holds recently read names, one per slot of their hash; a name
+// evicts another that hashes to its slot.
+var (
+	names    [512]atomic.Pointer[string]
+	nameSeed = maphash.MakeSeed()
+)
+
+// maxName bounds the length of a name kept in names.
+const maxName = 64
 
 // Bytes reads a byte string, or null as nil, into a copy.
 func (r *Reader) Bytes() []byte {

@@ -70,7 +70,7 @@ func (m *replicaBatch) ParseCBOR(data []byte) error {
 		out.Writes = make([]batchWrite, n)
 		for i := range out.Writes {
 			r.Array(4)
-			out.Writes[i] = batchWrite{Keyspace: r.Text(), Key: r.Bytes(), Object: version.ReadObject(&r), Traceparent: r.Text()}
+			out.Writes[i] = batchWrite{Keyspace: r.Name(), Key: r.Bytes(), Object: version.ReadObject(&r), Traceparent: r.Text()}
 		}
 	}
 	out.Reads = readReads(&r)
@@ -123,7 +123,7 @@ func (m *replicaBatchReply) AppendCBOR(dst []byte) []byte {
 func (m *replicaBatchReply) ParseCBOR(data []byte) error {
 	r := codec.NewReader(data)
 	r.Array(4)
-	out := replicaBatchReply{V: r.Uint8(), Node: r.Text()}
+	out := replicaBatchReply{V: r.Uint8(), Node: r.Name()}
 	if n, ok := readArray(&r, 1); ok {
 		out.Writes = make([]string, n)
 		for i := range out.Writes {
@@ -200,7 +200,7 @@ func (m *digestBatchReply) AppendCBOR(dst []byte) []byte {
 func (m *digestBatchReply) ParseCBOR(data []byte) error {
 	r := codec.NewReader(data)
 	r.Array(3)
-	out := digestBatchReply{V: r.Uint8(), Node: r.Text()}
+	out := digestBatchReply{V: r.Uint8(), Node: r.Name()}
 	if n, ok := readArray(&r, 3); ok {
 		out.Digests = make([]batchDigest, n)
 		for i := range out.Digests {
@@ -239,7 +239,7 @@ func readReads(r *codec.Reader) []batchRead {
 	reads := make([]batchRead, n)
 	for i := range reads {
 		r.Array(3)
-		reads[i] = batchRead{Keyspace: r.Text(), Key: r.Bytes(), Traceparent: r.Text()}
+		reads[i] = batchRead{Keyspace: r.Name(), Key: r.Bytes(), Traceparent: r.Text()}
 	}
 	return reads
 }

@@ -104,8 +104,9 @@ func TestNodeMessageSamplesValidate(t *testing.T) {
 // FuzzNodeMessage decodes arbitrary bytes as one node-to-node message (the
 // first byte picks which) as the receiving node does, and checks: nothing
 // panics; a request's validate returns an error or nil; every object it
-// accepts is valid; and whatever decodes re-encodes and decodes to the
-// same value, re-encoding to the same bytes.
+// accepts is valid; whatever decodes re-encodes and decodes to the same
+// value, re-encoding to the same bytes; and the batches' hand-written
+// decoders agree with the reflecting ones (checkBatchDecoding).
 func FuzzNodeMessage(f *testing.F) {
 	msgs := nodeMessages()
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -114,6 +115,9 @@ func FuzzNodeMessage(f *testing.F) {
 		}
 		m := msgs[int(data[0])%len(msgs)]
 		v := m.new()
+		if _, ok := v.(batchMessage); ok {
+			checkBatchDecoding(t, data[1:]) // hand-written and reflecting decoders agree
+		}
 		if err := codec.Unmarshal(data[1:], v); err != nil {
 			return
 		}

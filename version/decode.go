@@ -68,7 +68,7 @@ func readClock(r *codec.Reader) Vector {
 	}
 	v := make(Vector, n)
 	for range n {
-		actor := r.Text()
+		actor := r.Name()
 		c := r.Head(codec.MajorUint)
 		if _, dup := v[actor]; dup || !r.OK() {
 			r.Fail()
@@ -102,7 +102,7 @@ func ReadObject(r *codec.Reader) *Object {
 			s := &o.Siblings[i]
 			r.Array(5)
 			r.Array(2)
-			s.Dot.Actor = r.Text()
+			s.Dot.Actor = r.Name()
 			s.Dot.Counter = r.Head(codec.MajorUint)
 			s.Value = r.Bytes()
 			s.Deleted = r.Bool()
