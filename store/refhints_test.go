@@ -7,6 +7,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 
+	"github.com/meridian-kv/meridian/codec"
 	"github.com/meridian-kv/meridian/placement"
 	"github.com/meridian-kv/meridian/version"
 )
@@ -220,4 +221,26 @@ func TestReferenceHintOfACollectedKey(t *testing.T) {
 		t.Fatalf("stats %+v, want the orphan gone", st)
 	}
 	checkHintStats(t, s)
+}
+
+// TestReferenceHintEncodingMatchesCodec: a reference hint is written by
+// hand as the format byte and the bytes codec.Marshal writes for hintRef.
+func TestReferenceHintEncodingMatchesCodec(t *testing.T) {
+	for _, trace := range [][]byte{nil, {}, bytes.Repeat([]byte{7}, traceIDLen)} {
+		for _, clock := range []version.Vector{nil, {}, {"east-1@b7c7df83a3ce": 1}, {"a": 1 << 40, "bb": 3, "c": 0}} {
+			for _, created := range []int64{1, hintT0.UnixNano(), -5} {
+				got, err := encodeHintRef(created, trace, clock)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want, err := codec.Marshal(&hintRef{Created: created, Trace: trace, Clock: clock})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got[0] != hintFormatRef || !bytes.Equal(got[1:], want) {
+					t.Errorf("created %d, trace %x, clock %v:\nhand  %x\ncodec %x", created, trace, clock, got, want)
+				}
+			}
+		}
+	}
 }

@@ -27,7 +27,7 @@ func EncodeContext(v Vector) string {
 	if len(v) == 0 {
 		return ""
 	}
-	return base64.RawURLEncoding.EncodeToString(appendClock(nil, v))
+	return base64.RawURLEncoding.EncodeToString(AppendClock(nil, v))
 }
 
 // DecodeContext parses a string made by EncodeContext.

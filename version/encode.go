@@ -17,7 +17,7 @@ func AppendObject(dst []byte, o *Object) []byte {
 	}
 	dst = slices.Grow(dst, EncodedSize(o))
 	dst = append(dst, 0x80|2)
-	dst = appendClock(dst, o.Clock)
+	dst = AppendClock(dst, o.Clock)
 	if o.Siblings == nil {
 		return append(dst, codec.Null)
 	}
@@ -35,9 +35,9 @@ func AppendObject(dst []byte, o *Object) []byte {
 	return dst
 }
 
-// appendClock appends v as codec.Marshal writes a Vector: null for nil,
+// AppendClock appends v as codec.Marshal writes a Vector: null for nil,
 // else a map with its actors in the order of their encoded keys.
-func appendClock(dst []byte, v Vector) []byte {
+func AppendClock(dst []byte, v Vector) []byte {
 	if v == nil {
 		return append(dst, codec.Null)
 	}
