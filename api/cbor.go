@@ -114,17 +114,11 @@ func (m *GetResponse) ParseCBOR(data []byte) error {
 	r := codec.NewReader(data)
 	r.Array(5)
 	out := GetResponse{V: r.Uint8()}
-	if !r.Null() {
-		n := r.Length(codec.MajorArray, 3) // a sibling takes three bytes at least
-		if n > codec.MaxArrayElements {
-			r.Fail()
-		}
-		if r.OK() {
-			out.Siblings = make([]Sibling, n)
-			for i := range out.Siblings {
-				r.Array(2)
-				out.Siblings[i] = Sibling{Value: r.Bytes(), Writer: r.Text()}
-			}
+	if n, ok := r.Container(codec.MajorArray, 3, codec.MaxArrayElements); ok { // a sibling takes three bytes at least
+		out.Siblings = make([]Sibling, n)
+		for i := range out.Siblings {
+			r.Array(2)
+			out.Siblings[i] = Sibling{Value: r.Bytes(), Writer: r.Text()}
 		}
 	}
 	out.Context = r.Text()
@@ -188,12 +182,8 @@ func appendAcked(dst []byte, acked map[string]int) []byte {
 
 // readAcked reads an Acked map; a key twice turns r not OK.
 func readAcked(r *codec.Reader) map[string]int {
-	if r.Null() {
-		return nil
-	}
-	n := r.Length(codec.MajorMap, 2) // a key and a value take a byte each at least
-	if !r.OK() || n > maxAcked {
-		r.Fail()
+	n, ok := r.Container(codec.MajorMap, 2, maxAcked) // a key and a value take a byte each at least
+	if !ok {
 		return nil
 	}
 	acked := make(map[string]int, n)

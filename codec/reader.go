@@ -94,6 +94,20 @@ func (r *Reader) Length(major byte, min uint64) int {
 	return int(n)
 }
 
+// Container reads the head of an array or map (major) whose elements take
+// at least min bytes each, of at most max elements, or null: ok is false
+// for null (a nil slice or map) and when r is not OK.
+func (r *Reader) Container(major byte, min uint64, max int) (n int, ok bool) {
+	if r.Null() {
+		return 0, false
+	}
+	n = r.Length(major, min)
+	if n > max {
+		r.Fail()
+	}
+	return n, r.OK()
+}
+
 // Text reads a text string.
 func (r *Reader) Text() string {
 	if !r.ok {

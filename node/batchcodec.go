@@ -66,7 +66,7 @@ func (m *replicaBatch) ParseCBOR(data []byte) error {
 	r := codec.NewReader(data)
 	r.Array(3)
 	out := replicaBatch{V: r.Uint8()}
-	if n, ok := readArray(&r, 4); ok {
+	if n, ok := r.Container(codec.MajorArray, 4, codec.MaxArrayElements); ok {
 		out.Writes = make([]batchWrite, n)
 		for i := range out.Writes {
 			r.Array(4)
@@ -124,13 +124,13 @@ func (m *replicaBatchReply) ParseCBOR(data []byte) error {
 	r := codec.NewReader(data)
 	r.Array(4)
 	out := replicaBatchReply{V: r.Uint8(), Node: r.Name()}
-	if n, ok := readArray(&r, 1); ok {
+	if n, ok := r.Container(codec.MajorArray, 1, codec.MaxArrayElements); ok {
 		out.Writes = make([]string, n)
 		for i := range out.Writes {
 			out.Writes[i] = r.Text()
 		}
 	}
-	if n, ok := readArray(&r, 4); ok {
+	if n, ok := r.Container(codec.MajorArray, 4, codec.MaxArrayElements); ok {
 		out.Reads = make([]batchObject, n)
 		for i := range out.Reads {
 			r.Array(3)
@@ -201,7 +201,7 @@ func (m *digestBatchReply) ParseCBOR(data []byte) error {
 	r := codec.NewReader(data)
 	r.Array(3)
 	out := digestBatchReply{V: r.Uint8(), Node: r.Name()}
-	if n, ok := readArray(&r, 3); ok {
+	if n, ok := r.Container(codec.MajorArray, 3, codec.MaxArrayElements); ok {
 		out.Digests = make([]batchDigest, n)
 		for i := range out.Digests {
 			r.Array(2)
@@ -232,7 +232,7 @@ func appendReads(dst []byte, reads []batchRead) []byte {
 
 // readReads reads a batch's reads (null as nil).
 func readReads(r *codec.Reader) []batchRead {
-	n, ok := readArray(r, 4)
+	n, ok := r.Container(codec.MajorArray, 4, codec.MaxArrayElements)
 	if !ok {
 		return nil
 	}
@@ -242,17 +242,4 @@ func readReads(r *codec.Reader) []batchRead {
 		reads[i] = batchRead{Keyspace: r.Name(), Key: r.Bytes(), Traceparent: r.Text()}
 	}
 	return reads
-}
-
-// readArray reads the head of an array whose elements take at least min
-// bytes each; ok is false for null (a nil slice) and when r is not OK.
-func readArray(r *codec.Reader, min uint64) (n int, ok bool) {
-	if r.Null() {
-		return 0, false
-	}
-	n = r.Length(codec.MajorArray, min)
-	if n > codec.MaxArrayElements {
-		r.Fail()
-	}
-	return n, r.OK()
 }

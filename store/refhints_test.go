@@ -112,13 +112,7 @@ func TestReferenceHintRewrittenBehindItsReceipt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sealed, err := s.seal(hk, plain)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.db.Set(hk, sealed, s.wo); err != nil {
-		t.Fatal(err)
-	}
+	setRawHint(t, s, hk, plain)
 	if n, err := s.ClearHints("ks", key, obj1, []string{"west-1"}); err != nil || n != 0 {
 		t.Fatalf("ClearHints removed %d hints (%v): a reference owing a newer write went with its receipt", n, err)
 	}

@@ -58,12 +58,8 @@ func parseObject(data []byte) (*Object, bool) {
 // readClock reads a Vector, or null as nil; r turns not OK at anything
 // else, an actor twice included.
 func readClock(r *codec.Reader) Vector {
-	if r.Null() {
-		return nil
-	}
-	n := r.Length(codec.MajorMap, 2) // a key and a value take a byte each at least
-	if !r.OK() || n > maxClock {
-		r.Fail()
+	n, ok := r.Container(codec.MajorMap, 2, maxClock) // a key and a value take a byte each at least
+	if !ok {
 		return nil
 	}
 	v := make(Vector, n)
@@ -91,12 +87,7 @@ func ReadObject(r *codec.Reader) *Object {
 	if !r.OK() {
 		return nil
 	}
-	if !r.Null() {
-		n := r.Length(codec.MajorArray, 6) // a sibling takes six bytes at least
-		if !r.OK() || n > maxSiblings {
-			r.Fail()
-			return nil
-		}
+	if n, ok := r.Container(codec.MajorArray, 6, maxSiblings); ok { // a sibling takes six bytes at least
 		o.Siblings = make([]Sibling, n)
 		for i := range o.Siblings {
 			s := &o.Siblings[i]
