@@ -170,29 +170,27 @@ const (
 	hintFormatRef byte = 2
 )
 
-func encodeHint(rec *hintRecord) ([]byte, error) { return encodeHintValue(hintFormatV1, rec) }
-
-// encodeHintRef returns the stored form of a reference hint owing its
-// target the writes of clock.
-func encodeHintRef(created int64, trace []byte, clock version.Vector) ([]byte, error) {
-	// The bytes codec.Marshal writes for a hintRef, without reflection
-	// (TestReferenceHintEncodingMatchesCodec).
-	b := make([]byte, 0, 2+9+1+len(trace)+9+len(clock)*32)
-	b = append(b, hintFormatRef, 0x80|3)
-	b = codec.AppendInt(b, created)
-	b = codec.AppendBytes(b, trace)
-	return version.AppendClock(b, clock), nil
-}
-
-// encodeHintValue returns the stored form of a hintRecord or hintRef.
-func encodeHintValue(format byte, rec any) ([]byte, error) {
+// encodeHint returns the stored form of a hint that holds its object.
+func encodeHint(rec *hintRecord) ([]byte, error) {
 	b, err := codec.Marshal(rec)
 	if err != nil {
 		return nil, fmt.Errorf("store: encode hint: %w", err)
 	}
 	out := make([]byte, 0, 1+len(b))
-	out = append(out, format)
+	out = append(out, hintFormatV1)
 	return append(out, b...), nil
+}
+
+// encodeHintRef returns the stored form of a reference hint owing its
+// target the writes of clock: the format byte and the bytes codec.Marshal
+// writes for a hintRef, without reflection
+// (TestReferenceHintEncodingMatchesCodec).
+func encodeHintRef(created int64, trace []byte, clock version.Vector) []byte {
+	b := make([]byte, 0, 2+9+1+len(trace)+9+len(clock)*32)
+	b = append(b, hintFormatRef, 0x80|3)
+	b = codec.AppendInt(b, created)
+	b = codec.AppendBytes(b, trace)
+	return version.AppendClock(b, clock)
 }
 
 // decodeHintHeader parses a value made by encodeHint or encodeHintRef up

@@ -476,10 +476,10 @@ func TestHintValidation(t *testing.T) {
 
 func mustEncodeHint(t testing.TB, rec *hintRecord) []byte {
 	t.Helper()
-	v, err := encodeHint(rec)
 	if rec.Ref != nil {
-		v, err = encodeHintRef(rec.Created, rec.Trace, rec.Ref)
+		return encodeHintRef(rec.Created, rec.Trace, rec.Ref)
 	}
+	v, err := encodeHint(rec)
 	if err != nil {
 		t.Fatal(err)
 	}

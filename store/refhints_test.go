@@ -108,11 +108,7 @@ func TestReferenceHintRewrittenBehindItsReceipt(t *testing.T) {
 	if _, _, err := s.Merge("ks", key, newer); err != nil {
 		t.Fatal(err)
 	}
-	plain, err := encodeHintRef(hintT0.UnixNano(), nil, newer.Clock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	setRawHint(t, s, hk, plain)
+	setRawHint(t, s, hk, encodeHintRef(hintT0.UnixNano(), nil, newer.Clock))
 	if n, err := s.ClearHints("ks", key, obj1, []string{"west-1"}); err != nil || n != 0 {
 		t.Fatalf("ClearHints removed %d hints (%v): a reference owing a newer write went with its receipt", n, err)
 	}
@@ -223,10 +219,7 @@ func TestReferenceHintEncodingMatchesCodec(t *testing.T) {
 	for _, trace := range [][]byte{nil, {}, bytes.Repeat([]byte{7}, traceIDLen)} {
 		for _, clock := range []version.Vector{nil, {}, {"east-1@b7c7df83a3ce": 1}, {"a": 1 << 40, "bb": 3, "c": 0}} {
 			for _, created := range []int64{1, hintT0.UnixNano(), -5} {
-				got, err := encodeHintRef(created, trace, clock)
-				if err != nil {
-					t.Fatal(err)
-				}
+				got := encodeHintRef(created, trace, clock)
 				want, err := codec.Marshal(&hintRef{Created: created, Trace: trace, Clock: clock})
 				if err != nil {
 					t.Fatal(err)

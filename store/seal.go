@@ -33,8 +33,8 @@ const KeyLen = 32
 const MaxKeyIDLen = 64
 
 // sealedFormatV1 is the leading byte of a sealed value. Unsealed records
-// start with their own format byte (objectFormatV1, hintFormatV1), never
-// this one.
+// start with their own format byte (objectFormatV1, hintFormatV1,
+// hintFormatRef), never this one.
 const sealedFormatV1 byte = 0xe1
 
 const (

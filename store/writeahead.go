@@ -127,9 +127,7 @@ func (s *Store) writeQueued(ks string, tok uint64, key, k, v []byte, cur, next *
 			if clock.Equal(old.Ref) {
 				continue
 			}
-			if hv, err = encodeHintRef(old.Created, old.Trace, clock); err != nil {
-				return nil, err
-			}
+			hv = encodeHintRef(old.Created, old.Trace, clock)
 			exact, count = clock.Equal(next.Clock), 0
 		case found:
 			merged := version.Merge(old.Object, next)
@@ -145,9 +143,7 @@ func (s *Store) writeQueued(ks string, tok uint64, key, k, v []byte, cur, next *
 			if fresh == nil {
 				// A reference to the object this batch stores, not a
 				// copy of it (hintFormatRef).
-				if fresh, err = encodeHintRef(q.Now.UnixNano(), q.Trace, next.Clock); err != nil {
-					return nil, err
-				}
+				fresh = encodeHintRef(q.Now.UnixNano(), q.Trace, next.Clock)
 			}
 			hv, exact = fresh, true
 		}
