@@ -174,7 +174,7 @@ func TestConcurrentCallsReuseTheirStreams(t *testing.T) {
 // later calls to that address.
 func TestReuseWithAPeerWithoutIt(t *testing.T) {
 	rig := newReuseRig(t, echoOnce)
-	rig.tr.noReuse = true
+	rig.tr.noReuse.Store(true)
 	ctx := testCtx(t)
 	for i := range 5 {
 		if r, err := rig.call(ctx, i); err != nil || len(r) != 1 || r[0].N != i {

@@ -271,7 +271,7 @@ type Transport struct {
 	forceIdle atomic.Bool
 	// noReuse makes the transport hand a TypeStream to the handler, as an
 	// earlier release did (tests only).
-	noReuse bool
+	noReuse atomic.Bool
 
 	wg sync.WaitGroup // accept loop, connection and stream goroutines
 
@@ -587,7 +587,7 @@ func (t *Transport) serveStream(from Identity, str *quic.Stream, bud *budget) {
 		str.CancelRead(streamDone)
 		return
 	}
-	if req.Type == TypeStream && !t.noReuse {
+	if req.Type == TypeStream && !t.noReuse.Load() {
 		t.serveReusable(from, str, r, bud)
 		r.close()
 		return
