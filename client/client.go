@@ -507,6 +507,11 @@ func (c *Client) markUp(id string) {
 // stopped by Close): its verdict still marks the node down or up, so a
 // long-lived client does not wait on a dead node it raced past again.
 func (c *Client) connect(ctx context.Context, cands []Node) (chosen Node, rest []Node, ok bool, errs []error) {
+	if c.dialer.Connected(cands[0].Addr, cands[0].ID) {
+		// The first choice's connection is up: no race to run (the race
+		// would pick it first).
+		return cands[0], cands[1:], true, nil
+	}
 	type result struct {
 		i   int
 		err error

@@ -107,6 +107,15 @@ func (d *Dialer) Connect(ctx context.Context, addr, wantPeer string) error {
 	return d.pool.verify(ctx, addr, conn)
 }
 
+// Connected reports whether a request to addr would go out at once on a
+// pooled connection: one is up, its peer is wantPeer (if not empty), and
+// it has heard from its peer recently enough to need no ping first
+// (DialerOptions.VerifyAfter). It never dials or waits; false only means
+// Connect has work to do.
+func (d *Dialer) Connected(addr, wantPeer string) bool {
+	return d.pool.connected(addr, wantPeer)
+}
+
 // Close closes every connection and the socket.
 func (d *Dialer) Close() error {
 	d.closeOnce.Do(func() {

@@ -174,3 +174,56 @@ func TestVerifyQuietConnectionBeforeSending(t *testing.T) {
 		return err
 	})
 }
+
+// Dialer.Connected says whether a request would go out at once: a pooled
+// connection to the right peer that needs no ping first. It never dials.
+func TestDialerConnected(t *testing.T) {
+	ca := testCA(t, "cluster")
+	srv, _ := listenT(t, testCreds(t, ca, "node-1", RoleNode), HandlerFunc(echoHandler))
+	addr := srv.Addr().String()
+	d, err := NewDialer(testCreds(t, ca, "cli", RoleClient), &DialerOptions{VerifyAfter: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	ctx := testCtx(t)
+
+	if d.Connected(addr, "node-1") {
+		t.Fatal("connected before any dial")
+	}
+	d.pool.mu.Lock()
+	dialled := len(d.pool.peers)
+	d.pool.mu.Unlock()
+	if dialled != 0 {
+		t.Fatalf("Connected started %d dials, want none", dialled)
+	}
+	if err := d.Connect(ctx, addr, "node-1"); err != nil {
+		t.Fatal(err)
+	}
+	if !d.Connected(addr, "node-1") || !d.Connected(addr, "") {
+		t.Fatal("not connected after Connect")
+	}
+	if d.Connected(addr, "node-2") {
+		t.Fatal("connected to node-2 at node-1's address")
+	}
+	// Quiet for longer than VerifyAfter: a call would ping first.
+	d.pool.mu.Lock()
+	d.pool.peers[addr].heard = time.Now().Add(-2 * time.Hour)
+	d.pool.mu.Unlock()
+	if d.Connected(addr, "node-1") {
+		t.Fatal("a quiet connection counts as connected")
+	}
+	if _, err := echo(ctx, d, addr, "node-1", 1); err != nil {
+		t.Fatal(err)
+	}
+	if !d.Connected(addr, "node-1") {
+		t.Fatal("not connected right after a reply")
+	}
+	srv.Close()
+	eventually(t, 10*time.Second, "connection closed by the peer", func() error {
+		if d.Connected(addr, "node-1") {
+			return errNotYet
+		}
+		return nil
+	})
+}

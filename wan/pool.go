@@ -142,6 +142,26 @@ func (p *pool) get(ctx context.Context, addr string) (*quic.Conn, Identity, erro
 	}
 }
 
+// connected reports whether ready would return a pooled connection to
+// addr at once (Dialer.Connected).
+func (p *pool) connected(addr, wantPeer string) bool {
+	if p.fence.Has(wantPeer) {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	pe := p.peers[addr]
+	switch {
+	case p.closed || pe == nil || pe.conn == nil || pe.conn.Context().Err() != nil:
+		return false
+	case wantPeer != "" && pe.id.Name != wantPeer, p.fence.Has(pe.id.Name):
+		return false
+	case p.verifyAfter > 0 && time.Since(pe.heard) > p.verifyAfter:
+		return false
+	}
+	return true
+}
+
 // dial runs one dial attempt, detached from any caller's context so one
 // impatient caller does not fail the others.
 func (p *pool) dial(addr string, pe *peer, a *dialAttempt) {
