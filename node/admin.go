@@ -11,6 +11,7 @@ import (
 
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/meridian-kv/meridian/api"
 	"github.com/meridian-kv/meridian/telemetry"
@@ -82,24 +83,32 @@ func (n *Node) healthz() error {
 // error.
 func (n *Node) startRequest(ctx context.Context, req *wan.Envelope, op, ks, cons string) (context.Context, func(*api.ClientError, map[string]int, int)) {
 	start := time.Now()
-	ctx, span := n.startServe(ctx, req, telemetry.Namespace(ks), telemetry.Consistency(orDefault(cons, "default")))
-	span.SetName(telemetry.SpanName(op, ks))
-	span.SetAttributes(telemetry.Operation(op))
+	var span trace.Span
+	if telemetry.Noop(n.tracer) {
+		ctx, span = n.startServe(ctx, req) // no attributes to build
+	} else {
+		ctx, span = n.startServe(ctx, req, telemetry.Namespace(ks), telemetry.Consistency(orDefault(cons, "default")))
+		span.SetName(telemetry.SpanName(op, ks))
+		span.SetAttributes(telemetry.Operation(op))
+	}
 	return ctx, func(cerr *api.ClientError, acked map[string]int, siblings int) {
 		kind := ""
+		rec := span.IsRecording()
 		if cerr != nil {
 			kind = cerr.Code
 			span.SetStatus(codes.Error, cerr.Message)
 			if cerr.Quorum != nil {
-				span.SetAttributes(telemetry.ReplicasRequired(cerr.Quorum.Required)...)
+				if rec {
+					span.SetAttributes(telemetry.ReplicasRequired(cerr.Quorum.Required)...)
+				}
 				acked = cerr.Quorum.Acked
 			}
 			n.metrics.Errors.Add(ctx, 1, metric.WithAttributes(telemetry.ErrorKind(kind)))
 		}
-		if acked != nil {
+		if rec && acked != nil {
 			span.SetAttributes(telemetry.ReplicasAcked(acked)...)
 		}
-		if siblings >= 0 {
+		if rec && siblings >= 0 {
 			span.SetAttributes(telemetry.Siblings(siblings))
 		}
 		span.End()

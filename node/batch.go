@@ -186,7 +186,7 @@ func (b *batcher) do(peer string, kind batchKind, it *batchItem) batchResult {
 	var ctx context.Context
 	var span trace.Span
 	if telemetry.Noop(b.tracer) {
-		ctx, span = b.tracer.Start(it.ctx, "")
+		ctx, span = telemetry.StartQuiet(b.tracer, it.ctx)
 	} else {
 		ctx, span = b.tracer.Start(it.ctx, kind.op()+" "+peer, trace.WithSpanKind(trace.SpanKindClient),
 			trace.WithAttributes(telemetry.Operation(kind.op()), telemetry.Node(peer), attribute.Bool("meridian.batched", true)))
@@ -321,8 +321,7 @@ func (n *Node) sendBatch(ctx context.Context, peer string, kind batchKind, items
 			req.Reads = append(req.Reads, batchRead{Keyspace: it.ks, Key: it.key, Traceparent: tps[i]})
 		}
 	}
-	ctx, span := n.tracer.Start(ctx, "replica.batch", trace.WithSpanKind(trace.SpanKindInternal),
-		trace.WithLinks(links...), trace.WithAttributes(telemetry.Node(peer), attribute.Int("meridian.batch.items", len(items))))
+	ctx, span := n.batchSpan(ctx, "replica.batch", peer, links, len(items))
 	defer span.End()
 	n.metrics.CountBatched(ctx, kind.op(), len(items))
 	var rep replicaBatchReply
@@ -414,8 +413,7 @@ func (n *Node) sendDigests(ctx context.Context, peer string, items []*batchItem)
 	for i, it := range items {
 		req.Reads[i] = batchRead{Keyspace: it.ks, Key: it.key, Traceparent: tps[i]}
 	}
-	ctx, span := n.tracer.Start(ctx, opName(typeDigestBatch), trace.WithSpanKind(trace.SpanKindInternal),
-		trace.WithLinks(links...), trace.WithAttributes(telemetry.Node(peer), attribute.Int("meridian.batch.items", len(items))))
+	ctx, span := n.batchSpan(ctx, opName(typeDigestBatch), peer, links, len(items))
 	defer span.End()
 	n.metrics.CountBatched(ctx, batchDigests.op(), len(items))
 	var rep digestBatchReply
@@ -594,7 +592,7 @@ func (n *Node) mergeBatch(ctx context.Context, from string, writes []batchWrite)
 				items = append(items, store.KeyObject{Key: writes[i].Key, Object: writes[i].Object})
 			}
 		}
-		_, span := n.tracer.Start(ctx, "store.merge_many", trace.WithAttributes(telemetry.Namespace(ks), telemetry.Node(n.cfg.ID)))
+		span := n.storeSpan(ctx, "store.merge_many", ks)
 		_, err := n.store.MergeMany(ks, items)
 		spanError(span, err)
 		span.End()

@@ -57,7 +57,9 @@ func (n *Node) get(ctx context.Context, r *api.GetRequest) (*api.GetResponse, *a
 	if err != nil {
 		return nil, api.Errorf(api.CodeConsistency, "meridian: %v", err)
 	}
-	trace.SpanFromContext(ctx).SetAttributes(telemetry.ReplicasRequired(need.PerDC)...)
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		span.SetAttributes(telemetry.ReplicasRequired(need.PerDC)...)
+	}
 	asked := map[string]int{}
 	total := 0
 	for dc, reps := range plan.Replicas {

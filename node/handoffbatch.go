@@ -40,7 +40,7 @@ func (n *Node) sendHints(target string, b *hintBatch) (err error) {
 // mergeHints merges a delivered batch of hints into this node's store, in
 // one synced batch. A batch that is not well formed is refused whole.
 func (n *Node) mergeHints(ctx context.Context, ks string, items []hintItem) (err error) {
-	_, span := n.tracer.Start(ctx, "store.merge_many", trace.WithAttributes(telemetry.Namespace(ks), telemetry.Node(n.cfg.ID)))
+	span := n.storeSpan(ctx, "store.merge_many", ks)
 	defer func() { spanError(span, err); span.End() }()
 	if _, cerr := n.keyspace(ks); cerr != nil {
 		return cerr

@@ -105,7 +105,7 @@ type Node struct {
 	gatewayAddr  string
 	gatewayConns sync.Map // net.Conn -> *gatewayConn (gateway.go)
 	reqs         reqStats // recent request latencies, for the status page (reqstats.go)
-	sentAttrs    sync.Map // region -> metric.AddOption for meridian.wan.sent
+	sentAttrs    sync.Map // region -> []metric.AddOption for meridian.wan.sent (a slice, so Add's variadic argument is not built per call)
 	unregister   func()
 
 	// bg tracks background work (fan-out tails, read repair) so Close can
@@ -419,11 +419,11 @@ func (n *Node) countSent(to wan.Identity, bytes int) {
 			}
 		}
 	}
-	opt, ok := n.sentAttrs.Load(dc)
+	opts, ok := n.sentAttrs.Load(dc)
 	if !ok {
-		opt, _ = n.sentAttrs.LoadOrStore(dc, metric.WithAttributes(telemetry.ReplicaDC(dc)))
+		opts, _ = n.sentAttrs.LoadOrStore(dc, []metric.AddOption{metric.WithAttributes(telemetry.ReplicaDC(dc))})
 	}
-	n.metrics.WANBytesSent.Add(context.Background(), int64(bytes), opt.(metric.AddOption))
+	n.metrics.WANBytesSent.Add(context.Background(), int64(bytes), opts.([]metric.AddOption)...)
 }
 
 // storeErr reports why the store failed, or nil while it works.

@@ -65,7 +65,9 @@ func (n *Node) put(ctx context.Context, r *api.PutRequest) (*api.PutResponse, *a
 	if err != nil {
 		return nil, api.Errorf(api.CodeConsistency, "meridian: %v", err)
 	}
-	trace.SpanFromContext(ctx).SetAttributes(telemetry.ReplicasRequired(need.PerDC)...)
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		span.SetAttributes(telemetry.ReplicasRequired(need.PerDC)...)
+	}
 	if !plan.Contains(n.cfg.ID) {
 		if r.Forwarded {
 			return nil, api.Errorf(api.CodeUnavailable, "meridian: forwarded put reached %s, which is not a replica (ring views differ)", n.cfg.ID)
@@ -88,7 +90,7 @@ func (n *Node) put(ctx context.Context, r *api.PutRequest) (*api.PutResponse, *a
 	)
 	for {
 		landed = n.coordinator.launch(targets, r.Keyspace, r.Key)
-		_, span := n.tracer.Start(ctx, "store.update", trace.WithAttributes(telemetry.Namespace(r.Keyspace), telemetry.Node(n.cfg.ID)))
+		span := n.storeSpan(ctx, "store.update", r.Keyspace)
 		obj, _, dropped, err = n.store.UpdateQueued(r.Keyspace, r.Key, func(cur *version.Object) (*version.Object, error) {
 			if !learned && n.nearLimit(ks, cur, ctxVec) {
 				return nil, errLearnFirst

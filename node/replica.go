@@ -4,11 +4,8 @@ import (
 	"context"
 	"fmt"
 
-	"go.opentelemetry.io/otel/trace"
-
 	"github.com/meridian-kv/meridian/repair"
 	"github.com/meridian-kv/meridian/store"
-	"github.com/meridian-kv/meridian/telemetry"
 	"github.com/meridian-kv/meridian/version"
 	"github.com/meridian-kv/meridian/wan"
 )
@@ -192,7 +189,7 @@ func (n *Node) relayTargets(ctx context.Context, targets []string, read func(id 
 
 // mergeLocal merges a replicated object into this node's store.
 func (n *Node) mergeLocal(ctx context.Context, ks string, key []byte, obj *version.Object) (err error) {
-	_, span := n.tracer.Start(ctx, "store.merge", trace.WithAttributes(telemetry.Namespace(ks), telemetry.Node(n.cfg.ID)))
+	span := n.storeSpan(ctx, "store.merge", ks)
 	defer func() { spanError(span, err); span.End() }()
 	if _, cerr := n.keyspace(ks); cerr != nil {
 		return cerr
@@ -210,7 +207,7 @@ func (n *Node) mergeLocal(ctx context.Context, ks string, key []byte, obj *versi
 // mergeMany merges many keys' objects into this node's store, a synced
 // batch (one fsync) per store.MaxMergeBatch keys.
 func (n *Node) mergeMany(ctx context.Context, ks string, objs []keyObject) (err error) {
-	_, span := n.tracer.Start(ctx, "store.merge_many", trace.WithAttributes(telemetry.Namespace(ks), telemetry.Node(n.cfg.ID)))
+	span := n.storeSpan(ctx, "store.merge_many", ks)
 	defer func() { spanError(span, err); span.End() }()
 	if _, cerr := n.keyspace(ks); cerr != nil {
 		return cerr

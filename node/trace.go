@@ -64,7 +64,7 @@ func (p *peers) startCall(ctx context.Context, peer memberInfo, env *wan.Envelop
 	}
 	if telemetry.Noop(p.tracer) {
 		// No span, but the caller's trace context still travels.
-		ctx, span := p.tracer.Start(ctx, "")
+		ctx, span := telemetry.StartQuiet(p.tracer, ctx)
 		env.Trace.Traceparent, env.Trace.Tracestate = telemetry.Inject(ctx)
 		return ctx, span
 	}
@@ -113,7 +113,7 @@ func (n *Node) serveSpan(ctx context.Context, op, traceparent, tracestate string
 	if telemetry.Noop(n.tracer) {
 		// The caller's trace context is kept (hints and siblings refer to
 		// it); the name and attributes would be dropped.
-		return n.tracer.Start(ctx, "")
+		return telemetry.StartQuiet(n.tracer, ctx)
 	}
 	attrs = append(attrs,
 		telemetry.DBSystemNameKey.String(telemetry.SystemName),
@@ -121,6 +121,27 @@ func (n *Node) serveSpan(ctx context.Context, op, traceparent, tracestate string
 		telemetry.Node(n.cfg.ID),
 		telemetry.DC(n.cfg.DC))
 	return n.tracer.Start(ctx, op+" "+n.cfg.ID, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attrs...))
+}
+
+// storeSpan starts the span of store operation op on keyspace ks; with
+// tracing off, none (telemetry.StartQuiet).
+func (n *Node) storeSpan(ctx context.Context, op, ks string) trace.Span {
+	if telemetry.Noop(n.tracer) {
+		_, span := telemetry.StartQuiet(n.tracer, ctx)
+		return span
+	}
+	_, span := n.tracer.Start(ctx, op, trace.WithAttributes(telemetry.Namespace(ks), telemetry.Node(n.cfg.ID)))
+	return span
+}
+
+// batchSpan starts the internal span of a batch of items requests to
+// peer, linked to the requests' own spans; with tracing off, none.
+func (n *Node) batchSpan(ctx context.Context, op, peer string, links []trace.Link, items int) (context.Context, trace.Span) {
+	if telemetry.Noop(n.tracer) {
+		return telemetry.StartQuiet(n.tracer, ctx)
+	}
+	return n.tracer.Start(ctx, op, trace.WithSpanKind(trace.SpanKindInternal),
+		trace.WithLinks(links...), trace.WithAttributes(telemetry.Node(peer), attribute.Int("meridian.batch.items", items)))
 }
 
 // traceRef is the reference a hint keeps to the write that caused it: the
