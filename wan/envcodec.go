@@ -54,8 +54,8 @@ func appendEnvelope(dst []byte, e *Envelope) []byte {
 }
 
 // parseEnvelope decodes body when it has the shape appendEnvelope writes
-// (any integer width accepted) and its payload is one well-formed item
-// other than null; ok is false otherwise, and codec.Unmarshal decides.
+// (any integer width accepted) and its payload is one well-formed item;
+// ok is false otherwise, and codec.Unmarshal decides.
 // The payload aliases body.
 func parseEnvelope(body []byte) (e *Envelope, ok bool) {
 	if len(body) == 0 || body[0] != envelopeHead {
@@ -94,7 +94,10 @@ func parseEnvelope(body []byte) (e *Envelope, ok bool) {
 	if e.Trace.Tracestate, b, ok = codec.ReadText(b); !ok {
 		return nil, false
 	}
-	if len(b) == 0 || b[0] == codec.Null || codec.Wellformed(b) != nil {
+	// A null payload (the transport's control envelopes: one follows
+	// every reply stream's last reply) decodes, as with the codec, to the
+	// null item itself.
+	if len(b) == 0 || (len(b) != 1 || b[0] != codec.Null) && codec.Wellformed(b) != nil {
 		return nil, false
 	}
 	e.Payload = b[:len(b):len(b)]

@@ -15,7 +15,7 @@ import (
 // deadlines, empty, long and non-ASCII trace strings, and payloads from
 // null to nested maps.
 func envelopeSamples() []*Envelope {
-	payloads := []codec.RawMessage{nil, {0x00}, {0x60}, {0xa1, 0x61, 0x6b, 0x82, 0x01, 0x20}}
+	payloads := []codec.RawMessage{nil, {0xf6}, {0x00}, {0x60}, {0xa1, 0x61, 0x6b, 0x82, 0x01, 0x20}}
 	big, _ := codec.Marshal(map[string]any{"v": bytes.Repeat([]byte{7}, 70000), "n": []any{1, "x", -5}})
 	payloads = append(payloads, big)
 	ints := []uint64{0, 1, 23, 24, 255, 256, 65535, 65536, math.MaxUint32, math.MaxUint32 + 1, math.MaxUint64}
@@ -57,13 +57,10 @@ func TestEnvelopeCodecMatchesReflection(t *testing.T) {
 		if err := codec.Unmarshal(want, &ref); err != nil {
 			t.Fatal(err)
 		}
+		// A null payload (written for an empty one, and the payload of
+		// the control envelopes) is parsed by hand too: TypeDone follows
+		// every reply stream.
 		parsed, ok := parseEnvelope(want)
-		if len(c.Payload) == 0 {
-			if ok {
-				t.Fatalf("a null payload was parsed by hand: %+v", parsed)
-			}
-			continue
-		}
 		if !ok {
 			t.Fatalf("parseEnvelope refused %+v", c)
 		}
@@ -79,6 +76,7 @@ func FuzzParseEnvelope(f *testing.F) {
 	for _, e := range envelopeSamples()[:40] {
 		f.Add(appendEnvelope(nil, e))
 	}
+	f.Add(appendEnvelope(nil, &Envelope{V: Version, Type: TypeDone, ID: 9, Payload: nullPayload}))
 	f.Add([]byte{0x86, 0x01, 0x10, 0x01, 0x00, 0x82, 0x60, 0x60, 0xbf})
 	f.Add([]byte{0x86, 0x01, 0x01, 0x00, 0x00, 0x82, 0x60, 0x60, 0x81, 0xc0, 0x20})
 	f.Add([]byte{0x86, 0x19, 0x01, 0x00, 0x01, 0x00, 0x00, 0x82, 0x61, 0xff, 0x60, 0x00})
