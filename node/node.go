@@ -497,6 +497,10 @@ func (n *Node) runBackground(f func(ctx context.Context)) {
 // not its cancellation.
 func (n *Node) goBackgroundFrom(reqCtx context.Context, f func(ctx context.Context)) {
 	sc := trace.SpanContextFromContext(reqCtx)
+	if !sc.IsValid() {
+		n.goBackground(f) // outside any trace: no span to keep
+		return
+	}
 	n.goBackground(func(ctx context.Context) {
 		f(trace.ContextWithSpanContext(ctx, sc))
 	})

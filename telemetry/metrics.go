@@ -87,7 +87,7 @@ type Metrics struct {
 
 	// options caches the attribute sets of the per-request recordings
 	// (building one sorts and allocates, on every request otherwise);
-	// attrKey -> metric.MeasurementOption, at most maxCachedOptions.
+	// attrKey -> *measureOption, at most maxCachedOptions.
 	options sync.Map
 	cached  atomic.Int64
 }
@@ -99,17 +99,26 @@ type attrKey struct{ kind, op, a, b, c string }
 const maxCachedOptions = 4096
 
 // option returns the cached measurement option of k, built by attrs once.
-func (m *Metrics) option(k attrKey, attrs func() []attribute.KeyValue) metric.MeasurementOption {
+// It comes as the slices Record and Add take, so that passing it builds no
+// variadic argument.
+func (m *Metrics) option(k attrKey, attrs func() []attribute.KeyValue) *measureOption {
 	if o, ok := m.options.Load(k); ok {
-		return o.(metric.MeasurementOption)
+		return o.(*measureOption)
 	}
-	o := metric.WithAttributes(attrs()...)
+	opt := metric.WithAttributes(attrs()...)
+	o := &measureOption{record: []metric.RecordOption{opt}, add: []metric.AddOption{opt}}
 	if m.cached.Load() < maxCachedOptions {
 		if _, loaded := m.options.LoadOrStore(k, o); !loaded {
 			m.cached.Add(1)
 		}
 	}
 	return o
+}
+
+// measureOption is one attribute set, as Record's and Add's options.
+type measureOption struct {
+	record []metric.RecordOption
+	add    []metric.AddOption
 }
 
 // NewMetrics creates Meridian's instruments on mp; a nil mp gives no-op
@@ -176,7 +185,7 @@ func (m *Metrics) ObserveRequest(ctx context.Context, op, consistency, dc, errKi
 		}
 		return attrs
 	})
-	m.RequestDuration.Record(ctx, d.Seconds(), o)
+	m.RequestDuration.Record(ctx, d.Seconds(), o.record...)
 }
 
 // ObserveReplicaRPC records one node-to-node call to a replica in dc.
@@ -184,7 +193,7 @@ func (m *Metrics) ObserveReplicaRPC(ctx context.Context, op, dc string, d time.D
 	o := m.option(attrKey{kind: "replica", op: op, a: dc}, func() []attribute.KeyValue {
 		return []attribute.KeyValue{Operation(op), ReplicaDC(dc)}
 	})
-	m.ReplicaRPCDuration.Record(ctx, d.Seconds(), o)
+	m.ReplicaRPCDuration.Record(ctx, d.Seconds(), o.record...)
 }
 
 // CountBatched counts n replica requests of operation op sent in one batch.
@@ -192,7 +201,7 @@ func (m *Metrics) CountBatched(ctx context.Context, op string, n int) {
 	o := m.option(attrKey{kind: "batched", op: op}, func() []attribute.KeyValue {
 		return []attribute.KeyValue{Operation(op)}
 	})
-	m.ReplicaBatched.Add(ctx, int64(n), o)
+	m.ReplicaBatched.Add(ctx, int64(n), o.add...)
 }
 
 // RegisterGauge registers an observable int64 gauge named name on mp (nil:
