@@ -114,6 +114,7 @@ type Node struct {
 	bgCtx    context.Context
 	bgStop   context.CancelFunc
 	bgJobs   chan func(context.Context) // to an idle background worker
+	jobCtx   *jobContexts               // the contexts background jobs run under
 	inflight atomic.Int64               // background request work (fan-out tails, read repair) running
 	closed   atomic.Bool
 
@@ -192,6 +193,7 @@ func Start(cfg Config, opts Options) (*Node, error) {
 	}
 	n.bgCtx, n.bgStop = context.WithCancel(context.Background())
 	n.bgJobs = make(chan func(context.Context))
+	n.jobCtx = newJobContexts(n.bgCtx, n.cfg.Limits.RequestTimeout, time.Now)
 	n.reload.configPath, n.reload.files = opts.ConfigPath, cfg.TLS
 	// The rooms exist before the transport serves: handlers use them.
 	n.peers = newPeers(n, opts.GossipTransport)
@@ -483,13 +485,12 @@ func (n *Node) bgWorker(f func(ctx context.Context)) {
 	}
 }
 
-// runBackground runs one background job under the request timeout.
+// runBackground runs one background job under the request timeout
+// (jobContexts).
 func (n *Node) runBackground(f func(ctx context.Context)) {
 	defer n.bg.Done()
 	defer n.inflight.Add(-1)
-	ctx, cancel := context.WithTimeout(n.bgCtx, n.cfg.Limits.RequestTimeout)
-	defer cancel()
-	f(ctx)
+	f(n.jobCtx.get())
 }
 
 // goBackgroundFrom is goBackground for work that continues a request: it
