@@ -430,9 +430,12 @@ func (c *Client) candidates() []Node {
 			out = append(out, g[(start+i)%len(g)])
 		}
 	}
-	now := time.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if len(c.down) == 0 {
+		return out // every node up: nothing to reorder or probe
+	}
+	now := time.Now()
 	var up, down []Node
 	for _, n := range out {
 		st, ok := c.down[n.ID]
