@@ -210,7 +210,7 @@ func (n *Node) get(ctx context.Context, r *api.GetRequest) (*api.GetResponse, *a
 
 	res := &api.GetResponse{Context: version.EncodeContext(merged.Context()), Acked: tally.Acked()}
 	for _, s := range merged.Live() {
-		res.Siblings = append(res.Siblings, api.Sibling{Value: s.Value, Writer: fmt.Sprintf("%s:%d", s.Dot.Actor, s.Dot.Counter)})
+		res.Siblings = append(res.Siblings, api.Sibling{Value: s.Value, Writer: s.Dot.String()})
 	}
 	res.Deleted = len(res.Siblings) == 0 && len(merged.Siblings) > 0
 	return res, nil

@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"fmt"
 	"sort"
 	"time"
 
@@ -103,7 +102,7 @@ func (n *Node) inspect(ctx context.Context, r *api.InspectRequest) (*api.Inspect
 				st.Version = obj.Clock
 				st.Values = []string{}
 				for _, s := range obj.Siblings {
-					st.Dots = append(st.Dots, fmt.Sprintf("%s:%d", s.Dot.Actor, s.Dot.Counter))
+					st.Dots = append(st.Dots, s.Dot.String())
 					if !s.Deleted {
 						st.Values = append(st.Values, string(s.Value))
 					}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -14,6 +15,12 @@ type Dot struct {
 	_       struct{} `cbor:",toarray"`
 	Actor   string
 	Counter uint64
+}
+
+// String is the dot as "actor:counter", the writer a read reports.
+func (d Dot) String() string {
+	var b [64]byte
+	return string(strconv.AppendUint(append(append(b[:0], d.Actor...), ':'), d.Counter, 10))
 }
 
 func (d Dot) compare(e Dot) int {

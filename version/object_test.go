@@ -3,6 +3,7 @@ package version
 import (
 	"math"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -384,5 +385,20 @@ func TestVector(t *testing.T) {
 	c["a"] = math.MaxUint64
 	if v["a"] != 2 {
 		t.Fatalf("Clone shares storage")
+	}
+}
+
+func TestDotString(t *testing.T) {
+	for _, c := range []struct {
+		d    Dot
+		want string
+	}{
+		{Dot{Actor: "east-1", Counter: 7}, "east-1:7"},
+		{Dot{Actor: "", Counter: 0}, ":0"},
+		{Dot{Actor: strings.Repeat("a", 100), Counter: 1<<64 - 1}, strings.Repeat("a", 100) + ":18446744073709551615"},
+	} {
+		if got := c.d.String(); got != c.want {
+			t.Errorf("%#v.String() = %q, want %q", c.d, got, c.want)
+		}
 	}
 }
