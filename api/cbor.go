@@ -173,7 +173,8 @@ func appendAcked(dst []byte, acked map[string]int) []byte {
 		return append(dst, codec.Null)
 	}
 	dst = codec.AppendHead(dst, codec.MajorMap, uint64(len(acked)))
-	for _, dc := range codec.SortedKeys(acked) {
+	var buf [8]string
+	for _, dc := range codec.AppendSortedKeys(buf[:0], acked) {
 		dst = codec.AppendText(dst, dc)
 		dst = codec.AppendInt(dst, int64(acked[dc]))
 	}

@@ -242,15 +242,21 @@ func AppendBool(dst []byte, v bool) []byte {
 // text key's head grows with its length, so the encoded keys' byte order
 // is by length, then by bytes.
 func SortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
+	return AppendSortedKeys(make([]string, 0, len(m)), m)
+}
+
+// AppendSortedKeys is SortedKeys appending to dst: with a dst on the
+// caller's stack, a small map's keys are sorted without allocating.
+func AppendSortedKeys[V any](dst []string, m map[string]V) []string {
+	start := len(dst)
 	for k := range m {
-		keys = append(keys, k)
+		dst = append(dst, k)
 	}
-	slices.SortFunc(keys, func(a, b string) int {
+	slices.SortFunc(dst[start:], func(a, b string) int {
 		if len(a) != len(b) {
 			return len(a) - len(b)
 		}
 		return strings.Compare(a, b)
 	})
-	return keys
+	return dst
 }

@@ -41,7 +41,8 @@ func AppendClock(dst []byte, v Vector) []byte {
 	if v == nil {
 		return append(dst, codec.Null)
 	}
-	actors := codec.SortedKeys(v)
+	var buf [16]string
+	actors := codec.AppendSortedKeys(buf[:0], v)
 	dst = codec.AppendHead(dst, codec.MajorMap, uint64(len(actors)))
 	for _, a := range actors {
 		dst = codec.AppendText(dst, a)
