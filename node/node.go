@@ -105,7 +105,6 @@ type Node struct {
 	gatewayAddr  string
 	gatewayConns sync.Map // net.Conn -> *gatewayConn (gateway.go)
 	reqs         reqStats // recent request latencies, for the status page (reqstats.go)
-	sentAttrs    sync.Map // region -> []metric.AddOption for meridian.wan.sent (a slice, so Add's variadic argument is not built per call)
 	unregister   func()
 
 	// bg tracks background work (fan-out tails, read repair) so Close can
@@ -421,11 +420,7 @@ func (n *Node) countSent(to wan.Identity, bytes int) {
 			}
 		}
 	}
-	opts, ok := n.sentAttrs.Load(dc)
-	if !ok {
-		opts, _ = n.sentAttrs.LoadOrStore(dc, []metric.AddOption{metric.WithAttributes(telemetry.ReplicaDC(dc))})
-	}
-	n.metrics.WANBytesSent.Add(context.Background(), int64(bytes), opts.([]metric.AddOption)...)
+	n.metrics.CountSent(context.Background(), dc, bytes)
 }
 
 // storeErr reports why the store failed, or nil while it works.

@@ -204,6 +204,15 @@ func (m *Metrics) CountBatched(ctx context.Context, op string, n int) {
 	m.ReplicaBatched.Add(ctx, int64(n), o.add...)
 }
 
+// CountSent counts bytes of messages sent to region dc ("client" for
+// replies to clients).
+func (m *Metrics) CountSent(ctx context.Context, dc string, bytes int) {
+	o := m.option(attrKey{kind: "sent", a: dc}, func() []attribute.KeyValue {
+		return []attribute.KeyValue{ReplicaDC(dc)}
+	})
+	m.WANBytesSent.Add(ctx, int64(bytes), o.add...)
+}
+
 // RegisterGauge registers an observable int64 gauge named name on mp (nil:
 // no-op). At each collection (each Prometheus scrape) cb is called and
 // reports the current values through observe, once per attribute set — for

@@ -22,6 +22,7 @@ func TestRecordingsDoNotAllocate(t *testing.T) {
 		m.ObserveRequest(ctx, "put", "LOCAL_QUORUM", "east", "", time.Millisecond)
 		m.ObserveReplicaRPC(ctx, "replica.write", "west", time.Millisecond)
 		m.CountBatched(ctx, "replica.write", 3)
+		m.CountSent(ctx, "west", 100)
 	}
 	record()
 	if a := testing.AllocsPerRun(100, record); a != 0 {
@@ -40,6 +41,9 @@ func TestRecordingsDoNotAllocate(t *testing.T) {
 					if v, ok := p.Attributes.Value(DBOperationNameKey); ok && v.AsString() == "replica.write" {
 						got[mt.Name] += p.Value
 					}
+					if v, ok := p.Attributes.Value(ReplicaDCKey); ok && v.AsString() == "west" {
+						got[mt.Name] += p.Value
+					}
 				}
 			case metricdata.Histogram[float64]:
 				for _, p := range d.DataPoints {
@@ -53,15 +57,18 @@ func TestRecordingsDoNotAllocate(t *testing.T) {
 			}
 		}
 	}
-	if len(got) != 3 {
-		t.Fatalf("recorded %v, want the three instruments", got)
+	if len(got) != 4 {
+		t.Fatalf("recorded %v, want the four instruments", got)
 	}
 	for name, n := range got {
-		if want := int64(102); name == "meridian.replica.batched" {
-			if n != 3*want {
-				t.Errorf("%s = %d, want %d", name, n, 3*want)
-			}
-		} else if n != want {
+		want := int64(102)
+		switch name {
+		case "meridian.replica.batched":
+			want *= 3
+		case "meridian.wan.sent":
+			want *= 100
+		}
+		if n != want {
 			t.Errorf("%s counted %d, want %d", name, n, want)
 		}
 	}
