@@ -156,10 +156,17 @@ func (p *pool) connected(addr, wantPeer string) bool {
 		return false
 	case wantPeer != "" && pe.id.Name != wantPeer, p.fence.Has(pe.id.Name):
 		return false
-	case p.verifyAfter > 0 && time.Since(pe.heard) > p.verifyAfter:
+	case p.quiet(pe):
 		return false
 	}
 	return true
+}
+
+// quiet reports whether pe's connection has gone without word from its
+// peer for longer than verifyAfter, so a call pings it first (verify).
+// The caller holds p.mu.
+func (p *pool) quiet(pe *peer) bool {
+	return p.verifyAfter > 0 && time.Since(pe.heard) > p.verifyAfter
 }
 
 // dial runs one dial attempt, detached from any caller's context so one
@@ -397,7 +404,7 @@ func (p *pool) verify(ctx context.Context, addr string, conn *quic.Conn) error {
 	}
 	p.mu.Lock()
 	pe := p.peers[addr]
-	quiet := pe != nil && pe.conn == conn && time.Since(pe.heard) > p.verifyAfter
+	quiet := pe != nil && pe.conn == conn && p.quiet(pe)
 	p.mu.Unlock()
 	if !quiet {
 		return nil
