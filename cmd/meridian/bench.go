@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"os"
 	"os/exec"
@@ -190,6 +191,10 @@ func runBench(cmd *cobra.Command, g *globalFlags, f *benchFlags) error {
 	report := &bench.Report{Command: "meridian " + strings.Join(os.Args[1:], " "), Machine: machine()}
 	var targets []benchTarget
 	var setup []string
+	// The load generator's garbage is short-lived, as a node's is: the
+	// same collector settings keep it from taking the CPU the targets
+	// share with it (both drivers run in this process).
+	gc := tuneGC()
 	var md *meridianDriver
 	var cluster *localCluster
 	if useMeridian {
@@ -264,7 +269,7 @@ func runBench(cmd *cobra.Command, g *globalFlags, f *benchFlags) error {
 		setup = append(setup, fmt.Sprintf("etcd: %d endpoints (%s) over %s; reads at ONE/LOCAL_ONE serializable, others linearizable; writes are plain puts", len(f.endpoints), strings.Join(f.endpoints, ","), transport))
 		targets = append(targets, t)
 	}
-	report.Setup = strings.Join(setup, "; ") + "; the load generator on the same machine"
+	report.Setup = strings.Join(setup, "; ") + "; the load generator on the same machine, its collector at " + gc.String()
 
 	var done atomic.Int64
 	for _, t := range targets {
@@ -416,15 +421,55 @@ func machine() string {
 // sibling.
 type meridianDriver struct {
 	c        *client.Client
-	contexts sync.Map // string(key) -> string
+	contexts contextMap
 }
 
-func newMeridianDriver(c *client.Client) *meridianDriver { return &meridianDriver{c: c} }
+func newMeridianDriver(c *client.Client) *meridianDriver {
+	return &meridianDriver{c: c, contexts: contextMap{seed: maphash.MakeSeed()}}
+}
 
-func (d *meridianDriver) context(key []byte) string {
-	v, _ := d.contexts.Load(string(key))
-	s, _ := v.(string)
-	return s
+func (d *meridianDriver) context(key []byte) string { return d.contexts.load(key) }
+
+// contextMap holds a causal context per key for many workers at once:
+// shards of a plain map under their own mutex. Storing a context for a
+// key already held allocates nothing, as a sync.Map's Store would.
+type contextMap struct {
+	seed   maphash.Seed
+	shards [64]contextShard
+}
+
+type contextShard struct {
+	mu sync.Mutex
+	m  map[string]*string
+}
+
+func (c *contextMap) shard(key []byte) *contextShard {
+	return &c.shards[maphash.Bytes(c.seed, key)%uint64(len(c.shards))]
+}
+
+func (c *contextMap) load(key []byte) string {
+	sh := c.shard(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if p := sh.m[string(key)]; p != nil {
+		return *p
+	}
+	return ""
+}
+
+func (c *contextMap) store(key []byte, ctx string) {
+	sh := c.shard(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if p := sh.m[string(key)]; p != nil {
+		*p = ctx
+		return
+	}
+	if sh.m == nil {
+		sh.m = map[string]*string{}
+	}
+	held := ctx // a copy: taking ctx's own address would move it to the heap on every call
+	sh.m[string(key)] = &held
 }
 
 func (d *meridianDriver) Read(ctx context.Context, key []byte, consistency string) error {
@@ -433,7 +478,7 @@ func (d *meridianDriver) Read(ctx context.Context, key []byte, consistency strin
 		return err
 	}
 	if res.Context != "" {
-		d.contexts.Store(string(key), res.Context)
+		d.contexts.store(key, res.Context)
 	}
 	return nil
 }
@@ -455,7 +500,7 @@ func (d *meridianDriver) put(ctx context.Context, key, value []byte, consistency
 	if err != nil {
 		return err
 	}
-	d.contexts.Store(string(key), res.Context)
+	d.contexts.store(key, res.Context)
 	return nil
 }
 

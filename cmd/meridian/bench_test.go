@@ -2,11 +2,13 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"image/png"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -194,5 +196,44 @@ func TestBenchAgainstEtcdOverTLS(t *testing.T) {
 	out3, err := exec.Command(bin, "bench", "--target", "etcd", flags[0], flags[1]).CombinedOutput()
 	if err == nil || !strings.Contains(string(out3), "give --etcd-cacert") {
 		t.Errorf("bench of https endpoints without a CA: %v\n%s", err, out3)
+	}
+}
+
+// TestContextMap: the load generator's per-key causal contexts, read and
+// replaced by many workers, with no allocation for a key it holds.
+func TestContextMap(t *testing.T) {
+	d := newMeridianDriver(nil)
+	key := []byte("user17")
+	if got := d.context(key); got != "" {
+		t.Fatalf("context of an unseen key = %q, want none", got)
+	}
+	d.contexts.store(key, "a")
+	d.contexts.store([]byte("user18"), "b")
+	d.contexts.store(key, "c")
+	if got := d.context(key); got != "c" {
+		t.Fatalf("context = %q, want the newest, c", got)
+	}
+	if got := d.context([]byte("user18")); got != "b" {
+		t.Fatalf("context of user18 = %q, want b", got)
+	}
+	if n := testing.AllocsPerRun(100, func() { d.contexts.store(key, "d") }); n != 0 {
+		t.Errorf("replacing a held key's context allocated %v times, want 0", n)
+	}
+
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := range 200 {
+				k := fmt.Appendf(nil, "user%d", i)
+				d.contexts.store(k, fmt.Sprint(w))
+				d.context(k)
+			}
+		})
+	}
+	wg.Wait()
+	for i := range 200 {
+		if got := d.context(fmt.Appendf(nil, "user%d", i)); got == "" {
+			t.Fatalf("user%d lost its context", i)
+		}
 	}
 }
