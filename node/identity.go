@@ -30,7 +30,10 @@ type identity struct {
 // incarnation (store.Identity.Actor), made when the directory is created.
 // A node that comes back on an empty disk is a new actor and can never
 // re-mint a dot another replica holds; the dots of its earlier incarnations
-// stay valid as another actor's.
+// stay valid as another actor's. After a stop that was not a clean close
+// the actor also carries the store's era (store.Store.Actor): a put sends
+// its copies while its own syncs, and a crash in between must not let the
+// node mint those dots again.
 //
 // Every ping carries the sender's incarnation and the incarnations the
 // sender has seen of the receiver (incarnationBook, durable). That is how a
@@ -136,8 +139,10 @@ func (n *Node) addIncarnations(name string, incs ...string) (added []string, err
 // startIdentity runs at start, after the store opened: a fresh directory
 // serves no reads until its peers have said whether it had predecessors.
 func (n *Node) startIdentity() error {
-	id := n.store.Identity()
-	n.ident.actor = id.Actor()
+	n.ident.actor = n.store.Actor()
+	if era := n.store.Era(); era > 0 {
+		n.log.Info("version actor", "actor", n.ident.actor, "unclean_stops", era)
+	}
 	if n.store.Fresh() {
 		if err := saveTime(n.store, freshName, n.now()); err != nil {
 			return err
@@ -149,7 +154,7 @@ func (n *Node) startIdentity() error {
 	}
 	if !t.IsZero() {
 		n.ident.unverified.Store(true)
-		n.log.Info("data directory is new: reads wait until peers confirm whether this node replaced an earlier incarnation", "incarnation", id.Incarnation)
+		n.log.Info("data directory is new: reads wait until peers confirm whether this node replaced an earlier incarnation", "incarnation", n.store.Identity().Incarnation)
 	}
 	return nil
 }

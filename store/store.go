@@ -64,6 +64,8 @@ type Store struct {
 	dir   string
 	id    Identity
 	fresh bool
+	// era counts the opens after an unclean stop (era.go).
+	era uint64
 }
 
 // Open opens (creating if needed) the store in directory dir. A nil opts
@@ -104,6 +106,10 @@ func Open(dir string, opts *Options) (s *Store, err error) {
 		db.Close()
 		return nil, fmt.Errorf("store: open %q: %w", dir, err)
 	}
+	if err := s.startEra(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: open %q: %w", dir, err)
+	}
 	return s, nil
 }
 
@@ -115,10 +121,11 @@ func (s *Store) Close() (err error) {
 		return ErrClosed
 	}
 	defer catchFatal(&err, s.fail)
+	eraErr := s.endEra()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("store: close: %w", err)
 	}
-	return nil
+	return eraErr
 }
 
 // acquire marks a call in flight; the caller must call s.release when

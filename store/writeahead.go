@@ -28,6 +28,15 @@ type Queue struct {
 	// Limits bound the hints kept per target; only MaxBytesPerTarget is
 	// looked at here.
 	Limits HintLimits
+	// Applied, if set, is called with the new object once its batch (the
+	// object and its hints) is in the write-ahead log and the memtable,
+	// before the log's sync is waited for: the caller may send the object
+	// to the other replicas while it syncs here. UpdateQueued still
+	// returns only once the batch is synced, and the key's readers and
+	// writers wait until then, so nothing reads a write this node could
+	// still lose. Applied must not block; it is not called when nothing
+	// is written or queued.
+	Applied func(next *version.Object)
 }
 
 // validate checks q (nil is valid: nothing to queue).
@@ -170,11 +179,24 @@ func (s *Store) writeQueued(ks string, tok uint64, key, k, v []byte, cur, next *
 			return nil, err
 		}
 	}
-	if err := b.Commit(s.wo); err != nil {
+	if err := s.commitQueued(b, next, q.Applied); err != nil {
 		return nil, err
 	}
 	committed = true
 	return dropped, nil
+}
+
+// commitQueued commits b, synced, calling applied (if set) between the
+// batch's apply and the wait for its sync.
+func (s *Store) commitQueued(b *pebble.Batch, next *version.Object, applied func(*version.Object)) error {
+	if applied == nil || !s.wo.Sync {
+		return b.Commit(s.wo)
+	}
+	if err := s.db.ApplyNoSyncWait(b, s.wo); err != nil {
+		return err
+	}
+	applied(next)
+	return b.SyncWait()
 }
 
 // ClearHints removes the hints of (ks, key) held for targets that obj
