@@ -78,18 +78,27 @@ func (n *Node) put(ctx context.Context, r *api.PutRequest) (*api.PutResponse, *a
 	// Apply locally first: this replica mints the dot (version.Object.Update).
 	// The same synced batch queues the new object as a hint for every other
 	// replica (writeahead.go), so the write reaches them even if this node
-	// dies before its copies leave.
+	// dies before its copies leave. The copies leave as soon as the batch
+	// is applied, while it syncs here (store.Queue.Applied): a dot sent
+	// before this node's own copy was durable is never minted again,
+	// because a node that restarts after a crash is a new actor
+	// (store.Store.Actor).
 	targets := n.replicaTargets(plan)
 	var (
 		obj      *version.Object
 		dropped  []string
 		landed   func()
+		acks     <-chan ack // set once the copies are on their way
 		learned  bool
 		siblings int
 		size     int
 	)
 	for {
 		landed = n.coordinator.launch(targets, r.Keyspace, r.Key)
+		q := n.queueFor(ctx, targets)
+		q.Applied = func(next *version.Object) {
+			acks = n.replicate(ctx, r.Keyspace, r.Key, next, plan, landed)
+		}
 		span := n.storeSpan(ctx, "store.update", r.Keyspace)
 		obj, _, dropped, err = n.store.UpdateQueued(r.Keyspace, r.Key, func(cur *version.Object) (*version.Object, error) {
 			if !learned && n.nearLimit(ks, cur, ctxVec) {
@@ -104,13 +113,13 @@ func (n *Node) put(ctx context.Context, r *api.PutRequest) (*api.PutResponse, *a
 				return nil, errObjectTooLarge
 			}
 			return next, nil
-		}, n.queueFor(ctx, targets))
+		}, q)
 		if !errors.Is(err, errLearnFirst) {
 			spanError(span, err)
 		}
 		span.End()
-		if err != nil {
-			landed()
+		if err != nil && acks == nil {
+			landed() // the copies that did leave unmark them when they end
 		}
 		if !errors.Is(err, errLearnFirst) {
 			break
@@ -139,7 +148,11 @@ func (n *Node) put(ctx context.Context, r *api.PutRequest) (*api.PutResponse, *a
 	if len(dropped) > 0 {
 		n.queueDropped(ctx, r.Keyspace, r.Key, dropped)
 	}
-	acks := n.replicate(ctx, r.Keyspace, r.Key, obj, plan, landed)
+	if acks == nil {
+		// Nothing was queued (no other replica, or hints are off): the
+		// copies leave now.
+		acks = n.replicate(ctx, r.Keyspace, r.Key, obj, plan, landed)
+	}
 
 	res := &api.PutResponse{Context: version.EncodeContext(obj.Context()), Siblings: len(obj.Live()), Coordinator: n.cfg.ID}
 	if len(obj.Siblings) > ks.WarnSiblings {
