@@ -98,3 +98,34 @@ func TestWALSyncErrorIsNotAcknowledged(t *testing.T) {
 	}
 	t.Logf("Close after the failure: %v", s.Close())
 }
+
+// A queued write whose log sync fails after Applied ran is not
+// acknowledged either: UpdateQueued returns ErrFailed, and the caller,
+// told by Applied that the write may have left, says so.
+func TestWALSyncErrorAfterApplied(t *testing.T) {
+	var armed atomic.Bool
+	inj := errorfs.InjectorFunc(func(op errorfs.Op) error {
+		switch op.Kind {
+		case errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo:
+			if armed.Load() && strings.HasSuffix(op.Path, ".log") {
+				return errorfs.ErrInjected
+			}
+		}
+		return nil
+	})
+	s, err := Open("db", &Options{FS: errorfs.Wrap(vfs.NewMem(), inj), Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	armed.Store(true)
+	var applied atomic.Bool
+	q := queued(nil)
+	q.Applied = func(*version.Object) { applied.Store(true) }
+	if _, _, _, err := s.UpdateQueued("ks", []byte("k"), put("n1", "v"), q); !errors.Is(err, ErrFailed) {
+		t.Fatalf("UpdateQueued with a failing sync returned %v, want ErrFailed", err)
+	}
+	if !applied.Load() {
+		t.Fatal("Applied was not called before the sync failed: the test shows nothing")
+	}
+}

@@ -187,7 +187,8 @@ func (s *Store) writeQueued(ks string, tok uint64, key, k, v []byte, cur, next *
 }
 
 // commitQueued commits b, synced, calling applied (if set) between the
-// batch's apply and the wait for its sync.
+// batch's apply and the wait for its sync. A failed sync fails the store
+// (the caller recovers the fatal error, catchFatal).
 func (s *Store) commitQueued(b *pebble.Batch, next *version.Object, applied func(*version.Object)) error {
 	if applied == nil || !s.wo.Sync {
 		return b.Commit(s.wo)
@@ -196,7 +197,13 @@ func (s *Store) commitQueued(b *pebble.Batch, next *version.Object, applied func
 		return err
 	}
 	applied(next)
-	return b.SyncWait()
+	if err := b.SyncWait(); err != nil {
+		// DB.Apply treats a failed commit as fatal; a commit whose sync is
+		// waited for apart is told only here. The log may have lost this
+		// batch and those after it: the store fails as it would have.
+		s.log.Fatalf("pebble: fatal commit error: %v", err)
+	}
+	return nil
 }
 
 // ClearHints removes the hints of (ks, key) held for targets that obj
