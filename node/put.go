@@ -135,6 +135,9 @@ func (n *Node) put(ctx context.Context, r *api.PutRequest) (*api.PutResponse, *a
 	if errors.Is(err, errObjectTooLarge) {
 		return nil, api.Errorf(api.CodeTooLarge, "meridian: the write would grow the key's siblings to %d bytes of values, past limits.max_object_bytes (%d): read it, merge the values and write back with the context from that read to resolve them", size, n.cfg.Limits.MaxObjectBytes)
 	}
+	if err != nil && acks != nil {
+		return nil, api.Errorf(api.CodeInternal, "meridian: local write on %s failed after its copies left for the other replicas; it may have been applied there: %v", n.cfg.ID, err)
+	}
 	if err != nil {
 		return nil, api.Errorf(api.CodeInternal, "meridian: local write on %s failed: %v", n.cfg.ID, err)
 	}
