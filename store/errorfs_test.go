@@ -99,12 +99,10 @@ func TestWALSyncErrorIsNotAcknowledged(t *testing.T) {
 	t.Logf("Close after the failure: %v", s.Close())
 }
 
-// A queued write whose log sync fails after Applied ran is not
-// acknowledged either: UpdateQueued returns ErrFailed, and the caller,
-// told by Applied that the write may have left, says so.
-func TestWALSyncErrorAfterApplied(t *testing.T) {
-	var armed atomic.Bool
-	inj := errorfs.InjectorFunc(func(op errorfs.Op) error {
+// walSyncsFailing is an in-memory filesystem whose write-ahead log syncs
+// fail while armed is set.
+func walSyncsFailing(armed *atomic.Bool) vfs.FS {
+	return errorfs.Wrap(vfs.NewMem(), errorfs.InjectorFunc(func(op errorfs.Op) error {
 		switch op.Kind {
 		case errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo:
 			if armed.Load() && strings.HasSuffix(op.Path, ".log") {
@@ -112,8 +110,15 @@ func TestWALSyncErrorAfterApplied(t *testing.T) {
 			}
 		}
 		return nil
-	})
-	s, err := Open("db", &Options{FS: errorfs.Wrap(vfs.NewMem(), inj), Logger: quiet})
+	}))
+}
+
+// A queued write whose log sync fails after Applied ran is not
+// acknowledged either: UpdateQueued returns ErrFailed, and the caller,
+// told by Applied that the write may have left, says so.
+func TestWALSyncErrorAfterApplied(t *testing.T) {
+	var armed atomic.Bool
+	s, err := Open("db", &Options{FS: walSyncsFailing(&armed), Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}

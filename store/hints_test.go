@@ -16,7 +16,6 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
-	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 
 	"github.com/meridian-kv/meridian/placement"
 	"github.com/meridian-kv/meridian/version"
@@ -610,16 +609,7 @@ func FuzzDecodeHint(f *testing.F) {
 // acknowledged, and the store stops serving, as for objects.
 func TestHintSyncErrorFailsStore(t *testing.T) {
 	var armed atomic.Bool
-	inj := errorfs.InjectorFunc(func(op errorfs.Op) error {
-		switch op.Kind {
-		case errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo:
-			if armed.Load() && strings.HasSuffix(op.Path, ".log") {
-				return errorfs.ErrInjected
-			}
-		}
-		return nil
-	})
-	s, err := Open("db", &Options{FS: errorfs.Wrap(vfs.NewMem(), inj), Logger: quiet})
+	s, err := Open("db", &Options{FS: walSyncsFailing(&armed), Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
