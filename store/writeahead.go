@@ -34,8 +34,9 @@ type Queue struct {
 	// to the other replicas while it syncs here. UpdateQueued still
 	// returns only once the batch is synced, and the key's readers and
 	// writers wait until then, so nothing reads a write this node could
-	// still lose. Applied must not block; it is not called when nothing
-	// is written or queued.
+	// still lose. Applied must not block. It is called only for a write
+	// with Targets (one that queues hints), never when fn changes
+	// nothing.
 	Applied func(next *version.Object)
 }
 
