@@ -58,50 +58,26 @@ func TestEraAfterUncleanStop(t *testing.T) {
 	}
 }
 
-// walGateFS holds the syncs of Pebble's write-ahead log while hold is set.
-type walGateFS struct {
-	vfs.FS
+// walGate holds the next sync of Pebble's write-ahead log once hold is
+// set: the held sync hands entered a channel, and goes on when it closes.
+type walGate struct {
 	mu      sync.Mutex
 	hold    bool
 	entered chan chan struct{}
 }
 
-func (fs *walGateFS) wrap(name string, f vfs.File, err error) (vfs.File, error) {
-	if err != nil || !strings.HasSuffix(name, ".log") {
-		return f, err
-	}
-	return &gatedWAL{File: f, fs: fs}, nil
-}
-
-func (fs *walGateFS) Create(name string, c vfs.DiskWriteCategory) (vfs.File, error) {
-	f, err := fs.FS.Create(name, c)
-	return fs.wrap(name, f, err)
-}
-
-func (fs *walGateFS) ReuseForWrite(old, name string, c vfs.DiskWriteCategory) (vfs.File, error) {
-	f, err := fs.FS.ReuseForWrite(old, name, c)
-	return fs.wrap(name, f, err)
-}
-
-func (fs *walGateFS) wait() {
-	fs.mu.Lock()
-	hold := fs.hold
-	fs.hold = false // one sync is held
-	fs.mu.Unlock()
+func (g *walGate) wait() error {
+	g.mu.Lock()
+	hold := g.hold
+	g.hold = false // one sync is held
+	g.mu.Unlock()
 	if hold {
 		release := make(chan struct{})
-		fs.entered <- release
+		g.entered <- release
 		<-release
 	}
+	return nil
 }
-
-type gatedWAL struct {
-	vfs.File
-	fs *walGateFS
-}
-
-func (f *gatedWAL) Sync() error     { f.fs.wait(); return f.File.Sync() }
-func (f *gatedWAL) SyncData() error { f.fs.wait(); return f.File.SyncData() }
 
 // Queue.Applied runs while the write's log sync is still out, and
 // UpdateQueued returns only once it is done. A crash in between loses the
@@ -110,8 +86,8 @@ func (f *gatedWAL) SyncData() error { f.fs.wait(); return f.File.SyncData() }
 // another dot, not the lost one's.
 func TestAppliedBeforeSyncAndCrash(t *testing.T) {
 	mem := vfs.NewCrashableMem()
-	fs := &walGateFS{FS: mem, entered: make(chan chan struct{})}
-	s, err := Open("data", &Options{FS: fs, NodeID: "east-1", Logger: quiet})
+	gate := &walGate{entered: make(chan chan struct{})}
+	s, err := Open("data", &Options{FS: onWALSync(mem, gate.wait), NodeID: "east-1", Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,9 +96,9 @@ func TestAppliedBeforeSyncAndCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	fs.mu.Lock()
-	fs.hold = true
-	fs.mu.Unlock()
+	gate.mu.Lock()
+	gate.hold = true
+	gate.mu.Unlock()
 	var sent *version.Object
 	var crashed *vfs.MemFS
 	q := queued(nil)
@@ -135,7 +111,7 @@ func TestAppliedBeforeSyncAndCrash(t *testing.T) {
 		_, _, _, err := s.UpdateQueued("ks", key, put(s.Actor(), "v2"), q)
 		done <- err
 	}()
-	release := <-fs.entered // the write's sync is out
+	release := <-gate.entered // the write's sync is out
 	select {
 	case err := <-done:
 		t.Fatalf("UpdateQueued returned (%v) before its sync", err)

@@ -40,19 +40,16 @@ func (b *syncedBuffer) String() string {
 func TestWALSyncErrorIsNotAcknowledged(t *testing.T) {
 	var armed atomic.Bool
 	var injected atomic.Int64
-	inj := errorfs.InjectorFunc(func(op errorfs.Op) error {
-		switch op.Kind {
-		case errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo:
-			if armed.Load() && strings.HasSuffix(op.Path, ".log") {
-				injected.Add(1)
-				return errorfs.ErrInjected
-			}
+	fs := onWALSync(vfs.NewMem(), func() error {
+		if armed.Load() {
+			injected.Add(1)
+			return errorfs.ErrInjected
 		}
 		return nil
 	})
 	var logs syncedBuffer
 	s, err := Open("db", &Options{
-		FS:     errorfs.Wrap(vfs.NewMem(), inj),
+		FS:     fs,
 		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
 	})
 	if err != nil {
@@ -99,18 +96,29 @@ func TestWALSyncErrorIsNotAcknowledged(t *testing.T) {
 	t.Logf("Close after the failure: %v", s.Close())
 }
 
-// walSyncsFailing is an in-memory filesystem whose write-ahead log syncs
-// fail while armed is set.
-func walSyncsFailing(armed *atomic.Bool) vfs.FS {
-	return errorfs.Wrap(vfs.NewMem(), errorfs.InjectorFunc(func(op errorfs.Op) error {
+// onWALSync wraps fs so that every sync of Pebble's write-ahead log first
+// calls at, and fails with its error if it returns one.
+func onWALSync(fs vfs.FS, at func() error) vfs.FS {
+	return errorfs.Wrap(fs, errorfs.InjectorFunc(func(op errorfs.Op) error {
 		switch op.Kind {
 		case errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo:
-			if armed.Load() && strings.HasSuffix(op.Path, ".log") {
-				return errorfs.ErrInjected
+			if strings.HasSuffix(op.Path, ".log") {
+				return at()
 			}
 		}
 		return nil
 	}))
+}
+
+// walSyncsFailing is an in-memory filesystem whose write-ahead log syncs
+// fail while armed is set.
+func walSyncsFailing(armed *atomic.Bool) vfs.FS {
+	return onWALSync(vfs.NewMem(), func() error {
+		if armed.Load() {
+			return errorfs.ErrInjected
+		}
+		return nil
+	})
 }
 
 // A queued write whose log sync fails after Applied ran is not
