@@ -432,7 +432,8 @@ func (d *meridianDriver) context(key []byte) string { return d.contexts.load(key
 
 // contextMap holds a causal context per key for many workers at once:
 // shards of a plain map under their own mutex. Storing a context for a
-// key already held allocates nothing, as a sync.Map's Store would.
+// key already held allocates nothing, where a sync.Map's Store allocates
+// each time.
 type contextMap struct {
 	seed   maphash.Seed
 	shards [64]contextShard
