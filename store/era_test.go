@@ -101,10 +101,12 @@ func TestAppliedBeforeSyncAndCrash(t *testing.T) {
 	gate.mu.Unlock()
 	var sent *version.Object
 	var crashed *vfs.MemFS
+	applied := make(chan struct{})
 	q := queued(nil)
 	q.Applied = func(next *version.Object) {
 		sent = next
 		crashed = mem.CrashClone(vfs.CrashCloneCfg{}) // the power goes now
+		close(applied)
 	}
 	done := make(chan error, 1)
 	go func() {
@@ -112,6 +114,9 @@ func TestAppliedBeforeSyncAndCrash(t *testing.T) {
 		done <- err
 	}()
 	release := <-gate.entered // the write's sync is out
+	// Applied does not wait for the sync; the held sync must outlast it,
+	// or the clone would take the write as synced.
+	<-applied
 	select {
 	case err := <-done:
 		t.Fatalf("UpdateQueued returned (%v) before its sync", err)
