@@ -662,6 +662,8 @@ func (n *Node) serve(ctx context.Context, from wan.Identity, req *wan.Envelope, 
 	}
 }
 
+// respond sends a request's answer, its last reply (wan.SendLast), or
+// the client error that stands in for it.
 func respond[T any](reply wan.Replier, t wan.MsgType, res *T, cerr *api.ClientError) {
 	if cerr != nil {
 		sendClientError(reply, cerr)
@@ -669,7 +671,7 @@ func respond[T any](reply wan.Replier, t wan.MsgType, res *T, cerr *api.ClientEr
 	}
 	env, err := wan.NewEnvelope(t, res)
 	if err == nil {
-		err = reply.Send(env)
+		err = wan.SendLast(reply, env)
 	}
 	if err != nil {
 		// The caller must hear why, not an empty answer (an inspect of a

@@ -13,10 +13,16 @@ import (
 // serveReplica handles node-to-node traffic: replica writes and reads, and
 // their relayed forms from a coordinator in another datacenter.
 func (n *Node) serveReplica(ctx context.Context, from string, req *wan.Envelope, reply wan.Replier) {
-	send := func(t wan.MsgType, v any) {
+	// emit sends one reply; the last reply of a request (last) goes out
+	// with the end of its replies (wan.SendLast).
+	emit := func(last bool, t wan.MsgType, v any) {
 		env, err := wan.NewEnvelope(t, v)
 		if err == nil {
-			err = reply.Send(env)
+			if last {
+				err = wan.SendLast(reply, env)
+			} else {
+				err = reply.Send(env)
+			}
 		}
 		if err != nil && isTooLarge(err) {
 			// Too large to send is an answer the caller must get, or it
@@ -36,6 +42,8 @@ func (n *Node) serveReplica(ctx context.Context, from string, req *wan.Envelope,
 			n.log.Debug("replica reply failed", "err", err)
 		}
 	}
+	send := func(t wan.MsgType, v any) { emit(false, t, v) }
+	sendLast := func(t wan.MsgType, v any) { emit(true, t, v) }
 	switch req.Type {
 	case typeRepairCompare:
 		if err := n.serveRepairCompare(ctx, req, reply); err != nil {
@@ -80,7 +88,7 @@ func (n *Node) serveReplica(ctx context.Context, from string, req *wan.Envelope,
 			reply.SendError("bad_request", err.Error())
 			return
 		}
-		send(typeReplicaAck, &replicaAck{Node: n.cfg.ID, Error: errString(n.mergeLocal(ctx, w.Keyspace, w.Key, w.Object))})
+		sendLast(typeReplicaAck, &replicaAck{Node: n.cfg.ID, Error: errString(n.mergeLocal(ctx, w.Keyspace, w.Key, w.Object))})
 	case typeReplicaRead:
 		var rr replicaRead
 		if err := decodeRequest(req, &rr); err != nil {
@@ -88,21 +96,21 @@ func (n *Node) serveReplica(ctx context.Context, from string, req *wan.Envelope,
 			return
 		}
 		obj, err := n.readLocal(rr.Keyspace, rr.Key, rr.Inspect)
-		send(typeReplicaObj, &replicaObject{Node: n.cfg.ID, Object: obj, Error: errString(err)})
+		sendLast(typeReplicaObj, &replicaObject{Node: n.cfg.ID, Object: obj, Error: errString(err)})
 	case typeReplicaBatch:
 		var b replicaBatch
 		if err := decodeRequest(req, &b); err != nil {
 			reply.SendError("bad_request", err.Error())
 			return
 		}
-		send(typeReplicaBatchReply, n.serveBatch(ctx, from, &b))
+		sendLast(typeReplicaBatchReply, n.serveBatch(ctx, from, &b))
 	case typeDigestBatch:
 		var b digestBatch
 		if err := decodeRequest(req, &b); err != nil {
 			reply.SendError("bad_request", err.Error())
 			return
 		}
-		send(typeDigestBatchReply, n.serveDigests(ctx, from, &b))
+		sendLast(typeDigestBatchReply, n.serveDigests(ctx, from, &b))
 	case typeRelayWrite:
 		var w relayWrite
 		if err := decodeRequest(req, &w); err != nil {

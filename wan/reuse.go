@@ -26,7 +26,9 @@ import (
 // together with the stream's first request. The peer then serves one
 // request after another on it, each as it serves the request of a stream
 // of its own (the principal's rate, the request's deadline, the handler),
-// and ends each request's replies with TypeDone, or with a TypeError. The
+// and ends each request's replies with TypeDone, or with a TypeError (a
+// handler's last reply, sent with SendLast, goes out in one stream write
+// with its TypeDone). The
 // caller sends the next request only once the last one has ended, and
 // closes the stream (FIN) when it no longer wants it. A peer that has
 // waited IdleTimeout for a stream's next request sends TypeStreamIdle
@@ -341,6 +343,42 @@ func (q *requestReplier) Send(e *Envelope) error {
 	if c.Type == TypeError {
 		q.ended = true
 	}
+	return nil
+}
+
+// sendLast writes e and the TypeDone that ends the request's replies in
+// one stream write. A write that fails may have left part of it on the
+// stream: the stream's write side is cancelled, so the caller sees a
+// reset rather than a torn frame, and nothing more is served on it.
+func (q *requestReplier) sendLast(e *Envelope) error {
+	if e == nil {
+		return errors.New("wan: Send of nil envelope")
+	}
+	if e.Type < firstCallerType && e.Type != TypeError {
+		return fmt.Errorf("wan: a handler may not reply with message type %d", e.Type)
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.ended {
+		return fmt.Errorf("%w: reply after the request's answer ended", ErrClosed)
+	}
+	c := *e
+	c.ID = q.id
+	frames, err := appendMessage(nil, &c, q.r.maxFrame, q.r.maxMessage)
+	if err != nil {
+		return err // nothing written: the handler may still answer
+	}
+	n := int64(1)
+	if c.Type != TypeError {
+		frames, _ = appendFramed(frames, &Envelope{V: Version, Type: TypeDone, ID: q.id, Payload: nullPayload})
+		n++
+	}
+	q.ended = true
+	if err := q.r.write(frames, n); err != nil {
+		q.r.str.CancelWrite(streamProtocol)
+		return err
+	}
+	q.sent.Add(1)
 	return nil
 }
 

@@ -308,3 +308,59 @@ func TestReusableStreamRefusesControlMessages(t *testing.T) {
 		str.Close()
 	}
 }
+
+// SendLast writes a request's last reply and the TypeDone that ends its
+// replies in one stream write, and closes the request to later replies.
+// An envelope too large to send leaves the request open.
+func TestSendLastEndsTheRepliesInOneWrite(t *testing.T) {
+	writes := make(chan int, 64) // the bytes of each reply write
+	after := make(chan error, 8) // what a Send after SendLast returned
+	rig := newReuseRig(t, func(ctx context.Context, m echoMsg, reply Replier) {
+		switch m.N {
+		case 1:
+			echoLast(t, m, reply)
+			e, _ := NewEnvelope(typeReply, &m)
+			after <- reply.Send(e)
+		case 2:
+			big := m
+			big.S = string(make([]byte, 2<<10))
+			e, _ := NewEnvelope(typeReply, &big)
+			if err := SendLast(reply, e); !errors.Is(err, ErrFrameTooLarge) {
+				t.Errorf("SendLast of a message over the limit: %v, want ErrFrameTooLarge", err)
+			}
+			echoLast(t, m, reply) // still open: this is the answer
+		default:
+			echoLast(t, m, reply)
+		}
+	}, func(c *Config) {
+		c.MaxFrame, c.MaxMessage = 1<<10, 1<<10
+		c.OnSent = func(_ Identity, n int) { writes <- n }
+	})
+	ctx := testCtx(t)
+	for i := range 4 {
+		r, err := rig.call(ctx, i)
+		if err != nil || len(r) != 1 || r[0].N != i {
+			t.Fatalf("call %d: %+v, %v; want its one reply", i, r, err)
+		}
+		reply, _ := NewEnvelope(typeReply, &echoMsg{N: i, S: "hello"})
+		reply.V, reply.ID = Version, 1 // the sizes only
+		one, _ := appendFramed(nil, reply)
+		both, _ := appendFramed(one, &Envelope{V: Version, Type: TypeDone, ID: 1, Payload: nullPayload})
+		if got := <-writes; got != len(both) {
+			t.Fatalf("call %d: its first reply write was %d bytes, want %d (the reply, %d, and its end in one write)", i, got, len(both), len(one))
+		}
+		if i == 1 {
+			if err := <-after; !errors.Is(err, ErrClosed) {
+				t.Fatalf("a Send after SendLast returned %v, want ErrClosed", err)
+			}
+		}
+	}
+	rig.wantStreams(t, 1, "every call ended its replies")
+}
+
+func echoLast(t *testing.T, m echoMsg, reply Replier) {
+	e, _ := NewEnvelope(typeReply, &m)
+	if err := SendLast(reply, e); err != nil {
+		t.Errorf("SendLast: %v", err)
+	}
+}

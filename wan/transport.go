@@ -45,6 +45,26 @@ type Replier interface {
 	SendError(code, msg string) error
 }
 
+// SendLast writes e as the last reply of its request: the handler sends
+// nothing after it, and a later Send fails with ErrClosed. On a reusable
+// stream the end of the request's replies (TypeDone) goes out in the same
+// stream write, so the reply and its end cost one write instead of two.
+// Elsewhere it is Send. An error before anything was written (an envelope
+// too large to send) leaves the request open for another reply, as Send's
+// does.
+func SendLast(r Replier, e *Envelope) error {
+	if l, ok := r.(lastSender); ok {
+		return l.sendLast(e)
+	}
+	return r.Send(e)
+}
+
+// lastSender is a Replier whose request's replies end with a frame of
+// their own, which SendLast writes with the last reply.
+type lastSender interface {
+	sendLast(e *Envelope) error
+}
+
 // Config configures a Transport. The zero value of every optional field
 // means its default.
 type Config struct {
@@ -665,17 +685,22 @@ func (r *replier) Send(e *Envelope) error {
 	if err != nil {
 		return err
 	}
+	return r.write(frame, 1)
+}
+
+// write writes frames, which hold n messages, in one stream write.
+func (r *replier) write(frames []byte, n int64) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
 		return fmt.Errorf("%w: reply after the handler returned", ErrClosed)
 	}
-	if _, err := r.str.Write(frame); err != nil {
+	if _, err := r.str.Write(frames); err != nil {
 		return fmt.Errorf("wan: send reply: %w", err)
 	}
-	r.sent.Add(1)
+	r.sent.Add(n)
 	if r.onSent != nil {
-		r.onSent(r.to, len(frame))
+		r.onSent(r.to, len(frames))
 	}
 	return nil
 }
