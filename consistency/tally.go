@@ -8,85 +8,105 @@ import (
 
 // Tally counts acknowledgements for one request against its Need. It is not
 // safe for concurrent use; the coordinator owns it.
+//
+// A request involves a few datacenters at most, so the counts are kept in a
+// slice searched in order: a coordinator asks Met and Possible after every
+// reply, and neither allocates.
 type Tally struct {
-	need    Need
-	acked   map[string]int
-	pending map[string]int
+	need Need
+	dcs  []dcCount
+}
+
+// dcCount is one datacenter's part of a Tally.
+type dcCount struct {
+	dc                   string
+	need, acked, pending int
 }
 
 // NewTally starts a tally for need, where asked[dc] is how many replicas of
 // each datacenter were sent the request.
 func NewTally(need Need, asked map[string]int) *Tally {
-	t := &Tally{need: need, acked: map[string]int{}, pending: map[string]int{}}
+	t := &Tally{need: need, dcs: make([]dcCount, 0, max(len(asked), len(need.PerDC)))}
 	for dc, n := range asked {
-		t.pending[dc] = n
+		t.at(dc).pending = n
+	}
+	for dc, n := range need.PerDC {
+		t.at(dc).need = n
 	}
 	return t
 }
 
+// at returns dc's counts, added if new. The pointer is good until the
+// next call.
+func (t *Tally) at(dc string) *dcCount {
+	for i := range t.dcs {
+		if t.dcs[i].dc == dc {
+			return &t.dcs[i]
+		}
+	}
+	t.dcs = append(t.dcs, dcCount{dc: dc})
+	return &t.dcs[len(t.dcs)-1]
+}
+
 // Ack records one success from a replica in dc.
 func (t *Tally) Ack(dc string) {
-	t.acked[dc]++
-	if t.pending[dc] > 0 {
-		t.pending[dc]--
+	c := t.at(dc)
+	c.acked++
+	if c.pending > 0 {
+		c.pending--
 	}
 }
 
 // Fail records one failure (error or timeout) from a replica in dc.
 func (t *Tally) Fail(dc string) {
-	if t.pending[dc] > 0 {
-		t.pending[dc]--
+	if c := t.at(dc); c.pending > 0 {
+		c.pending--
 	}
 }
 
-// Acked returns the acks per datacenter so far.
+// Acked returns the acks per datacenter so far (the datacenters with
+// any).
 func (t *Tally) Acked() map[string]int {
-	out := make(map[string]int, len(t.acked))
-	for dc, n := range t.acked {
-		out[dc] = n
+	out := make(map[string]int, len(t.dcs))
+	for _, c := range t.dcs {
+		if c.acked > 0 {
+			out[c.dc] = c.acked
+		}
 	}
 	return out
 }
 
 // Met reports whether the need is satisfied.
-func (t *Tally) Met() bool { return t.met(t.acked) }
+func (t *Tally) Met() bool { return t.met(false) }
 
 // Possible reports whether the need could still be met if every pending
 // replica acknowledged.
-func (t *Tally) Possible() bool {
-	best := make(map[string]int, len(t.acked))
-	for dc, n := range t.acked {
-		best[dc] = n
-	}
-	for dc, n := range t.pending {
-		best[dc] += n
-	}
-	return t.met(best)
-}
+func (t *Tally) Possible() bool { return t.met(true) }
 
 // Pending reports how many replicas have not answered yet.
 func (t *Tally) Pending() int {
 	n := 0
-	for _, p := range t.pending {
-		n += p
+	for _, c := range t.dcs {
+		n += c.pending
 	}
 	return n
 }
 
-func (t *Tally) met(acked map[string]int) bool {
+// met reports whether the acks, and the pending replicas too if
+// withPending, meet the need.
+func (t *Tally) met(withPending bool) bool {
 	sum := 0
-	for _, n := range acked {
-		sum += n
-	}
-	if sum < t.need.Total {
-		return false
-	}
-	for dc, n := range t.need.PerDC {
-		if acked[dc] < n {
+	for _, c := range t.dcs {
+		n := c.acked
+		if withPending {
+			n += c.pending
+		}
+		if n < c.need {
 			return false
 		}
+		sum += n
 	}
-	return true
+	return sum >= t.need.Total
 }
 
 // Err returns the shortfall as a *QuorumError (nil if the need is met).
@@ -98,8 +118,8 @@ func (t *Tally) Err(op, cause string) error {
 	for dc, n := range t.need.PerDC {
 		e.Required[dc] = n
 	}
-	for _, n := range t.acked {
-		e.TotalAcked += n
+	for _, c := range t.dcs {
+		e.TotalAcked += c.acked
 	}
 	return e
 }
