@@ -322,35 +322,16 @@ type requestReplier struct {
 	ended bool // a TypeError or TypeDone went: later replies are refused
 }
 
-func (q *requestReplier) Send(e *Envelope) error {
-	if e == nil {
-		return errors.New("wan: Send of nil envelope")
-	}
-	if e.Type < firstCallerType && e.Type != TypeError {
-		return fmt.Errorf("wan: a handler may not reply with message type %d", e.Type)
-	}
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.ended {
-		return fmt.Errorf("%w: reply after the request's answer ended", ErrClosed)
-	}
-	c := *e
-	c.ID = q.id
-	if err := q.r.Send(&c); err != nil {
-		return err
-	}
-	q.sent.Add(1)
-	if c.Type == TypeError {
-		q.ended = true
-	}
-	return nil
-}
+func (q *requestReplier) Send(e *Envelope) error { return q.send(e, false) }
 
-// sendLast writes e and the TypeDone that ends the request's replies in
-// one stream write. A write that fails may have left part of it on the
-// stream: the stream's write side is cancelled, so the caller sees a
+func (q *requestReplier) sendLast(e *Envelope) error { return q.send(e, true) }
+
+// send writes e with the request's id. If last, the TypeDone that ends the
+// request's replies goes in the same stream write, and the request takes
+// no more; a write that fails may then have left part of the two on the
+// stream, so the stream's write side is cancelled: the caller sees a
 // reset rather than a torn frame, and nothing more is served on it.
-func (q *requestReplier) sendLast(e *Envelope) error {
+func (q *requestReplier) send(e *Envelope, last bool) error {
 	if e == nil {
 		return errors.New("wan: Send of nil envelope")
 	}
@@ -364,6 +345,14 @@ func (q *requestReplier) sendLast(e *Envelope) error {
 	}
 	c := *e
 	c.ID = q.id
+	if !last {
+		if err := q.r.Send(&c); err != nil {
+			return err
+		}
+		q.sent.Add(1)
+		q.ended = c.Type == TypeError
+		return nil
+	}
 	frames, err := appendMessage(nil, &c, q.r.maxFrame, q.r.maxMessage)
 	if err != nil {
 		return err // nothing written: the handler may still answer
