@@ -1,6 +1,7 @@
 package node_test
 
 import (
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"context"
 	"errors"
 	"fmt"
@@ -53,6 +54,8 @@ type clusterOpts struct {
 	// clientTracer, when set, is the client's instead of tracer.
 	clientTracer trace.TracerProvider
 	now          func() time.Time // every node's clock; nil means time.Now
+	// fs, when set, wraps each node's store filesystem at every start.
+	fs func(id string, fs vfs.FS) vfs.FS
 }
 
 // startCluster starts the cluster and waits until every node sees every
@@ -83,8 +86,11 @@ func startCluster(t testing.TB, o clusterOpts) *testCluster {
 				o.tweak(c)
 			}
 		},
-		Node: func(_ string, opts *node.Options) {
+		Node: func(id string, opts *node.Options) {
 			opts.TracerProvider = o.tracer
+			if o.fs != nil {
+				opts.FS = o.fs(id, opts.FS)
+			}
 			if o.now != nil {
 				opts.Now = o.now
 			}
