@@ -1,7 +1,6 @@
 package node_test
 
 import (
-	"github.com/cockroachdb/pebble/v2/vfs"
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +16,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/meridian-kv/meridian/api"
