@@ -36,11 +36,13 @@ var allowed = map[string][]string{
 	"internal/race":     {},
 	// wait is the one context-bound sleep.
 	"internal/wait": {},
-	"store":         {"codec", "placement", "version"},
-	"wan":           {"codec"},
-	"client":        {"api", "codec", "consistency", "telemetry", "version", "wan"},
-	"node":          {"api", "codec", "consistency", "grants", "internal/wait", "placement", "repair", "store", "telemetry", "version", "wan"},
-	"workload":      {"api", "client", "consistency", "history", "telemetry", "version", "wan"},
+	// walsync lets tests hold, count or fail the store's log syncs.
+	"internal/walsync": {},
+	"store":            {"codec", "placement", "version"},
+	"wan":              {"codec"},
+	"client":           {"api", "codec", "consistency", "telemetry", "version", "wan"},
+	"node":             {"api", "codec", "consistency", "grants", "internal/wait", "placement", "repair", "store", "telemetry", "version", "wan"},
+	"workload":         {"api", "client", "consistency", "history", "telemetry", "version", "wan"},
 	// bench generates YCSB load and reports it; targets plug in through
 	// its Driver interface, so it depends on no project package.
 	"bench": {},

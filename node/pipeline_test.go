@@ -1,15 +1,14 @@
 package node_test
 
 import (
-	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
-	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 
 	"github.com/meridian-kv/meridian/client"
+	"github.com/meridian-kv/meridian/internal/walsync"
 )
 
 // logSyncs watches the syncs of one node's write-ahead log: once hold is
@@ -28,15 +27,7 @@ func newLogSyncs() *logSyncs {
 }
 
 func (l *logSyncs) wrap(fs vfs.FS) vfs.FS {
-	return errorfs.Wrap(fs, errorfs.InjectorFunc(func(op errorfs.Op) error {
-		switch op.Kind {
-		case errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo:
-		default:
-			return nil
-		}
-		if !strings.HasSuffix(op.Path, ".log") {
-			return nil
-		}
+	return walsync.OnSync(fs, func() error {
 		l.mu.Lock()
 		hold, watch := l.hold, l.watch
 		l.hold = false
@@ -53,7 +44,7 @@ func (l *logSyncs) wrap(fs vfs.FS) vfs.FS {
 			}
 		}
 		return nil
-	}))
+	})
 }
 
 // A put's copies leave for the other replicas while the coordinator's

@@ -7,6 +7,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 
+	"github.com/meridian-kv/meridian/internal/walsync"
 	"github.com/meridian-kv/meridian/version"
 )
 
@@ -87,7 +88,7 @@ func (g *walGate) wait() error {
 func TestAppliedBeforeSyncAndCrash(t *testing.T) {
 	mem := vfs.NewCrashableMem()
 	gate := &walGate{entered: make(chan chan struct{})}
-	s, err := Open("data", &Options{FS: onWALSync(mem, gate.wait), NodeID: "east-1", Logger: quiet})
+	s, err := Open("data", &Options{FS: walsync.OnSync(mem, gate.wait), NodeID: "east-1", Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}

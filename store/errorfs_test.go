@@ -12,6 +12,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 
+	"github.com/meridian-kv/meridian/internal/walsync"
 	"github.com/meridian-kv/meridian/version"
 )
 
@@ -40,7 +41,7 @@ func (b *syncedBuffer) String() string {
 func TestWALSyncErrorIsNotAcknowledged(t *testing.T) {
 	var armed atomic.Bool
 	var injected atomic.Int64
-	fs := onWALSync(vfs.NewMem(), func() error {
+	fs := walsync.OnSync(vfs.NewMem(), func() error {
 		if armed.Load() {
 			injected.Add(1)
 			return errorfs.ErrInjected
@@ -96,24 +97,10 @@ func TestWALSyncErrorIsNotAcknowledged(t *testing.T) {
 	t.Logf("Close after the failure: %v", s.Close())
 }
 
-// onWALSync wraps fs so that every sync of Pebble's write-ahead log first
-// calls at, and fails with its error if it returns one.
-func onWALSync(fs vfs.FS, at func() error) vfs.FS {
-	return errorfs.Wrap(fs, errorfs.InjectorFunc(func(op errorfs.Op) error {
-		switch op.Kind {
-		case errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo:
-			if strings.HasSuffix(op.Path, ".log") {
-				return at()
-			}
-		}
-		return nil
-	}))
-}
-
 // walSyncsFailing is an in-memory filesystem whose write-ahead log syncs
 // fail while armed is set.
 func walSyncsFailing(armed *atomic.Bool) vfs.FS {
-	return onWALSync(vfs.NewMem(), func() error {
+	return walsync.OnSync(vfs.NewMem(), func() error {
 		if armed.Load() {
 			return errorfs.ErrInjected
 		}
