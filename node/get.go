@@ -92,12 +92,7 @@ func (n *Node) get(ctx context.Context, r *api.GetRequest) (*api.GetResponse, *a
 			})
 			return
 		}
-		own := false
 		for _, id := range ids {
-			if id == n.cfg.ID {
-				own = true
-				continue
-			}
 			if !n.peers.usable(id) {
 				replies <- readReply{node: id, dc: dc, err: errPeerDown(id)}
 				continue
@@ -106,24 +101,11 @@ func (n *Node) get(ctx context.Context, r *api.GetRequest) (*api.GetResponse, *a
 				replies <- n.readOrDigest(ctx, id, dc, r.Keyspace, r.Key, digest)
 			})
 		}
-		if own {
-			// This node's copy is read here, once the others are asked:
-			// a local read costs less than handing it to a worker.
-			obj, err := n.readLocal(r.Keyspace, r.Key, false)
-			replies <- readReply{node: n.cfg.ID, dc: dc, obj: obj, err: err}
-		}
 	}
 	// Digests are worth asking for only against a copy of this node's own.
-	// The other datacenters are asked first, then this one, whose launch
-	// reads this node's copy.
 	digests := slices.Contains(asks.first[n.cfg.DC], n.cfg.ID)
 	for dc, ids := range asks.first {
-		if dc != n.cfg.DC {
-			launch(dc, ids, digests)
-		}
-	}
-	if ids, ok := asks.first[n.cfg.DC]; ok {
-		launch(n.cfg.DC, ids, digests)
+		launch(dc, ids, digests)
 	}
 	// spare asks one more replica to stand in for a failed or slow one in
 	// dc; false when none is left that could help.
