@@ -2,6 +2,7 @@ package node_test
 
 import (
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 
@@ -11,33 +12,22 @@ import (
 	"github.com/meridian-kv/meridian/internal/walsync"
 )
 
-// logSyncs watches the syncs of one node's write-ahead log: once hold is
-// set, the next sync is held until the channel it hands to held closes;
-// every sync after watch is set is told to synced.
+// logSyncs watches the syncs of one node's write-ahead log: its gate can
+// hold one, and once watch is set every sync is told to synced.
 type logSyncs struct {
-	mu     sync.Mutex
-	hold   bool
-	watch  bool
-	held   chan chan struct{}
+	gate   *walsync.Gate
+	watch  atomic.Bool
 	synced chan struct{}
 }
 
 func newLogSyncs() *logSyncs {
-	return &logSyncs{held: make(chan chan struct{}, 1), synced: make(chan struct{}, 1024)}
+	return &logSyncs{gate: walsync.NewGate(), synced: make(chan struct{}, 1024)}
 }
 
 func (l *logSyncs) wrap(fs vfs.FS) vfs.FS {
 	return walsync.OnSync(fs, func() error {
-		l.mu.Lock()
-		hold, watch := l.hold, l.watch
-		l.hold = false
-		l.mu.Unlock()
-		if hold {
-			release := make(chan struct{})
-			l.held <- release
-			<-release
-		}
-		if watch {
+		l.gate.Wait()
+		if l.watch.Load() {
 			select {
 			case l.synced <- struct{}{}:
 			default:
@@ -71,15 +61,11 @@ func TestCopiesLeaveWhileTheCoordinatorSyncs(t *testing.T) {
 
 		mu.Lock()
 		for _, id := range others {
-			syncs[id].mu.Lock()
-			syncs[id].watch = true
-			syncs[id].mu.Unlock()
+			syncs[id].watch.Store(true)
 		}
-		gate := syncs[coord]
+		gate := syncs[coord].gate
 		mu.Unlock()
-		gate.mu.Lock()
-		gate.hold = true
-		gate.mu.Unlock()
+		gate.Hold()
 
 		type outcome struct {
 			res *client.PutResult
@@ -92,7 +78,7 @@ func TestCopiesLeaveWhileTheCoordinatorSyncs(t *testing.T) {
 		}()
 		var release chan struct{}
 		select {
-		case release = <-gate.held:
+		case release = <-gate.Held():
 		case o := <-done:
 			t.Fatalf("the put returned (%+v, %v) without a log sync on %s", o.res, o.err, coord)
 		}

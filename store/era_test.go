@@ -2,7 +2,6 @@ package store
 
 import (
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -59,27 +58,6 @@ func TestEraAfterUncleanStop(t *testing.T) {
 	}
 }
 
-// walGate holds the next sync of Pebble's write-ahead log once hold is
-// set: the held sync hands entered a channel, and goes on when it closes.
-type walGate struct {
-	mu      sync.Mutex
-	hold    bool
-	entered chan chan struct{}
-}
-
-func (g *walGate) wait() error {
-	g.mu.Lock()
-	hold := g.hold
-	g.hold = false // one sync is held
-	g.mu.Unlock()
-	if hold {
-		release := make(chan struct{})
-		g.entered <- release
-		<-release
-	}
-	return nil
-}
-
 // Queue.Applied runs while the write's log sync is still out, and
 // UpdateQueued returns only once it is done. A crash in between loses the
 // write here while the caller may have sent it on: the store then comes
@@ -87,8 +65,8 @@ func (g *walGate) wait() error {
 // another dot, not the lost one's.
 func TestAppliedBeforeSyncAndCrash(t *testing.T) {
 	mem := vfs.NewCrashableMem()
-	gate := &walGate{entered: make(chan chan struct{})}
-	s, err := Open("data", &Options{FS: walsync.OnSync(mem, gate.wait), NodeID: "east-1", Logger: quiet})
+	gate := walsync.NewGate()
+	s, err := Open("data", &Options{FS: walsync.OnSync(mem, gate.Wait), NodeID: "east-1", Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,9 +75,7 @@ func TestAppliedBeforeSyncAndCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	gate.mu.Lock()
-	gate.hold = true
-	gate.mu.Unlock()
+	gate.Hold()
 	var sent *version.Object
 	var crashed *vfs.MemFS
 	applied := make(chan struct{})
@@ -114,7 +90,7 @@ func TestAppliedBeforeSyncAndCrash(t *testing.T) {
 		_, _, _, err := s.UpdateQueued("ks", key, put(s.Actor(), "v2"), q)
 		done <- err
 	}()
-	release := <-gate.entered // the write's sync is out
+	release := <-gate.Held() // the write's sync is out
 	// Applied does not wait for the sync; the held sync must outlast it,
 	// or the clone would take the write as synced.
 	<-applied
